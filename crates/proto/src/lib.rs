@@ -1,0 +1,12 @@
+//! The `cicada.v1` wire protocol: messages and tonic clients/servers generated
+//! from `proto/cicada/v1/cicada.proto` at build time.
+//!
+//! Every service and message is re-exported from [`v1`].
+
+/// Version 1 of the protocol.
+pub mod v1 {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("cicada.v1");
+}
+
+pub use v1::*;

@@ -1,0 +1,2 @@
+//! CONTRACT PLACEHOLDER: the worker service engineer owns this file.
+pub mod engine;
