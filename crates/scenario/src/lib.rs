@@ -1,5 +1,28 @@
-//! CONTRACT PLACEHOLDER (to be replaced by the scenario engineer): the public
-//! API other crates compile against. Keep these signatures.
+//! The cicada scenario: what virtual users do, parsed from YAML.
+//!
+//! A scenario is YAML text (see docs/SCENARIO.md for every key). [`Scenario::parse`]
+//! checks it completely (unknown keys, types, templates, regexes) and reports
+//! the first problem as `file:line:column: message`. The result is a compiled
+//! model the worker executes directly: templates are split into segments once,
+//! so nothing is parsed per request.
+//!
+//! Layout:
+//! - `node`: the YAML document as a tree of located nodes (serde-saphyr)
+//! - `compile`: the tree to the model, with every check and message
+//! - `model`: user classes, tasks, steps, bodies, expectations, extraction
+//! - `template`: `{{ expr }}` templates and JSON body templates
+
+mod compile;
+mod model;
+mod node;
+pub mod template;
+
+use std::fmt::Write as _;
+
+pub use model::{
+    Body, EndpointDef, Expect, Extract, ExtractSource, Step, Task, UserClass, UserClassInfo, Wait,
+};
+pub use template::{JsonTemplate, RenderContext, Segment, Template};
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone)]
@@ -7,26 +30,12 @@ pub struct Scenario {
     name: String,
     host: Option<String>,
     user_classes: Vec<UserClassInfo>,
+    classes: Vec<UserClass>,
     endpoints: Vec<EndpointDef>,
 }
 
-/// Identity of one user class.
-#[derive(Debug, Clone)]
-pub struct UserClassInfo {
-    pub name: String,
-    pub weight: u32,
-}
-
-/// One endpoint (a stats row): every request step with the same method and
-/// name maps to the same endpoint index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointDef {
-    pub method: String,
-    pub name: String,
-}
-
-/// A scenario error with its location.
-#[derive(Debug, thiserror::Error)]
+/// A scenario error with its location (1-based; 0 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{source_name}:{line}:{column}: {message}")]
 pub struct ScenarioError {
     pub source_name: String,
@@ -38,21 +47,61 @@ pub struct ScenarioError {
 impl Scenario {
     /// Parses and validates `yaml`; `source_name` (a file path) prefixes errors.
     pub fn parse(source_name: &str, yaml: &str) -> Result<Scenario, ScenarioError> {
-        let _ = (source_name, yaml);
-        unimplemented!("contract placeholder")
+        let root = node::parse(yaml).map_err(|(line, column, message)| ScenarioError {
+            source_name: source_name.to_owned(),
+            line,
+            column,
+            message: format!("invalid YAML: {message}"),
+        })?;
+        compile::Compiler::new(source_name).scenario(&root)
     }
+
     pub fn name(&self) -> &str {
         &self.name
     }
+
     /// The default target host from the file, if any.
     pub fn host(&self) -> Option<&str> {
         self.host.as_deref()
     }
+
     pub fn user_classes(&self) -> &[UserClassInfo] {
         &self.user_classes
     }
+
+    /// The full user classes, indexed like [`Scenario::user_classes`].
+    pub fn classes(&self) -> &[UserClass] {
+        &self.classes
+    }
+
     /// The endpoint table; deltas refer to endpoints by index into it.
     pub fn endpoints(&self) -> &[EndpointDef] {
         &self.endpoints
+    }
+
+    /// A human-readable summary (name, host, classes, endpoints), as
+    /// `cicada validate` prints it.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "scenario: {}", self.name);
+        let _ = writeln!(out, "host: {}", self.host.as_deref().unwrap_or("(none; pass --host)"));
+        let _ = writeln!(out, "user classes:");
+        for class in &self.classes {
+            let steps: usize = class.tasks.iter().map(|t| t.steps.len()).sum();
+            let _ = writeln!(
+                out,
+                "  {} (weight {}): {} tasks, {} requests, {} on_start",
+                class.name,
+                class.weight,
+                class.tasks.len(),
+                steps,
+                class.on_start.len()
+            );
+        }
+        let _ = writeln!(out, "endpoints:");
+        for endpoint in &self.endpoints {
+            let _ = writeln!(out, "  {} {}", endpoint.method, endpoint.name);
+        }
+        out
     }
 }

@@ -1,1 +1,119 @@
-//! placeholder
+//! The cicada run store: runs, their endpoint tables, per-second measurements
+//! merged across workers, failures, per-endpoint summaries and the per-worker
+//! sequence watermarks that make ingestion exactly-once.
+//!
+//! One object-safe trait, [`Store`], with one implementation per database:
+//! Postgres ([`postgres::PgStore`]) for shared deployments and SQLite
+//! ([`sqlite::SqliteStore`]) as the embedded default. [`connect`] picks one by
+//! URL and applies the migrations in `migrations/{postgres,sqlite}`.
+//!
+//! Layout:
+//! - `model`: the records read and written (no protocol types).
+//! - `error`: [`StoreError`]; `sqlx::Error` never leaves this crate unwrapped.
+//! - `convert`: column conversions and merging shared by both databases.
+//! - `postgres`, `sqlite`: the implementations. Postgres locks rows (`FOR
+//!   SHARE` on the run, `FOR UPDATE` on the watermark and on merged rows) so
+//!   several collectors can ingest into one database; SQLite serializes
+//!   writers (`BEGIN IMMEDIATE` plus an in-process lock).
+//! - `testing` (feature `testsuite`): fresh databases for tests.
+//!
+//! The conformance suite in `tests/conformance.rs` runs the same tests
+//! against both implementations.
+
+mod convert;
+mod error;
+mod model;
+pub mod postgres;
+pub mod sqlite;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testing;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use model::{
+    ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
+    FailureRecord, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Watermark,
+};
+
+/// Persistent storage of runs and their measurements.
+///
+/// Every method is one transaction (or one read); implementations are safe to
+/// share between tasks as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new run (status running) with its endpoint table and labels.
+    /// [`StoreError::AlreadyExists`] when the id is taken.
+    async fn create_run(&self, run: &NewRun) -> Result<(), StoreError>;
+
+    /// The run with this id, if any.
+    async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Runs matching `filter`, newest first (by start time, then id).
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// The run's endpoint table ordered by index (empty for an unknown run).
+    async fn endpoints(&self, run_id: &str) -> Result<Vec<Endpoint>, StoreError>;
+
+    /// Applies one worker delta exactly once, in one transaction: `seq` at or
+    /// below the worker's watermark is a [`ApplyOutcome::Duplicate`] (nothing
+    /// changes), `watermark + 1` merges counts, histograms, active users and
+    /// failures and advances the watermark, anything higher is
+    /// [`StoreError::Gap`]. [`StoreError::NotFound`] for an unknown run,
+    /// [`StoreError::RunFinished`] for a new delta to a finished run,
+    /// [`StoreError::Invalid`] for an endpoint not in the run's table.
+    async fn apply_delta(&self, delta: &Delta) -> Result<ApplyOutcome, StoreError>;
+
+    /// Ends a running run: merges every second into per-endpoint summaries
+    /// and records status, end time and error. A run that has already ended
+    /// is returned unchanged (finishing is idempotent).
+    async fn finish_run(&self, run_id: &str, finish: &RunFinish)
+    -> Result<RunRecord, StoreError>;
+
+    /// Per-endpoint summaries written at finish, ordered by endpoint (empty
+    /// while the run is live).
+    async fn summaries(&self, run_id: &str) -> Result<Vec<EndpointTotals>, StoreError>;
+
+    /// Per-second rows from `from_second` on (all when `None`), ordered by
+    /// second then endpoint.
+    async fn seconds(
+        &self,
+        run_id: &str,
+        from_second: Option<i64>,
+    ) -> Result<Vec<SecondRow>, StoreError>;
+
+    /// Active users per second from `from_second` on, ordered by second.
+    async fn active_users(
+        &self,
+        run_id: &str,
+        from_second: Option<i64>,
+    ) -> Result<Vec<ActiveUsers>, StoreError>;
+
+    /// Failures by endpoint and kind, ordered by endpoint then kind.
+    async fn failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError>;
+
+    /// Every worker's applied-sequence watermark, ordered by worker id.
+    async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError>;
+}
+
+/// Connects to the database named by `database_url` and applies the
+/// migrations.
+///
+/// - `postgres://...` or `postgresql://...`: Postgres.
+/// - `sqlite:...` or a plain file path such as `./cicada.db`: SQLite, the
+///   file created if missing, in WAL mode with a busy timeout.
+pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(database_url).await?))
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+    } else if !database_url.is_empty() && !database_url.contains("://") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::open_path(std::path::Path::new(database_url)).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
+    }
+}

@@ -1,1 +1,48 @@
-fn main() {}
+//! `cicada`: the command line of the cicada load tester.
+//!
+//! - `cicada run`: collector, controller and workers in this process, wired
+//!   through real gRPC on loopback, storing the run in SQLite (or Postgres).
+//! - `cicada start`: the same run against a deployed controller.
+//! - `cicada stop`, `cicada workers`: steer a deployed controller.
+//! - `cicada validate`: check a scenario file without running it.
+//!
+//! Exit codes: 0 success, 1 error (bad input, setup or connection failure),
+//! 2 bad command line, 130 interrupted twice.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod commands;
+mod local;
+mod report;
+mod session;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose);
+    match commands::dispatch(cli.command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr; by default only warnings, so the progress lines stay
+/// readable. `RUST_LOG` overrides.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,1 +1,140 @@
-//! placeholder
+//! The cicada controller: worker membership, load placement and the life
+//! cycle of runs.
+//!
+//! Workers dial in with the bidirectional `Connect` stream; the controller
+//! keeps them in the [`registry`], splits a run's users over them ([`split`],
+//! a pure function), announces the run to the collector and drives it to its
+//! end ([`lifecycle`]): `StopWork` at the run time limit or on `StopRun`,
+//! `WorkDone` from every worker, then `FinishRun` at the collector.
+//! `WatchRun` streams progress ([`progress`]).
+//!
+//! Layout: [`run`] (this file) wires the gRPC server; `service` implements the
+//! `Controller` trait on top of [`registry`], [`runs`], `start`, [`lifecycle`]
+//! and [`progress`]; [`error`] maps every failure to a `tonic::Code`.
+
+pub mod error;
+pub mod lifecycle;
+pub mod progress;
+pub mod registry;
+pub mod runs;
+mod service;
+pub mod split;
+mod start;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cicada_proto::v1::collector_client::CollectorClient;
+use cicada_proto::v1::controller_server::ControllerServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Endpoint, Server};
+
+pub use error::ControllerError;
+
+/// How long open streams may take to close after the shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Controller settings. [`ControllerConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// gRPC URL of the collector, e.g. `http://127.0.0.1:7001`; also handed
+    /// to the workers, which push their deltas there.
+    pub collector_url: String,
+    /// Heartbeat period announced to workers.
+    pub heartbeat_interval: Duration,
+    /// Grace for in-flight requests when a run stops and the request names none.
+    pub default_stop_grace: Duration,
+    /// How long after the grace period the controller still waits for `WorkDone`.
+    pub work_done_margin: Duration,
+    /// How long the collector may wait for missing deltas in `FinishRun`.
+    pub finish_wait: Duration,
+    /// Added to run time + grace for the workers' own safety-net stop.
+    pub max_duration_margin: Duration,
+    /// Period of `WatchRun` progress messages.
+    pub progress_interval: Duration,
+    /// How long a new stream may take to send its `Register`.
+    pub register_timeout: Duration,
+    /// Timeout of each collector call (plus `finish_wait` for `FinishRun`).
+    pub collector_timeout: Duration,
+}
+
+impl ControllerConfig {
+    /// The defaults, with the given collector URL.
+    pub fn new(collector_url: impl Into<String>) -> Self {
+        Self {
+            collector_url: collector_url.into(),
+            heartbeat_interval: Duration::from_secs(1),
+            default_stop_grace: Duration::from_secs(5),
+            work_done_margin: Duration::from_secs(30),
+            finish_wait: Duration::from_secs(10),
+            max_duration_margin: Duration::from_secs(60),
+            progress_interval: Duration::from_secs(1),
+            register_timeout: Duration::from_secs(10),
+            collector_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// State shared by every RPC and background task.
+pub(crate) struct Shared {
+    pub(crate) config: ControllerConfig,
+    pub(crate) registry: registry::Registry,
+    pub(crate) runs: runs::Runs,
+    pub(crate) collector: CollectorClient<Channel>,
+    /// Flips to true when the controller shuts down; long-lived streams end.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// Serves the controller on `listener` until `shutdown` resolves, then ends
+/// the worker and watch streams and drains (bounded).
+pub async fn run(
+    config: ControllerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let endpoint = Endpoint::from_shared(config.collector_url.clone())
+        .with_context(|| format!("invalid collector url {:?}", config.collector_url))?
+        .connect_timeout(Duration::from_secs(5));
+    // Lazy: the controller starts (and takes its workers back) even while
+    // the collector is down; only runs need it.
+    let collector = CollectorClient::new(endpoint.connect_lazy());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        config,
+        registry: registry::Registry::default(),
+        runs: runs::Runs::default(),
+        collector,
+        shutdown: shutdown_rx.clone(),
+    });
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "controller listening");
+
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("controller shutting down");
+        let _ = shutdown_tx.send(true);
+    };
+    let server = Server::builder()
+        // Detects workers whose machine vanished without closing the stream.
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(ControllerServer::new(service::ControllerService::new(
+            shared.clone(),
+        )))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+
+    let mut drained = shutdown_rx;
+    let drain_deadline = async move {
+        let _ = drained.wait_for(|&down| down).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = server => result.context("controller server failed")?,
+        () = drain_deadline => tracing::warn!("controller drain timed out"),
+    }
+    Ok(())
+}

@@ -221,5 +221,4 @@ fn trace(end: usize, col_from: &[Option<usize>], row_from: &[Option<usize>]) -> 
 }
 
 #[cfg(test)]
-#[path = "split/tests.rs"]
 mod tests;

@@ -81,7 +81,10 @@ impl FromStr for ErrorRate {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rate: f64 = s.trim().parse().map_err(|_| ConfigError::InvalidErrorRate(f64::NAN))?;
+        let rate: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::InvalidErrorRate(s.trim().to_owned()))?;
         validate_rate(rate)?;
         Ok(Self(rate))
     }
@@ -91,7 +94,7 @@ fn validate_rate(rate: f64) -> Result<(), ConfigError> {
     if (0.0..=1.0).contains(&rate) {
         Ok(())
     } else {
-        Err(ConfigError::InvalidErrorRate(rate))
+        Err(ConfigError::InvalidErrorRate(rate.to_string()))
     }
 }
 
@@ -127,7 +130,11 @@ impl TargetConfig {
         let at = match self.routes.iter().position(|o| o.route == route) {
             Some(at) => at,
             None => {
-                self.routes.push(RouteOverride { route, latency: None, error_rate: None });
+                self.routes.push(RouteOverride {
+                    route,
+                    latency: None,
+                    error_rate: None,
+                });
                 self.routes.len() - 1
             }
         };
@@ -178,7 +185,10 @@ mod tests {
         }
         .with_route_settings(
             ["POST /login=uniform:10ms..30ms".parse().unwrap()],
-            ["POST /login=0.5".parse().unwrap(), "/Test/V2=1".parse().unwrap()],
+            [
+                "POST /login=0.5".parse().unwrap(),
+                "/Test/V2=1".parse().unwrap(),
+            ],
         );
         config.validate().unwrap();
         assert_eq!(config.routes.len(), 2);
@@ -196,21 +206,40 @@ mod tests {
     #[test]
     fn bad_settings_are_rejected() {
         assert!("POST /login".parse::<RouteSetting<ErrorRate>>().is_err());
-        assert!("POST /login=1.5".parse::<RouteSetting<ErrorRate>>().is_err());
+        assert!(
+            "POST /login=1.5"
+                .parse::<RouteSetting<ErrorRate>>()
+                .is_err()
+        );
         assert!("GET /nope=0.1".parse::<RouteSetting<ErrorRate>>().is_err());
         assert!("POST /login=fast".parse::<RouteSetting<Latency>>().is_err());
-        let config = TargetConfig { error_rate: -0.1, ..TargetConfig::default() };
-        assert_eq!(config.validate(), Err(ConfigError::InvalidErrorRate(-0.1)));
+        let config = TargetConfig {
+            error_rate: -0.1,
+            ..TargetConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::InvalidErrorRate("-0.1".into()))
+        );
     }
 
     #[test]
     fn error_rate_is_respected() {
-        let plan = RoutePlan { latency: Latency::None, error_rate: 0.01 };
+        let plan = RoutePlan {
+            latency: Latency::None,
+            error_rate: 0.01,
+        };
         let failed = (0..100_000).filter(|&n| plan.fails(9, n)).count();
         assert!((800..1_200).contains(&failed), "{failed} failures");
-        let never = RoutePlan { error_rate: 0.0, ..plan };
+        let never = RoutePlan {
+            error_rate: 0.0,
+            ..plan
+        };
         assert!(!(0..1_000).any(|n| never.fails(9, n)));
-        let always = RoutePlan { error_rate: 1.0, ..plan };
+        let always = RoutePlan {
+            error_rate: 1.0,
+            ..plan
+        };
         assert!((0..1_000).all(|n| always.fails(9, n)));
     }
 }

@@ -12,7 +12,7 @@ pub enum ConfigError {
     )]
     InvalidLatency { spec: String, reason: String },
     #[error("invalid error rate {0}: expected a fraction between 0 and 1")]
-    InvalidErrorRate(f64),
+    InvalidErrorRate(String),
     #[error("invalid per-route setting {0:?}: expected `ROUTE=VALUE`, e.g. `POST /login=50ms`")]
     InvalidRouteSetting(String),
 }

@@ -146,11 +146,17 @@ mod tests {
         assert_eq!("20ms".parse::<Latency>().unwrap(), Latency::Fixed(20 * MS));
         assert_eq!(
             "uniform:10ms..30ms".parse::<Latency>().unwrap(),
-            Latency::Uniform { low: 10 * MS, high: 30 * MS }
+            Latency::Uniform {
+                low: 10 * MS,
+                high: 30 * MS
+            }
         );
         assert_eq!(
             "normal:20ms,5ms".parse::<Latency>().unwrap(),
-            Latency::Normal { mean: 20 * MS, std_dev: 5 * MS }
+            Latency::Normal {
+                mean: 20 * MS,
+                std_dev: 5 * MS
+            }
         );
         assert_eq!(
             "exp:20ms".parse::<Latency>().unwrap(),
@@ -160,7 +166,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        for bad in ["20", "uniform:30ms..10ms", "uniform:10ms", "normal:5ms", "gamma:1ms", "x"] {
+        for bad in [
+            "20",
+            "uniform:30ms..10ms",
+            "uniform:10ms",
+            "normal:5ms",
+            "gamma:1ms",
+            "x",
+        ] {
             assert!(bad.parse::<Latency>().is_err(), "{bad} parsed");
         }
     }
@@ -169,10 +182,20 @@ mod tests {
     fn distributions_have_their_means() {
         let n = 20_000;
         let mean_ms = |latency: Latency| {
-            (0..n).map(|i| latency.sample(42, i).as_secs_f64()).sum::<f64>() / n as f64 * 1e3
+            (0..n)
+                .map(|i| latency.sample(42, i).as_secs_f64())
+                .sum::<f64>()
+                / n as f64
+                * 1e3
         };
-        let uniform = mean_ms(Latency::Uniform { low: 10 * MS, high: 30 * MS });
-        let normal = mean_ms(Latency::Normal { mean: 20 * MS, std_dev: 5 * MS });
+        let uniform = mean_ms(Latency::Uniform {
+            low: 10 * MS,
+            high: 30 * MS,
+        });
+        let normal = mean_ms(Latency::Normal {
+            mean: 20 * MS,
+            std_dev: 5 * MS,
+        });
         let exp = mean_ms(Latency::Exponential { mean: 20 * MS });
         for (name, mean) in [("uniform", uniform), ("normal", normal), ("exp", exp)] {
             assert!((19.0..21.0).contains(&mean), "{name} mean {mean} ms");

@@ -1,1 +1,66 @@
-//! placeholder
+//! The sample target: the IoT data-collection service of cicada's reference
+//! case, built to be load tested and to check load testers against.
+//!
+//! It answers `POST /login` (form field `deviceid`, returns a JSON token),
+//! `POST /metrics` (form fields `deviceid` and `timestamp`), `GET /Test/V1`..
+//! `GET /Test/V4`, `GET /` and `GET /health`, with configurable injected
+//! latency and error rate (globally and per route), and keeps exact counts of
+//! the responses it produced per `METHOD /path`, readable at `GET /stats` and
+//! zeroed by `POST /stats/reset`. Tests compare those counts with what a load
+//! generator recorded: they must match exactly.
+//!
+//! Layout:
+//! - [`config`]: [`TargetConfig`] and per-route overrides;
+//! - [`latency`]: [`Latency`], fixed or distributed delays;
+//! - [`route`]: the fixed [`Route`] table;
+//! - [`stats`]: lock-free counters and the `/stats` JSON ([`StatsSnapshot`]);
+//! - `service`: request handling; `server`: accept loop and graceful drain;
+//! - `chance`: stateless per-request randomness keyed by a seed.
+
+mod chance;
+pub mod config;
+pub mod error;
+mod form;
+pub mod latency;
+pub mod route;
+mod server;
+mod service;
+pub mod stats;
+
+pub use config::{ErrorRate, RouteOverride, RouteSetting, TargetConfig};
+pub use error::ConfigError;
+pub use latency::Latency;
+pub use route::Route;
+pub use stats::StatsSnapshot;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+/// Serves the sample target on `listener` until `shutdown` resolves, then
+/// drains in-flight requests for at most `config.shutdown_grace`.
+pub async fn run(
+    config: TargetConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config
+        .validate()
+        .context("failed to validate the target config")?;
+    let addr = listener
+        .local_addr()
+        .context("failed to read the listener address")?;
+    tracing::info!(
+        %addr,
+        latency = %config.latency,
+        error_rate = config.error_rate,
+        overrides = config.routes.len(),
+        "sample target listening"
+    );
+    let state = Arc::new(service::State::new(&config));
+    server::serve(state, listener, shutdown, config.shutdown_grace).await;
+    tracing::info!("sample target stopped");
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! Turns the YAML tree into the scenario model, checking every key and value.
+
+mod fields;
+mod step;
+
+use std::time::Duration;
+
+use crate::model::{EndpointDef, Task, UserClass, UserClassInfo, Wait};
+use crate::node::{Kind, Node};
+use crate::template::{BUILTINS, Template};
+use crate::{Scenario, ScenarioError};
+
+use fields::Fields;
+
+const TOP_KEYS: &[&str] = &["name", "host", "users"];
+const CLASS_KEYS: &[&str] = &["name", "weight", "wait", "variables", "on_start", "tasks"];
+const TASK_KEYS: &[&str] = &["weight", "request", "steps"];
+const WAIT_KINDS: &str = "none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}";
+
+/// Compilation state: where errors point and the endpoint table being built.
+pub(crate) struct Compiler<'a> {
+    source_name: &'a str,
+    endpoints: Vec<EndpointDef>,
+}
+
+impl<'a> Compiler<'a> {
+    pub fn new(source_name: &'a str) -> Self {
+        Compiler {
+            source_name,
+            endpoints: Vec::new(),
+        }
+    }
+
+    pub fn error(&self, node: &Node, message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            source_name: self.source_name.to_owned(),
+            line: node.line,
+            column: node.column,
+            message: message.into(),
+        }
+    }
+
+    pub fn scenario(mut self, root: &Node) -> Result<Scenario, ScenarioError> {
+        if matches!(root.kind, Kind::Null) {
+            return Err(self.error(root, "empty scenario; expected a mapping with keys: name, host, users"));
+        }
+        let top = Fields::new(&self, root, "scenario", TOP_KEYS)?;
+        let name = self.non_empty_string(top.required(&self, "name")?, "name")?;
+        let host = match top.get("host") {
+            Some(node) => Some(self.host(node)?),
+            None => None,
+        };
+        let users = top.required(&self, "users")?;
+        let Kind::Seq(items) = &users.kind else {
+            return Err(self.wrong_type(users, "users", "a list of user classes"));
+        };
+        if items.is_empty() {
+            return Err(self.error(users, "\"users\" is empty; a scenario needs at least one user class"));
+        }
+        let mut classes: Vec<UserClass> = Vec::with_capacity(items.len());
+        for item in items {
+            let class = self.user_class(item, classes.len())?;
+            if classes.iter().any(|c| c.name == class.name) {
+                return Err(self.error(item, format!("duplicate user class name {:?}", class.name)));
+            }
+            classes.push(class);
+        }
+        let user_classes = classes
+            .iter()
+            .map(|c| UserClassInfo {
+                name: c.name.clone(),
+                weight: c.weight,
+            })
+            .collect();
+        Ok(Scenario {
+            name,
+            host,
+            user_classes,
+            classes,
+            endpoints: self.endpoints,
+        })
+    }
+
+    fn host(&self, node: &Node) -> Result<String, ScenarioError> {
+        let host = self.string(node, "host")?;
+        let rest = host
+            .strip_prefix("http://")
+            .or_else(|| host.strip_prefix("https://"))
+            .ok_or_else(|| {
+                self.error(node, format!("invalid host {host:?}; expected http://HOST[:PORT] or https://HOST[:PORT]"))
+            })?;
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', ' ']) {
+            return Err(self.error(
+                node,
+                format!("invalid host {host:?}; expected a scheme and authority only, e.g. http://127.0.0.1:8080"),
+            ));
+        }
+        Ok(host)
+    }
+
+    fn user_class(&mut self, node: &Node, index: usize) -> Result<UserClass, ScenarioError> {
+        let f = Fields::new(self, node, "user class", CLASS_KEYS)?;
+        let name = match f.get("name") {
+            Some(n) => self.non_empty_string(n, "name")?,
+            None => format!("user{}", index + 1),
+        };
+        let weight = match f.get("weight") {
+            Some(n) => self.weight(n)?,
+            None => 1,
+        };
+        let wait = match f.get("wait") {
+            Some(n) => self.wait(n)?,
+            None => Wait::None,
+        };
+        // Variable names come first so every template can resolve them,
+        // including ones only set later by an `extract`.
+        let mut var_names: Vec<String> = Vec::new();
+        let mut initial: Vec<(&Node, &Node)> = Vec::new();
+        if let Some(vars) = f.get("variables") {
+            let Kind::Map(entries) = &vars.kind else {
+                return Err(self.wrong_type(vars, "variables", "a mapping of name: template"));
+            };
+            for (key, value) in entries {
+                let name = self.var_name(key)?;
+                var_names.push(name);
+                initial.push((key, value));
+            }
+        }
+        for steps in [f.get("on_start"), f.get("tasks")].into_iter().flatten() {
+            collect_extract_vars(steps, &mut var_names);
+        }
+        let mut variables = Vec::with_capacity(initial.len());
+        for (index, (_, value)) in initial.iter().enumerate() {
+            // A variable's initial value may only use variables defined before it.
+            variables.push((index, self.template(value, "variable value", &var_names[..index])?));
+        }
+        let on_start = match f.get("on_start") {
+            Some(n) => self.steps(n, "on_start", &var_names)?,
+            None => Vec::new(),
+        };
+        let tasks_node = f.required(self, "tasks")?;
+        let Kind::Seq(task_nodes) = &tasks_node.kind else {
+            return Err(self.wrong_type(tasks_node, "tasks", "a list of tasks"));
+        };
+        if task_nodes.is_empty() {
+            return Err(self.error(tasks_node, "\"tasks\" is empty; a user class needs at least one task"));
+        }
+        let mut tasks = Vec::with_capacity(task_nodes.len());
+        for task in task_nodes {
+            tasks.push(self.task(task, &var_names)?);
+        }
+        Ok(UserClass {
+            name,
+            weight,
+            wait,
+            var_names,
+            variables,
+            on_start,
+            tasks,
+        })
+    }
+
+    fn task(&mut self, node: &Node, vars: &[String]) -> Result<Task, ScenarioError> {
+        let f = Fields::new(self, node, "task", TASK_KEYS)?;
+        let weight = match f.get("weight") {
+            Some(n) => self.weight(n)?,
+            None => 1,
+        };
+        let steps = match (f.get("request"), f.get("steps")) {
+            (Some(request), None) => vec![self.step(request, vars)?],
+            (None, Some(steps)) => self.steps(steps, "steps", vars)?,
+            _ => {
+                return Err(self.error(node, "a task needs exactly one of \"request\" (one request) or \"steps\" (a list of requests)"));
+            }
+        };
+        Ok(Task { weight, steps })
+    }
+
+    fn steps(&mut self, node: &Node, what: &str, vars: &[String]) -> Result<Vec<crate::Step>, ScenarioError> {
+        let Kind::Seq(items) = &node.kind else {
+            return Err(self.wrong_type(node, what, "a list of requests"));
+        };
+        if items.is_empty() && what == "steps" {
+            return Err(self.error(node, "\"steps\" is empty; a task needs at least one request"));
+        }
+        items.iter().map(|item| self.step(item, vars)).collect()
+    }
+
+    pub fn endpoint(&mut self, method: &str, name: &str) -> usize {
+        if let Some(i) = self.endpoints.iter().position(|e| e.method == method && e.name == name) {
+            return i;
+        }
+        self.endpoints.push(EndpointDef {
+            method: method.to_owned(),
+            name: name.to_owned(),
+        });
+        self.endpoints.len() - 1
+    }
+
+    fn weight(&self, node: &Node) -> Result<u32, ScenarioError> {
+        match node.kind {
+            Kind::Int(w) if w >= 1 => u32::try_from(w)
+                .map_err(|_| self.error(node, format!("weight {w} is too large; allowed: 1 to {}", u32::MAX))),
+            Kind::Int(w) => Err(self.error(node, format!("weight {w} is not positive; allowed: an integer >= 1"))),
+            _ => Err(self.wrong_type(node, "weight", "an integer >= 1")),
+        }
+    }
+
+    fn wait(&self, node: &Node) -> Result<Wait, ScenarioError> {
+        match &node.kind {
+            Kind::Str(s) if s == "none" => Ok(Wait::None),
+            Kind::Null => Ok(Wait::None),
+            Kind::Map(_) => {
+                let f = Fields::new(self, node, "wait", &["constant", "between", "pacing"])?;
+                if f.len() != 1 {
+                    return Err(self.error(node, format!("\"wait\" needs exactly one of: {WAIT_KINDS}")));
+                }
+                if let Some(n) = f.get("constant") {
+                    return Ok(Wait::Constant(self.duration(n)?));
+                }
+                if let Some(n) = f.get("pacing") {
+                    let period = self.duration(n)?;
+                    if period.is_zero() {
+                        return Err(self.error(n, "pacing period must be greater than 0"));
+                    }
+                    return Ok(Wait::Pacing(period));
+                }
+                let n = f.required(self, "between")?;
+                match &n.kind {
+                    Kind::Seq(pair) if pair.len() == 2 => {
+                        let (min, max) = (self.duration(&pair[0])?, self.duration(&pair[1])?);
+                        if min > max {
+                            return Err(self.error(n, "\"between\" needs [MIN, MAX] with MIN <= MAX"));
+                        }
+                        Ok(Wait::Between(min, max))
+                    }
+                    _ => Err(self.wrong_type(n, "between", "a list of two durations [MIN, MAX]")),
+                }
+            }
+            _ => Err(self.error(node, format!("invalid \"wait\"; allowed: {WAIT_KINDS}"))),
+        }
+    }
+
+    pub fn duration(&self, node: &Node) -> Result<Duration, ScenarioError> {
+        match &node.kind {
+            Kind::Int(0) => Ok(Duration::ZERO),
+            Kind::Str(s) => parse_duration(s).ok_or_else(|| {
+                self.error(node, format!("invalid duration {s:?}; expected a number with a unit, e.g. 500ms, 1s, 2m"))
+            }),
+            _ => Err(self.error(node, format!("expected a duration like 500ms, 1s or 2m, found {}", node.kind.describe()))),
+        }
+    }
+
+    fn var_name(&self, node: &Node) -> Result<String, ScenarioError> {
+        let name = self.string(node, "variable name")?;
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(self.error(node, format!("invalid variable name {name:?}; allowed: letters, digits and _, not starting with a digit")));
+        }
+        if BUILTINS.contains(&name.as_str()) {
+            return Err(self.error(node, format!("variable name {name:?} is a built-in; reserved: {}", BUILTINS.join(", "))));
+        }
+        Ok(name)
+    }
+
+    pub fn template(&self, node: &Node, what: &str, vars: &[String]) -> Result<Template, ScenarioError> {
+        let text = node
+            .scalar_text()
+            .ok_or_else(|| self.wrong_type(node, what, "a string"))?;
+        Template::compile(&text, vars).map_err(|e| self.error(node, e.0))
+    }
+
+    pub fn string(&self, node: &Node, what: &str) -> Result<String, ScenarioError> {
+        match &node.kind {
+            Kind::Str(s) => Ok(s.clone()),
+            _ => Err(self.wrong_type(node, what, "a string")),
+        }
+    }
+
+    fn non_empty_string(&self, node: &Node, what: &str) -> Result<String, ScenarioError> {
+        let s = self.string(node, what)?;
+        if s.trim().is_empty() {
+            return Err(self.error(node, format!("\"{what}\" is empty")));
+        }
+        Ok(s)
+    }
+
+    pub fn wrong_type(&self, node: &Node, what: &str, expected: &str) -> ScenarioError {
+        self.error(node, format!("\"{what}\" must be {expected}, found {}", node.kind.describe()))
+    }
+}
+
+/// Durations like `500ms`, `1s`, `1.5s`, `2m`, `1h`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds_per_unit = match unit.trim() {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * seconds_per_unit).ok()
+}
+
+/// Finds `extract: [{var: NAME}]` anywhere below `node` and adds the names.
+fn collect_extract_vars(node: &Node, names: &mut Vec<String>) {
+    match &node.kind {
+        Kind::Seq(items) => items.iter().for_each(|i| collect_extract_vars(i, names)),
+        Kind::Map(entries) => {
+            for (key, value) in entries {
+                if matches!(&key.kind, Kind::Str(k) if k == "extract") {
+                    if let Kind::Seq(items) = &value.kind {
+                        for item in items {
+                            if let Kind::Map(fields) = &item.kind {
+                                for (k, v) in fields {
+                                    if let (Kind::Str(k), Kind::Str(v)) = (&k.kind, &v.kind)
+                                        && k == "var"
+                                        && !names.contains(v)
+                                        && !BUILTINS.contains(&v.as_str())
+                                    {
+                                        names.push(v.clone());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    collect_extract_vars(value, names);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250us"), Some(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("1x"), None);
+        assert_eq!(parse_duration("1..2s"), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! The compiled scenario model that the worker's engine executes.
+
+use std::time::Duration;
+
+use crate::template::{JsonTemplate, Template};
+
+/// Identity of one user class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserClassInfo {
+    pub name: String,
+    pub weight: u32,
+}
+
+/// One endpoint (a stats row): every request step with the same method and
+/// name maps to the same endpoint index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointDef {
+    pub method: String,
+    pub name: String,
+}
+
+/// A user class: what one kind of virtual user does.
+#[derive(Debug, Clone)]
+pub struct UserClass {
+    pub name: String,
+    pub weight: u32,
+    pub wait: Wait,
+    /// Every variable of the class: first those of `variables:` in file
+    /// order, then those only set by `extract`. Templates refer to them by index.
+    pub var_names: Vec<String>,
+    /// Initial values, rendered in order when a user starts (a later one may
+    /// use an earlier one). Indexes into `var_names`.
+    pub variables: Vec<(usize, Template)>,
+    /// Steps each user runs once before its first task.
+    pub on_start: Vec<Step>,
+    /// Tasks, picked at random by weight.
+    pub tasks: Vec<Task>,
+}
+
+/// What a user does between two tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Start the next task at once.
+    None,
+    /// Sleep this long after each task.
+    Constant(Duration),
+    /// Sleep a uniformly random time in `[min, max]` after each task.
+    Between(Duration, Duration),
+    /// Start a task every period (sleep what is left of it; none if the task
+    /// took longer), like Locust's `constant_pacing`.
+    Pacing(Duration),
+}
+
+/// A weighted task: one request or a sequence of steps.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub weight: u32,
+    pub steps: Vec<Step>,
+}
+
+/// One HTTP request.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// Path template, starting with `/`.
+    pub path: Template,
+    /// Endpoint name (defaults to the path template's text).
+    pub name: String,
+    /// Index into `Scenario::endpoints()`.
+    pub endpoint: usize,
+    /// Query parameters, appended URL-encoded after the path.
+    pub query: Vec<(String, Template)>,
+    /// Extra request headers (names validated as HTTP tokens).
+    pub headers: Vec<(String, Template)>,
+    pub body: Body,
+    pub expect: Expect,
+    pub extract: Vec<Extract>,
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    None,
+    /// `application/x-www-form-urlencoded` fields.
+    Form(Vec<(String, Template)>),
+    /// `application/json`.
+    Json(JsonTemplate),
+    /// Raw text; set `content-type` in `headers` if the target cares.
+    Raw(Template),
+}
+
+/// Which response statuses count as success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// 200-399, like Locust.
+    Default,
+    /// Exactly these.
+    Statuses(Vec<u16>),
+}
+
+impl Expect {
+    /// Whether `status` is a success.
+    pub fn accepts(&self, status: u16) -> bool {
+        match self {
+            Expect::Default => (200..400).contains(&status),
+            Expect::Statuses(list) => list.contains(&status),
+        }
+    }
+}
+
+/// Copies a value from a response body into a user variable.
+#[derive(Debug, Clone)]
+pub struct Extract {
+    /// Index into `UserClass::var_names`.
+    pub var: usize,
+    pub source: ExtractSource,
+}
+
+/// Where an extracted value comes from.
+#[derive(Debug, Clone)]
+pub enum ExtractSource {
+    /// A JSON pointer (RFC 6901) into a JSON body, e.g. `/token`.
+    JsonPointer(String),
+    /// A regex with exactly one capture group, matched against the body text.
+    Regex(regex::Regex),
+}
+
+impl Extract {
+    /// The extracted value, or a message saying why there is none. A JSON
+    /// string is taken without quotes; other JSON values as JSON text.
+    pub fn apply(&self, body: &[u8]) -> Result<String, String> {
+        match &self.source {
+            ExtractSource::JsonPointer(pointer) => {
+                let value: serde_json::Value = serde_json::from_slice(body)
+                    .map_err(|e| format!("response body is not JSON: {e}"))?;
+                match value.pointer(pointer) {
+                    Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                    Some(other) => Ok(other.to_string()),
+                    None => Err(format!("JSON pointer {pointer:?} not found in response")),
+                }
+            }
+            ExtractSource::Regex(regex) => {
+                let text = String::from_utf8_lossy(body);
+                regex
+                    .captures(&text)
+                    .and_then(|c| c.get(1))
+                    .map(|m| m.as_str().to_owned())
+                    .ok_or_else(|| format!("regex {:?} did not match the response", regex.as_str()))
+            }
+        }
+    }
+}

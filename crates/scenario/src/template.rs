@@ -1,0 +1,237 @@
+//! Request templates: `{{ expr }}` placeholders compiled once into segments,
+//! so rendering on the hot path is a walk over a short list.
+//!
+//! Expressions: `uuid`, `now_ms`, `now_rfc3339`, `random_int(MIN, MAX)`,
+//! `seq`, `user_id` and the names of the user class's variables.
+
+mod json;
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+
+pub use json::JsonTemplate;
+
+/// Names that templates resolve themselves; variables may not use them.
+pub const BUILTINS: &[&str] = &["uuid", "now_ms", "now_rfc3339", "random_int", "seq", "user_id"];
+
+/// A compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+/// One piece of a compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    /// Text copied as is.
+    Literal(String),
+    /// A random (v4) UUID, lowercase and hyphenated.
+    Uuid,
+    /// The current time in unix milliseconds.
+    NowMs,
+    /// The current time in RFC 3339 (UTC, milliseconds).
+    NowRfc3339,
+    /// A uniformly random integer in `min..=max`.
+    RandomInt { min: i64, max: i64 },
+    /// The user's request sequence number (0 for its first request).
+    Seq,
+    /// The user's global index across all workers.
+    UserId,
+    /// The user variable with this index (`UserClass::var_names`).
+    Var(usize),
+}
+
+/// What a template is rendered against: one virtual user's state.
+pub struct RenderContext<'a, R: ?Sized> {
+    /// The user's variables, indexed like `UserClass::var_names`.
+    pub vars: &'a [String],
+    pub seq: u64,
+    pub user_id: u64,
+    pub rng: &'a mut R,
+}
+
+/// Why a template did not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+impl Template {
+    /// Compiles `source`; names other than built-ins resolve against `var_names`.
+    pub fn compile(source: &str, var_names: &[String]) -> Result<Template, TemplateError> {
+        let mut segments = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                segments.push(Segment::Literal(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or_else(|| {
+                TemplateError(format!("unclosed \"{{{{\" in template {source:?}"))
+            })?;
+            segments.push(compile_expr(after[..close].trim(), var_names)?);
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            segments.push(Segment::Literal(rest.to_owned()));
+        }
+        Ok(Template {
+            source: source.to_owned(),
+            segments,
+        })
+    }
+
+    /// A template that is just this text.
+    pub fn literal(text: &str) -> Template {
+        let segments = if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![Segment::Literal(text.to_owned())]
+        };
+        Template {
+            source: text.to_owned(),
+            segments,
+        }
+    }
+
+    /// The text as written in the scenario.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The rendered text if the template has no expressions.
+    pub fn as_static(&self) -> Option<&str> {
+        match self.segments.as_slice() {
+            [] => Some(""),
+            [Segment::Literal(text)] => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Whether the template is one expression that always renders as an
+    /// integer (so a JSON body writes it as a number, not a string).
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self.segments.as_slice(),
+            [Segment::NowMs | Segment::RandomInt { .. } | Segment::Seq | Segment::UserId]
+        )
+    }
+
+    /// Appends the rendered text to `out`.
+    pub fn render_into<R: Rng + ?Sized>(&self, ctx: &mut RenderContext<'_, R>, out: &mut String) {
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Uuid => {
+                    let uuid = uuid::Builder::from_random_bytes(ctx.rng.random()).into_uuid();
+                    let mut buf = uuid::Uuid::encode_buffer();
+                    out.push_str(uuid.hyphenated().encode_lower(&mut buf));
+                }
+                Segment::NowMs => {
+                    let ms = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or(0);
+                    let _ = write!(out, "{ms}");
+                }
+                Segment::NowRfc3339 => {
+                    let _ = write!(out, "{}", humantime::format_rfc3339_millis(SystemTime::now()));
+                }
+                Segment::RandomInt { min, max } => {
+                    let _ = write!(out, "{}", ctx.rng.random_range(*min..=*max));
+                }
+                Segment::Seq => {
+                    let _ = write!(out, "{}", ctx.seq);
+                }
+                Segment::UserId => {
+                    let _ = write!(out, "{}", ctx.user_id);
+                }
+                Segment::Var(index) => {
+                    if let Some(value) = ctx.vars.get(*index) {
+                        out.push_str(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renders into a new string.
+    pub fn render<R: Rng + ?Sized>(&self, ctx: &mut RenderContext<'_, R>) -> String {
+        let mut out = String::new();
+        self.render_into(ctx, &mut out);
+        out
+    }
+}
+
+fn compile_expr(expr: &str, var_names: &[String]) -> Result<Segment, TemplateError> {
+    match expr {
+        "uuid" => return Ok(Segment::Uuid),
+        "now_ms" => return Ok(Segment::NowMs),
+        "now_rfc3339" => return Ok(Segment::NowRfc3339),
+        "seq" => return Ok(Segment::Seq),
+        "user_id" => return Ok(Segment::UserId),
+        _ => {}
+    }
+    if let Some(args) = expr.strip_prefix("random_int") {
+        return compile_random_int(expr, args.trim());
+    }
+    if let Some(index) = var_names.iter().position(|name| name == expr) {
+        return Ok(Segment::Var(index));
+    }
+    let defined = if var_names.is_empty() {
+        "none".to_owned()
+    } else {
+        var_names.join(", ")
+    };
+    Err(TemplateError(format!(
+        "unknown name {expr:?} in template; built-ins: uuid, now_ms, now_rfc3339, \
+         random_int(MIN, MAX), seq, user_id; variables: {defined}"
+    )))
+}
+
+fn compile_random_int(expr: &str, args: &str) -> Result<Segment, TemplateError> {
+    let bad = || {
+        TemplateError(format!(
+            "invalid {expr:?} in template; expected random_int(MIN, MAX) with integers MIN <= MAX"
+        ))
+    };
+    let inner = args
+        .strip_prefix('(')
+        .and_then(|a| a.strip_suffix(')'))
+        .ok_or_else(bad)?;
+    let (min, max) = inner.split_once(',').ok_or_else(bad)?;
+    let min: i64 = min.trim().parse().map_err(|_| bad())?;
+    let max: i64 = max.trim().parse().map_err(|_| bad())?;
+    if min > max {
+        return Err(bad());
+    }
+    Ok(Segment::RandomInt { min, max })
+}
+
+/// Appends `text` encoded as `application/x-www-form-urlencoded` (also
+/// right for query string names and values).
+pub fn form_urlencode_into(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &byte in text.as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(byte as char);
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[usize::from(byte >> 4)] as char);
+                out.push(HEX[usize::from(byte & 15)] as char);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

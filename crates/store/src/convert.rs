@@ -1,0 +1,166 @@
+//! Conversions between the records and their column values, shared by both
+//! databases (both store integers as signed 64-bit and histograms as bytes).
+
+use std::collections::{BTreeMap, HashMap};
+
+use cicada_histogram::{Counts, LatencyHistogram};
+
+use crate::StoreError;
+use crate::model::{EndpointTotals, RunRecord, RunStatus};
+
+/// Counters are u64 in memory and BIGINT in the database; real counts never
+/// come near 2^63, so saturate rather than fail.
+pub(crate) fn to_db(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_db(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+pub(crate) fn encode(histogram: &LatencyHistogram) -> Result<Vec<u8>, StoreError> {
+    histogram
+        .encode()
+        .map_err(|error| StoreError::Invalid(error.to_string()))
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<LatencyHistogram, StoreError> {
+    LatencyHistogram::decode(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+pub(crate) fn merge(into: &mut LatencyHistogram, other: &LatencyHistogram) -> Result<(), StoreError> {
+    into.merge(other)
+        .map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// Columns of a counts + histogram row: requests, failures, cancelled, bytes, histogram.
+pub(crate) type CountsRow = (i64, i64, i64, i64, Vec<u8>);
+
+pub(crate) fn counts_from_row(row: &CountsRow) -> Counts {
+    Counts {
+        requests: from_db(row.0),
+        failures: from_db(row.1),
+        cancelled: from_db(row.2),
+        bytes: from_db(row.3),
+    }
+}
+
+/// Columns of `runs` in the order the `SELECT`s list them.
+pub(crate) type RunRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The column list matching [`RunRow`].
+pub(crate) const RUN_COLUMNS: &str = "id, scenario_name, scenario_yaml, host, config_json, labels_json, status, started_at_ms, ended_at_ms, error";
+
+pub(crate) fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
+    let labels: BTreeMap<String, String> = serde_json::from_str(&row.5)
+        .map_err(|error| StoreError::Corrupt(format!("labels of run {}: {error}", row.0)))?;
+    let status = row.6.parse().map_err(StoreError::Corrupt)?;
+    Ok(RunRecord {
+        id: row.0,
+        scenario_name: row.1,
+        scenario_yaml: row.2,
+        host: row.3,
+        config_json: row.4,
+        labels,
+        status,
+        started_at_ms: row.7,
+        ended_at_ms: row.8,
+        error: row.9,
+    })
+}
+
+pub(crate) fn labels_to_json(labels: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(labels).expect("a string map always serializes")
+}
+
+pub(crate) fn check_finish_status(status: RunStatus) -> Result<(), StoreError> {
+    if status == RunStatus::Running {
+        return Err(StoreError::Invalid(
+            "a run can only finish as finished or failed".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Merges per-second rows into per-endpoint totals, with a zero entry for
+/// every endpoint in `endpoints` (so summaries cover the whole table).
+#[derive(Default)]
+pub(crate) struct TotalsBuilder {
+    totals: HashMap<u32, (Counts, LatencyHistogram)>,
+}
+
+impl TotalsBuilder {
+    pub(crate) fn add(&mut self, endpoint: u32, row: &CountsRow) -> Result<(), StoreError> {
+        let histogram = decode(&row.4)?;
+        let entry = self.totals.entry(endpoint).or_default();
+        entry.0.add(&counts_from_row(row));
+        merge(&mut entry.1, &histogram)
+    }
+
+    pub(crate) fn finish(mut self, endpoints: &[u32]) -> Vec<EndpointTotals> {
+        endpoints
+            .iter()
+            .map(|&endpoint| {
+                let (counts, histogram) = self.totals.remove(&endpoint).unwrap_or_default();
+                EndpointTotals {
+                    endpoint,
+                    counts,
+                    histogram,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Validates a delta's shape before any write: one entry per endpoint, sorted
+/// by endpoint so concurrent transactions lock rows in the same order.
+pub(crate) fn sorted_endpoints(
+    delta: &crate::Delta,
+) -> Result<Vec<&crate::EndpointDelta>, StoreError> {
+    let mut endpoints: Vec<_> = delta.endpoints.iter().collect();
+    endpoints.sort_by_key(|e| e.endpoint);
+    if endpoints.windows(2).any(|w| w[0].endpoint == w[1].endpoint) {
+        return Err(StoreError::Invalid(format!(
+            "delta {} of worker {} lists an endpoint twice",
+            delta.seq, delta.worker_id
+        )));
+    }
+    Ok(endpoints)
+}
+
+/// Failures of a delta sorted by (endpoint, kind), for the same lock order reason.
+pub(crate) fn sorted_failures(
+    endpoints: &[&crate::EndpointDelta],
+) -> Vec<(u32, &crate::FailureCount)> {
+    let mut failures: Vec<_> = endpoints
+        .iter()
+        .flat_map(|e| e.failures.iter().map(move |f| (e.endpoint, f)))
+        .collect();
+    failures.sort_by(|a, b| (a.0, &a.1.kind).cmp(&(b.0, &b.1.kind)));
+    failures
+}
+
+/// Checks that the endpoint table is indexed 0..n without holes or repeats.
+pub(crate) fn check_endpoints(run: &crate::NewRun) -> Result<(), StoreError> {
+    let mut indexes: Vec<u32> = run.endpoints.iter().map(|e| e.index).collect();
+    indexes.sort_unstable();
+    if indexes.iter().enumerate().any(|(i, &index)| index as usize != i) {
+        return Err(StoreError::Invalid(format!(
+            "endpoints of run {} must be indexed 0..{} without holes or repeats",
+            run.id,
+            run.endpoints.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The records the store reads and writes, independent of the wire protocol.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use cicada_histogram::{Counts, LatencyHistogram};
+
+/// Life-cycle state of a stored run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    /// Created and taking deltas.
+    Running,
+    /// Ended normally; summaries are written.
+    Finished,
+    /// Ended with an error; summaries are written.
+    Failed,
+}
+
+impl RunStatus {
+    /// The text stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "running" => Ok(RunStatus::Running),
+            "finished" => Ok(RunStatus::Finished),
+            "failed" => Ok(RunStatus::Failed),
+            other => Err(format!("unknown run status {other:?}")),
+        }
+    }
+}
+
+/// One entry of a scenario's endpoint table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Index in the table; deltas refer to endpoints by it.
+    pub index: u32,
+    pub method: String,
+    pub name: String,
+}
+
+/// A run as announced by the controller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRun {
+    /// UUIDv7 string.
+    pub id: String,
+    pub scenario_name: String,
+    pub scenario_yaml: String,
+    pub host: String,
+    /// Users, spawn rate, run time, workers, ... as JSON text.
+    pub config_json: String,
+    pub labels: BTreeMap<String, String>,
+    pub started_at_ms: i64,
+    /// Indexed 0..n without holes.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A stored run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub scenario_name: String,
+    pub scenario_yaml: String,
+    pub host: String,
+    pub config_json: String,
+    pub labels: BTreeMap<String, String>,
+    pub status: RunStatus,
+    pub started_at_ms: i64,
+    /// Set when the run finished.
+    pub ended_at_ms: Option<i64>,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunFinish {
+    /// [`RunStatus::Finished`] or [`RunStatus::Failed`].
+    pub status: RunStatus,
+    pub ended_at_ms: i64,
+    pub error: Option<String>,
+}
+
+/// Which runs [`Store::list_runs`](crate::Store::list_runs) returns, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunFilter {
+    /// At most this many runs.
+    pub limit: u32,
+    pub scenario_name: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs carrying this label (key, value).
+    pub label: Option<(String, String)>,
+    /// Only runs started at or after this time.
+    pub started_after_ms: Option<i64>,
+    /// Only runs started strictly before this time (for paging).
+    pub started_before_ms: Option<i64>,
+}
+
+impl Default for RunFilter {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            scenario_name: None,
+            status: None,
+            label: None,
+            started_after_ms: None,
+            started_before_ms: None,
+        }
+    }
+}
+
+/// Failures of one kind in a delta or over a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureCount {
+    pub kind: String,
+    pub count: u64,
+    /// The most recent message seen for this kind.
+    pub last_message: String,
+}
+
+/// What one worker measured for one endpoint during one second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointDelta {
+    pub endpoint: u32,
+    pub counts: Counts,
+    /// Latencies of the completed requests, microseconds.
+    pub histogram: LatencyHistogram,
+    pub failures: Vec<FailureCount>,
+}
+
+/// What one worker measured for one run during one wall-clock second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delta {
+    pub run_id: String,
+    pub worker_id: String,
+    /// 1, 2, 3, ... per (run, worker).
+    pub seq: u64,
+    /// Unix second the interval started at.
+    pub second: i64,
+    pub active_users: u32,
+    /// At most one entry per endpoint.
+    pub endpoints: Vec<EndpointDelta>,
+}
+
+/// The result of [`Store::apply_delta`](crate::Store::apply_delta).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Merged and the watermark advanced.
+    Applied,
+    /// Already applied before; nothing changed.
+    Duplicate,
+}
+
+/// Counts and merged histogram of one endpoint, over a second or a whole run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointTotals {
+    pub endpoint: u32,
+    pub counts: Counts,
+    pub histogram: LatencyHistogram,
+}
+
+/// One stored per-second row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecondRow {
+    pub second: i64,
+    pub endpoint: u32,
+    pub counts: Counts,
+    pub histogram: LatencyHistogram,
+}
+
+/// Users running at the end of one second, summed across workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveUsers {
+    pub second: i64,
+    pub users: u64,
+}
+
+/// Failures of one kind at one endpoint over a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureRecord {
+    pub endpoint: u32,
+    pub kind: String,
+    pub count: u64,
+    pub last_message: String,
+}
+
+/// Highest applied delta sequence of one worker in one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watermark {
+    pub worker_id: String,
+    pub seq: u64,
+}

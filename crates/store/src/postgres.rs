@@ -1,0 +1,480 @@
+//! The Postgres implementation of [`Store`].
+//!
+//! Concurrency: applying a delta takes `FOR SHARE` on the run row (finishing
+//! takes `FOR UPDATE`, so a finish waits for in-flight deltas and later ones
+//! see the final status), `FOR UPDATE` on the (run, worker) watermark, and
+//! `FOR UPDATE` on every merged (run, second, endpoint) row, locked in
+//! endpoint order so two collectors merging into the same second cannot lose
+//! an update or deadlock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
+
+use crate::convert::{
+    self, CountsRow, RUN_COLUMNS, RunRow, TotalsBuilder, counts_from_row, from_db, to_db,
+};
+use crate::error::{is_foreign_key_violation, is_unique_violation};
+use crate::{
+    ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
+    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError, Watermark,
+};
+
+/// Runs and measurements in Postgres.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool to `url` and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool, applying the migrations first.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
+        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
+        convert::check_endpoints(run)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (id, scenario_name, scenario_yaml, host, config_json, labels_json, status, started_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&run.id)
+        .bind(&run.scenario_name)
+        .bind(&run.scenario_yaml)
+        .bind(&run.host)
+        .bind(&run.config_json)
+        .bind(convert::labels_to_json(&run.labels))
+        .bind(RunStatus::Running.as_str())
+        .bind(run.started_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                StoreError::AlreadyExists(run.id.clone())
+            } else {
+                error.into()
+            }
+        })?;
+        for (key, value) in &run.labels {
+            sqlx::query("INSERT INTO run_labels (run_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&run.id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for endpoint in &run.endpoints {
+            sqlx::query("INSERT INTO run_endpoints (run_id, idx, method, name) VALUES ($1, $2, $3, $4)")
+                .bind(&run.id)
+                .bind(endpoint.index as i32)
+                .bind(&endpoint.method)
+                .bind(&endpoint.name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row: Option<RunRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(convert::run_from_row).transpose()
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE ($1::text IS NULL OR scenario_name = $1)
+               AND ($2::text IS NULL OR status = $2)
+               AND ($3::bigint IS NULL OR started_at_ms >= $3)
+               AND ($4::bigint IS NULL OR started_at_ms < $4)
+               AND ($5::text IS NULL OR EXISTS (
+                    SELECT 1 FROM run_labels l WHERE l.run_id = runs.id AND l.key = $5 AND l.value = $6))
+             ORDER BY started_at_ms DESC, id DESC
+             LIMIT $7"
+        );
+        let (label_key, label_value) = filter.label.clone().unzip();
+        let rows: Vec<RunRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(filter.scenario_name.as_deref())
+            .bind(filter.status.map(RunStatus::as_str))
+            .bind(filter.started_after_ms)
+            .bind(filter.started_before_ms)
+            .bind(label_key)
+            .bind(label_value)
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(convert::run_from_row).collect()
+    }
+
+    async fn endpoints(&self, run_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+        let rows: Vec<(i32, String, String)> = sqlx::query_as(
+            "SELECT idx, method, name FROM run_endpoints WHERE run_id = $1 ORDER BY idx",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(index, method, name)| Endpoint {
+                index: index as u32,
+                method,
+                name,
+            })
+            .collect())
+    }
+
+    async fn apply_delta(&self, delta: &Delta) -> Result<ApplyOutcome, StoreError> {
+        let endpoints = convert::sorted_endpoints(delta)?;
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM runs WHERE id = $1 FOR SHARE")
+                .bind(&delta.run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status else {
+            return Err(StoreError::NotFound(delta.run_id.clone()));
+        };
+        sqlx::query(
+            "INSERT INTO run_watermarks (run_id, worker_id, seq) VALUES ($1, $2, 0)
+             ON CONFLICT (run_id, worker_id) DO NOTHING",
+        )
+        .bind(&delta.run_id)
+        .bind(&delta.worker_id)
+        .execute(&mut *tx)
+        .await?;
+        let watermark: i64 = sqlx::query_scalar(
+            "SELECT seq FROM run_watermarks WHERE run_id = $1 AND worker_id = $2 FOR UPDATE",
+        )
+        .bind(&delta.run_id)
+        .bind(&delta.worker_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let watermark = from_db(watermark);
+        if delta.seq <= watermark {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        if status != RunStatus::Running.as_str() {
+            return Err(StoreError::RunFinished(delta.run_id.clone()));
+        }
+        if delta.seq != watermark + 1 {
+            return Err(StoreError::Gap {
+                run_id: delta.run_id.clone(),
+                worker_id: delta.worker_id.clone(),
+                expected: watermark + 1,
+                got: delta.seq,
+            });
+        }
+        let result = merge_delta(&mut tx, delta, &endpoints).await;
+        match result {
+            Err(StoreError::Database(error)) if is_foreign_key_violation(&error) => {
+                return Err(StoreError::Invalid(format!(
+                    "delta {} of worker {} refers to an endpoint outside the table of run {}",
+                    delta.seq, delta.worker_id, delta.run_id
+                )));
+            }
+            other => other?,
+        }
+        sqlx::query("UPDATE run_watermarks SET seq = $3 WHERE run_id = $1 AND worker_id = $2")
+            .bind(&delta.run_id)
+            .bind(&delta.worker_id)
+            .bind(to_db(delta.seq))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        finish: &RunFinish,
+    ) -> Result<RunRecord, StoreError> {
+        convert::check_finish_status(finish.status)?;
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM runs WHERE id = $1 FOR UPDATE")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status else {
+            return Err(StoreError::NotFound(run_id.to_owned()));
+        };
+        if status == RunStatus::Running.as_str() {
+            let indexes: Vec<i32> =
+                sqlx::query_scalar("SELECT idx FROM run_endpoints WHERE run_id = $1 ORDER BY idx")
+                    .bind(run_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT endpoint, requests, failures, cancelled, bytes, histogram
+                 FROM run_seconds WHERE run_id = $1",
+            )
+            .bind(run_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut totals = TotalsBuilder::default();
+            for (endpoint, requests, failures, cancelled, bytes, histogram) in rows {
+                totals.add(
+                    endpoint as u32,
+                    &(requests, failures, cancelled, bytes, histogram),
+                )?;
+            }
+            let indexes: Vec<u32> = indexes.into_iter().map(|i| i as u32).collect();
+            for summary in totals.finish(&indexes) {
+                sqlx::query(
+                    "INSERT INTO run_summaries (run_id, endpoint, requests, failures, cancelled, bytes, histogram)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(run_id)
+                .bind(summary.endpoint as i32)
+                .bind(to_db(summary.counts.requests))
+                .bind(to_db(summary.counts.failures))
+                .bind(to_db(summary.counts.cancelled))
+                .bind(to_db(summary.counts.bytes))
+                .bind(convert::encode(&summary.histogram)?)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE runs SET status = $2, ended_at_ms = $3, error = $4 WHERE id = $1")
+                .bind(run_id)
+                .bind(finish.status.as_str())
+                .bind(finish.ended_at_ms)
+                .bind(finish.error.as_deref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row: RunRow = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        convert::run_from_row(row)
+    }
+
+    async fn summaries(&self, run_id: &str) -> Result<Vec<EndpointTotals>, StoreError> {
+        let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT endpoint, requests, failures, cancelled, bytes, histogram
+             FROM run_summaries WHERE run_id = $1 ORDER BY endpoint",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(endpoint, requests, failures, cancelled, bytes, histogram)| {
+                let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
+                Ok(EndpointTotals {
+                    endpoint: endpoint as u32,
+                    counts: counts_from_row(&row),
+                    histogram: convert::decode(&row.4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn seconds(
+        &self,
+        run_id: &str,
+        from_second: Option<i64>,
+    ) -> Result<Vec<SecondRow>, StoreError> {
+        let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram
+             FROM run_seconds WHERE run_id = $1 AND second >= $2 ORDER BY second, endpoint",
+        )
+        .bind(run_id)
+        .bind(from_second.unwrap_or(i64::MIN))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(second, endpoint, requests, failures, cancelled, bytes, histogram)| {
+                    let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
+                    Ok(SecondRow {
+                        second,
+                        endpoint: endpoint as u32,
+                        counts: counts_from_row(&row),
+                        histogram: convert::decode(&row.4)?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn active_users(
+        &self,
+        run_id: &str,
+        from_second: Option<i64>,
+    ) -> Result<Vec<ActiveUsers>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT second, active_users FROM run_users
+             WHERE run_id = $1 AND second >= $2 ORDER BY second",
+        )
+        .bind(run_id)
+        .bind(from_second.unwrap_or(i64::MIN))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(second, users)| ActiveUsers {
+                second,
+                users: from_db(users),
+            })
+            .collect())
+    }
+
+    async fn failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError> {
+        let rows: Vec<(i32, String, i64, String)> = sqlx::query_as(
+            "SELECT endpoint, kind, count, last_message FROM run_failures
+             WHERE run_id = $1 ORDER BY endpoint, kind",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(endpoint, kind, count, last_message)| FailureRecord {
+                endpoint: endpoint as u32,
+                kind,
+                count: from_db(count),
+                last_message,
+            })
+            .collect())
+    }
+
+    async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT worker_id, seq FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(worker_id, seq)| Watermark {
+                worker_id,
+                seq: from_db(seq),
+            })
+            .collect())
+    }
+}
+
+/// Merges the delta's rows, users and failures (the watermark is already
+/// locked and checked).
+async fn merge_delta(
+    tx: &mut Transaction<'static, Postgres>,
+    delta: &Delta,
+    endpoints: &[&EndpointDelta],
+) -> Result<(), StoreError> {
+    for endpoint in endpoints {
+        merge_second(tx, delta, endpoint).await?;
+    }
+    sqlx::query(
+        "INSERT INTO run_users (run_id, second, active_users) VALUES ($1, $2, $3)
+         ON CONFLICT (run_id, second) DO UPDATE SET active_users = run_users.active_users + EXCLUDED.active_users",
+    )
+    .bind(&delta.run_id)
+    .bind(delta.second)
+    .bind(i64::from(delta.active_users))
+    .execute(&mut **tx)
+    .await?;
+    for (endpoint, failure) in convert::sorted_failures(endpoints) {
+        sqlx::query(
+            "INSERT INTO run_failures (run_id, endpoint, kind, count, last_message) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (run_id, endpoint, kind) DO UPDATE
+             SET count = run_failures.count + EXCLUDED.count, last_message = EXCLUDED.last_message",
+        )
+        .bind(&delta.run_id)
+        .bind(endpoint as i32)
+        .bind(&failure.kind)
+        .bind(to_db(failure.count))
+        .bind(&failure.last_message)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts the (run, second, endpoint) row, or locks the existing one and
+/// merges into it.
+async fn merge_second(
+    tx: &mut Transaction<'static, Postgres>,
+    delta: &Delta,
+    endpoint: &EndpointDelta,
+) -> Result<(), StoreError> {
+    let counts = &endpoint.counts;
+    // An insert that conflicts waits for a concurrent inserter to commit, so
+    // the row locked below is always the latest committed one.
+    let inserted = sqlx::query(
+        "INSERT INTO run_seconds (run_id, second, endpoint, requests, failures, cancelled, bytes, histogram)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (run_id, second, endpoint) DO NOTHING",
+    )
+    .bind(&delta.run_id)
+    .bind(delta.second)
+    .bind(endpoint.endpoint as i32)
+    .bind(to_db(counts.requests))
+    .bind(to_db(counts.failures))
+    .bind(to_db(counts.cancelled))
+    .bind(to_db(counts.bytes))
+    .bind(convert::encode(&endpoint.histogram)?)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(());
+    }
+    let stored: Vec<u8> = sqlx::query_scalar(
+        "SELECT histogram FROM run_seconds WHERE run_id = $1 AND second = $2 AND endpoint = $3 FOR UPDATE",
+    )
+    .bind(&delta.run_id)
+    .bind(delta.second)
+    .bind(endpoint.endpoint as i32)
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut histogram = convert::decode(&stored)?;
+    convert::merge(&mut histogram, &endpoint.histogram)?;
+    sqlx::query(
+        "UPDATE run_seconds
+         SET requests = requests + $4, failures = failures + $5, cancelled = cancelled + $6,
+             bytes = bytes + $7, histogram = $8
+         WHERE run_id = $1 AND second = $2 AND endpoint = $3",
+    )
+    .bind(&delta.run_id)
+    .bind(delta.second)
+    .bind(endpoint.endpoint as i32)
+    .bind(to_db(counts.requests))
+    .bind(to_db(counts.failures))
+    .bind(to_db(counts.cancelled))
+    .bind(to_db(counts.bytes))
+    .bind(convert::encode(&histogram)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

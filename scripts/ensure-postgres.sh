@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Makes sure a PostgreSQL server answers on 127.0.0.1:5432 (user postgres,
+# trust auth), starting the machine's cluster if it is down, installing it
+# from Debian's packages if it is missing. Prints the DATABASE_URL to use.
+set -euo pipefail
+
+host=127.0.0.1
+port=5432
+
+ready() { pg_isready -q -h "$host" -p "$port" 2>/dev/null; }
+
+if ! command -v pg_isready >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+  echo "ensure-postgres: installing postgresql from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq postgresql >&2
+fi
+
+if ! ready; then
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  echo "ensure-postgres: starting PostgreSQL $version" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+fi
+
+for _ in $(seq 1 60); do
+  if ready; then
+    echo "postgres://postgres@$host:$port/postgres"
+    exit 0
+  fi
+  sleep 0.5
+done
+echo "ensure-postgres: PostgreSQL is not answering on $host:$port" >&2
+exit 1

@@ -1,0 +1,167 @@
+//! Command-line definitions. Every flag can also be set through a `CICADA_*`
+//! environment variable; a flag wins over the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cicada", version, about = "Distributed load testing with exact numbers")]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load test on this machine: collector, controller and workers in
+    /// one process, the run stored in a local database.
+    Run(RunArgs),
+    /// Start a run on a deployed controller and follow it.
+    Start(StartArgs),
+    /// Stop a running run on a deployed controller.
+    Stop(StopArgs),
+    /// List the workers connected to a deployed controller.
+    Workers(ControllerArgs),
+    /// Check a scenario file without running it.
+    Validate(ValidateArgs),
+}
+
+/// The load flags shared by `run` and `start` (named like Locust's).
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Base URL of the system under test; overrides the scenario's `host`.
+    #[arg(short = 'H', long, env = "CICADA_HOST")]
+    pub host: Option<String>,
+    /// Peak number of concurrent users, across all workers.
+    #[arg(short = 'u', long, env = "CICADA_USERS", default_value_t = 1)]
+    pub users: u32,
+    /// Users started per second, across all workers.
+    #[arg(short = 'r', long, env = "CICADA_SPAWN_RATE", default_value_t = 1.0)]
+    pub spawn_rate: f64,
+    /// Stop after this long (e.g. 30s, 5m, 1h30m; a bare number is seconds).
+    /// Without it the run goes on until Ctrl-C.
+    #[arg(short = 't', long, env = "CICADA_RUN_TIME", value_parser = parse_run_time)]
+    pub run_time: Option<Duration>,
+    /// How long in-flight requests may finish when the run stops before they
+    /// are cancelled (and counted as cancelled).
+    #[arg(long, env = "CICADA_STOP_TIMEOUT", value_parser = parse_run_time, default_value = "10s")]
+    pub stop_timeout: Duration,
+    /// Label the run (repeatable): --label env=staging --label release=1.4.2
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Write the final numbers as JSON to this file.
+    #[arg(long, env = "CICADA_SUMMARY_JSON")]
+    pub summary_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Local workers to start (default: one per core).
+    #[arg(long, env = "CICADA_WORKERS")]
+    pub workers: Option<u32>,
+    /// Where the run is stored: a SQLite file path or URL (sqlite:...), or postgres://...
+    #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// The controller's gRPC address.
+    #[arg(long, env = "CICADA_CONTROLLER", default_value = "http://127.0.0.1:7000")]
+    pub controller: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    /// Print the run id and return at once instead of following the run.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The run to stop.
+    pub run_id: String,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario file (YAML).
+    pub scenario: PathBuf,
+}
+
+/// Parses Locust-style run times: `30s`, `5m`, `1h30m`, `1h 30m`, or a bare
+/// number of seconds.
+pub fn parse_run_time(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{error}; expected a duration like 30s, 5m or 1h30m"))
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("label {text:?} is not key=value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_times() {
+        assert_eq!(parse_run_time("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_run_time("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_run_time("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_run_time("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_run_time("soon").unwrap_err().contains("like 30s"));
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(
+            parse_label("env=staging").unwrap(),
+            ("env".to_owned(), "staging".to_owned())
+        );
+        assert!(parse_label("nokey").is_err());
+        assert!(parse_label("=x").is_err());
+    }
+
+    #[test]
+    fn locust_style_flags() {
+        let cli = Cli::try_parse_from([
+            "cicada", "run", "s.yaml", "-H", "http://127.0.0.1:8080", "-u", "200", "-r", "50",
+            "-t", "30s", "--workers", "2",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.load.users, 200);
+        assert_eq!(args.load.spawn_rate, 50.0);
+        assert_eq!(args.load.run_time, Some(Duration::from_secs(30)));
+        assert_eq!(args.workers, Some(2));
+        assert_eq!(args.database_url, "./cicada.db");
+    }
+}

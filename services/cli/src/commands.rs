@@ -1,0 +1,85 @@
+//! One function per subcommand.
+
+mod run;
+mod start;
+mod validate;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cicada_proto::v1::{ListWorkersRequest, RunProgress, RunState, StopRunRequest};
+
+use crate::cli::{Command, LoadArgs};
+use crate::{report, session};
+
+pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::run(args).await,
+        Command::Start(args) => start::start(args).await,
+        Command::Validate(args) => validate::validate(args),
+        Command::Stop(args) => {
+            let mut client = session::connect(&args.controller.controller).await?;
+            client
+                .stop_run(StopRunRequest {
+                    run_id: args.run_id.clone(),
+                })
+                .await
+                .map_err(|status| anyhow::anyhow!("{}", status.message()))
+                .with_context(|| format!("failed to stop run {}", args.run_id))?;
+            eprintln!("stopping run {}", args.run_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workers(args) => {
+            let mut client = session::connect(&args.controller).await?;
+            let workers = client
+                .list_workers(ListWorkersRequest {})
+                .await
+                .map_err(|status| anyhow::anyhow!("{}", status.message()))
+                .context("failed to list workers")?
+                .into_inner()
+                .workers;
+            println!("{:<28} {:>5} {:>7} {:>9} {:>6} {:>10}  run", "worker", "cores", "users", "in-flight", "cpu%", "rss MiB");
+            for w in &workers {
+                println!(
+                    "{:<28} {:>5} {:>7} {:>9} {:>6.1} {:>10.1}  {}",
+                    w.worker_id,
+                    w.cores,
+                    w.active_users,
+                    w.in_flight,
+                    w.cpu_percent,
+                    w.rss_bytes as f64 / (1024.0 * 1024.0),
+                    w.run_id
+                );
+            }
+            eprintln!("{} workers connected", workers.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads and validates a scenario file locally, so a bad file fails fast with
+/// its line and column before anything starts.
+pub fn read_scenario(load: &LoadArgs) -> anyhow::Result<String> {
+    let path = &load.scenario;
+    let yaml = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read scenario file {}", path.display()))?;
+    cicada_scenario::Scenario::parse(&path.display().to_string(), &yaml)?;
+    Ok(yaml)
+}
+
+/// Prints the final table, writes the summary JSON and picks the exit code.
+pub fn finish(progress: &RunProgress, load: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let stats = progress.stats.clone().unwrap_or_default();
+    let state = session::state_name(progress.state());
+    println!("{}", report::render_table(&stats));
+    if let Some(path) = &load.summary_json {
+        let json = serde_json::to_string_pretty(&report::summary_json(&stats, state))?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("failed to write the summary to {}", path.display()))?;
+        eprintln!("summary written to {}", path.display());
+    }
+    if progress.state() == RunState::Failed {
+        anyhow::bail!("run {} failed: {}", progress.run_id, progress.error);
+    }
+    Ok(ExitCode::SUCCESS)
+}

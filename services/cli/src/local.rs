@@ -1,0 +1,131 @@
+//! The one-process cluster behind `cicada run`: a collector, a controller and
+//! N workers, each started through its service's public entry point on a
+//! loopback ephemeral port and talking real gRPC, exactly as in a cluster.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cicada_proto::v1::ListWorkersRequest;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long the local workers get to register before `cicada run` gives up.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running local cluster.
+pub struct LocalCluster {
+    pub controller_url: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+/// A future that resolves once `shutdown` flips to true.
+fn shutdown_signal(mut receiver: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn bind_loopback(what: &str) -> anyhow::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .with_context(|| format!("failed to bind a loopback port for the {what}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+impl LocalCluster {
+    /// Opens the store, starts the services and waits until every worker has
+    /// registered with the controller.
+    pub async fn start(database_url: &str, workers: u32) -> anyhow::Result<Self> {
+        let store = cicada_store::connect(database_url)
+            .await
+            .with_context(|| format!("failed to open the run database {database_url}"))?;
+        let (shutdown, receiver) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let (listener, collector_url) = bind_loopback("collector").await?;
+        tasks.push((
+            "collector",
+            tokio::spawn(cicada_collector::serve(
+                store,
+                listener,
+                shutdown_signal(receiver.clone()),
+            )),
+        ));
+
+        let (listener, controller_url) = bind_loopback("controller").await?;
+        let config = cicada_controller::ControllerConfig::new(collector_url);
+        tasks.push((
+            "controller",
+            tokio::spawn(cicada_controller::run(
+                config,
+                listener,
+                shutdown_signal(receiver.clone()),
+            )),
+        ));
+
+        for index in 0..workers {
+            let mut config = cicada_worker::WorkerConfig::new(controller_url.clone());
+            config.worker_id = format!("local-{index}");
+            config.cores = 1;
+            config.threads = 1;
+            tasks.push((
+                "worker",
+                tokio::spawn(cicada_worker::run(config, shutdown_signal(receiver.clone()))),
+            ));
+        }
+
+        let cluster = Self {
+            controller_url,
+            shutdown,
+            tasks,
+        };
+        cluster.wait_for_workers(workers).await?;
+        Ok(cluster)
+    }
+
+    async fn wait_for_workers(&self, expected: u32) -> anyhow::Result<()> {
+        let mut client = crate::session::connect(&self.controller_url).await?;
+        let deadline = tokio::time::Instant::now() + REGISTER_TIMEOUT;
+        loop {
+            let connected = client
+                .list_workers(ListWorkersRequest {})
+                .await
+                .context("failed to list the local workers")?
+                .into_inner()
+                .workers
+                .len() as u32;
+            if connected >= expected {
+                return Ok(());
+            }
+            if let Some((name, task)) = self.tasks.iter().find(|(_, task)| task.is_finished()) {
+                bail!("the local {name} stopped while starting ({task:?})");
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "only {connected} of {expected} local workers registered within {REGISTER_TIMEOUT:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every service and reports the first one that failed.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let mut first_error = None;
+        for (name, task) in self.tasks {
+            let result = match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(result)) => result.with_context(|| format!("the local {name} failed")),
+                Ok(Err(join)) => Err(anyhow::anyhow!("the local {name} panicked: {join}")),
+                Err(_) => Err(anyhow::anyhow!("the local {name} did not stop within 10 s")),
+            };
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

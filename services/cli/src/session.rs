@@ -1,0 +1,183 @@
+//! Starting a run on a controller and following it to the end: live progress
+//! every 2 s on stderr, Ctrl-C stops the run cleanly (a second Ctrl-C quits).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cicada_proto::v1::controller_client::ControllerClient;
+use cicada_proto::v1::{
+    RunProgress, RunState, StartRunRequest, StopRunRequest, WatchRunRequest,
+};
+use tonic::transport::Channel;
+
+use crate::cli::LoadArgs;
+
+/// How often a progress line is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Connects to a controller, with a message that says where it tried.
+pub async fn connect(controller_url: &str) -> anyhow::Result<ControllerClient<Channel>> {
+    ControllerClient::connect(controller_url.to_owned())
+        .await
+        .with_context(|| format!("failed to connect to the controller at {controller_url}"))
+}
+
+/// Builds the StartRun request from the load flags and the scenario text.
+pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest {
+    StartRunRequest {
+        scenario_yaml,
+        scenario_path: load.scenario.display().to_string(),
+        host: load.host.clone().unwrap_or_default(),
+        users: load.users,
+        spawn_rate: load.spawn_rate,
+        run_time_ms: load.run_time.map_or(0, |d| d.as_millis() as u64),
+        labels: load.labels.iter().cloned().collect::<HashMap<_, _>>(),
+        stop_grace_ms: load.stop_timeout.as_millis() as u64,
+    }
+}
+
+/// Starts the run and returns its id.
+pub async fn start(
+    client: &mut ControllerClient<Channel>,
+    request: StartRunRequest,
+) -> anyhow::Result<(String, u32)> {
+    let response = client
+        .start_run(request)
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))
+        .context("the controller refused to start the run")?
+        .into_inner();
+    Ok((response.run_id, response.workers))
+}
+
+/// Follows a run until it has ended and returns its last progress message
+/// (which carries the final statistics).
+pub async fn follow(
+    client: &mut ControllerClient<Channel>,
+    run_id: &str,
+) -> anyhow::Result<RunProgress> {
+    let mut stream = client
+        .watch_run(WatchRunRequest {
+            run_id: run_id.to_owned(),
+        })
+        .await
+        .context("failed to watch the run")?
+        .into_inner();
+    let started = Instant::now();
+    let mut last_print: Option<Instant> = None;
+    let mut latest: Option<RunProgress> = None;
+    let mut interrupts = 0u32;
+    loop {
+        tokio::select! {
+            message = stream.message() => {
+                let message = message.context("lost the connection to the controller while watching the run")?;
+                let Some(progress) = message else { break };
+                let ended = is_terminal(progress.state());
+                if !ended && last_print.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+                    eprintln!("{}", progress_line(&progress, started.elapsed()));
+                    last_print = Some(Instant::now());
+                }
+                latest = Some(progress);
+                if ended {
+                    break;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                if interrupts > 1 {
+                    eprintln!("interrupted again: quitting without waiting for the final numbers");
+                    std::process::exit(130);
+                }
+                eprintln!("stopping the run (in-flight requests may finish; Ctrl-C again to quit)");
+                client
+                    .stop_run(StopRunRequest { run_id: run_id.to_owned() })
+                    .await
+                    .map_err(|status| anyhow::anyhow!("{}", status.message()))
+                    .context("failed to stop the run")?;
+            }
+        }
+    }
+    let Some(progress) = latest else {
+        bail!("the controller ended the watch of run {run_id} without any progress")
+    };
+    if !is_terminal(progress.state()) {
+        bail!("the watch of run {run_id} ended before the run did");
+    }
+    Ok(progress)
+}
+
+fn is_terminal(state: RunState) -> bool {
+    matches!(state, RunState::Finished | RunState::Failed)
+}
+
+/// One live progress line: elapsed, users, current RPS, failures, p50/p95.
+pub fn progress_line(progress: &RunProgress, elapsed: Duration) -> String {
+    let stats = progress.stats.clone().unwrap_or_default();
+    let total = stats.total.unwrap_or_default();
+    let failure_pct = if total.requests > 0 {
+        100.0 * total.failures as f64 / total.requests as f64
+    } else {
+        0.0
+    };
+    format!(
+        "[{:>5}s] {:<8} users {}/{} on {} workers | {:>9.1} req/s | requests {} | failures {} ({:.2}%) {:.1}/s | p50 {:.2} ms | p95 {:.2} ms",
+        elapsed.as_secs(),
+        state_name(progress.state()),
+        progress.active_users,
+        progress.target_users,
+        progress.workers,
+        stats.current_rps,
+        total.requests,
+        total.failures,
+        failure_pct,
+        stats.current_failures_per_s,
+        stats.current_p50_ms,
+        stats.current_p95_ms,
+    )
+}
+
+pub fn state_name(state: RunState) -> &'static str {
+    match state {
+        RunState::Unspecified => "unknown",
+        RunState::Starting => "starting",
+        RunState::Running => "running",
+        RunState::Stopping => "stopping",
+        RunState::Finished => "finished",
+        RunState::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cicada_proto::v1::{EndpointStats, RunStats};
+
+    #[test]
+    fn progress_line_shows_the_live_numbers() {
+        let progress = RunProgress {
+            run_id: "r".into(),
+            state: RunState::Running as i32,
+            target_users: 200,
+            active_users: 150,
+            workers: 2,
+            stats: Some(RunStats {
+                current_rps: 1234.5,
+                current_p50_ms: 1.5,
+                current_p95_ms: 9.25,
+                total: Some(EndpointStats {
+                    requests: 1000,
+                    failures: 10,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            error: String::new(),
+        };
+        let line = progress_line(&progress, Duration::from_secs(12));
+        assert!(line.contains("users 150/200 on 2 workers"), "{line}");
+        assert!(line.contains("1234.5 req/s"), "{line}");
+        assert!(line.contains("failures 10 (1.00%)"), "{line}");
+        assert!(line.contains("p50 1.50 ms | p95 9.25 ms"), "{line}");
+    }
+}

@@ -1,0 +1,184 @@
+//! Shared pieces of the end-to-end tests: a real sample target on loopback,
+//! its exact counters over real HTTP, the cicada binaries, the stored run.
+#![allow(dead_code, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cicada_histogram::{Counts, LatencyHistogram};
+use cicada_sample_target::TargetConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// A sample target running in this test process.
+pub struct Target {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn start_target(config: TargetConfig) -> Target {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(cicada_sample_target::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    Target {
+        url,
+        stop: Some(stop),
+    }
+}
+
+/// `GET {url}{path}` over a plain HTTP/1.1 connection; returns the body.
+pub async fn http_get(url: &str, path: &str) -> String {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    body.to_owned()
+}
+
+/// The target's own count of responses it produced, per `METHOD /path` and total.
+pub async fn target_stats(url: &str) -> serde_json::Value {
+    serde_json::from_str(&http_get(url, "/stats").await).expect("stats JSON")
+}
+
+/// Path of a workspace binary built next to `cicada`.
+pub fn binary(name: &str) -> PathBuf {
+    let cicada = PathBuf::from(env!("CARGO_BIN_EXE_cicada"));
+    let path = cicada.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+pub fn workspace_file(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
+/// Runs a cicada command to completion (bounded) and returns (exit code, stdout, stderr).
+pub async fn run_cicada(args: &[&str], timeout: Duration) -> (i32, String, String) {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cicada"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(timeout, child)
+        .await
+        .expect("cicada did not finish in time")
+        .expect("cicada ran");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    eprintln!("--- cicada {args:?}\n{stdout}\n{stderr}");
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// A child process killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn(name: &str, args: &[&str]) -> Process {
+    Process(
+        Command::new(binary(name))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("failed to start {name}: {error}")),
+    )
+}
+
+/// A free loopback port for a child process to bind. Racy in principle; the
+/// in-process tests bind 127.0.0.1:0 directly, only separate processes need it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Everything stored for a run, merged from the per-second rows and from
+/// the summaries.
+pub struct StoredRun {
+    pub seconds_total: Counts,
+    pub summary_total: Counts,
+    pub summary_by_endpoint: Vec<(String, String, Counts, LatencyHistogram)>,
+}
+
+pub async fn stored_run(database_url: &str, run_id: &str) -> StoredRun {
+    let store = cicada_store::connect(database_url).await.unwrap();
+    let record = store.get_run(run_id).await.unwrap().expect("run stored");
+    assert_eq!(record.id, run_id);
+    let endpoints = store.endpoints(run_id).await.unwrap();
+    let mut seconds_total = Counts::default();
+    for row in store.seconds(run_id, None).await.unwrap() {
+        seconds_total.add(&row.counts);
+    }
+    let mut summary_total = Counts::default();
+    let mut summary_by_endpoint = Vec::new();
+    for summary in store.summaries(run_id).await.unwrap() {
+        summary_total.add(&summary.counts);
+        let endpoint = endpoints
+            .iter()
+            .find(|e| e.index == summary.endpoint)
+            .expect("summary endpoint in table");
+        summary_by_endpoint.push((
+            endpoint.method.clone(),
+            endpoint.name.clone(),
+            summary.counts,
+            summary.histogram,
+        ));
+    }
+    StoredRun {
+        seconds_total,
+        summary_total,
+        summary_by_endpoint,
+    }
+}
+
+/// Fails unless each endpoint's share of the requests is within 3 percentage
+/// points of its weight share and within 5 binomial standard deviations.
+pub fn assert_split(counts: &[(&str, u64)], weights: &[(&str, u64)]) {
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let weight_total: u64 = weights.iter().map(|(_, w)| w).sum();
+    for (name, weight) in weights {
+        let expected = *weight as f64 / weight_total as f64;
+        let observed = counts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c) as f64
+            / total as f64;
+        let sigma = (expected * (1.0 - expected) / total as f64).sqrt();
+        let diff = (observed - expected).abs();
+        assert!(
+            diff <= 0.03 && diff <= 5.0 * sigma,
+            "{name}: share {observed:.4} vs weight share {expected:.4} over {total} requests"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! Connected workers: identity, heartbeat bookkeeping and run assignment.
+//!
+//! Each `Connect` stream gets a connection number; a worker that reconnects
+//! under the same id replaces its old entry, and the old stream's clean-up
+//! then finds a different number and leaves the new entry alone.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use cicada_proto::v1::{ControllerMessage, Heartbeat, Register, WorkerInfo};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// The sending half of a worker's `Connect` response stream.
+pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
+
+/// One connected worker.
+#[derive(Debug)]
+pub struct WorkerEntry {
+    /// Connection number of the stream this entry belongs to.
+    pub conn: u64,
+    pub register: Register,
+    pub tx: Outbound,
+    /// The latest heartbeat (default until the first one).
+    pub heartbeat: Heartbeat,
+    pub last_seen: Instant,
+    /// The run the controller placed this worker in, if any.
+    pub assigned: Option<String>,
+}
+
+impl WorkerEntry {
+    /// Idle: no run placed here, and the worker reports none either (it may
+    /// still run one started by a previous controller).
+    fn is_idle(&self) -> bool {
+        self.assigned.is_none() && self.heartbeat.run_id.is_empty()
+    }
+}
+
+/// A worker picked for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub worker_id: String,
+    pub cores: u32,
+}
+
+/// Every connected worker, by id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    workers: Mutex<HashMap<String, WorkerEntry>>,
+    next_conn: AtomicU64,
+}
+
+impl Registry {
+    /// Adds (or replaces) a worker; returns the new connection number and
+    /// the replaced entry, if any.
+    pub fn add(&self, register: Register, tx: Outbound) -> (u64, Option<WorkerEntry>) {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = WorkerEntry {
+            conn,
+            register: register.clone(),
+            tx,
+            heartbeat: Heartbeat::default(),
+            last_seen: Instant::now(),
+            assigned: None,
+        };
+        let replaced = self.workers.lock().insert(register.worker_id, entry);
+        (conn, replaced)
+    }
+
+    /// Removes the worker if `conn` is still its connection.
+    pub fn remove(&self, worker_id: &str, conn: u64) -> Option<WorkerEntry> {
+        let mut workers = self.workers.lock();
+        if workers.get(worker_id).is_some_and(|entry| entry.conn == conn) {
+            workers.remove(worker_id)
+        } else {
+            None
+        }
+    }
+
+    /// Records a heartbeat.
+    pub fn heartbeat(&self, worker_id: &str, conn: u64, heartbeat: Heartbeat) {
+        if let Some(entry) = self.entry_mut(worker_id, conn, &mut self.workers.lock()) {
+            entry.heartbeat = heartbeat;
+            entry.last_seen = Instant::now();
+        }
+    }
+
+    /// Notes that the worker finished `run_id`, so it counts as idle again
+    /// before its next heartbeat says so.
+    pub fn work_done(&self, worker_id: &str, conn: u64, run_id: &str) {
+        if let Some(entry) = self.entry_mut(worker_id, conn, &mut self.workers.lock()) {
+            entry.last_seen = Instant::now();
+            if entry.heartbeat.run_id == run_id {
+                entry.heartbeat.run_id.clear();
+                entry.heartbeat.active_users = 0;
+                entry.heartbeat.in_flight = 0;
+            }
+        }
+    }
+
+    fn entry_mut<'a>(
+        &self,
+        worker_id: &str,
+        conn: u64,
+        workers: &'a mut HashMap<String, WorkerEntry>,
+    ) -> Option<&'a mut WorkerEntry> {
+        workers
+            .get_mut(worker_id)
+            .filter(|entry| entry.conn == conn)
+    }
+
+    /// Assigns every idle worker to `run_id`, sorted by worker id.
+    pub fn claim_idle(&self, run_id: &str) -> Vec<Claimed> {
+        let mut workers = self.workers.lock();
+        let mut claimed: Vec<Claimed> = workers
+            .values_mut()
+            .filter(|entry| entry.is_idle())
+            .map(|entry| {
+                entry.assigned = Some(run_id.to_owned());
+                Claimed {
+                    worker_id: entry.register.worker_id.clone(),
+                    cores: entry.register.cores,
+                }
+            })
+            .collect();
+        claimed.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        claimed
+    }
+
+    /// Releases the listed workers from `run_id` (those still assigned to it).
+    pub fn release<'a>(&self, run_id: &str, worker_ids: impl IntoIterator<Item = &'a str>) {
+        let mut workers = self.workers.lock();
+        for id in worker_ids {
+            if let Some(entry) = workers.get_mut(id)
+                && entry.assigned.as_deref() == Some(run_id)
+            {
+                entry.assigned = None;
+            }
+        }
+    }
+
+    /// The stream to `worker_id`, if connected.
+    pub fn sender(&self, worker_id: &str) -> Option<Outbound> {
+        self.workers.lock().get(worker_id).map(|entry| entry.tx.clone())
+    }
+
+    /// Sum of the users the workers report running for `run_id`.
+    pub fn active_users(&self, run_id: &str) -> u32 {
+        self.workers
+            .lock()
+            .values()
+            .filter(|entry| entry.heartbeat.run_id == run_id)
+            .map(|entry| entry.heartbeat.active_users)
+            .sum()
+    }
+
+    /// Number of connected workers.
+    pub fn len(&self) -> usize {
+        self.workers.lock().len()
+    }
+
+    /// True when no worker is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The workers as `ListWorkers` reports them, sorted by id.
+    pub fn list(&self) -> Vec<WorkerInfo> {
+        let now = Instant::now();
+        let mut list: Vec<WorkerInfo> = self
+            .workers
+            .lock()
+            .values()
+            .map(|entry| WorkerInfo {
+                worker_id: entry.register.worker_id.clone(),
+                cores: entry.register.cores,
+                version: entry.register.version.clone(),
+                hostname: entry.register.hostname.clone(),
+                run_id: entry
+                    .assigned
+                    .clone()
+                    .unwrap_or_else(|| entry.heartbeat.run_id.clone()),
+                active_users: entry.heartbeat.active_users,
+                in_flight: entry.heartbeat.in_flight,
+                cpu_percent: entry.heartbeat.cpu_percent,
+                rss_bytes: entry.heartbeat.rss_bytes,
+                last_seen_ms: now.duration_since(entry.last_seen).as_millis() as u64,
+            })
+            .collect();
+        list.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(id: &str, cores: u32) -> Register {
+        Register {
+            worker_id: id.into(),
+            cores,
+            version: "test".into(),
+            hostname: "localhost".into(),
+        }
+    }
+
+    fn channel() -> Outbound {
+        mpsc::channel(1).0
+    }
+
+    #[test]
+    fn reconnect_replaces_and_old_cleanup_is_ignored() {
+        let registry = Registry::default();
+        let (old, _) = registry.add(register("w1", 2), channel());
+        let (new, replaced) = registry.add(register("w1", 2), channel());
+        assert_eq!(replaced.map(|e| e.conn), Some(old));
+        assert!(registry.remove("w1", old).is_none());
+        assert_eq!(registry.len(), 1);
+        assert!(registry.remove("w1", new).is_some());
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn claims_only_idle_workers() {
+        let registry = Registry::default();
+        let (c1, _) = registry.add(register("b", 2), channel());
+        registry.add(register("a", 1), channel());
+        let (c3, _) = registry.add(register("c", 1), channel());
+        // "c" still runs a run from an earlier controller.
+        registry.heartbeat(
+            "c",
+            c3,
+            Heartbeat {
+                run_id: "old".into(),
+                active_users: 3,
+                ..Default::default()
+            },
+        );
+        let claimed = registry.claim_idle("r1");
+        let ids: Vec<&str> = claimed.iter().map(|c| c.worker_id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        assert!(registry.claim_idle("r2").is_empty());
+
+        registry.heartbeat(
+            "b",
+            c1,
+            Heartbeat {
+                run_id: "r1".into(),
+                active_users: 5,
+                ..Default::default()
+            },
+        );
+        assert_eq!(registry.active_users("r1"), 5);
+        registry.work_done("b", c1, "r1");
+        assert_eq!(registry.active_users("r1"), 0);
+        registry.release("r1", ["a", "b"]);
+        assert_eq!(registry.claim_idle("r2").len(), 2);
+        let list = registry.list();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[2].run_id, "old");
+    }
+}

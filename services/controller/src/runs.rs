@@ -1,0 +1,183 @@
+//! The runs the controller knows: at most one active, plus a bounded memory
+//! of finished ones so `WatchRun` can still report their end.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use cicada_proto::v1::{RunState, RunStats, WorkDone};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+use crate::ControllerError;
+
+/// Finished runs kept in memory for late watchers.
+const KEEP_FINISHED: usize = 64;
+
+/// What a run looks like from outside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStatus {
+    pub state: RunState,
+    /// Why the run failed, when it did.
+    pub error: String,
+    /// The collector's final statistics, once `FinishRun` answered.
+    pub final_stats: Option<RunStats>,
+}
+
+impl RunStatus {
+    /// True once the run will not change any more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state, RunState::Finished | RunState::Failed)
+    }
+}
+
+/// Inputs of a run's life cycle task.
+#[derive(Debug)]
+pub enum RunEvent {
+    /// `StopRun` was called.
+    Stop,
+    /// A worker reported `WorkDone` for this run.
+    Done { worker_id: String, done: WorkDone },
+    /// A worker's stream ended.
+    Gone { worker_id: String },
+}
+
+/// One run.
+#[derive(Debug)]
+pub struct Run {
+    pub id: String,
+    pub target_users: u32,
+    /// The workers executing it (those with at least one user).
+    pub workers: Vec<String>,
+    pub status: watch::Sender<RunStatus>,
+    pub events: mpsc::UnboundedSender<RunEvent>,
+}
+
+impl Run {
+    /// A run in state STARTING and the receiver of its events.
+    pub fn new(
+        id: String,
+        target_users: u32,
+        workers: Vec<String>,
+    ) -> (Arc<Run>, mpsc::UnboundedReceiver<RunEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let (status, _) = watch::channel(RunStatus {
+            state: RunState::Starting,
+            error: String::new(),
+            final_stats: None,
+        });
+        let run = Run {
+            id,
+            target_users,
+            workers,
+            status,
+            events,
+        };
+        (Arc::new(run), receiver)
+    }
+
+    /// Sends an event to the life cycle task (ignored once it has ended).
+    pub fn send(&self, event: RunEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Moves to `state` (and keeps the rest).
+    pub fn set_state(&self, state: RunState) {
+        self.status.send_modify(|status| status.state = state);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The run being started or running; reserved before any await so two
+    /// `StartRun` calls cannot both pass the one-run check.
+    active: Option<String>,
+    runs: HashMap<String, Arc<Run>>,
+    finished: VecDeque<String>,
+}
+
+/// Every known run.
+#[derive(Debug, Default)]
+pub struct Runs {
+    inner: Mutex<Inner>,
+}
+
+impl Runs {
+    /// Reserves the single active slot for `run_id`.
+    pub fn reserve(&self, run_id: &str) -> Result<(), ControllerError> {
+        let mut inner = self.inner.lock();
+        if let Some(active) = &inner.active {
+            return Err(ControllerError::RunActive(active.clone()));
+        }
+        inner.active = Some(run_id.to_owned());
+        Ok(())
+    }
+
+    /// Frees the active slot if `run_id` holds it (a start that failed).
+    pub fn unreserve(&self, run_id: &str) {
+        let mut inner = self.inner.lock();
+        if inner.active.as_deref() == Some(run_id) {
+            inner.active = None;
+        }
+    }
+
+    /// Makes a started run visible to `WatchRun`, `StopRun` and events.
+    pub fn insert(&self, run: Arc<Run>) {
+        self.inner.lock().runs.insert(run.id.clone(), run);
+    }
+
+    /// The run with this id.
+    pub fn get(&self, run_id: &str) -> Option<Arc<Run>> {
+        self.inner.lock().runs.get(run_id).cloned()
+    }
+
+    /// Frees the active slot and remembers the run as finished, forgetting
+    /// the oldest finished runs beyond the limit.
+    pub fn finish(&self, run_id: &str) {
+        let mut inner = self.inner.lock();
+        if inner.active.as_deref() == Some(run_id) {
+            inner.active = None;
+        }
+        inner.finished.push_back(run_id.to_owned());
+        while inner.finished.len() > KEEP_FINISHED {
+            if let Some(old) = inner.finished.pop_front() {
+                inner.runs.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_active_run_at_a_time() {
+        let runs = Runs::default();
+        runs.reserve("a").unwrap();
+        assert!(matches!(
+            runs.reserve("b"),
+            Err(ControllerError::RunActive(id)) if id == "a"
+        ));
+        runs.unreserve("b");
+        assert!(runs.reserve("b").is_err());
+        runs.unreserve("a");
+        runs.reserve("b").unwrap();
+        runs.finish("b");
+        runs.reserve("c").unwrap();
+    }
+
+    #[test]
+    fn forgets_old_finished_runs() {
+        let runs = Runs::default();
+        for i in 0..(KEEP_FINISHED + 3) {
+            let id = format!("r{i}");
+            let (run, _) = Run::new(id.clone(), 1, vec![]);
+            runs.insert(run);
+            runs.finish(&id);
+        }
+        assert!(runs.get("r0").is_none());
+        assert!(runs.get("r2").is_none());
+        assert!(runs.get("r3").is_some());
+        assert!(runs.get(&format!("r{}", KEEP_FINISHED + 2)).is_some());
+    }
+}

@@ -1,0 +1,136 @@
+use proptest::prelude::*;
+
+use super::*;
+
+/// Exact proportional share `total * part / sum`, as a float for bounds.
+fn share(total: u32, part: u64, sum: u64) -> f64 {
+    f64::from(total) * part as f64 / sum as f64
+}
+
+#[test]
+fn splits_evenly_on_equal_workers() {
+    let placements = split(10, &[1], &[2, 2]);
+    assert_eq!(placements[0].class_users, vec![5]);
+    assert_eq!(placements[1].class_users, vec![5]);
+    assert_eq!(placements[0].user_id_offset, 0);
+    assert_eq!(placements[1].user_id_offset, 5);
+}
+
+#[test]
+fn follows_cores() {
+    let placements = split(9, &[1], &[1, 2]);
+    let users: Vec<u32> = placements.iter().map(|p| p.users).collect();
+    assert_eq!(users, vec![3, 6]);
+}
+
+#[test]
+fn class_counts_are_largest_remainder_of_weights() {
+    // 7 users, weights 60:1:14:5 (sum 80): shares 5.25, 0.0875, 1.225, 0.4375.
+    // Floors 5,0,1,0 = 6; the one missing user goes to the largest remainder (0.4375).
+    let placements = split(7, &[60, 1, 14, 5], &[1]);
+    assert_eq!(placements[0].class_users, vec![5, 0, 1, 1]);
+}
+
+#[test]
+fn every_worker_gets_the_mix() {
+    // Two classes, two workers: each worker gets both classes, not one each.
+    let placements = split(4, &[1, 1], &[1, 1]);
+    assert_eq!(placements[0].class_users, vec![1, 1]);
+    assert_eq!(placements[1].class_users, vec![1, 1]);
+}
+
+#[test]
+fn fewer_users_than_workers_leaves_some_idle() {
+    let placements = split(2, &[1], &[1, 1, 1]);
+    let users: Vec<u32> = placements.iter().map(|p| p.users).collect();
+    assert_eq!(users, vec![1, 1, 0]);
+}
+
+#[test]
+fn zero_weights_and_cores_are_handled() {
+    let placements = split(4, &[0, 0], &[0, 0]);
+    let total: u32 = placements.iter().map(|p| p.users).sum();
+    assert_eq!(total, 4);
+    assert_eq!(placements[0].class_users, vec![1, 1]);
+}
+
+#[test]
+fn no_workers_no_placements() {
+    assert!(split(10, &[1], &[]).is_empty());
+}
+
+#[test]
+fn spawn_rate_share_is_proportional() {
+    assert_eq!(spawn_rate_share(10.0, 3, 6), 5.0);
+    assert_eq!(spawn_rate_share(10.0, 0, 0), 0.0);
+}
+
+proptest! {
+    #[test]
+    fn split_invariants(
+        users in 0u32..5_000,
+        weights in prop::collection::vec(1u32..1_000, 1..8),
+        cores in prop::collection::vec(1u32..64, 1..40),
+    ) {
+        let placements = split(users, &weights, &cores);
+        prop_assert_eq!(placements.len(), cores.len());
+
+        // Total exact, each worker's total within 1 of its core share.
+        let total: u32 = placements.iter().map(|p| p.users).sum();
+        prop_assert_eq!(total, users);
+        let core_sum: u64 = cores.iter().map(|&c| u64::from(c)).sum();
+        for (placement, &core) in placements.iter().zip(&cores) {
+            let exact = share(users, u64::from(core), core_sum);
+            prop_assert!((f64::from(placement.users) - exact).abs() < 1.0);
+            let class_sum: u32 = placement.class_users.iter().sum();
+            prop_assert_eq!(class_sum, placement.users);
+            prop_assert_eq!(placement.class_users.len(), weights.len());
+        }
+
+        // Class totals: exactly Hamilton's apportionment of the weights.
+        let weight_sum: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+        let expected = largest_remainder(users, &weights.iter().map(|&w| u64::from(w)).collect::<Vec<_>>());
+        for (class, &weight) in weights.iter().enumerate() {
+            let class_total: u32 = placements.iter().map(|p| p.class_users[class]).sum();
+            prop_assert_eq!(class_total, expected[class]);
+            let exact = share(users, u64::from(weight), weight_sum);
+            prop_assert!((f64::from(class_total) - exact).abs() < 1.0);
+        }
+
+        // The mix: every cell is within 1 of its proportional share.
+        for placement in &placements {
+            for (class, &cell) in placement.class_users.iter().enumerate() {
+                let exact = if users == 0 {
+                    0.0
+                } else {
+                    f64::from(placement.users) * f64::from(expected[class]) / f64::from(users)
+                };
+                prop_assert!((f64::from(cell) - exact).abs() < 1.0,
+                    "cell {} vs exact {}", cell, exact);
+            }
+        }
+
+        // Offsets are the running sum: user ids are unique and contiguous.
+        let mut offset = 0u64;
+        for placement in &placements {
+            prop_assert_eq!(placement.user_id_offset, offset);
+            offset += u64::from(placement.users);
+        }
+    }
+
+    #[test]
+    fn largest_remainder_is_exact(
+        total in 0u32..100_000,
+        weights in prop::collection::vec(0u64..10_000, 1..20),
+    ) {
+        prop_assume!(weights.iter().any(|&w| w > 0));
+        let counts = largest_remainder(total, &weights);
+        let sum: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+        prop_assert_eq!(sum, u64::from(total));
+        let weight_sum: u64 = weights.iter().sum();
+        for (&count, &weight) in counts.iter().zip(&weights) {
+            let exact = share(total, weight, weight_sum);
+            prop_assert!((f64::from(count) - exact).abs() < 1.0);
+        }
+    }
+}

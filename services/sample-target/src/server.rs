@@ -1,0 +1,88 @@
+//! The accept loop: one hyper HTTP/1.1 connection task per socket, keep-alive,
+//! and a graceful drain on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::service::{self, State};
+
+/// Accepts connections until `shutdown` resolves, then asks every connection
+/// to finish its in-flight request and waits up to `grace` for them.
+pub(crate) async fn serve(
+    state: Arc<State>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(true);
+    let builder = Arc::new(builder);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection task holds a sender; `recv` returns `None` once all
+    // of them are gone.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(connection(
+                    stream,
+                    Arc::clone(&state),
+                    Arc::clone(&builder),
+                    stop_rx.clone(),
+                    done_tx.clone(),
+                ));
+            }
+            Err(error) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(%error, "failed to accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining connections");
+    // Fails only if no connection is left to listen, which is fine.
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        tracing::warn!(?grace, "connections still open after the grace period");
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    state: Arc<State>,
+    builder: Arc<http1::Builder>,
+    mut stop: watch::Receiver<bool>,
+    _done: mpsc::Sender<()>,
+) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "failed to set TCP_NODELAY");
+    }
+    let service = service_fn(move |req| service::handle(Arc::clone(&state), req));
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stop.wait_for(|stop| *stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(error) = result {
+        // Clients resetting connections is routine under load.
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}

@@ -1,0 +1,175 @@
+//! Exact request counters: one atomic per route, no lock on the request path.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::route::Route;
+
+/// One counter per cache line, so threads bumping different routes do not
+/// contend on the same line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Counter(AtomicU64);
+
+impl Counter {
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The target's request counters.
+///
+/// A request is counted when its response is produced, after the injected
+/// latency; a request whose future is dropped before that (the client closed
+/// the connection mid-sleep) is counted as `cancelled` instead, because no
+/// client received an answer for it.
+#[derive(Debug, Default)]
+pub struct Stats {
+    served: [Counter; Route::COUNT],
+    unmatched: Counter,
+    errors: Counter,
+    bad_requests: Counter,
+    cancelled: Counter,
+}
+
+/// How a counted request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The route's normal answer.
+    Ok,
+    /// An injected `500`.
+    Error,
+    /// A `400` or `413`: the request was invalid.
+    BadRequest,
+}
+
+/// A request between arrival and response; counts itself as cancelled if
+/// dropped before [`InFlight::finish`].
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    stats: &'a Stats,
+    finished: bool,
+}
+
+impl InFlight<'_> {
+    /// Counts the request as served on `route` with `outcome`.
+    pub fn finish(mut self, route: Route, outcome: Outcome) {
+        self.finished = true;
+        self.stats.served[route.index()].bump();
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Error => self.stats.errors.bump(),
+            Outcome::BadRequest => self.stats.bad_requests.bump(),
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.stats.cancelled.bump();
+        }
+    }
+}
+
+/// The counters at one moment, as `GET /stats` returns them.
+///
+/// `total` is the sum of `paths` plus `unmatched`; `errors` and `bad_requests`
+/// are included in `paths`; `cancelled` requests are in none of the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Every response produced (counted routes and 404/405).
+    pub total: u64,
+    /// Responses per route, keyed `METHOD /path`; every route is present.
+    pub paths: BTreeMap<String, u64>,
+    /// Responses to requests matching no route (404 or 405).
+    pub unmatched: u64,
+    /// Injected `500` responses.
+    pub errors: u64,
+    /// `400`/`413` responses to invalid requests.
+    pub bad_requests: u64,
+    /// Requests dropped before their response was produced.
+    pub cancelled: u64,
+}
+
+impl Stats {
+    /// Marks the arrival of a request on a route.
+    pub fn begin(&self) -> InFlight<'_> {
+        InFlight {
+            stats: self,
+            finished: false,
+        }
+    }
+
+    /// Counts a request that matched no route.
+    pub fn unmatched(&self) {
+        self.unmatched.bump();
+    }
+
+    /// Sets every counter to zero. Requests in flight during the reset are
+    /// counted after it if their response is produced after it.
+    pub fn reset(&self) {
+        self.served.iter().for_each(Counter::reset);
+        for counter in [
+            &self.unmatched,
+            &self.errors,
+            &self.bad_requests,
+            &self.cancelled,
+        ] {
+            counter.reset();
+        }
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let paths: BTreeMap<String, u64> = Route::ALL
+            .into_iter()
+            .map(|route| (route.name().to_owned(), self.served[route.index()].get()))
+            .collect();
+        let unmatched = self.unmatched.get();
+        StatsSnapshot {
+            total: paths.values().sum::<u64>() + unmatched,
+            paths,
+            unmatched,
+            errors: self.errors.get(),
+            bad_requests: self.bad_requests.get(),
+            cancelled: self.cancelled.get(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_finished_and_cancelled() {
+        let stats = Stats::default();
+        stats.begin().finish(Route::Login, Outcome::Ok);
+        stats.begin().finish(Route::Login, Outcome::BadRequest);
+        stats.begin().finish(Route::TestV1, Outcome::Error);
+        drop(stats.begin());
+        stats.unmatched();
+        let snap = stats.snapshot();
+        assert_eq!(snap.total, 4);
+        assert_eq!(snap.paths["POST /login"], 2);
+        assert_eq!(snap.paths["GET /Test/V1"], 1);
+        assert_eq!(snap.paths["GET /health"], 0);
+        assert_eq!(snap.paths.len(), Route::COUNT);
+        assert_eq!((snap.unmatched, snap.errors, snap.bad_requests), (1, 1, 1));
+        assert_eq!(snap.cancelled, 1);
+        stats.reset();
+        let snap = stats.snapshot();
+        assert_eq!((snap.total, snap.cancelled, snap.errors), (0, 0, 0));
+    }
+}
