@@ -28,7 +28,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LatencyHistogram, StoreError> {
     LatencyHistogram::decode(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
-pub(crate) fn merge(into: &mut LatencyHistogram, other: &LatencyHistogram) -> Result<(), StoreError> {
+pub(crate) fn merge(
+    into: &mut LatencyHistogram,
+    other: &LatencyHistogram,
+) -> Result<(), StoreError> {
     into.merge(other)
         .map_err(|error| StoreError::Corrupt(error.to_string()))
 }
@@ -140,9 +143,9 @@ pub(crate) fn sorted_endpoints(
 }
 
 /// Failures of a delta sorted by (endpoint, kind), for the same lock order reason.
-pub(crate) fn sorted_failures(
-    endpoints: &[&crate::EndpointDelta],
-) -> Vec<(u32, &crate::FailureCount)> {
+pub(crate) fn sorted_failures<'a>(
+    endpoints: &[&'a crate::EndpointDelta],
+) -> Vec<(u32, &'a crate::FailureCount)> {
     let mut failures: Vec<_> = endpoints
         .iter()
         .flat_map(|e| e.failures.iter().map(move |f| (e.endpoint, f)))
@@ -155,7 +158,11 @@ pub(crate) fn sorted_failures(
 pub(crate) fn check_endpoints(run: &crate::NewRun) -> Result<(), StoreError> {
     let mut indexes: Vec<u32> = run.endpoints.iter().map(|e| e.index).collect();
     indexes.sort_unstable();
-    if indexes.iter().enumerate().any(|(i, &index)| index as usize != i) {
+    if indexes
+        .iter()
+        .enumerate()
+        .any(|(i, &index)| index as usize != i)
+    {
         return Err(StoreError::Invalid(format!(
             "endpoints of run {} must be indexed 0..{} without holes or repeats",
             run.id,

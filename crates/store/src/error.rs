@@ -44,10 +44,9 @@ impl StoreError {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed => true,
                 // serialization_failure, deadlock_detected (Postgres); busy / locked (SQLite)
-                sqlx::Error::Database(db) => matches!(
-                    db.code().as_deref(),
-                    Some("40001" | "40P01" | "5" | "6")
-                ),
+                sqlx::Error::Database(db) => {
+                    matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "6"))
+                }
                 _ => false,
             },
             _ => false,

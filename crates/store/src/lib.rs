@@ -69,8 +69,7 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a running run: merges every second into per-endpoint summaries
     /// and records status, end time and error. A run that has already ended
     /// is returned unchanged (finishing is idempotent).
-    async fn finish_run(&self, run_id: &str, finish: &RunFinish)
-    -> Result<RunRecord, StoreError>;
+    async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> Result<RunRecord, StoreError>;
 
     /// Per-endpoint summaries written at finish, ordered by endpoint (empty
     /// while the run is live).

@@ -41,7 +41,9 @@ impl PgStore {
 
     /// Uses an existing pool, applying the migrations first.
     pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
-        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -86,13 +88,15 @@ impl Store for PgStore {
                 .await?;
         }
         for endpoint in &run.endpoints {
-            sqlx::query("INSERT INTO run_endpoints (run_id, idx, method, name) VALUES ($1, $2, $3, $4)")
-                .bind(&run.id)
-                .bind(endpoint.index as i32)
-                .bind(&endpoint.method)
-                .bind(&endpoint.name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO run_endpoints (run_id, idx, method, name) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&run.id)
+            .bind(endpoint.index as i32)
+            .bind(&endpoint.method)
+            .bind(&endpoint.name)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -211,11 +215,7 @@ impl Store for PgStore {
         Ok(ApplyOutcome::Applied)
     }
 
-    async fn finish_run(
-        &self,
-        run_id: &str,
-        finish: &RunFinish,
-    ) -> Result<RunRecord, StoreError> {
+    async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> Result<RunRecord, StoreError> {
         convert::check_finish_status(finish.status)?;
         let mut tx = self.pool.begin().await?;
         let status: Option<String> =
@@ -288,14 +288,16 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(endpoint, requests, failures, cancelled, bytes, histogram)| {
-                let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                Ok(EndpointTotals {
-                    endpoint: endpoint as u32,
-                    counts: counts_from_row(&row),
-                    histogram: convert::decode(&row.4)?,
-                })
-            })
+            .map(
+                |(endpoint, requests, failures, cancelled, bytes, histogram)| {
+                    let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
+                    Ok(EndpointTotals {
+                        endpoint: endpoint as u32,
+                        counts: counts_from_row(&row),
+                        histogram: convert::decode(&row.4)?,
+                    })
+                },
+            )
             .collect()
     }
 

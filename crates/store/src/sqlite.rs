@@ -123,13 +123,15 @@ impl Store for SqliteStore {
                 .await?;
         }
         for endpoint in &run.endpoints {
-            sqlx::query("INSERT INTO run_endpoints (run_id, idx, method, name) VALUES ($1, $2, $3, $4)")
-                .bind(&run.id)
-                .bind(endpoint.index as i32)
-                .bind(&endpoint.method)
-                .bind(&endpoint.name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO run_endpoints (run_id, idx, method, name) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&run.id)
+            .bind(endpoint.index as i32)
+            .bind(&endpoint.method)
+            .bind(&endpoint.name)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -191,11 +193,10 @@ impl Store for SqliteStore {
         let endpoints = convert::sorted_endpoints(delta)?;
         let _writer = self.writer.lock().await;
         let mut tx = self.begin_write().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
-                .bind(&delta.run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+            .bind(&delta.run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(status) = status else {
             return Err(StoreError::NotFound(delta.run_id.clone()));
         };
@@ -249,19 +250,14 @@ impl Store for SqliteStore {
         Ok(ApplyOutcome::Applied)
     }
 
-    async fn finish_run(
-        &self,
-        run_id: &str,
-        finish: &RunFinish,
-    ) -> Result<RunRecord, StoreError> {
+    async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> Result<RunRecord, StoreError> {
         convert::check_finish_status(finish.status)?;
         let _writer = self.writer.lock().await;
         let mut tx = self.begin_write().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(status) = status else {
             return Err(StoreError::NotFound(run_id.to_owned()));
         };
@@ -327,14 +323,16 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(endpoint, requests, failures, cancelled, bytes, histogram)| {
-                let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                Ok(EndpointTotals {
-                    endpoint: endpoint as u32,
-                    counts: counts_from_row(&row),
-                    histogram: convert::decode(&row.4)?,
-                })
-            })
+            .map(
+                |(endpoint, requests, failures, cancelled, bytes, histogram)| {
+                    let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
+                    Ok(EndpointTotals {
+                        endpoint: endpoint as u32,
+                        counts: counts_from_row(&row),
+                        histogram: convert::decode(&row.4)?,
+                    })
+                },
+            )
             .collect()
     }
 

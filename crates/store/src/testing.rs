@@ -49,8 +49,8 @@ impl TestDatabase {
 
     /// A path for a SQLite database file in a new temporary directory.
     pub fn sqlite() -> Result<Self, StoreError> {
-        let dir = tempfile::tempdir()
-            .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
+        let dir =
+            tempfile::tempdir().map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
         let url = format!("sqlite:{}", dir.path().join("cicada.db").display());
         Ok(Self {
             url,

@@ -1,1 +1,99 @@
-//! placeholder
+//! The cicada collector: the gRPC service (`cicada.v1.Collector`) workers
+//! push their per-second deltas to, which merges them exactly into the run
+//! store (crates/store) and answers run statistics.
+//!
+//! Layout:
+//! - `service`: [`CollectorService`], the four RPCs.
+//! - `convert`: protocol messages to store records, validated before anything
+//!   of a delta is applied.
+//! - `runs`: per-run state and its lock; `live`: the live aggregate;
+//!   `stats`: `RunStats` from merged histograms.
+//! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
+//!
+//! Exactly-once ingestion lives in the store: a delta, its (run, worker) seq
+//! watermark and the merge into the (run, second, endpoint) rows commit in
+//! one transaction, so re-sent deltas are acknowledged as duplicates and
+//! never counted twice.
+//!
+//! Live statistics: each live run has an in-memory running aggregate
+//! (per-endpoint counts and merged histograms, the last few seconds, failures
+//! by kind), updated under the run's lock right after a delta commits, so a
+//! `GetRunStats` every second costs a few histogram merges instead of
+//! re-merging every stored second. After a restart the aggregate is rebuilt
+//! from the stored seconds on first use. The database stays the source of
+//! truth: once a run ends, its statistics come from the summaries written by
+//! `FinishRun`. With several collectors behind one address, each collector's
+//! live view covers the deltas it applied itself (plus what was stored when
+//! it first loaded the run); final statistics are always complete.
+//!
+//! The "current" numbers cover the 2 complete seconds before the latest
+//! second seen (that one may still be arriving from other workers): rps and
+//! failures/s over those seconds, p50/p95 of their merged histogram, and the
+//! active users of the last of them.
+
+mod convert;
+mod error;
+mod live;
+mod runs;
+mod service;
+mod stats;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cicada_proto::v1::collector_server::CollectorServer;
+use cicada_store::Store;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use error::CollectorError;
+pub use service::CollectorService;
+pub use stats::TOTAL_NAME;
+
+/// Largest request accepted: a batch of deltas with histograms.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Configuration of a collector process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectorConfig {
+    /// `postgres://...`, `postgresql://...`, `sqlite:...` or a SQLite file path.
+    pub database_url: String,
+}
+
+/// Opens the store named by `config.database_url` (applying its migrations)
+/// and serves the collector on `listener` until `shutdown` completes.
+pub async fn run(
+    config: CollectorConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = cicada_store::connect(&config.database_url)
+        .await
+        .context("failed to open the run store")?;
+    serve(store, listener, shutdown).await
+}
+
+/// Serves the collector over an already opened store on `listener` until
+/// `shutdown` completes (in-flight requests are finished first). Used in
+/// process by `cicada run`.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("failed to read the listener address")?;
+    let service = CollectorServer::new(CollectorService::new(store))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tracing::info!(%address, "collector listening");
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("failed to serve the collector")?;
+    tracing::info!("collector stopped");
+    Ok(())
+}

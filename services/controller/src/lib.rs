@@ -1,7 +1,7 @@
 //! The cicada controller: worker membership, load placement and the life
 //! cycle of runs.
 //!
-//! Workers dial in with the bidirectional `Connect` stream; the controller
+//! Workers dial in with the bidirectional `WorkerSession` stream; the controller
 //! keeps them in the [`registry`], splits a run's users over them ([`split`],
 //! a pure function), announces the run to the collector and drives it to its
 //! end ([`lifecycle`]): `StopWork` at the run time limit or on `StopRun`,
@@ -137,4 +137,9 @@ pub async fn run(
         () = drain_deadline => tracing::warn!("controller drain timed out"),
     }
     Ok(())
+}
+
+/// Resolves once the shutdown flag is set (or its sender is gone).
+pub(crate) async fn shut_down(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|&down| down).await;
 }

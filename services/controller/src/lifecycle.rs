@@ -156,7 +156,7 @@ pub(crate) async fn drive(
         };
         tokio::select! {
             () = time_limit => break,
-            _ = shutdown.wait_for(|&down| down) => {
+            () = crate::shut_down(&mut shutdown) => {
                 shut_down = true;
                 break;
             }
@@ -227,26 +227,27 @@ pub(crate) async fn drive(
     };
     let mut collector = shared.collector.clone();
     let budget = shared.config.finish_wait + shared.config.collector_timeout;
-    let (state, error, stats) =
-        match tokio::time::timeout(budget, collector.finish_run(request)).await {
-            Ok(Ok(response)) => {
-                let response = response.into_inner();
-                if response.incomplete {
-                    tracing::warn!(run_id = %run.id, "collector finished the run with deltas missing");
-                }
-                (state, error.unwrap_or_default(), response.stats)
+    let (state, error, stats) = match tokio::time::timeout(budget, collector.finish_run(request))
+        .await
+    {
+        Ok(Ok(response)) => {
+            let response = response.into_inner();
+            if response.incomplete {
+                tracing::warn!(run_id = %run.id, "collector finished the run with deltas missing");
             }
-            Ok(Err(status)) => (
-                RunState::Failed,
-                format!("failed to finish the run in the collector: {status}"),
-                None,
-            ),
-            Err(_) => (
-                RunState::Failed,
-                "failed to finish the run in the collector: timed out".to_owned(),
-                None,
-            ),
-        };
+            (state, error.unwrap_or_default(), response.stats)
+        }
+        Ok(Err(status)) => (
+            RunState::Failed,
+            format!("failed to finish the run in the collector: {status}"),
+            None,
+        ),
+        Err(_) => (
+            RunState::Failed,
+            "failed to finish the run in the collector: timed out".to_owned(),
+            None,
+        ),
+    };
     shared
         .registry
         .release(&run.id, run.workers.iter().map(String::as_str));

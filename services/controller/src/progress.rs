@@ -77,7 +77,7 @@ pub(crate) async fn watch(
         tokio::select! {
             _ = ticker.tick() => {}
             changed = status_rx.changed() => if changed.is_err() { return },
-            _ = shutdown.wait_for(|&down| down) => {
+            () = crate::shut_down(&mut shutdown) => {
                 let _ = tx.send(Err(Status::unavailable("controller is shutting down"))).await;
                 return;
             }

@@ -1,6 +1,6 @@
 //! Connected workers: identity, heartbeat bookkeeping and run assignment.
 //!
-//! Each `Connect` stream gets a connection number; a worker that reconnects
+//! Each `WorkerSession` stream gets a connection number; a worker that reconnects
 //! under the same id replaces its old entry, and the old stream's clean-up
 //! then finds a different number and leaves the new entry alone.
 
@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tonic::Status;
 
-/// The sending half of a worker's `Connect` response stream.
+/// The sending half of a worker's `WorkerSession` response stream.
 pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
 
 /// One connected worker.
@@ -72,7 +72,10 @@ impl Registry {
     /// Removes the worker if `conn` is still its connection.
     pub fn remove(&self, worker_id: &str, conn: u64) -> Option<WorkerEntry> {
         let mut workers = self.workers.lock();
-        if workers.get(worker_id).is_some_and(|entry| entry.conn == conn) {
+        if workers
+            .get(worker_id)
+            .is_some_and(|entry| entry.conn == conn)
+        {
             workers.remove(worker_id)
         } else {
             None
@@ -143,7 +146,10 @@ impl Registry {
 
     /// The stream to `worker_id`, if connected.
     pub fn sender(&self, worker_id: &str) -> Option<Outbound> {
-        self.workers.lock().get(worker_id).map(|entry| entry.tx.clone())
+        self.workers
+            .lock()
+            .get(worker_id)
+            .map(|entry| entry.tx.clone())
     }
 
     /// Sum of the users the workers report running for `run_id`.

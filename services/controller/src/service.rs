@@ -8,9 +8,9 @@ use cicada_proto::v1::controller_message::Msg as Out;
 use cicada_proto::v1::controller_server::Controller;
 use cicada_proto::v1::worker_message::Msg as In;
 use cicada_proto::v1::{
-    ControllerMessage, ListWorkersRequest, ListWorkersResponse, Register, Registered,
-    RunProgress, StartRunRequest, StartRunResponse, StopRunRequest, StopRunResponse,
-    WatchRunRequest, WorkerMessage,
+    ControllerMessage, ListWorkersRequest, ListWorkersResponse, Register, Registered, RunProgress,
+    StartRunRequest, StartRunResponse, StopRunRequest, StopRunResponse, WatchRunRequest,
+    WorkerMessage,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -37,13 +37,13 @@ impl ControllerService {
 
 #[tonic::async_trait]
 impl Controller for ControllerService {
-    type ConnectStream = BoxStream<ControllerMessage>;
+    type WorkerSessionStream = BoxStream<ControllerMessage>;
     type WatchRunStream = BoxStream<RunProgress>;
 
-    async fn connect(
+    async fn worker_session(
         &self,
         request: Request<Streaming<WorkerMessage>>,
-    ) -> Result<Response<Self::ConnectStream>, Status> {
+    ) -> Result<Response<Self::WorkerSessionStream>, Status> {
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.shared.config.register_timeout, inbound.message())
             .await
@@ -138,7 +138,7 @@ async fn serve_worker(
     loop {
         let message = tokio::select! {
             message = inbound.message() => message,
-            _ = shutdown.wait_for(|&down| down) => break,
+            () = crate::shut_down(&mut shutdown) => break,
         };
         match message {
             Ok(Some(message)) => handle(&shared, &worker_id, conn, message),

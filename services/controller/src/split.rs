@@ -138,8 +138,8 @@ fn controlled_rounding(total: u32, rows: &[u32], cols: &[u32]) -> Vec<Vec<u32>> 
     // through a raised cell (moving that unit elsewhere), as in bipartite
     // matching.
     let mut raised = vec![vec![false; cols.len()]; rows.len()];
-    for start in 0..rows.len() {
-        while row_missing[start] > 0 {
+    for (start, missing) in row_missing.iter_mut().enumerate() {
+        while *missing > 0 {
             let Some((path, end)) = augmenting_path(start, &fractional, &raised, &col_missing)
             else {
                 // Cannot happen for consistent inputs (see the module docs);
@@ -149,7 +149,7 @@ fn controlled_rounding(total: u32, rows: &[u32], cols: &[u32]) -> Vec<Vec<u32>> 
             for (r, c, raise) in path {
                 raised[r][c] = raise;
             }
-            row_missing[start] -= 1;
+            *missing -= 1;
             col_missing[end] -= 1;
         }
     }

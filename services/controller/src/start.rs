@@ -153,10 +153,9 @@ async fn place_and_announce(
     let error = match result {
         Ok(Ok(_)) => return Ok(workers),
         Ok(Err(status)) => ControllerError::collector("CreateRun", status),
-        Err(_) => ControllerError::collector(
-            "CreateRun",
-            tonic::Status::deadline_exceeded("timed out"),
-        ),
+        Err(_) => {
+            ControllerError::collector("CreateRun", tonic::Status::deadline_exceeded("timed out"))
+        }
     };
     // Nothing was sent to the workers yet: free them for the next attempt.
     shared

@@ -76,7 +76,8 @@ async fn connection(
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
-        _ = stop.wait_for(|stop| *stop) => {
+        // The sender dropping (serve itself dropped) also means stop.
+        () = async { drop(stop.wait_for(|stop| *stop).await) } => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }

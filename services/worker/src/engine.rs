@@ -1,11 +1,36 @@
-//! CONTRACT PLACEHOLDER (to be replaced by the engine engineer): the API the
-//! worker service compiles against. Keep these signatures.
+//! The load engine: virtual users running a scenario against one host.
+//!
+//! Users run on `threads` OS threads, each with its own current-thread tokio
+//! runtime (wrk style), so a user's requests never leave its thread. Each
+//! thread records into its own stats shard (per-endpoint histograms and
+//! counts) behind a mutex that only [`Engine::cut`] contends, once a second.
+//!
+//! Layout:
+//! - `target`: the host, TCP/TLS connects, one keep-alive connection per user
+//! - `plan`: the scenario prepared for hyper (methods, static URIs and bodies)
+//! - `stats`: per-thread shards, the in-flight guard and the merge in `cut`
+//! - `user`: one virtual user's loop and the request hot path
+//! - `thread`: the OS threads and their commands
+//! - `ramp`: the spawn order (classes interleaved) and the spawner
+
+mod plan;
+mod ramp;
+mod stats;
+mod target;
+mod thread;
+mod user;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_scenario::Scenario;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use stats::ThreadStats;
+use thread::Command;
 
 /// Engine tunables.
 #[derive(Debug, Clone)]
@@ -16,21 +41,38 @@ pub struct EngineConfig {
     pub threads: usize,
 }
 
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            threads: 0,
+        }
+    }
+}
+
 /// This worker's share of a run.
 #[derive(Debug, Clone)]
 pub struct Load {
     /// Users per user class, indexed like `Scenario::user_classes()`.
     pub class_users: Vec<u32>,
-    /// Users per second to spawn at.
+    /// Users per second to spawn at (<= 0 or not finite: all at once).
     pub spawn_rate: f64,
     /// Global index of this worker's first user.
     pub user_id_offset: u64,
 }
 
+/// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("invalid host {host:?}: {reason}")]
     InvalidHost { host: String, reason: String },
+    #[error("invalid load: {reason}")]
+    InvalidLoad { reason: String },
+    #[error("invalid request {endpoint:?}: {reason}")]
+    InvalidRequest { endpoint: String, reason: String },
+    #[error("failed to start engine thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// Counts of one failure kind within an interval.
@@ -41,7 +83,8 @@ pub struct FailureKindCount {
     pub last_message: String,
 }
 
-/// What one endpoint recorded since the previous cut.
+/// What one endpoint recorded since the previous cut. Every completed
+/// request (success or failure) is in both `counts.requests` and `histogram`.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointInterval {
     pub counts: Counts,
@@ -55,9 +98,26 @@ pub struct Interval {
     pub endpoints: Vec<EndpointInterval>,
 }
 
+impl Interval {
+    /// All endpoints' counts added up.
+    pub fn total(&self) -> Counts {
+        let mut total = Counts::default();
+        for endpoint in &self.endpoints {
+            total.add(&endpoint.counts);
+        }
+        total
+    }
+}
+
 /// A running load.
 pub struct Engine {
     _scenario: Arc<Scenario>,
+    endpoint_count: usize,
+    threads: Vec<Arc<ThreadStats>>,
+    commands: Vec<mpsc::UnboundedSender<Command>>,
+    spawner: JoinHandle<()>,
+    spawned: Arc<AtomicU64>,
+    finished_threads: watch::Receiver<usize>,
 }
 
 impl Engine {
@@ -68,24 +128,106 @@ impl Engine {
         load: Load,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
-        let _ = (scenario, host, load, config);
-        unimplemented!("contract placeholder")
+        if load.class_users.len() != scenario.user_classes().len() {
+            return Err(EngineError::InvalidLoad {
+                reason: format!(
+                    "{} user counts for {} user classes",
+                    load.class_users.len(),
+                    scenario.user_classes().len()
+                ),
+            });
+        }
+        let target = Arc::new(target::Target::parse(host)?);
+        let plan = Arc::new(plan::Plan::new(&scenario)?);
+        let thread_count = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let (finished_tx, finished_rx) = watch::channel(0usize);
+        let finished_tx = Arc::new(finished_tx);
+        let mut threads = Vec::with_capacity(thread_count);
+        let mut commands = Vec::with_capacity(thread_count);
+        for index in 0..thread_count {
+            let stats = Arc::new(ThreadStats::new(plan.endpoint_count));
+            let (tx, rx) = mpsc::unbounded_channel();
+            thread::spawn(
+                index,
+                thread::ThreadSetup {
+                    stats: stats.clone(),
+                    plan: plan.clone(),
+                    target: target.clone(),
+                    config: config.clone(),
+                    commands: rx,
+                    finished: finished_tx.clone(),
+                },
+            )?;
+            threads.push(stats);
+            commands.push(tx);
+        }
+        let spawned = Arc::new(AtomicU64::new(0));
+        let spawner = tokio::spawn(ramp::spawner(load, commands.clone(), spawned.clone()));
+        Ok(Engine {
+            _scenario: scenario,
+            endpoint_count: plan.endpoint_count,
+            threads,
+            commands,
+            spawner,
+            spawned,
+            finished_threads: finished_rx,
+        })
     }
+
     /// Takes everything recorded since the previous cut.
     pub fn cut(&self) -> Interval {
-        unimplemented!("contract placeholder")
+        stats::cut(&self.threads, self.endpoint_count)
     }
+
+    /// Users currently running.
     pub fn active_users(&self) -> u32 {
-        unimplemented!("contract placeholder")
+        self.threads.iter().map(|t| t.active_users()).sum()
     }
+
+    /// Users handed to threads so far by the ramp (never decreases).
+    pub fn spawned_users(&self) -> u64 {
+        self.spawned.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent and not yet recorded or cancelled.
     pub fn in_flight(&self) -> u64 {
-        unimplemented!("contract placeholder")
+        self.threads.iter().map(|t| t.in_flight()).sum()
     }
+
     /// Stops spawning, lets users finish their current request within
     /// `grace`, then cancels what is left (counted as `cancelled`). When it
     /// returns nothing is in flight and the next `cut()` holds the remainder.
     pub async fn stop(&self, grace: Duration) {
-        let _ = grace;
-        unimplemented!("contract placeholder")
+        self.spawner.abort();
+        for commands in &self.commands {
+            let _ = commands.send(Command::Stop);
+        }
+        let all = self.threads.len();
+        let mut finished = self.finished_threads.clone();
+        let graceful = tokio::time::timeout(grace, finished.wait_for(|n| *n >= all))
+            .await
+            .is_ok();
+        if !graceful {
+            for commands in &self.commands {
+                let _ = commands.send(Command::Abort);
+            }
+            // Each thread bumps the counter as it ends, even by panic.
+            let _ = finished.wait_for(|n| *n >= all).await;
+        }
     }
 }
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.spawner.abort();
+        for commands in &self.commands {
+            let _ = commands.send(Command::Abort);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

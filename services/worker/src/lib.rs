@@ -1,2 +1,117 @@
-//! CONTRACT PLACEHOLDER: the worker service engineer owns this file.
+//! The cicada worker: runs a share of a run's virtual users and streams
+//! per-second histogram deltas to the collector.
+//!
+//! The worker dials the controller (it needs no listener), registers and
+//! heartbeats over one `WorkerSession` stream, and executes the `StartWork`
+//! it receives: the [`engine`] runs the users; at every wall-clock second the
+//! run's task cuts an interval, [`delta`] turns it into a numbered
+//! `WorkerDelta`, and the pump pushes pending deltas to the collector until
+//! they are acknowledged. On `StopWork` the engine stops within the grace
+//! period, the last delta is flushed and `WorkDone { last_seq }` goes back.
+//!
+//! Layout: [`run`] (this file); `session` (controller connection), `state`
+//! (what survives reconnects), `work` (one run), `pump` (delivery), [`delta`]
+//! (pure delta building and the pending queue), [`backoff`], [`procstat`].
+
+pub mod backoff;
+pub mod delta;
 pub mod engine;
+pub mod procstat;
+mod pump;
+mod session;
+mod state;
+mod work;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+pub use engine::EngineConfig;
+pub use session::SessionError;
+
+/// Worker settings. [`WorkerConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// gRPC URL of the controller, e.g. `http://127.0.0.1:7000`.
+    pub controller_url: String,
+    /// Stable for the life of the process; see [`default_worker_id`].
+    pub worker_id: String,
+    /// Reported to the controller.
+    pub hostname: String,
+    /// Cores this worker offers; the controller places users in proportion.
+    pub cores: u32,
+    /// Engine tunables (threads, timeouts).
+    pub engine: EngineConfig,
+    /// Grace for in-flight requests when the worker stops a run by itself
+    /// (safety-net limit, shutdown) or a `StopWork` has none.
+    pub default_stop_grace: Duration,
+    /// How long a stopping run may take to get its deltas acknowledged.
+    pub flush_timeout: Duration,
+    /// Cap of the redial backoff.
+    pub reconnect_max: Duration,
+}
+
+impl WorkerConfig {
+    /// The defaults: this host's name, all available cores, a generated id.
+    pub fn new(controller_url: impl Into<String>) -> Self {
+        let hostname = hostname();
+        Self {
+            controller_url: controller_url.into(),
+            worker_id: default_worker_id(&hostname),
+            hostname,
+            cores: available_cores(),
+            engine: EngineConfig::default(),
+            default_stop_grace: Duration::from_secs(5),
+            flush_timeout: Duration::from_secs(60),
+            reconnect_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The host name (from the kernel; `localhost` when unknown).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// `hostname-xxxxxx`: the host name plus a random suffix, so several workers
+/// on one host (or restarts) never share an id.
+pub fn default_worker_id(hostname: &str) -> String {
+    format!("{hostname}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// Cores available to this process.
+pub fn available_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Runs the worker until `shutdown` resolves: keeps a session with the
+/// controller (redialing with backoff) and executes the work it is given.
+/// At shutdown a run in progress is stopped and flushed (bounded) and its
+/// `WorkDone` sent before the session closes.
+pub async fn run(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tonic::transport::Endpoint::from_shared(config.controller_url.clone())
+        .with_context(|| format!("invalid controller url {:?}", config.controller_url))?;
+    anyhow::ensure!(!config.worker_id.is_empty(), "worker id must not be empty");
+    let grace = config.default_stop_grace;
+    let flush = config.flush_timeout;
+    let node = state::Node::new(config);
+    let (closing_tx, closing) = watch::channel(false);
+    let sessions = tokio::spawn(session::maintain(node.clone(), closing));
+    shutdown.await;
+    tracing::info!("worker shutting down");
+    node.stop_current(grace, grace + flush + Duration::from_secs(5))
+        .await;
+    let _ = closing_tx.send(true);
+    sessions.await.context("session task failed")?;
+    Ok(())
+}

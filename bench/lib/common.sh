@@ -1,0 +1,107 @@
+# shellcheck shell=bash
+# Helpers shared by bench/run.sh: logging, process bookkeeping, CPU and memory
+# readings from /proc, waiting for ports, installing missing tools.
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# PIDs this script started; cleanup stops exactly these, newest first.
+STARTED_PIDS=()
+
+remember_pid() { STARTED_PIDS+=("$1"); }
+
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    log "pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_started() {
+    local i
+    for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${STARTED_PIDS[i]}"
+    done
+    STARTED_PIDS=()
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# User and system CPU seconds of a live process (utime and stime, fields 14
+# and 15 of /proc/PID/stat), space separated.
+cpu_user_sys() {
+    local stat rest
+    stat=$(cat "/proc/$1/stat") || return 1
+    rest=${stat##*) }  # the command name may contain spaces: cut after the last ')'
+    # shellcheck disable=SC2086
+    set -- $rest
+    awk -v u="${12}" -v s="${13}" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f %.2f\n", u / hz, s / hz }'
+}
+
+# User+system CPU seconds of a live process.
+cpu_seconds() {
+    cpu_user_sys "$1" | awk '{ printf "%.2f", $1 + $2 }'
+}
+
+# Peak resident set size of a live process, in KiB.
+peak_rss_kb() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+
+# Fails unless something answers HTTP on 127.0.0.1:PORT within ~10 s.
+wait_http() {
+    local port=$1 path=${2:-/} i
+    for i in $(seq 1 100); do
+        if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port$path"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Fails unless a TCP port on 127.0.0.1 accepts connections within ~20 s.
+wait_tcp() {
+    local port=$1 i
+    for i in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+APT_UPDATED=0
+apt_install() {
+    if [[ $APT_UPDATED == 0 ]]; then
+        log "apt-get update"
+        apt-get update -qq >/dev/null
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Installs the tools every run needs.
+ensure_base_tools() {
+    local missing=()
+    command -v taskset >/dev/null || missing+=(util-linux)
+    [[ -x /usr/bin/time ]] || missing+=(time)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v jq >/dev/null || missing+=(jq)
+    if ((${#missing[@]})); then
+        apt_install "${missing[@]}"
+    fi
+}

@@ -1,0 +1,89 @@
+# shellcheck shell=bash
+# The load generators. Each run_<name> function loads TARGET_URL for
+# BENCH_SECONDS with BENCH_CONNECTIONS connections from GEN_CORE and sets:
+#   G_REQUESTS  requests completed (any status)   G_ELAPSED  seconds of load
+#   G_USER_S    user CPU seconds       G_SYS_S    system CPU seconds
+#   G_RSS_KB    peak resident memory   G_ERRORS   non-2xx answers and socket errors
+#   G_VERSION   the generator's version
+# It returns non-zero if the generator could not run. Commands are checked
+# one by one (`|| return 1`): `set -e` does not apply inside a function
+# called as an `if` condition.
+
+# A hard stop for any generator: the run length plus setup and drain slack.
+gen_timeout() { echo $((BENCH_SECONDS + 60)); }
+
+# Runs "$@" pinned to GEN_CORE under /usr/bin/time and a timeout; sets the
+# CPU and memory results from what time(1) reports.
+timed_on_gen_core() {
+    local tf=$RUN_DIR/$GEN.time
+    taskset -c "$GEN_CORE" /usr/bin/time -f "%e %U %S %M" -o "$tf" \
+        timeout "$(gen_timeout)" "$@" || return 1
+    read -r _ G_USER_S G_SYS_S G_RSS_KB <"$tf" || return 1
+}
+
+ensure_oha() {
+    command -v oha >/dev/null && return 0
+    [[ -x $HOME/.cargo/bin/oha ]] && return 0
+    log "installing oha with cargo install --locked (compiles for a few minutes)"
+    cargo install oha --locked -q || return 1
+}
+
+run_wrk() {
+    command -v wrk >/dev/null || apt_install wrk || return 1
+    local out=$RUN_DIR/wrk.txt
+    timed_on_gen_core wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_CONNECTIONS" -d "${BENCH_SECONDS}s" \
+        "$TARGET_URL" >"$out" 2>&1 || return 1
+    # "  1650000 requests in 10.00s, 200.00MB read"
+    read -r G_REQUESTS G_ELAPSED < <(awk '/ requests in / { sub(/s,$/, "", $4); print $1, $4 }' "$out")
+    [[ -n ${G_REQUESTS:-} ]] || return 1
+    # wrk counts a non-2xx answer as a request too: report those as errors.
+    G_ERRORS=$(awk '/Non-2xx or 3xx responses:/ { n += $NF }
+        /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+    G_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }') || true  # wrk -v exits 1
+}
+
+run_oha() {
+    ensure_oha || return 1
+    local oha out=$RUN_DIR/oha.json
+    oha=$(command -v oha || echo "$HOME/.cargo/bin/oha")
+    local format=(--json)
+    "$oha" --help | grep -q -- '--output-format' && format=(--output-format json)
+    timed_on_gen_core "$oha" -z "${BENCH_SECONDS}s" -c "$BENCH_CONNECTIONS" --no-tui "${format[@]}" \
+        "$TARGET_URL" >"$out" 2>"$RUN_DIR/oha.stderr" || return 1
+    G_REQUESTS=$(jq '[.statusCodeDistribution // {} | to_entries[] | .value] | add // 0' "$out") || return 1
+    G_ERRORS=$(jq '([.statusCodeDistribution // {} | to_entries[] | select(.key | startswith("2") | not) | .value] | add // 0)
+        + ([.errorDistribution // {} | to_entries[] | .value] | add // 0)' "$out") || return 1
+    G_ELAPSED=$(jq '.summary.total' "$out") || return 1
+    G_VERSION=$("$oha" --version | head -n 1)
+}
+
+ensure_locust() {
+    LOCUST_VENV=${BENCH_LOCUST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cicada-bench/locust-venv}
+    [[ -x $LOCUST_VENV/bin/locust ]] && return 0
+    log "installing locust into $LOCUST_VENV"
+    if ! python3 -m venv "$LOCUST_VENV"; then
+        apt_install python3-venv || return 1
+        python3 -m venv "$LOCUST_VENV" || return 1
+    fi
+    "$LOCUST_VENV/bin/pip" install -q locust || return 1
+}
+
+run_locust() {
+    ensure_locust || return 1
+    local prefix=$RUN_DIR/locust
+    timed_on_gen_core "$LOCUST_VENV/bin/locust" -f "$BENCH_DIR/locust/locustfile.py" --headless \
+        -u "$BENCH_CONNECTIONS" -r "$BENCH_CONNECTIONS" -t "${BENCH_SECONDS}s" -H "${TARGET_URL%/}" \
+        --csv "$prefix" --only-summary --stop-timeout 1 --loglevel WARNING \
+        >"$RUN_DIR/locust.log" 2>&1 || true  # locust exits 1 when any request failed
+    [[ -s ${prefix}_stats.csv ]] || return 1
+    read -r G_REQUESTS G_ERRORS < <(python3 - "${prefix}_stats.csv" <<'EOF'
+import csv, sys
+for row in csv.DictReader(open(sys.argv[1])):
+    if row["Name"] == "Aggregated":
+        total, failed = int(row["Request Count"]), int(row["Failure Count"])
+        print(total, failed)
+EOF
+    ) || return 1
+    G_ELAPSED=$BENCH_SECONDS
+    G_VERSION="locust $("$LOCUST_VENV/bin/locust" --version 2>&1 | awk '{ print $2 }')"
+}

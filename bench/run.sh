@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Load generator benchmark: how many requests per second, and per CPU-second
+# of the generator, each tool gets out of one core against a fast target.
+#
+# The target (nginx with a 3-byte body, or cicada's sample target) runs pinned
+# to core 1, each generator pinned to core 0 with 64 keep-alive connections
+# for BENCH_SECONDS. Everything stays on 127.0.0.1 and every step has a time
+# limit. See BENCHMARKS.md.
+#
+# Environment (all optional):
+#   BENCH_TARGET=nginx|sample      what to load (default nginx)
+#   BENCH_SECONDS=10               length of each generator's run
+#   BENCH_CONNECTIONS=64           connections (cicada: users)
+#   BENCH_GENERATORS="wrk oha cicada"  which generators, in order
+#   BENCH_LOCUST=1                 also run Locust (FastHttpUser), installed in a venv
+#   BENCH_PORT=18080               target port on 127.0.0.1
+#   BENCH_TARGET_CORE=1 BENCH_GEN_CORE=0   CPU pinning
+#   BENCH_WRK_THREADS=1            wrk threads
+#   BENCH_RESULTS=bench/results    where result folders go
+#   BENCH_COLLECTOR_ARGS / BENCH_CONTROLLER_ARGS / BENCH_WORKER_ARGS
+#                                  replace the cicada services' default flags
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH_DIR")
+
+BENCH_TARGET=${BENCH_TARGET:-nginx}
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
+BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-1}
+TARGET_PORT=${BENCH_PORT:-18080}
+TARGET_CORE=${BENCH_TARGET_CORE:-1}
+GEN_CORE=${BENCH_GEN_CORE:-0}
+default_generators="wrk oha cicada"
+[[ ${BENCH_LOCUST:-0} == 1 ]] && default_generators+=" locust"
+read -r -a GENERATORS <<<"${BENCH_GENERATORS:-$default_generators}"
+
+# shellcheck source=bench/lib/common.sh
+source "$BENCH_DIR/lib/common.sh"
+# shellcheck source=bench/lib/targets.sh
+source "$BENCH_DIR/lib/targets.sh"
+# shellcheck source=bench/lib/generators.sh
+source "$BENCH_DIR/lib/generators.sh"
+# shellcheck source=bench/lib/cicada.sh
+source "$BENCH_DIR/lib/cicada.sh"
+# shellcheck source=bench/lib/report.sh
+source "$BENCH_DIR/lib/report.sh"
+
+[[ $BENCH_SECONDS =~ ^[0-9]+$ && $BENCH_SECONDS -gt 0 ]] || die "BENCH_SECONDS must be a whole number of seconds"
+(($(nproc) > TARGET_CORE && $(nproc) > GEN_CORE)) ||
+    die "needs cores $GEN_CORE and $TARGET_CORE; this machine has $(nproc)"
+
+WORK_DIR=$(mktemp -d -t cicada-bench.XXXXXX)
+cleanup() {
+    stop_started
+    rm -rf "$WORK_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+RUN_DIR=${BENCH_RESULTS:-$BENCH_DIR/results}/$(date -u +%Y%m%dT%H%M%SZ)-$BENCH_TARGET
+mkdir -p "$RUN_DIR"
+
+ensure_base_tools
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+    log "warning: load average is $load1: other work shares these cores and will lower the numbers"
+fi
+start_target
+
+for GEN in "${GENERATORS[@]}"; do
+    declare -F "run_$GEN" >/dev/null || die "unknown generator '$GEN'"
+    G_REQUESTS='' G_ELAPSED='' G_USER_S='' G_SYS_S='' G_RSS_KB='' G_ERRORS=0 G_VERSION=$GEN G_OVERHEAD_CPU_S=null
+    target_reset || die "failed to reset the target's counters"
+    target_cpu_before=$(cpu_seconds "$TARGET_PID") || die "the target (pid $TARGET_PID) is gone"
+    log "running $GEN: $BENCH_CONNECTIONS connections, ${BENCH_SECONDS}s, core $GEN_CORE"
+    if "run_$GEN"; then
+        target_cpu=$(sub "$(cpu_seconds "$TARGET_PID")" "$target_cpu_before")
+        record_result ok "$target_cpu" "$(target_served)"
+    else
+        log "$GEN did not run; its row is marked failed (logs in $RUN_DIR)"
+        record_result failed null null
+    fi
+    # Let the previous generator's sockets close before the next one starts.
+    sleep 2
+done
+
+write_results
+print_table | tee "$RUN_DIR/table.txt"
+log "results in $RUN_DIR"

@@ -1,0 +1,628 @@
+//! The store conformance suite: every test runs against Postgres (a fresh
+//! database each) and SQLite (a temporary file).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cicada_histogram::{Counts, LatencyHistogram};
+use cicada_store::{
+    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunFilter, RunFinish,
+    RunStatus, Store, StoreError,
+};
+
+/// Expands each test function into a Postgres and a SQLite test.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = cicada_store::testing::TestDatabase::postgres().await.expect("create database");
+                    let store = db.connect().await.expect("connect");
+                    super::$test(store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = cicada_store::testing::TestDatabase::sqlite().expect("temp dir");
+                    let store = db.connect().await.expect("connect");
+                    super::$test(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    create_and_get_run,
+    duplicate_create_is_already_exists,
+    deltas_merge_exactly,
+    resent_delta_is_not_counted_twice,
+    gap_is_rejected,
+    two_workers_same_second_share_one_row,
+    finish_writes_summaries_equal_to_the_merged_seconds,
+    new_deltas_after_finish_are_rejected,
+    invalid_deltas_change_nothing,
+    list_runs_newest_first_with_filters,
+    concurrent_workers_merge_exactly,
+);
+
+const SECOND: i64 = 1_700_000_000;
+
+fn new_run(id: &str, scenario: &str, started_at_ms: i64) -> NewRun {
+    NewRun {
+        id: id.to_owned(),
+        scenario_name: scenario.to_owned(),
+        scenario_yaml: "name: shop\n".to_owned(),
+        host: "http://127.0.0.1:8080".to_owned(),
+        config_json: r#"{"users":10}"#.to_owned(),
+        labels: BTreeMap::from([("env".to_owned(), "ci".to_owned())]),
+        started_at_ms,
+        endpoints: vec![
+            Endpoint {
+                index: 0,
+                method: "GET".to_owned(),
+                name: "/items".to_owned(),
+            },
+            Endpoint {
+                index: 1,
+                method: "POST".to_owned(),
+                name: "/orders".to_owned(),
+            },
+        ],
+    }
+}
+
+/// Deterministic pseudo-random latencies (a linear congruential generator).
+fn latencies(seed: u64, n: usize) -> Vec<u64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            1 + (state >> 33) % 2_000_000
+        })
+        .collect()
+}
+
+fn endpoint_delta(endpoint: u32, values: &[u64], failures: u64) -> EndpointDelta {
+    let mut histogram = LatencyHistogram::new();
+    for v in values {
+        histogram.record_us(*v);
+    }
+    EndpointDelta {
+        endpoint,
+        counts: Counts {
+            requests: values.len() as u64,
+            failures,
+            cancelled: 1,
+            bytes: 100 * values.len() as u64,
+        },
+        histogram,
+        failures: if failures > 0 {
+            vec![FailureCount {
+                kind: "status 503".to_owned(),
+                count: failures,
+                last_message: format!("last of {failures}"),
+            }]
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn delta(
+    run_id: &str,
+    worker: &str,
+    seq: u64,
+    second: i64,
+    endpoints: Vec<EndpointDelta>,
+) -> Delta {
+    Delta {
+        run_id: run_id.to_owned(),
+        worker_id: worker.to_owned(),
+        seq,
+        second,
+        active_users: 5,
+        endpoints,
+    }
+}
+
+fn histogram_of(values: &[u64]) -> LatencyHistogram {
+    let mut h = LatencyHistogram::new();
+    for v in values {
+        h.record_us(*v);
+    }
+    h
+}
+
+fn recorded(h: &LatencyHistogram) -> Vec<(u64, u64)> {
+    h.iter_recorded().collect()
+}
+
+async fn create_and_get_run(store: Arc<dyn Store>) {
+    let run = new_run("r1", "shop", 1_000);
+    store.create_run(&run).await.unwrap();
+    let got = store.get_run("r1").await.unwrap().expect("run exists");
+    assert_eq!(got.id, "r1");
+    assert_eq!(got.scenario_name, "shop");
+    assert_eq!(got.scenario_yaml, run.scenario_yaml);
+    assert_eq!(got.host, run.host);
+    assert_eq!(got.config_json, run.config_json);
+    assert_eq!(got.labels, run.labels);
+    assert_eq!(got.status, RunStatus::Running);
+    assert_eq!(got.started_at_ms, 1_000);
+    assert_eq!(got.ended_at_ms, None);
+    assert_eq!(got.error, None);
+    assert_eq!(store.endpoints("r1").await.unwrap(), run.endpoints);
+    assert!(store.get_run("nope").await.unwrap().is_none());
+    assert!(store.summaries("r1").await.unwrap().is_empty());
+    assert!(store.watermarks("r1").await.unwrap().is_empty());
+}
+
+async fn duplicate_create_is_already_exists(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let error = store
+        .create_run(&new_run("r1", "other", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::AlreadyExists(ref id) if id == "r1"),
+        "{error:?}"
+    );
+    // The first run is untouched.
+    assert_eq!(
+        store.get_run("r1").await.unwrap().unwrap().scenario_name,
+        "shop"
+    );
+}
+
+async fn deltas_merge_exactly(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let a = latencies(1, 500);
+    let b = latencies(2, 300);
+    let c = latencies(3, 200);
+    // Second 0: endpoint 0 from two deltas of the same worker (seq 1, 2
+    // report the same second, as after a worker-side split); endpoint 1 once.
+    let outcome = store
+        .apply_delta(&delta(
+            "r1",
+            "w1",
+            1,
+            SECOND,
+            vec![endpoint_delta(0, &a, 2), endpoint_delta(1, &c, 0)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApplyOutcome::Applied);
+    let outcome = store
+        .apply_delta(&delta(
+            "r1",
+            "w1",
+            2,
+            SECOND,
+            vec![endpoint_delta(0, &b, 3)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApplyOutcome::Applied);
+
+    let rows = store.seconds("r1", None).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let all_a: Vec<u64> = a.iter().chain(&b).copied().collect();
+    assert_eq!((rows[0].second, rows[0].endpoint), (SECOND, 0));
+    assert_eq!(
+        rows[0].counts,
+        Counts {
+            requests: 800,
+            failures: 5,
+            cancelled: 2,
+            bytes: 80_000
+        }
+    );
+    assert_eq!(
+        recorded(&rows[0].histogram),
+        recorded(&histogram_of(&all_a))
+    );
+    assert_eq!((rows[1].second, rows[1].endpoint), (SECOND, 1));
+    assert_eq!(recorded(&rows[1].histogram), recorded(&histogram_of(&c)));
+
+    let failures = store.failures("r1").await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].count, 5);
+    assert_eq!(failures[0].last_message, "last of 3");
+    let users = store.active_users("r1", None).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].users, 10);
+    let marks = store.watermarks("r1").await.unwrap();
+    assert_eq!(marks.len(), 1);
+    assert_eq!((marks[0].worker_id.as_str(), marks[0].seq), ("w1", 2));
+    // from_second filters.
+    assert!(
+        store
+            .seconds("r1", Some(SECOND + 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn resent_delta_is_not_counted_twice(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let values = latencies(7, 100);
+    let d = delta("r1", "w1", 1, SECOND, vec![endpoint_delta(0, &values, 1)]);
+    assert_eq!(store.apply_delta(&d).await.unwrap(), ApplyOutcome::Applied);
+    let before = store.seconds("r1", None).await.unwrap();
+    assert_eq!(
+        store.apply_delta(&d).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    assert_eq!(store.seconds("r1", None).await.unwrap(), before);
+    assert_eq!(before[0].counts.requests, 100);
+    assert_eq!(store.failures("r1").await.unwrap()[0].count, 1);
+    assert_eq!(store.active_users("r1", None).await.unwrap()[0].users, 5);
+    assert_eq!(store.watermarks("r1").await.unwrap()[0].seq, 1);
+}
+
+async fn gap_is_rejected(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let values = latencies(1, 10);
+    let d1 = delta("r1", "w1", 1, SECOND, vec![endpoint_delta(0, &values, 0)]);
+    let d3 = delta(
+        "r1",
+        "w1",
+        3,
+        SECOND + 2,
+        vec![endpoint_delta(0, &values, 0)],
+    );
+    store.apply_delta(&d1).await.unwrap();
+    let error = store.apply_delta(&d3).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Gap {
+                expected: 2,
+                got: 3,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(store.seconds("r1", None).await.unwrap().len(), 1);
+    assert_eq!(store.watermarks("r1").await.unwrap()[0].seq, 1);
+    // A first delta must be seq 1.
+    let error = store
+        .apply_delta(&delta("r1", "w2", 2, SECOND, vec![]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Gap {
+                expected: 1,
+                got: 2,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // Once the missing one arrives, the later one applies.
+    let d2 = delta(
+        "r1",
+        "w1",
+        2,
+        SECOND + 1,
+        vec![endpoint_delta(0, &values, 0)],
+    );
+    assert_eq!(store.apply_delta(&d2).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(store.apply_delta(&d3).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(store.seconds("r1", None).await.unwrap().len(), 3);
+}
+
+async fn two_workers_same_second_share_one_row(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let a = latencies(10, 400);
+    let b = latencies(11, 250);
+    store
+        .apply_delta(&delta(
+            "r1",
+            "w1",
+            1,
+            SECOND,
+            vec![endpoint_delta(0, &a, 4)],
+        ))
+        .await
+        .unwrap();
+    store
+        .apply_delta(&delta(
+            "r1",
+            "w2",
+            1,
+            SECOND,
+            vec![endpoint_delta(0, &b, 6)],
+        ))
+        .await
+        .unwrap();
+    let rows = store.seconds("r1", None).await.unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "one row per (run, second, endpoint), not per worker"
+    );
+    assert_eq!(
+        rows[0].counts,
+        Counts {
+            requests: 650,
+            failures: 10,
+            cancelled: 2,
+            bytes: 65_000
+        }
+    );
+    let all: Vec<u64> = a.iter().chain(&b).copied().collect();
+    let expected = histogram_of(&all);
+    assert_eq!(recorded(&rows[0].histogram), recorded(&expected));
+    for q in [0.5, 0.9, 0.99, 0.999] {
+        assert_eq!(
+            rows[0].histogram.value_at_quantile_us(q),
+            expected.value_at_quantile_us(q)
+        );
+    }
+    assert_eq!(store.active_users("r1", None).await.unwrap()[0].users, 10);
+    assert_eq!(store.failures("r1").await.unwrap()[0].count, 10);
+    let marks = store.watermarks("r1").await.unwrap();
+    assert_eq!(marks.len(), 2);
+}
+
+async fn finish_writes_summaries_equal_to_the_merged_seconds(store: Arc<dyn Store>) {
+    store
+        .create_run(&new_run("r1", "shop", 1_000))
+        .await
+        .unwrap();
+    let mut all0 = Vec::new();
+    let mut requests0 = 0;
+    for seq in 1..=5u64 {
+        for (w, worker) in ["w1", "w2"].into_iter().enumerate() {
+            let values = latencies(seq * 10 + w as u64, 50 + seq as usize * 7);
+            requests0 += values.len() as u64;
+            all0.extend_from_slice(&values);
+            store
+                .apply_delta(&delta(
+                    "r1",
+                    worker,
+                    seq,
+                    SECOND + seq as i64,
+                    vec![endpoint_delta(0, &values, 1)],
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    let finish = RunFinish {
+        status: RunStatus::Failed,
+        ended_at_ms: 9_000,
+        error: Some("boom".to_owned()),
+    };
+    let record = store.finish_run("r1", &finish).await.unwrap();
+    assert_eq!(record.status, RunStatus::Failed);
+    assert_eq!(record.ended_at_ms, Some(9_000));
+    assert_eq!(record.error.as_deref(), Some("boom"));
+
+    let summaries = store.summaries("r1").await.unwrap();
+    assert_eq!(summaries.len(), 2, "one summary per endpoint of the table");
+    assert_eq!(summaries[0].endpoint, 0);
+    assert_eq!(
+        summaries[0].counts,
+        Counts {
+            requests: requests0,
+            failures: 10,
+            cancelled: 10,
+            bytes: 100 * requests0
+        }
+    );
+    assert_eq!(
+        recorded(&summaries[0].histogram),
+        recorded(&histogram_of(&all0))
+    );
+    // Equal to merging the stored seconds.
+    let mut merged = LatencyHistogram::new();
+    let mut counts = Counts::default();
+    for row in store.seconds("r1", None).await.unwrap() {
+        merged.merge(&row.histogram).unwrap();
+        counts.add(&row.counts);
+    }
+    assert_eq!(summaries[0].counts, counts);
+    assert_eq!(recorded(&summaries[0].histogram), recorded(&merged));
+    assert_eq!(summaries[1].endpoint, 1);
+    assert_eq!(summaries[1].counts, Counts::default());
+    assert!(summaries[1].histogram.is_empty());
+
+    // Finishing again changes nothing.
+    let again = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: 10_000,
+        error: None,
+    };
+    assert_eq!(store.finish_run("r1", &again).await.unwrap(), record);
+    assert_eq!(store.summaries("r1").await.unwrap(), summaries);
+    let error = store.finish_run("nope", &again).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error:?}");
+}
+
+async fn new_deltas_after_finish_are_rejected(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let d1 = delta(
+        "r1",
+        "w1",
+        1,
+        SECOND,
+        vec![endpoint_delta(0, &latencies(1, 5), 0)],
+    );
+    store.apply_delta(&d1).await.unwrap();
+    let finish = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: 2,
+        error: None,
+    };
+    store.finish_run("r1", &finish).await.unwrap();
+    // A re-send of an applied delta is still acknowledged ...
+    assert_eq!(
+        store.apply_delta(&d1).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    // ... a new one is refused, so the summaries stay equal to the seconds.
+    let d2 = delta(
+        "r1",
+        "w1",
+        2,
+        SECOND + 1,
+        vec![endpoint_delta(0, &latencies(2, 5), 0)],
+    );
+    let error = store.apply_delta(&d2).await.unwrap_err();
+    assert!(matches!(error, StoreError::RunFinished(_)), "{error:?}");
+    assert_eq!(store.seconds("r1", None).await.unwrap().len(), 1);
+}
+
+async fn invalid_deltas_change_nothing(store: Arc<dyn Store>) {
+    let error = store
+        .apply_delta(&delta("nope", "w1", 1, SECOND, vec![]))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error:?}");
+
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let values = latencies(1, 5);
+    // Endpoint 7 is not in the table: the valid endpoint 0 must not be applied either.
+    let bad = delta(
+        "r1",
+        "w1",
+        1,
+        SECOND,
+        vec![endpoint_delta(0, &values, 1), endpoint_delta(7, &values, 1)],
+    );
+    let error = store.apply_delta(&bad).await.unwrap_err();
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    let twice = delta(
+        "r1",
+        "w1",
+        1,
+        SECOND,
+        vec![endpoint_delta(0, &values, 0), endpoint_delta(0, &values, 0)],
+    );
+    let error = store.apply_delta(&twice).await.unwrap_err();
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    assert!(store.seconds("r1", None).await.unwrap().is_empty());
+    assert!(store.failures("r1").await.unwrap().is_empty());
+    assert!(store.active_users("r1", None).await.unwrap().is_empty());
+    assert!(store.watermarks("r1").await.unwrap().is_empty());
+
+    // Endpoint tables must be indexed 0..n.
+    let mut holes = new_run("r2", "shop", 1);
+    holes.endpoints[1].index = 5;
+    let error = store.create_run(&holes).await.unwrap_err();
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    assert!(store.get_run("r2").await.unwrap().is_none());
+}
+
+async fn list_runs_newest_first_with_filters(store: Arc<dyn Store>) {
+    store
+        .create_run(&new_run("a", "shop", 1_000))
+        .await
+        .unwrap();
+    store
+        .create_run(&new_run("b", "search", 3_000))
+        .await
+        .unwrap();
+    let mut c = new_run("c", "shop", 2_000);
+    c.labels = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
+    store.create_run(&c).await.unwrap();
+    store
+        .finish_run(
+            "a",
+            &RunFinish {
+                status: RunStatus::Finished,
+                ended_at_ms: 1_500,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let ids =
+        |runs: Vec<cicada_store::RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(ids(all), ["b", "c", "a"]);
+    let limited = RunFilter {
+        limit: 2,
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(store.list_runs(&limited).await.unwrap()), ["b", "c"]);
+    let shop = RunFilter {
+        scenario_name: Some("shop".to_owned()),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(store.list_runs(&shop).await.unwrap()), ["c", "a"]);
+    let finished = RunFilter {
+        status: Some(RunStatus::Finished),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(store.list_runs(&finished).await.unwrap()), ["a"]);
+    let prod = RunFilter {
+        label: Some(("env".to_owned(), "prod".to_owned())),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(store.list_runs(&prod).await.unwrap()), ["c"]);
+    let window = RunFilter {
+        started_after_ms: Some(1_500),
+        started_before_ms: Some(3_000),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(store.list_runs(&window).await.unwrap()), ["c"]);
+}
+
+async fn concurrent_workers_merge_exactly(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    const WORKERS: u64 = 4;
+    const SECONDS: u64 = 6;
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for seq in 1..=SECONDS {
+                let values = latencies(w * 100 + seq, 30);
+                let d = delta(
+                    "r1",
+                    &format!("w{w}"),
+                    seq,
+                    SECOND + seq as i64,
+                    vec![endpoint_delta(0, &values, 1), endpoint_delta(1, &values, 0)],
+                );
+                assert_eq!(store.apply_delta(&d).await.unwrap(), ApplyOutcome::Applied);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let rows = store.seconds("r1", None).await.unwrap();
+    assert_eq!(rows.len() as u64, SECONDS * 2);
+    for row in &rows {
+        let seq = (row.second - SECOND) as u64;
+        let all: Vec<u64> = (0..WORKERS)
+            .flat_map(|w| latencies(w * 100 + seq, 30))
+            .collect();
+        assert_eq!(row.counts.requests, 30 * WORKERS);
+        assert_eq!(recorded(&row.histogram), recorded(&histogram_of(&all)));
+    }
+    let users = store.active_users("r1", None).await.unwrap();
+    assert!(users.iter().all(|u| u.users == 5 * WORKERS));
+    assert_eq!(
+        store.failures("r1").await.unwrap()[0].count,
+        WORKERS * SECONDS
+    );
+}

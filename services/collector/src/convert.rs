@@ -1,0 +1,221 @@
+//! Protocol messages to store records, validating on the way so a bad delta
+//! is rejected before anything of it is applied.
+
+use std::collections::BTreeMap;
+
+use cicada_histogram::{Counts, LatencyHistogram};
+use cicada_proto::v1;
+use cicada_store::{Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunStatus};
+
+use crate::error::CollectorError;
+
+fn invalid(message: String) -> CollectorError {
+    CollectorError::InvalidArgument(message)
+}
+
+/// A `CreateRun` request as a store record; `now_ms` stands in for a missing
+/// start time.
+pub(crate) fn new_run(
+    request: v1::CreateRunRequest,
+    now_ms: i64,
+) -> Result<NewRun, CollectorError> {
+    if request.run_id.is_empty() {
+        return Err(invalid("run_id is empty".to_owned()));
+    }
+    let config_json = if request.config_json.trim().is_empty() {
+        "{}".to_owned()
+    } else {
+        serde_json::from_str::<serde_json::Value>(&request.config_json)
+            .map_err(|error| invalid(format!("config_json is not JSON: {error}")))?;
+        request.config_json
+    };
+    let started_at_ms = if request.started_at_ms > 0 {
+        request.started_at_ms
+    } else {
+        now_ms
+    };
+    Ok(NewRun {
+        id: request.run_id,
+        scenario_name: request.scenario_name,
+        scenario_yaml: request.scenario_yaml,
+        host: request.host,
+        config_json,
+        labels: request.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        started_at_ms,
+        endpoints: request
+            .endpoints
+            .into_iter()
+            .map(|e| Endpoint {
+                index: e.index,
+                method: e.method,
+                name: e.name,
+            })
+            .collect(),
+    })
+}
+
+/// A worker delta as a store record, checked against a run with
+/// `endpoint_count` endpoints: every endpoint in range and listed once, every
+/// histogram decodable, seq at least 1.
+pub(crate) fn delta(
+    delta: &v1::WorkerDelta,
+    endpoint_count: usize,
+) -> Result<Delta, CollectorError> {
+    if delta.worker_id.is_empty() {
+        return Err(invalid(format!(
+            "delta of run {} has no worker_id",
+            delta.run_id
+        )));
+    }
+    if delta.seq == 0 {
+        return Err(invalid(format!(
+            "delta of worker {} has seq 0; sequences start at 1",
+            delta.worker_id
+        )));
+    }
+    let mut seen = vec![false; endpoint_count];
+    let mut endpoints = Vec::with_capacity(delta.endpoints.len());
+    for endpoint in &delta.endpoints {
+        let index = endpoint.endpoint as usize;
+        let Some(seen) = seen.get_mut(index) else {
+            return Err(invalid(format!(
+                "delta {} of worker {} refers to endpoint {} but run {} has {} endpoints",
+                delta.seq, delta.worker_id, endpoint.endpoint, delta.run_id, endpoint_count
+            )));
+        };
+        if std::mem::replace(seen, true) {
+            return Err(invalid(format!(
+                "delta {} of worker {} lists endpoint {} twice",
+                delta.seq, delta.worker_id, endpoint.endpoint
+            )));
+        }
+        let histogram = LatencyHistogram::decode(&endpoint.histogram).map_err(|error| {
+            invalid(format!(
+                "delta {} of worker {} has a bad histogram for endpoint {}: {error}",
+                delta.seq, delta.worker_id, endpoint.endpoint
+            ))
+        })?;
+        endpoints.push(EndpointDelta {
+            endpoint: endpoint.endpoint,
+            counts: Counts {
+                requests: endpoint.requests,
+                failures: endpoint.failures,
+                cancelled: endpoint.cancelled,
+                bytes: endpoint.bytes,
+            },
+            histogram,
+            failures: endpoint
+                .failures_by_kind
+                .iter()
+                .map(|f| FailureCount {
+                    kind: f.kind.clone(),
+                    count: f.count,
+                    last_message: f.last_message.clone(),
+                })
+                .collect(),
+        });
+    }
+    Ok(Delta {
+        run_id: delta.run_id.clone(),
+        worker_id: delta.worker_id.clone(),
+        seq: delta.seq,
+        second: delta.second,
+        active_users: delta.active_users,
+        endpoints,
+    })
+}
+
+/// The protocol state of a stored run status.
+pub(crate) fn run_state(status: RunStatus) -> v1::RunState {
+    match status {
+        RunStatus::Running => v1::RunState::Running,
+        RunStatus::Finished => v1::RunState::Finished,
+        RunStatus::Failed => v1::RunState::Failed,
+    }
+}
+
+/// The stored status a `FinishRun` state asks for: failed, or finished for
+/// anything else.
+pub(crate) fn finish_status(state: i32) -> RunStatus {
+    if state == v1::RunState::Failed as i32 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker_delta(endpoints: Vec<v1::EndpointDelta>) -> v1::WorkerDelta {
+        v1::WorkerDelta {
+            run_id: "r".into(),
+            worker_id: "w".into(),
+            seq: 1,
+            second: 10,
+            endpoints,
+            active_users: 3,
+        }
+    }
+
+    fn endpoint(index: u32, histogram: Vec<u8>) -> v1::EndpointDelta {
+        v1::EndpointDelta {
+            endpoint: index,
+            requests: 1,
+            histogram,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn valid_delta_decodes() {
+        let mut h = LatencyHistogram::new();
+        h.record_us(1500);
+        let d = delta(&worker_delta(vec![endpoint(1, h.encode().unwrap())]), 2).unwrap();
+        assert_eq!(d.endpoints[0].histogram, h);
+        assert_eq!(d.endpoints[0].counts.requests, 1);
+        assert_eq!(d.active_users, 3);
+    }
+
+    #[test]
+    fn bad_deltas_are_invalid_arguments() {
+        let cases = [
+            worker_delta(vec![endpoint(2, Vec::new())]),
+            worker_delta(vec![endpoint(0, Vec::new()), endpoint(0, Vec::new())]),
+            worker_delta(vec![endpoint(0, b"garbage".to_vec())]),
+            v1::WorkerDelta {
+                seq: 0,
+                ..worker_delta(Vec::new())
+            },
+            v1::WorkerDelta {
+                worker_id: String::new(),
+                ..worker_delta(Vec::new())
+            },
+        ];
+        for case in cases {
+            let error = delta(&case, 2).unwrap_err();
+            assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error}");
+        }
+    }
+
+    #[test]
+    fn create_run_defaults_and_checks_json() {
+        let request = v1::CreateRunRequest {
+            run_id: "r".into(),
+            ..Default::default()
+        };
+        let run = new_run(request.clone(), 42).unwrap();
+        assert_eq!(run.config_json, "{}");
+        assert_eq!(run.started_at_ms, 42);
+        let bad = v1::CreateRunRequest {
+            config_json: "{nope".into(),
+            ..request
+        };
+        assert_eq!(
+            new_run(bad, 0).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        assert!(new_run(v1::CreateRunRequest::default(), 0).is_err());
+    }
+}

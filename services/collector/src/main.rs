@@ -1,0 +1,73 @@
+//! `cicada-collector`: runs the collector service.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use cicada_collector::CollectorConfig;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// The cicada collector: merges worker deltas exactly and stores runs.
+#[derive(Debug, Parser)]
+#[command(name = "cicada-collector", version)]
+struct Args {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "CICADA_LISTEN", default_value = "127.0.0.1:7100")]
+    listen: SocketAddr,
+    /// Run store: postgres://..., sqlite:... or a SQLite file path
+    /// [env: CICADA_DATABASE_URL, then DATABASE_URL; default: ./cicada.db].
+    #[arg(long, env = "CICADA_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let database_url = args
+        .database_url
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| "./cicada.db".to_owned());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.listen))?;
+    cicada_collector::run(
+        CollectorConfig { database_url },
+        listener,
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "failed to listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,250 @@
+//! The `cicada.v1.Collector` gRPC service.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cicada_proto::v1;
+use cicada_proto::v1::collector_server::Collector;
+use cicada_store::{ApplyOutcome, RunFinish, RunRecord, RunStatus, Store};
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::error::CollectorError;
+use crate::live::LiveAggregate;
+use crate::runs::{RunState, Runs};
+use crate::stats::{self, StatsInput};
+
+/// How often `FinishRun` re-reads the watermarks while waiting for deltas.
+const FINISH_POLL: Duration = Duration::from_millis(20);
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The collector service over a store.
+pub struct CollectorService {
+    store: Arc<dyn Store>,
+    runs: Runs,
+}
+
+impl CollectorService {
+    /// A service storing into `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            runs: Runs::new(store.clone()),
+            store,
+        }
+    }
+
+    async fn create(&self, request: v1::CreateRunRequest) -> Result<(), CollectorError> {
+        let run = convert::new_run(request, now_ms())?;
+        self.store.create_run(&run).await?;
+        tracing::info!(run_id = %run.id, scenario = %run.scenario_name, endpoints = run.endpoints.len(), "run created");
+        let slot = self.runs.slot(&run.id);
+        let mut guard = slot.lock().await;
+        *guard = Some(RunState {
+            live: Some(LiveAggregate::new(run.endpoints.len())),
+            record: RunRecord {
+                id: run.id,
+                scenario_name: run.scenario_name,
+                scenario_yaml: run.scenario_yaml,
+                host: run.host,
+                config_json: run.config_json,
+                labels: run.labels,
+                status: RunStatus::Running,
+                started_at_ms: run.started_at_ms,
+                ended_at_ms: None,
+                error: None,
+            },
+            endpoints: run.endpoints,
+            final_stats: None,
+        });
+        Ok(())
+    }
+
+    async fn push(&self, delta: &v1::WorkerDelta) -> Result<ApplyOutcome, CollectorError> {
+        let slot = self.runs.slot(&delta.run_id);
+        let mut guard = slot.lock().await;
+        let state = self.runs.loaded(&delta.run_id, &mut guard).await?;
+        let delta = convert::delta(delta, state.endpoints.len())?;
+        let outcome = self.store.apply_delta(&delta).await?;
+        if outcome == ApplyOutcome::Applied
+            && let Some(live) = &mut state.live
+        {
+            live.apply(&delta);
+        }
+        Ok(outcome)
+    }
+
+    /// Waits until every listed worker's watermark reaches its last seq or
+    /// `wait` runs out; true when all are in.
+    async fn wait_for_workers(
+        &self,
+        run_id: &str,
+        workers: &[v1::WorkerFinal],
+        wait: Duration,
+    ) -> Result<bool, CollectorError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let marks = self.store.watermarks(run_id).await?;
+            let missing: Vec<&str> = workers
+                .iter()
+                .filter(|w| {
+                    let seq = marks
+                        .iter()
+                        .find(|m| m.worker_id == w.worker_id)
+                        .map_or(0, |m| m.seq);
+                    seq < w.last_seq
+                })
+                .map(|w| w.worker_id.as_str())
+                .collect();
+            if missing.is_empty() {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                tracing::warn!(run_id, ?missing, "finishing without every worker's deltas");
+                return Ok(false);
+            }
+            tokio::time::sleep(FINISH_POLL.min(deadline - now)).await;
+        }
+    }
+
+    async fn finish(
+        &self,
+        request: v1::FinishRunRequest,
+    ) -> Result<v1::FinishRunResponse, CollectorError> {
+        let run_id = request.run_id.as_str();
+        {
+            // Unknown runs fail before any waiting.
+            let slot = self.runs.slot(run_id);
+            let mut guard = slot.lock().await;
+            self.runs.loaded(run_id, &mut guard).await?;
+        }
+        let complete = self
+            .wait_for_workers(
+                run_id,
+                &request.workers,
+                Duration::from_millis(request.wait_ms),
+            )
+            .await?;
+        let finish = RunFinish {
+            status: convert::finish_status(request.state),
+            ended_at_ms: if request.ended_at_ms > 0 {
+                request.ended_at_ms
+            } else {
+                now_ms()
+            },
+            error: (!request.error.is_empty()).then_some(request.error),
+        };
+        let slot = self.runs.slot(run_id);
+        let mut guard = slot.lock().await;
+        let state = self.runs.loaded(run_id, &mut guard).await?;
+        let was_running = state.record.status == RunStatus::Running;
+        state.record = self.store.finish_run(run_id, &finish).await?;
+        state.live = None;
+        if was_running {
+            tracing::info!(run_id, status = %state.record.status, complete, "run finished");
+        }
+        let stats = self.final_stats(state).await?;
+        Ok(v1::FinishRunResponse {
+            stats: Some(stats),
+            incomplete: !complete,
+        })
+    }
+
+    /// The statistics of an ended run from its stored summaries (computed once).
+    async fn final_stats(&self, state: &mut RunState) -> Result<v1::RunStats, CollectorError> {
+        if let Some(stats) = &state.final_stats {
+            return Ok(stats.clone());
+        }
+        let run_id = state.record.id.as_str();
+        let mut totals = vec![Default::default(); state.endpoints.len()];
+        for summary in self.store.summaries(run_id).await? {
+            if let Some(slot) = totals.get_mut(summary.endpoint as usize) {
+                *slot = (summary.counts, summary.histogram);
+            }
+        }
+        let failures = self.store.failures(run_id).await?;
+        let stats = stats::run_stats(StatsInput {
+            record: &state.record,
+            endpoints: &state.endpoints,
+            totals: &totals,
+            failures: failures
+                .iter()
+                .map(|f| {
+                    (
+                        f.endpoint,
+                        f.kind.as_str(),
+                        f.count,
+                        f.last_message.as_str(),
+                    )
+                })
+                .collect(),
+            live: None,
+            now_ms: now_ms(),
+        });
+        state.final_stats = Some(stats.clone());
+        Ok(stats)
+    }
+
+    async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {
+        let slot = self.runs.slot(run_id);
+        let mut guard = slot.lock().await;
+        let state = self.runs.loaded(run_id, &mut guard).await?;
+        match &state.live {
+            Some(live) => Ok(stats::run_stats(StatsInput {
+                record: &state.record,
+                endpoints: &state.endpoints,
+                totals: live.totals(),
+                failures: live.failures().collect(),
+                live: Some(live.window()),
+                now_ms: now_ms(),
+            })),
+            None => self.final_stats(state).await,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Collector for CollectorService {
+    async fn create_run(
+        &self,
+        request: Request<v1::CreateRunRequest>,
+    ) -> Result<Response<v1::CreateRunResponse>, Status> {
+        self.create(request.into_inner()).await?;
+        Ok(Response::new(v1::CreateRunResponse {}))
+    }
+
+    /// Applies the deltas in order; the first error ends the request (deltas
+    /// before it stay applied, and re-sending them is harmless).
+    async fn push_deltas(
+        &self,
+        request: Request<v1::PushDeltasRequest>,
+    ) -> Result<Response<v1::PushDeltasResponse>, Status> {
+        let mut response = v1::PushDeltasResponse::default();
+        for delta in &request.get_ref().deltas {
+            match self.push(delta).await? {
+                ApplyOutcome::Applied => response.applied += 1,
+                ApplyOutcome::Duplicate => response.duplicates += 1,
+            }
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn finish_run(
+        &self,
+        request: Request<v1::FinishRunRequest>,
+    ) -> Result<Response<v1::FinishRunResponse>, Status> {
+        Ok(Response::new(self.finish(request.into_inner()).await?))
+    }
+
+    async fn get_run_stats(
+        &self,
+        request: Request<v1::GetRunStatsRequest>,
+    ) -> Result<Response<v1::RunStats>, Status> {
+        Ok(Response::new(self.stats(&request.get_ref().run_id).await?))
+    }
+}

@@ -1,0 +1,182 @@
+//! Per-thread stats shards. Only the owning thread records into a shard; the
+//! mutex exists for `cut`, which swaps the shard out once a second.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::{EndpointInterval, FailureKindCount, Interval};
+
+/// One thread's shard and gauges.
+pub(crate) struct ThreadStats {
+    shard: Mutex<Vec<EndpointInterval>>,
+    /// Written only by the owning thread; read by `Engine::in_flight`.
+    in_flight: AtomicU64,
+    active_users: AtomicU32,
+}
+
+/// A failed request's kind and message.
+pub(crate) struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// Failure kinds; `Status` is rendered as `status 503`.
+pub(crate) enum FailureKind {
+    Status(u16),
+    Timeout,
+    Connect,
+    Connection,
+    Extract,
+    Request,
+}
+
+impl FailureKind {
+    fn matches(&self, kind: &str) -> bool {
+        match self {
+            FailureKind::Status(code) => kind.strip_prefix("status ").and_then(|c| c.parse::<u16>().ok()) == Some(*code),
+            other => kind == other.static_name(),
+        }
+    }
+
+    fn static_name(&self) -> &'static str {
+        match self {
+            FailureKind::Status(_) => "status",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Connect => "connect",
+            FailureKind::Connection => "connection",
+            FailureKind::Extract => "extract",
+            FailureKind::Request => "request",
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            FailureKind::Status(code) => format!("status {code}"),
+            other => other.static_name().to_owned(),
+        }
+    }
+}
+
+fn empty_shard(endpoints: usize) -> Vec<EndpointInterval> {
+    (0..endpoints).map(|_| EndpointInterval::default()).collect()
+}
+
+impl ThreadStats {
+    pub fn new(endpoints: usize) -> ThreadStats {
+        ThreadStats {
+            shard: Mutex::new(empty_shard(endpoints)),
+            in_flight: AtomicU64::new(0),
+            active_users: AtomicU32::new(0),
+        }
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn active_users(&self) -> u32 {
+        self.active_users.load(Ordering::Relaxed)
+    }
+
+    /// Only called on the owning thread (single writer).
+    pub fn add_active_users(&self, delta: i32) {
+        let now = self.active_users.load(Ordering::Relaxed);
+        self.active_users.store(now.saturating_add_signed(delta), Ordering::Relaxed);
+    }
+
+    fn record(&self, endpoint: usize, latency_us: u64, bytes: u64, failure: Option<Failure>) {
+        let mut shard = self.shard.lock();
+        let Some(e) = shard.get_mut(endpoint) else {
+            return;
+        };
+        e.counts.requests += 1;
+        e.counts.bytes += bytes;
+        e.histogram.record_us(latency_us);
+        if let Some(failure) = failure {
+            e.counts.failures += 1;
+            match e.failures_by_kind.iter_mut().find(|f| failure.kind.matches(&f.kind)) {
+                Some(entry) => {
+                    entry.count += 1;
+                    entry.last_message = failure.message;
+                }
+                None => e.failures_by_kind.push(FailureKindCount {
+                    kind: failure.kind.name(),
+                    count: 1,
+                    last_message: failure.message,
+                }),
+            }
+        }
+    }
+
+    fn cancel(&self, endpoint: usize) {
+        if let Some(e) = self.shard.lock().get_mut(endpoint) {
+            e.counts.cancelled += 1;
+        }
+    }
+}
+
+/// A request on the wire. It must be finished with [`InFlight::finish`];
+/// if it is dropped instead (the user was aborted at the end of the grace
+/// period) it counts as cancelled, so no request is ever lost.
+pub(crate) struct InFlight<'a> {
+    stats: &'a ThreadStats,
+    endpoint: usize,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    pub fn start(stats: &'a ThreadStats, endpoint: usize) -> InFlight<'a> {
+        // Single writer: a plain load/store is enough and avoids a locked RMW.
+        let n = stats.in_flight.load(Ordering::Relaxed);
+        stats.in_flight.store(n + 1, Ordering::Relaxed);
+        InFlight {
+            stats,
+            endpoint,
+            finished: false,
+        }
+    }
+
+    pub fn finish(mut self, latency_us: u64, bytes: u64, failure: Option<Failure>) {
+        self.stats.record(self.endpoint, latency_us, bytes, failure);
+        self.finished = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.stats.cancel(self.endpoint);
+        }
+        let n = self.stats.in_flight.load(Ordering::Relaxed);
+        self.stats.in_flight.store(n.saturating_sub(1), Ordering::Relaxed);
+    }
+}
+
+/// Swaps every thread's shard for an empty one and merges them.
+pub(crate) fn cut(threads: &[std::sync::Arc<ThreadStats>], endpoints: usize) -> Interval {
+    let mut total = empty_shard(endpoints);
+    for thread in threads {
+        // Allocate the replacement outside the lock so the owning thread
+        // waits only for the swap.
+        let mut taken = empty_shard(endpoints);
+        std::mem::swap(&mut *thread.shard.lock(), &mut taken);
+        for (sum, part) in total.iter_mut().zip(taken) {
+            sum.counts.add(&part.counts);
+            if !part.histogram.is_empty() {
+                // Both are auto-resizing microsecond histograms: merge cannot fail.
+                let _ = sum.histogram.merge(&part.histogram);
+            }
+            for failure in part.failures_by_kind {
+                match sum.failures_by_kind.iter_mut().find(|f| f.kind == failure.kind) {
+                    Some(entry) => {
+                        entry.count += failure.count;
+                        entry.last_message = failure.last_message;
+                    }
+                    None => sum.failures_by_kind.push(failure),
+                }
+            }
+        }
+    }
+    Interval { endpoints: total }
+}

@@ -1,0 +1,151 @@
+//! The target host and connections to it: one keep-alive HTTP/1.1
+//! connection per virtual user, over TCP or TLS (rustls, ring provider).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use super::EngineError;
+
+/// The sending half of a user's connection.
+pub(crate) type Sender = SendRequest<Full<Bytes>>;
+
+/// Where requests go.
+pub(crate) struct Target {
+    /// Host name or IP (without brackets), for resolving.
+    host: String,
+    port: u16,
+    /// Resolved once when the host is an IP literal.
+    addr: Option<SocketAddr>,
+    /// The `Host` header value.
+    pub authority: HeaderValue,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+/// Why a connection could not be made.
+pub(crate) struct ConnectError(pub String);
+
+impl Target {
+    /// Parses `http://host[:port]` or `https://host[:port]` (a trailing `/` is allowed).
+    pub fn parse(url: &str) -> Result<Target, EngineError> {
+        let invalid = |reason: &str| EngineError::InvalidHost {
+            host: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(invalid("expected an http:// or https:// URL")),
+        };
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(invalid("expected a scheme and authority only, no path or query"));
+        }
+        let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let addr = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+        let authority = HeaderValue::from_str(authority.as_str()).map_err(|e| invalid(&e.to_string()))?;
+        let tls = if tls {
+            let server_name = ServerName::try_from(host.clone()).map_err(|e| invalid(&e.to_string()))?;
+            Some((tls_connector().map_err(|e| invalid(&e))?, server_name))
+        } else {
+            None
+        };
+        Ok(Target {
+            host,
+            port,
+            addr,
+            authority,
+            tls,
+        })
+    }
+
+    /// Opens a connection and spawns its driver on the current `LocalSet`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Sender, ConnectError> {
+        let connect = async {
+            let tcp = match self.addr {
+                Some(addr) => TcpStream::connect(addr).await,
+                None => TcpStream::connect((self.host.as_str(), self.port)).await,
+            }
+            .map_err(|e| ConnectError(format!("connect to {}:{}: {e}", self.host, self.port)))?;
+            // Requests are small and latency matters more than packet count.
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                None => handshake(tcp).await,
+                Some((connector, name)) => {
+                    let stream = connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| ConnectError(format!("tls handshake with {}: {e}", self.host)))?;
+                    handshake(stream).await
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError(format!(
+                "connect to {}:{}: no connection within {timeout:?}",
+                self.host, self.port
+            ))),
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<Sender, ConnectError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ConnectError(format!("http handshake: {e}")))?;
+    // The driver ends when the user drops its sender or the peer closes.
+    tokio::task::spawn_local(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+fn tls_connector() -> Result<TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn parses_hosts() {
+        let t = Target::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.authority.to_str().unwrap()), ("127.0.0.1", 8080, "127.0.0.1:8080"));
+        assert!(t.addr.is_some() && t.tls.is_none());
+        let t = Target::parse("https://example.test/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("example.test", 443));
+        assert!(t.addr.is_none() && t.tls.is_some());
+        let t = Target::parse("http://[::1]:9").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 9));
+        assert!(t.addr.is_some());
+        for bad in ["127.0.0.1:80", "ftp://x", "http://x/path", "http://x/?q=1"] {
+            let e = Target::parse(bad).err().expect(bad).to_string();
+            assert!(e.starts_with(&format!("invalid host {bad:?}")), "{e}");
+        }
+    }
+}

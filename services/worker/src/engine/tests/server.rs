@@ -1,0 +1,169 @@
+//! A tiny real HTTP/1.1 server on 127.0.0.1:0 that counts what it served.
+//!
+//! Routes: `/ok` (200 "hello"), `/status/CODE`, `/slow/MS` (sleeps, then 200),
+//! `/close` (200 and closes the connection), `POST /login` (200 with a JSON
+//! token), `/v/ANY` (200), `/echo` (records
+//! the request), `/me` (200 if `authorization: Bearer tok-N` was issued, else 401).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+#[derive(Default)]
+struct Counters {
+    /// Requests whose head arrived, by path.
+    by_path: Mutex<BTreeMap<String, u64>>,
+    connections: AtomicU64,
+    tokens: AtomicU64,
+    /// The last `/echo` request as `METHOD QUERY CONTENT-TYPE BODY`.
+    last_echo: Mutex<String>,
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    counters: Arc<Counters>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(Counters::default());
+        let (shutdown, mut shutdown_rx) = oneshot::channel();
+        let thread_counters = counters.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (stream, _) = tokio::select! {
+                        accepted = listener.accept() => accepted.unwrap(),
+                        _ = &mut shutdown_rx => return,
+                    };
+                    thread_counters.connections.fetch_add(1, Ordering::Relaxed);
+                    let counters = thread_counters.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |request| handle(counters.clone(), request));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        TestServer {
+            addr,
+            counters,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests served (heads received), all paths.
+    pub fn served(&self) -> u64 {
+        self.counters.by_path.lock().values().sum()
+    }
+
+    /// Requests served on `path`.
+    pub fn served_path(&self, path: &str) -> u64 {
+        self.counters.by_path.lock().get(path).copied().unwrap_or(0)
+    }
+
+    pub fn last_echo(&self) -> String {
+        self.counters.last_echo.lock().clone()
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.counters.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn handle(counters: Arc<Counters>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    *counters.by_path.lock().entry(path.clone()).or_default() += 1;
+    let respond = |status: u16, body: String| {
+        Ok(Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap())
+    };
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    match (parts.next().unwrap_or(""), parts.next()) {
+        ("ok", None) => respond(200, "hello".to_owned()),
+        ("status", Some(code)) => respond(code.parse().unwrap_or(500), format!("status {code}")),
+        ("slow", Some(ms)) => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            respond(200, "slow".to_owned())
+        }
+        ("close", None) => Ok(Response::builder()
+            .header("connection", "close")
+            .body(Full::new(Bytes::from_static(b"bye")))
+            .unwrap()),
+        ("login", None) => {
+            let n = counters.tokens.fetch_add(1, Ordering::Relaxed);
+            respond(200, format!(r#"{{"token":"tok-{n}","ok":true}}"#))
+        }
+        ("me", None) => {
+            let issued = counters.tokens.load(Ordering::Relaxed);
+            let valid = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer tok-"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n < issued);
+            if valid { respond(200, "me".to_owned()) } else { respond(401, "who?".to_owned()) }
+        }
+        ("v", Some(_)) => respond(200, "v".to_owned()),
+        ("echo", None) => {
+            use http_body_util::BodyExt;
+            let method = request.method().to_string();
+            let query = request.uri().query().unwrap_or("").to_owned();
+            let content_type = request
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap_or("?").to_owned())
+                .unwrap_or_default();
+            let custom = request
+                .headers()
+                .get("x-custom")
+                .map(|v| v.to_str().unwrap_or("?").to_owned())
+                .unwrap_or_default();
+            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let echo = format!("{method} {query} {content_type} {custom} {}", String::from_utf8_lossy(&body));
+            *counters.last_echo.lock() = echo.clone();
+            respond(200, echo)
+        }
+        _ => respond(404, "not found".to_owned()),
+    }
+}

@@ -1,0 +1,116 @@
+//! The engine's OS threads: each runs a current-thread tokio runtime with a
+//! `LocalSet` holding its users and their connections.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::{JoinSet, LocalSet};
+
+use super::EngineConfig;
+use super::plan::Plan;
+use super::stats::ThreadStats;
+use super::target::Target;
+use super::user;
+
+/// What the engine tells a thread.
+pub(crate) enum Command {
+    /// Start a user of this class with this global index.
+    Spawn { class: usize, user_id: u64 },
+    /// Users stop after their current request; the thread ends when all have.
+    Stop,
+    /// Drop every user now; requests in flight count as cancelled.
+    Abort,
+}
+
+pub(crate) struct ThreadSetup {
+    pub stats: Arc<ThreadStats>,
+    pub plan: Arc<Plan>,
+    pub target: Arc<Target>,
+    pub config: EngineConfig,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Counts finished threads; bumped even if the thread panics.
+    pub finished: Arc<watch::Sender<usize>>,
+}
+
+/// What every user on a thread shares.
+pub(crate) struct ThreadCtx {
+    pub stats: Arc<ThreadStats>,
+    pub plan: Arc<Plan>,
+    pub target: Arc<Target>,
+    pub config: EngineConfig,
+    pub stopping: Cell<bool>,
+    /// Wakes users that are waiting between tasks when the run stops.
+    pub stop: Notify,
+}
+
+struct FinishedGuard(Arc<watch::Sender<usize>>);
+
+impl Drop for FinishedGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+}
+
+pub(crate) fn spawn(index: usize, setup: ThreadSetup) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new()
+        .name(format!("cicada-users-{index}"))
+        .spawn(move || {
+            let _finished = FinishedGuard(setup.finished.clone());
+            let local = LocalSet::new();
+            local.block_on(&runtime, run(setup));
+            // Dropping the LocalSet drops the connection drivers.
+            drop(local);
+        })?;
+    Ok(())
+}
+
+async fn run(setup: ThreadSetup) {
+    let ThreadSetup {
+        stats,
+        plan,
+        target,
+        config,
+        mut commands,
+        finished: _,
+    } = setup;
+    let ctx = Rc::new(ThreadCtx {
+        stats: stats.clone(),
+        plan,
+        target,
+        config,
+        stopping: Cell::new(false),
+        stop: Notify::new(),
+    });
+    let mut users = JoinSet::new();
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Spawn { class, user_id }) => {
+                    // A spawn racing with stop is dropped: the user never started.
+                    if !ctx.stopping.get() {
+                        users.spawn_local(user::run(ctx.clone(), class, user_id));
+                        stats.add_active_users(1);
+                    }
+                }
+                Some(Command::Stop) => {
+                    ctx.stopping.set(true);
+                    ctx.stop.notify_waiters();
+                }
+                Some(Command::Abort) | None => break,
+            },
+            Some(_) = users.join_next(), if !users.is_empty() => stats.add_active_users(-1),
+        }
+        if ctx.stopping.get() && users.is_empty() {
+            break;
+        }
+    }
+    // Aborting drops each user's future; its in-flight guard records the
+    // request as cancelled before `join_next` reports the task done.
+    users.abort_all();
+    while users.join_next().await.is_some() {
+        stats.add_active_users(-1);
+    }
+}

@@ -1,0 +1,293 @@
+//! One virtual user: its state, its loop, and the request hot path.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use cicada_scenario::{RenderContext, Wait, template::form_urlencode_into};
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use super::plan::{BodyPlan, ClassPlan, StepPlan};
+use super::stats::{Failure, FailureKind, InFlight};
+use super::target::Sender;
+use super::thread::ThreadCtx;
+
+/// A user's state; kept small because there may be many idle users.
+struct User {
+    user_id: u64,
+    /// Requests sent so far (the `seq` template value).
+    seq: u64,
+    vars: Vec<String>,
+    rng: SmallRng,
+    conn: Option<Sender>,
+}
+
+
+/// Runs one user until the thread stops (or aborts it).
+pub(crate) async fn run(ctx: Rc<ThreadCtx>, class: usize, user_id: u64) {
+    let plan = ctx.plan.clone();
+    let class: &ClassPlan = &plan.classes[class];
+    let mut user = User {
+        user_id,
+        seq: 0,
+        vars: vec![String::new(); class.var_count],
+        rng: SmallRng::from_rng(&mut rand::rng()),
+        conn: None,
+    };
+    for (index, template) in &class.variables {
+        let mut render = RenderContext {
+            vars: &user.vars,
+            seq: user.seq,
+            user_id,
+            rng: &mut user.rng,
+        };
+        let value = template.render(&mut render);
+        user.vars[*index] = value;
+    }
+    if !run_steps(&ctx, &mut user, &class.on_start).await {
+        return;
+    }
+    let total_weight = class.task_cumulative.last().copied().unwrap_or(0);
+    if total_weight == 0 {
+        return;
+    }
+    loop {
+        if ctx.stopping.get() {
+            return;
+        }
+        let started = Instant::now();
+        let pick = user.rng.random_range(0..total_weight);
+        let task = class.task_cumulative.partition_point(|&sum| sum <= pick);
+        if !run_steps(&ctx, &mut user, &class.tasks[task]).await {
+            return;
+        }
+        let pause = match class.wait {
+            Wait::None => continue,
+            Wait::Constant(d) => d,
+            Wait::Between(min, max) => {
+                let span = max.saturating_sub(min);
+                min + span.mul_f64(user.rng.random::<f64>())
+            }
+            Wait::Pacing(period) => period.saturating_sub(started.elapsed()),
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = ctx.stop.notified() => return,
+            }
+        }
+    }
+}
+
+/// Runs steps in order; a failed step ends the sequence. Returns false when
+/// the user must stop.
+async fn run_steps(ctx: &ThreadCtx, user: &mut User, steps: &[StepPlan]) -> bool {
+    for step in steps {
+        if ctx.stopping.get() {
+            return false;
+        }
+        if !execute(ctx, user, step).await {
+            break;
+        }
+    }
+    !ctx.stopping.get()
+}
+
+/// A completed exchange.
+struct Response {
+    status: u16,
+    bytes: u64,
+    body: Option<Vec<u8>>,
+}
+
+/// Sends one request and records it. Returns whether it succeeded.
+async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> bool {
+    let guard = InFlight::start(&ctx.stats, step.endpoint);
+    let started = Instant::now();
+    let elapsed_us = |started: Instant| u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let request = match build_request(ctx, user, step) {
+        Ok(request) => request,
+        Err(message) => {
+            guard.finish(elapsed_us(started), 0, Some(Failure { kind: FailureKind::Request, message }));
+            return false;
+        }
+    };
+    user.seq += 1;
+    let keep_body = !step.extract.is_empty();
+    let timeout = ctx.config.request_timeout;
+    let outcome = tokio::time::timeout(timeout, send(ctx, user, request, keep_body)).await;
+    let latency = elapsed_us(started);
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(failure)) => {
+            user.conn = None;
+            guard.finish(latency, 0, Some(failure));
+            return false;
+        }
+        Err(_) => {
+            // The connection may still carry the late response: start afresh.
+            user.conn = None;
+            let message = format!("no response within {timeout:?}");
+            guard.finish(latency, 0, Some(Failure { kind: FailureKind::Timeout, message }));
+            return false;
+        }
+    };
+    if !step.expect.accepts(response.status) {
+        let message = format!("{} returned status {}", step.path.source(), response.status);
+        let failure = Failure { kind: FailureKind::Status(response.status), message };
+        guard.finish(latency, response.bytes, Some(failure));
+        return false;
+    }
+    let body = response.body.as_deref().unwrap_or_default();
+    for extract in &step.extract {
+        match extract.apply(body) {
+            Ok(value) => user.vars[extract.var] = value,
+            Err(message) => {
+                let failure = Failure { kind: FailureKind::Extract, message };
+                guard.finish(latency, response.bytes, Some(failure));
+                return false;
+            }
+        }
+    }
+    guard.finish(latency, response.bytes, None);
+    true
+}
+
+/// Sends on the user's connection, reconnecting when it is closed. A request
+/// that the connection refused before writing it is sent again once on a
+/// fresh connection (a keep-alive connection the server just closed).
+async fn send(ctx: &ThreadCtx, user: &mut User, mut request: Request<Full<Bytes>>, keep_body: bool) -> Result<Response, Failure> {
+    for attempt in 0..2 {
+        let sender = match &mut user.conn {
+            Some(sender) if !sender.is_closed() => sender,
+            conn => {
+                let sender = ctx
+                    .target
+                    .connect(ctx.config.connect_timeout)
+                    .await
+                    .map_err(|e| Failure { kind: FailureKind::Connect, message: e.0 })?;
+                conn.insert(sender)
+            }
+        };
+        if sender.ready().await.is_err() {
+            user.conn = None;
+            continue;
+        }
+        match sender.try_send_request(request).await {
+            Ok(response) => return read_response(response, keep_body).await,
+            Err(mut error) => {
+                user.conn = None;
+                match error.take_message() {
+                    Some(unsent) if attempt == 0 => request = unsent,
+                    _ => return Err(connection_failure(&error.into_error())),
+                }
+            }
+        }
+    }
+    Err(Failure {
+        kind: FailureKind::Connection,
+        message: "connection closed before the request was sent".to_owned(),
+    })
+}
+
+async fn read_response(response: http::Response<Incoming>, keep_body: bool) -> Result<Response, Failure> {
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut bytes = 0u64;
+    let mut kept = keep_body.then(Vec::new);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| connection_failure(&e))?;
+        if let Some(data) = frame.data_ref() {
+            bytes += data.len() as u64;
+            if let Some(kept) = &mut kept {
+                kept.extend_from_slice(data);
+            }
+        }
+    }
+    Ok(Response { status, bytes, body: kept })
+}
+
+fn connection_failure(error: &hyper::Error) -> Failure {
+    use std::error::Error as _;
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Failure { kind: FailureKind::Connection, message }
+}
+
+fn build_request(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> Result<Request<Full<Bytes>>, String> {
+    let mut render = RenderContext {
+        vars: &user.vars,
+        seq: user.seq,
+        user_id: user.user_id,
+        rng: &mut user.rng,
+    };
+    let uri = match &step.static_uri {
+        Some(uri) => uri.clone(),
+        None => {
+            let mut text = String::with_capacity(step.path.source().len() + 32);
+            step.path.render_into(&mut render, &mut text);
+            for (i, (name, value)) in step.query.iter().enumerate() {
+                text.push(if i == 0 { '?' } else { '&' });
+                text.push_str(name);
+                text.push('=');
+                let mut rendered = String::new();
+                value.render_into(&mut render, &mut rendered);
+                form_urlencode_into(&mut text, &rendered);
+            }
+            Uri::try_from(text).map_err(|e| format!("invalid request path: {e}"))?
+        }
+    };
+    let body = match &step.body {
+        BodyPlan::Empty => Bytes::new(),
+        BodyPlan::Static(bytes) => bytes.clone(),
+        BodyPlan::Form(fields) => {
+            let mut text = String::new();
+            let mut rendered = String::new();
+            for (i, (name, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    text.push('&');
+                }
+                text.push_str(name);
+                text.push('=');
+                rendered.clear();
+                value.render_into(&mut render, &mut rendered);
+                form_urlencode_into(&mut text, &rendered);
+            }
+            Bytes::from(text)
+        }
+        BodyPlan::Json(json) => {
+            let mut text = String::new();
+            json.render_into(&mut render, &mut text);
+            Bytes::from(text)
+        }
+        BodyPlan::Raw(raw) => Bytes::from(raw.render(&mut render)),
+    };
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = step.method.clone();
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(HOST, ctx.target.authority.clone());
+    if let Some(content_type) = &step.content_type {
+        headers.insert(CONTENT_TYPE, content_type.clone());
+    }
+    for header in &step.headers {
+        let value = match &header.static_value {
+            Some(value) => value.clone(),
+            None => HeaderValue::try_from(header.value.render(&mut render))
+                .map_err(|e| format!("invalid value for header {}: {e}", header.name))?,
+        };
+        headers.append(header.name.clone(), value);
+    }
+    Ok(request)
+}
+

@@ -1,0 +1,189 @@
+//! What the worker process holds across controller connections: the work in
+//! progress, the current controller stream and a `WorkDone` that could not
+//! be delivered yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cicada_proto::v1::worker_message::Msg;
+use cicada_proto::v1::{Heartbeat, StartWork, StopWork, WorkDone, WorkerMessage};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::WorkerConfig;
+use crate::engine::Engine;
+use crate::work;
+
+/// The work in progress.
+struct Current {
+    run_id: String,
+    /// `Some(grace)` once a stop was asked for.
+    stop: watch::Sender<Option<Duration>>,
+    /// Set once the engine has started.
+    engine: Option<Arc<Engine>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Shared worker state.
+pub(crate) struct Node {
+    pub(crate) config: WorkerConfig,
+    current: Mutex<Option<Current>>,
+    /// The stream to the controller, while connected.
+    outbound: Mutex<Option<mpsc::Sender<WorkerMessage>>>,
+    /// A `WorkDone` sent while disconnected, for the next connection.
+    undelivered: Mutex<Option<WorkDone>>,
+    /// The last `WorkDone`, repeated if the controller asks to stop that run again.
+    last_done: Mutex<Option<WorkDone>>,
+}
+
+impl Node {
+    pub(crate) fn new(config: WorkerConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            current: Mutex::new(None),
+            outbound: Mutex::new(None),
+            undelivered: Mutex::new(None),
+            last_done: Mutex::new(None),
+        })
+    }
+
+    /// Sets (or clears) the controller stream; a pending `WorkDone` goes out
+    /// on a new one.
+    pub(crate) fn set_outbound(&self, tx: Option<mpsc::Sender<WorkerMessage>>) {
+        let undelivered = self.undelivered.lock().take();
+        *self.outbound.lock() = tx;
+        if let Some(done) = undelivered {
+            self.report(done);
+        }
+    }
+
+    /// Sends a message to the controller if connected; false otherwise.
+    fn send(&self, msg: Msg) -> bool {
+        let tx = self.outbound.lock().clone();
+        tx.is_some_and(|tx| tx.try_send(WorkerMessage { msg: Some(msg) }).is_ok())
+    }
+
+    /// Delivers `done` now or on the next connection.
+    fn report(&self, done: WorkDone) {
+        if !self.send(Msg::WorkDone(done.clone())) {
+            *self.undelivered.lock() = Some(done);
+        }
+    }
+
+    /// The heartbeat for the current state.
+    pub(crate) fn heartbeat(&self, cpu_percent: f64, rss_bytes: u64) -> Heartbeat {
+        let current = self.current.lock();
+        let (run_id, engine) = match current.as_ref() {
+            Some(current) => (current.run_id.clone(), current.engine.clone()),
+            None => (String::new(), None),
+        };
+        drop(current);
+        Heartbeat {
+            run_id,
+            active_users: engine.as_ref().map_or(0, |e| e.active_users()),
+            in_flight: engine.as_ref().map_or(0, |e| e.in_flight()),
+            cpu_percent,
+            rss_bytes,
+        }
+    }
+
+    /// Sends a heartbeat; false when the stream is gone.
+    pub(crate) fn send_heartbeat(&self, heartbeat: Heartbeat) -> bool {
+        self.send(Msg::Heartbeat(heartbeat))
+    }
+
+    /// Starts the work unless another run is in progress.
+    pub(crate) fn start_work(self: &Arc<Self>, start: StartWork) {
+        let mut current = self.current.lock();
+        if let Some(busy) = current.as_ref() {
+            if busy.run_id != start.run_id {
+                let error = format!("worker is busy with run {}", busy.run_id);
+                drop(current);
+                self.report(WorkDone {
+                    run_id: start.run_id,
+                    error,
+                    ..WorkDone::default()
+                });
+            }
+            return;
+        }
+        let (stop, stop_rx) = watch::channel(None);
+        let run_id = start.run_id.clone();
+        let node = self.clone();
+        let task = tokio::spawn(async move {
+            let done = work::execute(node.clone(), start, stop_rx).await;
+            node.work_finished(done);
+        });
+        *current = Some(Current {
+            run_id,
+            stop,
+            engine: None,
+            task: Some(task),
+        });
+    }
+
+    /// Records the engine of the work in progress (for heartbeats).
+    pub(crate) fn set_engine(&self, run_id: &str, engine: Arc<Engine>) {
+        if let Some(current) = self.current.lock().as_mut()
+            && current.run_id == run_id
+        {
+            current.engine = Some(engine);
+        }
+    }
+
+    fn work_finished(&self, done: WorkDone) {
+        // Idle before reporting, so the controller never sees a heartbeat
+        // naming a run it was already told is done.
+        {
+            let mut current = self.current.lock();
+            if current.as_ref().is_some_and(|c| c.run_id == done.run_id) {
+                *current = None;
+            }
+        }
+        *self.last_done.lock() = Some(done.clone());
+        self.report(done);
+    }
+
+    /// Asks the work of `stop.run_id` to stop. A stop for the run that just
+    /// ended repeats its `WorkDone`; a stop for an unknown run is answered at
+    /// once so the controller does not wait for it.
+    pub(crate) fn stop_work(&self, stop: StopWork) {
+        let grace = Duration::from_millis(stop.grace_ms);
+        if let Some(current) = self.current.lock().as_ref()
+            && current.run_id == stop.run_id
+        {
+            current.stop.send_replace(Some(grace));
+            return;
+        }
+        let last = self.last_done.lock().clone();
+        match last {
+            Some(done) if done.run_id == stop.run_id => self.report(done),
+            _ => self.report(WorkDone {
+                run_id: stop.run_id.clone(),
+                error: format!("worker is not running run {}", stop.run_id),
+                ..WorkDone::default()
+            }),
+        }
+    }
+
+    /// Stops the work in progress (if any) and waits for it to report, at
+    /// most `timeout`.
+    pub(crate) async fn stop_current(&self, grace: Duration, timeout: Duration) {
+        let task = {
+            let mut current = self.current.lock();
+            match current.as_mut() {
+                Some(current) => {
+                    current.stop.send_replace(Some(grace));
+                    current.task.take()
+                }
+                None => None,
+            }
+        };
+        if let Some(task) = task
+            && tokio::time::timeout(timeout, task).await.is_err()
+        {
+            tracing::warn!("work did not finish in time at shutdown");
+        }
+    }
+}
