@@ -19,6 +19,7 @@
 #   BENCH_RESULTS=bench/results    where result folders go
 #   BENCH_COLLECTOR_ARGS / BENCH_CONTROLLER_ARGS / BENCH_WORKER_ARGS
 #                                  replace the cicada services' default flags
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,15 +36,15 @@ default_generators="wrk oha cicada"
 [[ ${BENCH_LOCUST:-0} == 1 ]] && default_generators+=" locust"
 read -r -a GENERATORS <<<"${BENCH_GENERATORS:-$default_generators}"
 
-# shellcheck source=bench/lib/common.sh
+# shellcheck source=lib/common.sh
 source "$BENCH_DIR/lib/common.sh"
-# shellcheck source=bench/lib/targets.sh
+# shellcheck source=lib/targets.sh
 source "$BENCH_DIR/lib/targets.sh"
-# shellcheck source=bench/lib/generators.sh
+# shellcheck source=lib/generators.sh
 source "$BENCH_DIR/lib/generators.sh"
-# shellcheck source=bench/lib/cicada.sh
+# shellcheck source=lib/cicada.sh
 source "$BENCH_DIR/lib/cicada.sh"
-# shellcheck source=bench/lib/report.sh
+# shellcheck source=lib/report.sh
 source "$BENCH_DIR/lib/report.sh"
 
 [[ $BENCH_SECONDS =~ ^[0-9]+$ && $BENCH_SECONDS -gt 0 ]] || die "BENCH_SECONDS must be a whole number of seconds"
@@ -73,13 +74,15 @@ for GEN in "${GENERATORS[@]}"; do
     G_REQUESTS='' G_ELAPSED='' G_USER_S='' G_SYS_S='' G_RSS_KB='' G_ERRORS=0 G_VERSION=$GEN G_OVERHEAD_CPU_S=null
     target_reset || die "failed to reset the target's counters"
     target_cpu_before=$(cpu_seconds "$TARGET_PID") || die "the target (pid $TARGET_PID) is gone"
+    busy_before=$(machine_busy_seconds)
     log "running $GEN: $BENCH_CONNECTIONS connections, ${BENCH_SECONDS}s, core $GEN_CORE"
     if "run_$GEN"; then
         target_cpu=$(sub "$(cpu_seconds "$TARGET_PID")" "$target_cpu_before")
-        record_result ok "$target_cpu" "$(target_served)"
+        busy=$(sub "$(machine_busy_seconds)" "$busy_before")
+        record_result ok "$target_cpu" "$(target_served)" "$busy"
     else
         log "$GEN did not run; its row is marked failed (logs in $RUN_DIR)"
-        record_result failed null null
+        record_result failed null null null
     fi
     # Let the previous generator's sockets close before the next one starts.
     sleep 2

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # G_* results are read by report.sh
 # cicada as a generator: collector and controller on TARGET_CORE next to the
 # target, one worker pinned to GEN_CORE, a run driven by `cicada start`.
 # The worker's CPU is read from /proc before and after the run.
@@ -24,8 +24,8 @@ start_on_core() {
 
 # Polls `cicada workers` until it lists a worker (bounded).
 wait_worker_registered() {
-    local i out
-    for i in $(seq 1 100); do
+    local out
+    for _ in $(seq 1 100); do
         if out=$("$CICADA_BIN/cicada" workers --controller "$CONTROLLER_URL" 2>/dev/null) &&
             [[ -n $out ]] && ! grep -qi 'no workers' <<<"$out"; then
             return 0
@@ -38,10 +38,10 @@ wait_worker_registered() {
 run_cicada() {
     build_cicada || return 1
     local collector_port=${BENCH_COLLECTOR_PORT:-17001} controller_port=${BENCH_CONTROLLER_PORT:-17000}
-    port_free "$collector_port" && port_free "$controller_port" || {
+    if ! port_free "$collector_port" || ! port_free "$controller_port"; then
         log "cicada ports $collector_port/$controller_port are in use"
         return 1
-    }
+    fi
     CONTROLLER_URL=http://127.0.0.1:$controller_port
     local collector_args controller_args worker_args
     read -r -a collector_args <<<"${BENCH_COLLECTOR_ARGS:---listen 127.0.0.1:$collector_port --database-url $WORK_DIR/cicada.db}"

@@ -48,6 +48,12 @@ cpu_seconds() {
     cpu_user_sys "$1" | awk '{ printf "%.2f", $1 + $2 }'
 }
 
+# CPU seconds all cores spent busy since boot (everything but idle and iowait).
+machine_busy_seconds() {
+    awk -v hz="$CLK_TCK" '$1 == "cpu" { busy = 0; for (i = 2; i <= NF; i++) if (i != 5 && i != 6) busy += $i;
+        printf "%.2f", busy / hz }' /proc/stat
+}
+
 # Peak resident set size of a live process, in KiB.
 peak_rss_kb() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"

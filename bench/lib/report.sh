@@ -2,20 +2,23 @@
 # Results: one JSON object per generator, a results.json with the machine,
 # and the printed table.
 
-# record_result STATUS TARGET_CPU_S TARGET_SERVED: writes $RUN_DIR/$GEN.result.json.
+# record_result STATUS TARGET_CPU_S TARGET_SERVED MACHINE_BUSY_S: writes
+# $RUN_DIR/$GEN.result.json.
 record_result() {
-    local status=$1 target_cpu=$2 served=$3 num='^[0-9]+([.][0-9]+)?$' v
+    local status=$1 target_cpu=$2 served=$3 busy=$4 num='^[0-9]+([.][0-9]+)?$' v
     for v in G_REQUESTS G_ELAPSED G_USER_S G_SYS_S G_RSS_KB G_ERRORS; do
         [[ ${!v} =~ $num ]] || printf -v "$v" null
     done
     [[ $target_cpu =~ $num ]] || target_cpu=null
     [[ $served =~ $num ]] || served=null
+    [[ $busy =~ $num ]] || busy=null
     jq -n --arg generator "$GEN" --arg version "$G_VERSION" --arg status "$status" \
         --arg target "$BENCH_TARGET" --arg target_version "${TARGET_VERSION:-}" \
         --argjson seconds "$BENCH_SECONDS" --argjson connections "$BENCH_CONNECTIONS" \
         --argjson requests "$G_REQUESTS" --argjson elapsed "$G_ELAPSED" \
         --argjson user "$G_USER_S" --argjson sys "$G_SYS_S" --argjson rss_kb "$G_RSS_KB" \
         --argjson errors "$G_ERRORS" --argjson target_cpu "$target_cpu" --argjson served "$served" \
+        --argjson busy "$busy" \
         --argjson overhead "${G_OVERHEAD_CPU_S:-null}" '
         def cpu: if $user == null or $sys == null then null else $user + $sys end;
         {
@@ -28,7 +31,12 @@ record_result() {
           requests_per_cpu_s: (if $requests == null or (cpu // 0) == 0 then null else $requests / cpu end),
           max_rss_kb: $rss_kb,
           target_cpu_s: $target_cpu, target_served: $served,
-          cicada_control_plane_cpu_s: $overhead
+          cicada_control_plane_cpu_s: $overhead,
+          # CPU used by neither the generator, the target nor the cicada
+          # control plane during the run: other work on the machine, which
+          # makes the run less trustworthy when it is not near zero.
+          other_cpu_s: (if $busy == null or cpu == null or $target_cpu == null then null
+            else $busy - cpu - $target_cpu - ($overhead // 0) end)
         }' >"$RUN_DIR/$GEN.result.json"
 }
 
@@ -53,16 +61,16 @@ print_table() {
         .version, .status,
         (.requests_per_s // "-"), (.cpu_s // "-"), (.requests_per_cpu_s // "-"),
         (if .max_rss_kb then .max_rss_kb / 1024 else "-" end),
-        (.errors // "-"), (.target_cpu_s // "-"), (.target_served // "-")
+        (.errors // "-"), (.target_cpu_s // "-"), (.target_served // "-"), (.other_cpu_s // "-")
       ] | @tsv' "$RUN_DIR/results.json" |
         awk -F'\t' '
         function n(x, f) { return x == "-" ? "-" : sprintf(f, x) }
         BEGIN {
-            printf "%-22s %-7s %12s %8s %14s %9s %8s %11s %13s\n", "generator", "status",
-                "requests/s", "CPU s", "req/CPU-s", "RSS MiB", "errors", "target CPU", "target served"
+            printf "%-22s %-7s %12s %8s %14s %9s %8s %11s %13s %10s\n", "generator", "status",
+                "requests/s", "CPU s", "req/CPU-s", "RSS MiB", "errors", "target CPU", "target served", "other CPU"
         }
         {
-            printf "%-22s %-7s %12s %8s %14s %9s %8s %11s %13s\n", $1, $2, n($3, "%.0f"),
-                n($4, "%.2f"), n($5, "%.0f"), n($6, "%.1f"), $7, n($8, "%.2f"), $9
+            printf "%-22s %-7s %12s %8s %14s %9s %8s %11s %13s %10s\n", $1, $2, n($3, "%.0f"),
+                n($4, "%.2f"), n($5, "%.0f"), n($6, "%.1f"), $7, n($8, "%.2f"), $9, n($10, "%.2f")
         }'
 }

@@ -42,7 +42,10 @@ impl<'a> Compiler<'a> {
 
     pub fn scenario(mut self, root: &Node) -> Result<Scenario, ScenarioError> {
         if matches!(root.kind, Kind::Null) {
-            return Err(self.error(root, "empty scenario; expected a mapping with keys: name, host, users"));
+            return Err(self.error(
+                root,
+                "empty scenario; expected a mapping with keys: name, host, users",
+            ));
         }
         let top = Fields::new(&self, root, "scenario", TOP_KEYS)?;
         let name = self.non_empty_string(top.required(&self, "name")?, "name")?;
@@ -55,7 +58,10 @@ impl<'a> Compiler<'a> {
             return Err(self.wrong_type(users, "users", "a list of user classes"));
         };
         if items.is_empty() {
-            return Err(self.error(users, "\"users\" is empty; a scenario needs at least one user class"));
+            return Err(self.error(
+                users,
+                "\"users\" is empty; a scenario needs at least one user class",
+            ));
         }
         let mut classes: Vec<UserClass> = Vec::with_capacity(items.len());
         for item in items {
@@ -87,7 +93,12 @@ impl<'a> Compiler<'a> {
             .strip_prefix("http://")
             .or_else(|| host.strip_prefix("https://"))
             .ok_or_else(|| {
-                self.error(node, format!("invalid host {host:?}; expected http://HOST[:PORT] or https://HOST[:PORT]"))
+                self.error(
+                    node,
+                    format!(
+                        "invalid host {host:?}; expected http://HOST[:PORT] or https://HOST[:PORT]"
+                    ),
+                )
             })?;
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.is_empty() || authority.contains(['/', '?', '#', ' ']) {
@@ -133,7 +144,10 @@ impl<'a> Compiler<'a> {
         let mut variables = Vec::with_capacity(initial.len());
         for (index, (_, value)) in initial.iter().enumerate() {
             // A variable's initial value may only use variables defined before it.
-            variables.push((index, self.template(value, "variable value", &var_names[..index])?));
+            variables.push((
+                index,
+                self.template(value, "variable value", &var_names[..index])?,
+            ));
         }
         let on_start = match f.get("on_start") {
             Some(n) => self.steps(n, "on_start", &var_names)?,
@@ -144,7 +158,10 @@ impl<'a> Compiler<'a> {
             return Err(self.wrong_type(tasks_node, "tasks", "a list of tasks"));
         };
         if task_nodes.is_empty() {
-            return Err(self.error(tasks_node, "\"tasks\" is empty; a user class needs at least one task"));
+            return Err(self.error(
+                tasks_node,
+                "\"tasks\" is empty; a user class needs at least one task",
+            ));
         }
         let mut tasks = Vec::with_capacity(task_nodes.len());
         for task in task_nodes {
@@ -177,18 +194,30 @@ impl<'a> Compiler<'a> {
         Ok(Task { weight, steps })
     }
 
-    fn steps(&mut self, node: &Node, what: &str, vars: &[String]) -> Result<Vec<crate::Step>, ScenarioError> {
+    fn steps(
+        &mut self,
+        node: &Node,
+        what: &str,
+        vars: &[String],
+    ) -> Result<Vec<crate::Step>, ScenarioError> {
         let Kind::Seq(items) = &node.kind else {
             return Err(self.wrong_type(node, what, "a list of requests"));
         };
         if items.is_empty() && what == "steps" {
-            return Err(self.error(node, "\"steps\" is empty; a task needs at least one request"));
+            return Err(self.error(
+                node,
+                "\"steps\" is empty; a task needs at least one request",
+            ));
         }
         items.iter().map(|item| self.step(item, vars)).collect()
     }
 
     pub fn endpoint(&mut self, method: &str, name: &str) -> usize {
-        if let Some(i) = self.endpoints.iter().position(|e| e.method == method && e.name == name) {
+        if let Some(i) = self
+            .endpoints
+            .iter()
+            .position(|e| e.method == method && e.name == name)
+        {
             return i;
         }
         self.endpoints.push(EndpointDef {
@@ -200,9 +229,16 @@ impl<'a> Compiler<'a> {
 
     fn weight(&self, node: &Node) -> Result<u32, ScenarioError> {
         match node.kind {
-            Kind::Int(w) if w >= 1 => u32::try_from(w)
-                .map_err(|_| self.error(node, format!("weight {w} is too large; allowed: 1 to {}", u32::MAX))),
-            Kind::Int(w) => Err(self.error(node, format!("weight {w} is not positive; allowed: an integer >= 1"))),
+            Kind::Int(w) if w >= 1 => u32::try_from(w).map_err(|_| {
+                self.error(
+                    node,
+                    format!("weight {w} is too large; allowed: 1 to {}", u32::MAX),
+                )
+            }),
+            Kind::Int(w) => Err(self.error(
+                node,
+                format!("weight {w} is not positive; allowed: an integer >= 1"),
+            )),
             _ => Err(self.wrong_type(node, "weight", "an integer >= 1")),
         }
     }
@@ -214,7 +250,9 @@ impl<'a> Compiler<'a> {
             Kind::Map(_) => {
                 let f = Fields::new(self, node, "wait", &["constant", "between", "pacing"])?;
                 if f.len() != 1 {
-                    return Err(self.error(node, format!("\"wait\" needs exactly one of: {WAIT_KINDS}")));
+                    return Err(
+                        self.error(node, format!("\"wait\" needs exactly one of: {WAIT_KINDS}"))
+                    );
                 }
                 if let Some(n) = f.get("constant") {
                     return Ok(Wait::Constant(self.duration(n)?));
@@ -231,7 +269,9 @@ impl<'a> Compiler<'a> {
                     Kind::Seq(pair) if pair.len() == 2 => {
                         let (min, max) = (self.duration(&pair[0])?, self.duration(&pair[1])?);
                         if min > max {
-                            return Err(self.error(n, "\"between\" needs [MIN, MAX] with MIN <= MAX"));
+                            return Err(
+                                self.error(n, "\"between\" needs [MIN, MAX] with MIN <= MAX")
+                            );
                         }
                         Ok(Wait::Between(min, max))
                     }
@@ -246,26 +286,51 @@ impl<'a> Compiler<'a> {
         match &node.kind {
             Kind::Int(0) => Ok(Duration::ZERO),
             Kind::Str(s) => parse_duration(s).ok_or_else(|| {
-                self.error(node, format!("invalid duration {s:?}; expected a number with a unit, e.g. 500ms, 1s, 2m"))
+                self.error(
+                    node,
+                    format!(
+                        "invalid duration {s:?}; expected a number with a unit, e.g. 500ms, 1s, 2m"
+                    ),
+                )
             }),
-            _ => Err(self.error(node, format!("expected a duration like 500ms, 1s or 2m, found {}", node.kind.describe()))),
+            _ => Err(self.error(
+                node,
+                format!(
+                    "expected a duration like 500ms, 1s or 2m, found {}",
+                    node.kind.describe()
+                ),
+            )),
         }
     }
 
     fn var_name(&self, node: &Node) -> Result<String, ScenarioError> {
         let name = self.string(node, "variable name")?;
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             return Err(self.error(node, format!("invalid variable name {name:?}; allowed: letters, digits and _, not starting with a digit")));
         }
         if BUILTINS.contains(&name.as_str()) {
-            return Err(self.error(node, format!("variable name {name:?} is a built-in; reserved: {}", BUILTINS.join(", "))));
+            return Err(self.error(
+                node,
+                format!(
+                    "variable name {name:?} is a built-in; reserved: {}",
+                    BUILTINS.join(", ")
+                ),
+            ));
         }
         Ok(name)
     }
 
-    pub fn template(&self, node: &Node, what: &str, vars: &[String]) -> Result<Template, ScenarioError> {
+    pub fn template(
+        &self,
+        node: &Node,
+        what: &str,
+        vars: &[String],
+    ) -> Result<Template, ScenarioError> {
         let text = node
             .scalar_text()
             .ok_or_else(|| self.wrong_type(node, what, "a string"))?;
@@ -288,7 +353,13 @@ impl<'a> Compiler<'a> {
     }
 
     pub fn wrong_type(&self, node: &Node, what: &str, expected: &str) -> ScenarioError {
-        self.error(node, format!("\"{what}\" must be {expected}, found {}", node.kind.describe()))
+        self.error(
+            node,
+            format!(
+                "\"{what}\" must be {expected}, found {}",
+                node.kind.describe()
+            ),
+        )
     }
 }
 

@@ -84,7 +84,11 @@ impl Scenario {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "scenario: {}", self.name);
-        let _ = writeln!(out, "host: {}", self.host.as_deref().unwrap_or("(none; pass --host)"));
+        let _ = writeln!(
+            out,
+            "host: {}",
+            self.host.as_deref().unwrap_or("(none; pass --host)")
+        );
         let _ = writeln!(out, "user classes:");
         for class in &self.classes {
             let steps: usize = class.tasks.iter().map(|t| t.steps.len()).sum();

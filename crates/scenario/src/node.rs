@@ -127,7 +127,13 @@ impl<'de> Visitor<'de> for KindVisitor {
 
 /// Parses YAML text into a tree; on a syntax error returns (line, column, message).
 pub(crate) fn parse(yaml: &str) -> Result<Node, (usize, usize, String)> {
-    serde_saphyr::from_str::<Node>(yaml).map_err(|e| {
+    let mut options = serde_saphyr::Options::default();
+    // YAML 1.1 reads `n`, `y`, `no`, `on` as booleans: a form field named
+    // `n` or a value `no` must stay text.
+    options.strict_booleans = true;
+    // A value like `007` is an id, not the number 7.
+    options.leading_zero_numbers_as_strings = true;
+    serde_saphyr::from_str_with_options::<Node>(yaml, options).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| {

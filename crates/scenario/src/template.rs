@@ -14,7 +14,14 @@ use rand::Rng;
 pub use json::JsonTemplate;
 
 /// Names that templates resolve themselves; variables may not use them.
-pub const BUILTINS: &[&str] = &["uuid", "now_ms", "now_rfc3339", "random_int", "seq", "user_id"];
+pub const BUILTINS: &[&str] = &[
+    "uuid",
+    "now_ms",
+    "now_rfc3339",
+    "random_int",
+    "seq",
+    "user_id",
+];
 
 /// A compiled template.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +148,11 @@ impl Template {
                     let _ = write!(out, "{ms}");
                 }
                 Segment::NowRfc3339 => {
-                    let _ = write!(out, "{}", humantime::format_rfc3339_millis(SystemTime::now()));
+                    let _ = write!(
+                        out,
+                        "{}",
+                        humantime::format_rfc3339_millis(SystemTime::now())
+                    );
                 }
                 Segment::RandomInt { min, max } => {
                     let _ = write!(out, "{}", ctx.rng.random_range(*min..=*max));

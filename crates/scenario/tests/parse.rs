@@ -23,8 +23,20 @@ fn weighted_reads_example() {
     assert_eq!(class.wait, Wait::None);
     let weights: Vec<u32> = class.tasks.iter().map(|t| t.weight).collect();
     assert_eq!(weights, [60, 1, 14, 5]);
-    let names: Vec<String> = s.endpoints().iter().map(|e| format!("{} {}", e.method, e.name)).collect();
-    assert_eq!(names, ["GET /Test/V1", "GET /Test/V2", "GET /Test/V3", "GET /Test/V4"]);
+    let names: Vec<String> = s
+        .endpoints()
+        .iter()
+        .map(|e| format!("{} {}", e.method, e.name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "GET /Test/V1",
+            "GET /Test/V2",
+            "GET /Test/V3",
+            "GET /Test/V4"
+        ]
+    );
     for (i, task) in class.tasks.iter().enumerate() {
         assert_eq!(task.steps[0].endpoint, i);
         assert!(task.steps[0].path.as_static().is_some());
@@ -40,11 +52,18 @@ fn iot_device_example() {
     assert_eq!(class.tasks[0].weight, 1);
     assert_eq!(class.tasks[1].weight, 999);
     let login = &class.tasks[0].steps[0];
-    assert_eq!((login.method.as_str(), login.name.as_str()), ("POST", "/login"));
-    let Body::Form(fields) = &login.body else { panic!("form body") };
+    assert_eq!(
+        (login.method.as_str(), login.name.as_str()),
+        ("POST", "/login")
+    );
+    let Body::Form(fields) = &login.body else {
+        panic!("form body")
+    };
     assert_eq!(fields[0].0, "deviceid");
     assert_eq!(fields[0].1.segments(), [Segment::Var(0)]);
-    let Body::Form(fields) = &class.tasks[1].steps[0].body else { panic!("form body") };
+    let Body::Form(fields) = &class.tasks[1].steps[0].body else {
+        panic!("form body")
+    };
     let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["deviceid", "timestamp"]);
     assert_eq!(fields[1].1.segments(), [Segment::NowMs]);
@@ -92,12 +111,22 @@ users:
 fn every_feature_parses() {
     let s = Scenario::parse("full.yaml", FULL).unwrap();
     assert_eq!(s.host(), None);
-    let infos: Vec<(&str, u32)> = s.user_classes().iter().map(|c| (c.name.as_str(), c.weight)).collect();
+    let infos: Vec<(&str, u32)> = s
+        .user_classes()
+        .iter()
+        .map(|c| (c.name.as_str(), c.weight))
+        .collect();
     assert_eq!(infos, [("api", 3), ("idle", 1), ("steady", 1)]);
     let api = &s.classes()[0];
-    assert_eq!(api.wait, Wait::Between(Duration::from_millis(500), Duration::from_secs(2)));
+    assert_eq!(
+        api.wait,
+        Wait::Between(Duration::from_millis(500), Duration::from_secs(2))
+    );
     assert_eq!(s.classes()[1].wait, Wait::Pacing(Duration::from_secs(1)));
-    assert_eq!(s.classes()[2].wait, Wait::Constant(Duration::from_millis(250)));
+    assert_eq!(
+        s.classes()[2].wait,
+        Wait::Constant(Duration::from_millis(250))
+    );
     assert_eq!(api.var_names, ["user", "greeting", "token", "csrf"]);
     assert_eq!(api.variables[1].1.segments()[1], Segment::Var(0));
 
@@ -119,18 +148,49 @@ fn every_feature_parses() {
     assert!(matches!(api.tasks[1].steps[0].body, Body::Raw(_)));
     let csrf = &api.tasks[1].steps[1].extract[0];
     assert_eq!(csrf.apply(b"<input csrf=abc123>").unwrap(), "abc123");
-    assert!(csrf.apply(b"nothing").unwrap_err().contains("did not match"));
+    assert!(
+        csrf.apply(b"nothing")
+            .unwrap_err()
+            .contains("did not match")
+    );
     assert_eq!(login.extract[0].apply(br#"{"token":"t1"}"#).unwrap(), "t1");
     assert_eq!(login.extract[0].apply(br#"{"token":5}"#).unwrap(), "5");
-    assert!(login.extract[0].apply(br#"{"nope":1}"#).unwrap_err().contains("not found"));
-    assert!(login.extract[0].apply(b"<html>").unwrap_err().contains("not JSON"));
+    assert!(
+        login.extract[0]
+            .apply(br#"{"nope":1}"#)
+            .unwrap_err()
+            .contains("not found")
+    );
+    assert!(
+        login.extract[0]
+            .apply(b"<html>")
+            .unwrap_err()
+            .contains("not JSON")
+    );
 
     // (GET, /items/:id) and (DELETE, /items/:id) are different endpoints;
     // both GETs named /items/:id share one.
-    let names: Vec<String> = s.endpoints().iter().map(|e| format!("{} {}", e.method, e.name)).collect();
-    assert_eq!(names, ["POST /login", "GET /items/:id", "PUT /raw", "DELETE /items/:id", "GET /"]);
+    let names: Vec<String> = s
+        .endpoints()
+        .iter()
+        .map(|e| format!("{} {}", e.method, e.name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "POST /login",
+            "GET /items/:id",
+            "PUT /raw",
+            "DELETE /items/:id",
+            "GET /"
+        ]
+    );
     assert_eq!(api.tasks[1].steps[2].endpoint, get.endpoint);
-    assert!(Expect::Default.accepts(302) && !Expect::Default.accepts(404) && !Expect::Default.accepts(199));
+    assert!(
+        Expect::Default.accepts(302)
+            && !Expect::Default.accepts(404)
+            && !Expect::Default.accepts(199)
+    );
 }
 
 #[test]
@@ -150,35 +210,107 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
         "x.yaml:4:28: unknown key \"methd\" in request; allowed: method, path, name, query, headers, form, json, body, expect, extract"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - wieght: 2\n        request: {path: /}\n";
-    assert_eq!(error(yaml), "x.yaml:4:9: unknown key \"wieght\" in task; allowed: weight, request, steps");
+    assert_eq!(
+        error(yaml),
+        "x.yaml:4:9: unknown key \"wieght\" in task; allowed: weight, request, steps"
+    );
 }
 
 #[test]
 fn value_errors_point_at_the_value() {
     let cases: &[(&str, &str)] = &[
-        ("users:\n  - tasks: [{request: {path: /}}]\n", "x.yaml:1:1: missing key \"name\" in scenario"),
-        ("name: x\nusers: []\n", "x.yaml:2:8: \"users\" is empty; a scenario needs at least one user class"),
-        ("name: x\nusers:\n  - name: a\n", "x.yaml:3:5: missing key \"tasks\" in user class"),
-        ("name: x\nusers:\n  - weight: 0\n    tasks: [{request: {path: /}}]\n", "x.yaml:3:13: weight 0 is not positive; allowed: an integer >= 1"),
-        ("name: x\nusers:\n  - wait: {between: [2s, 1s]}\n    tasks: [{request: {path: /}}]\n", "x.yaml:3:21: \"between\" needs [MIN, MAX] with MIN <= MAX"),
-        ("name: x\nusers:\n  - wait: {constant: 5}\n    tasks: [{request: {path: /}}]\n", "x.yaml:3:22: expected a duration like 500ms, 1s or 2m, found an integer"),
-        ("name: x\nusers:\n  - wait: {constant: 5 sec}\n    tasks: [{request: {path: /}}]\n", "x.yaml:3:22: invalid duration \"5 sec\"; expected a number with a unit, e.g. 500ms, 1s, 2m"),
-        ("name: x\nusers:\n  - wait: sometimes\n    tasks: [{request: {path: /}}]\n", "x.yaml:3:11: invalid \"wait\"; allowed: none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}"),
-        ("name: x\nusers:\n  - wait: {constant: 1s, pacing: 1s}\n    tasks: [{request: {path: /}}]\n", "x.yaml:3:11: \"wait\" needs exactly one of: none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}"),
-        ("name: x\nusers:\n  - tasks: [{request: {path: /, method: FETCH}}]\n", "x.yaml:3:41: unknown method \"FETCH\"; allowed: GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
-        ("name: x\nusers:\n  - tasks: [{request: {path: items}}]\n", "x.yaml:3:30: path \"items\" must start with \"/\""),
-        ("name: x\nusers:\n  - tasks: [{request: {path: \"/{{ tok }}\"}}]\n", "x.yaml:3:30: unknown name \"tok\" in template; built-ins: uuid, now_ms, now_rfc3339, random_int(MIN, MAX), seq, user_id; variables: none"),
-        ("name: x\nusers:\n  - tasks: [{request: {path: /, expect: [700]}}]\n", "x.yaml:3:42: expected an HTTP status code from 100 to 599"),
-        ("name: x\nusers:\n  - tasks: [{request: {path: /, form: {a: 1}, json: {a: 1}}}]\n", "x.yaml:3:23: a request has at most one of \"form\", \"json\" or \"body\""),
-        ("name: x\nusers:\n  - tasks: [{weight: 1}]\n", "x.yaml:3:13: a task needs exactly one of \"request\" (one request) or \"steps\" (a list of requests)"),
-        ("name: x\nusers:\n  - tasks: [{request: {path: /, extract: [{var: t, regex: \"a(b)(c)\"}]}}]\n", "x.yaml:3:59: regex \"a(b)(c)\" must have exactly one capture group"),
-        ("name: x\nusers:\n  - tasks: [{request: {path: /, extract: [{var: t, json: token}]}}]\n", "x.yaml:3:58: invalid JSON pointer \"token\"; it must be empty or start with \"/\", e.g. /token"),
-        ("name: x\nusers:\n  - variables: {uuid: a}\n    tasks: [{request: {path: /}}]\n", "x.yaml:3:17: variable name \"uuid\" is a built-in; reserved: uuid, now_ms, now_rfc3339, random_int, seq, user_id"),
-        ("name: x\nusers:\n  - tasks: [{request: {path: /, headers: {\"bad header\": a}}}]\n", "x.yaml:3:43: invalid header name \"bad header\"; allowed: letters, digits and !#$%&'*+-.^_`|~"),
-        ("name: x\nhost: 127.0.0.1:80\nusers:\n  - tasks: [{request: {path: /}}]\n", "x.yaml:2:7: invalid host \"127.0.0.1:80\"; expected http://HOST[:PORT] or https://HOST[:PORT]"),
-        ("name: x\nusers:\n  - name: a\n    tasks: [{request: {path: /}}]\n  - name: a\n    tasks: [{request: {path: /}}]\n", "x.yaml:5:5: duplicate user class name \"a\""),
-        ("name: x\nusers: {a: 1}\n", "x.yaml:2:8: \"users\" must be a list of user classes, found a mapping"),
-        ("", "x.yaml:1:1: empty scenario; expected a mapping with keys: name, host, users"),
+        (
+            "users:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:1:1: missing key \"name\" in scenario",
+        ),
+        (
+            "name: x\nusers: []\n",
+            "x.yaml:2:8: \"users\" is empty; a scenario needs at least one user class",
+        ),
+        (
+            "name: x\nusers:\n  - name: a\n",
+            "x.yaml:3:5: missing key \"tasks\" in user class",
+        ),
+        (
+            "name: x\nusers:\n  - weight: 0\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:13: weight 0 is not positive; allowed: an integer >= 1",
+        ),
+        (
+            "name: x\nusers:\n  - wait: {between: [2s, 1s]}\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:21: \"between\" needs [MIN, MAX] with MIN <= MAX",
+        ),
+        (
+            "name: x\nusers:\n  - wait: {constant: 5}\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:22: expected a duration like 500ms, 1s or 2m, found an integer",
+        ),
+        (
+            "name: x\nusers:\n  - wait: {constant: 5 sec}\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:22: invalid duration \"5 sec\"; expected a number with a unit, e.g. 500ms, 1s, 2m",
+        ),
+        (
+            "name: x\nusers:\n  - wait: sometimes\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:11: invalid \"wait\"; allowed: none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}",
+        ),
+        (
+            "name: x\nusers:\n  - wait: {constant: 1s, pacing: 1s}\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:11: \"wait\" needs exactly one of: none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: /, method: FETCH}}]\n",
+            "x.yaml:3:41: unknown method \"FETCH\"; allowed: GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: items}}]\n",
+            "x.yaml:3:30: path \"items\" must start with \"/\"",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: \"/{{ tok }}\"}}]\n",
+            "x.yaml:3:30: unknown name \"tok\" in template; built-ins: uuid, now_ms, now_rfc3339, random_int(MIN, MAX), seq, user_id; variables: none",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: /, expect: [700]}}]\n",
+            "x.yaml:3:42: expected an HTTP status code from 100 to 599",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: /, form: {a: 1}, json: {a: 1}}}]\n",
+            "x.yaml:3:23: a request has at most one of \"form\", \"json\" or \"body\"",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{weight: 1}]\n",
+            "x.yaml:3:13: a task needs exactly one of \"request\" (one request) or \"steps\" (a list of requests)",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: /, extract: [{var: t, regex: \"a(b)(c)\"}]}}]\n",
+            "x.yaml:3:59: regex \"a(b)(c)\" must have exactly one capture group",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: /, extract: [{var: t, json: token}]}}]\n",
+            "x.yaml:3:58: invalid JSON pointer \"token\"; it must be empty or start with \"/\", e.g. /token",
+        ),
+        (
+            "name: x\nusers:\n  - variables: {uuid: a}\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:17: variable name \"uuid\" is a built-in; reserved: uuid, now_ms, now_rfc3339, random_int, seq, user_id",
+        ),
+        (
+            "name: x\nusers:\n  - tasks: [{request: {path: /, headers: {\"bad header\": a}}}]\n",
+            "x.yaml:3:43: invalid header name \"bad header\"; allowed: letters, digits and !#$%&'*+-.^_`|~",
+        ),
+        (
+            "name: x\nhost: 127.0.0.1:80\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:7: invalid host \"127.0.0.1:80\"; expected http://HOST[:PORT] or https://HOST[:PORT]",
+        ),
+        (
+            "name: x\nusers:\n  - name: a\n    tasks: [{request: {path: /}}]\n  - name: a\n    tasks: [{request: {path: /}}]\n",
+            "x.yaml:5:5: duplicate user class name \"a\"",
+        ),
+        (
+            "name: x\nusers: {a: 1}\n",
+            "x.yaml:2:8: \"users\" must be a list of user classes, found a mapping",
+        ),
+        (
+            "",
+            "x.yaml:1:1: empty scenario; expected a mapping with keys: name, host, users",
+        ),
     ];
     for (yaml, want) in cases {
         assert_eq!(&error(yaml), want, "for {yaml:?}");
@@ -189,7 +321,10 @@ fn value_errors_point_at_the_value() {
 fn later_variables_may_use_earlier_ones_only() {
     let yaml = "name: x\nusers:\n  - variables: {a: \"{{ b }}\", b: \"1\"}\n    tasks: [{request: {path: /}}]\n";
     let e = error(yaml);
-    assert!(e.starts_with("x.yaml:3:20: unknown name \"b\" in template"), "{e}");
+    assert!(
+        e.starts_with("x.yaml:3:20: unknown name \"b\" in template"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -198,5 +333,41 @@ fn yaml_syntax_errors_have_locations() {
     assert!(e.starts_with("x.yaml:"), "{e}");
     assert!(e.contains("invalid YAML"), "{e}");
     let e = error("name: x\nname: y\nusers: []\n");
-    assert!(e.starts_with("x.yaml:2:1: invalid YAML: duplicate mapping key"), "{e}");
+    assert!(
+        e.starts_with("x.yaml:2:1: invalid YAML: duplicate mapping key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_1_1_booleans_and_leading_zeros_stay_text() {
+    let yaml = "name: x\nusers:\n  - tasks: [{request: {method: POST, path: /, form: {n: no, y: on, zip: 007, ok: true}}}]\n";
+    let s = Scenario::parse("x.yaml", yaml).unwrap();
+    let Body::Form(fields) = &s.classes()[0].tasks[0].steps[0].body else {
+        panic!("form")
+    };
+    let got: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_static().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [("n", "no"), ("y", "on"), ("zip", "007"), ("ok", "true")]
+    );
+}
+
+#[test]
+fn every_example_in_the_reference_parses() {
+    let path = format!("{}/../../docs/SCENARIO.md", env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 3);
+    for block in blocks {
+        let s = Scenario::parse("SCENARIO.md", block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert!(!s.endpoints().is_empty());
+    }
 }

@@ -142,16 +142,36 @@ pub(crate) fn sorted_endpoints(
     Ok(endpoints)
 }
 
-/// Failures of a delta sorted by (endpoint, kind), for the same lock order reason.
-pub(crate) fn sorted_failures<'a>(
-    endpoints: &[&'a crate::EndpointDelta],
-) -> Vec<(u32, &'a crate::FailureCount)> {
-    let mut failures: Vec<_> = endpoints
-        .iter()
-        .flat_map(|e| e.failures.iter().map(move |f| (e.endpoint, f)))
-        .collect();
-    failures.sort_by(|a, b| (a.0, &a.1.kind).cmp(&(b.0, &b.1.kind)));
-    failures
+/// Failures of a delta summed by (endpoint, kind), keeping the last message,
+/// in (endpoint, kind) order for the same lock order reason.
+pub(crate) fn merged_failures(endpoints: &[&crate::EndpointDelta]) -> Vec<FailureRow> {
+    let mut merged: std::collections::BTreeMap<(u32, &str), (u64, &str)> = Default::default();
+    for endpoint in endpoints {
+        for failure in &endpoint.failures {
+            let entry = merged
+                .entry((endpoint.endpoint, failure.kind.as_str()))
+                .or_default();
+            entry.0 += failure.count;
+            entry.1 = &failure.last_message;
+        }
+    }
+    merged
+        .into_iter()
+        .map(|((endpoint, kind), (count, last_message))| FailureRow {
+            endpoint,
+            kind: kind.to_owned(),
+            count,
+            last_message: last_message.to_owned(),
+        })
+        .collect()
+}
+
+/// One (endpoint, kind) failure upsert.
+pub(crate) struct FailureRow {
+    pub endpoint: u32,
+    pub kind: String,
+    pub count: u64,
+    pub last_message: String,
 }
 
 /// Checks that the endpoint table is indexed 0..n without holes or repeats.

@@ -11,6 +11,7 @@
 //! - `model`: the records read and written (no protocol types).
 //! - `error`: [`StoreError`]; `sqlx::Error` never leaves this crate unwrapped.
 //! - `convert`: column conversions and merging shared by both databases.
+//! - `reads`: the read queries both databases share (one macro).
 //! - `postgres`, `sqlite`: the implementations. Postgres locks rows (`FOR
 //!   SHARE` on the run, `FOR UPDATE` on the watermark and on merged rows) so
 //!   several collectors can ingest into one database; SQLite serializes
@@ -24,6 +25,7 @@ mod convert;
 mod error;
 mod model;
 pub mod postgres;
+mod reads;
 pub mod sqlite;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testing;
@@ -97,6 +99,31 @@ pub trait Store: Send + Sync + 'static {
     async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError>;
 }
 
+/// Which database a URL names.
+enum Backend<'a> {
+    Postgres,
+    SqliteUrl,
+    SqlitePath(&'a std::path::Path),
+}
+
+fn backend(database_url: &str) -> Result<Backend<'_>, StoreError> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Backend::SqliteUrl)
+    } else if !database_url.is_empty() && !database_url.contains("://") {
+        Ok(Backend::SqlitePath(std::path::Path::new(database_url)))
+    } else {
+        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
+    }
+}
+
+/// Checks that [`connect`] understands `database_url`, without connecting
+/// (so a binary can reject bad configuration before binding ports).
+pub fn check_database_url(database_url: &str) -> Result<(), StoreError> {
+    backend(database_url).map(|_| ())
+}
+
 /// Connects to the database named by `database_url` and applies the
 /// migrations.
 ///
@@ -104,15 +131,9 @@ pub trait Store: Send + Sync + 'static {
 /// - `sqlite:...` or a plain file path such as `./cicada.db`: SQLite, the
 ///   file created if missing, in WAL mode with a busy timeout.
 pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(database_url).await?))
-    } else if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
-    } else if !database_url.is_empty() && !database_url.contains("://") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::open_path(std::path::Path::new(database_url)).await?,
-        ))
-    } else {
-        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
-    }
+    Ok(match backend(database_url)? {
+        Backend::Postgres => Arc::new(postgres::PgStore::connect(database_url).await?),
+        Backend::SqliteUrl => Arc::new(sqlite::SqliteStore::connect(database_url).await?),
+        Backend::SqlitePath(path) => Arc::new(sqlite::SqliteStore::open_path(path).await?),
+    })
 }

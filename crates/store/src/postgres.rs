@@ -53,6 +53,8 @@ impl PgStore {
     }
 }
 
+crate::reads::shared_reads!(PgStore);
+
 #[async_trait]
 impl Store for PgStore {
     async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
@@ -103,12 +105,7 @@ impl Store for PgStore {
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
-        let row: Option<RunRow> = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(convert::run_from_row).transpose()
+        self.read_run(run_id).await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
@@ -138,20 +135,7 @@ impl Store for PgStore {
     }
 
     async fn endpoints(&self, run_id: &str) -> Result<Vec<Endpoint>, StoreError> {
-        let rows: Vec<(i32, String, String)> = sqlx::query_as(
-            "SELECT idx, method, name FROM run_endpoints WHERE run_id = $1 ORDER BY idx",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(index, method, name)| Endpoint {
-                index: index as u32,
-                method,
-                name,
-            })
-            .collect())
+        self.read_endpoints(run_id).await
     }
 
     async fn apply_delta(&self, delta: &Delta) -> Result<ApplyOutcome, StoreError> {
@@ -280,25 +264,7 @@ impl Store for PgStore {
     }
 
     async fn summaries(&self, run_id: &str) -> Result<Vec<EndpointTotals>, StoreError> {
-        let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT endpoint, requests, failures, cancelled, bytes, histogram
-             FROM run_summaries WHERE run_id = $1 ORDER BY endpoint",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(
-                |(endpoint, requests, failures, cancelled, bytes, histogram)| {
-                    let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                    Ok(EndpointTotals {
-                        endpoint: endpoint as u32,
-                        counts: counts_from_row(&row),
-                        histogram: convert::decode(&row.4)?,
-                    })
-                },
-            )
-            .collect()
+        self.read_summaries(run_id).await
     }
 
     async fn seconds(
@@ -306,27 +272,7 @@ impl Store for PgStore {
         run_id: &str,
         from_second: Option<i64>,
     ) -> Result<Vec<SecondRow>, StoreError> {
-        let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram
-             FROM run_seconds WHERE run_id = $1 AND second >= $2 ORDER BY second, endpoint",
-        )
-        .bind(run_id)
-        .bind(from_second.unwrap_or(i64::MIN))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(
-                |(second, endpoint, requests, failures, cancelled, bytes, histogram)| {
-                    let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                    Ok(SecondRow {
-                        second,
-                        endpoint: endpoint as u32,
-                        counts: counts_from_row(&row),
-                        histogram: convert::decode(&row.4)?,
-                    })
-                },
-            )
-            .collect()
+        self.read_seconds(run_id, from_second).await
     }
 
     async fn active_users(
@@ -334,68 +280,29 @@ impl Store for PgStore {
         run_id: &str,
         from_second: Option<i64>,
     ) -> Result<Vec<ActiveUsers>, StoreError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT second, active_users FROM run_users
-             WHERE run_id = $1 AND second >= $2 ORDER BY second",
-        )
-        .bind(run_id)
-        .bind(from_second.unwrap_or(i64::MIN))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(second, users)| ActiveUsers {
-                second,
-                users: from_db(users),
-            })
-            .collect())
+        self.read_active_users(run_id, from_second).await
     }
 
     async fn failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError> {
-        let rows: Vec<(i32, String, i64, String)> = sqlx::query_as(
-            "SELECT endpoint, kind, count, last_message FROM run_failures
-             WHERE run_id = $1 ORDER BY endpoint, kind",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(endpoint, kind, count, last_message)| FailureRecord {
-                endpoint: endpoint as u32,
-                kind,
-                count: from_db(count),
-                last_message,
-            })
-            .collect())
+        self.read_failures(run_id).await
     }
 
     async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT worker_id, seq FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(worker_id, seq)| Watermark {
-                worker_id,
-                seq: from_db(seq),
-            })
-            .collect())
+        self.read_watermarks(run_id).await
     }
 }
 
 /// Merges the delta's rows, users and failures (the watermark is already
-/// locked and checked).
+/// locked and checked) in a fixed number of statements, whatever the number
+/// of endpoints: the rows of the second are created if missing, locked in
+/// endpoint order, merged in memory and written back in one `UPDATE`.
 async fn merge_delta(
     tx: &mut Transaction<'static, Postgres>,
     delta: &Delta,
     endpoints: &[&EndpointDelta],
 ) -> Result<(), StoreError> {
-    for endpoint in endpoints {
-        merge_second(tx, delta, endpoint).await?;
+    if !endpoints.is_empty() {
+        merge_seconds(tx, delta, endpoints).await?;
     }
     sqlx::query(
         "INSERT INTO run_users (run_id, second, active_users) VALUES ($1, $2, $3)
@@ -406,76 +313,103 @@ async fn merge_delta(
     .bind(i64::from(delta.active_users))
     .execute(&mut **tx)
     .await?;
-    for (endpoint, failure) in convert::sorted_failures(endpoints) {
+    let failures = convert::merged_failures(endpoints);
+    if !failures.is_empty() {
         sqlx::query(
-            "INSERT INTO run_failures (run_id, endpoint, kind, count, last_message) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO run_failures (run_id, endpoint, kind, count, last_message)
+             SELECT $1, f.endpoint, f.kind, f.count, f.last_message
+             FROM UNNEST($2::int[], $3::text[], $4::bigint[], $5::text[])
+                  AS f(endpoint, kind, count, last_message)
+             ORDER BY f.endpoint, f.kind
              ON CONFLICT (run_id, endpoint, kind) DO UPDATE
              SET count = run_failures.count + EXCLUDED.count, last_message = EXCLUDED.last_message",
         )
         .bind(&delta.run_id)
-        .bind(endpoint as i32)
-        .bind(&failure.kind)
-        .bind(to_db(failure.count))
-        .bind(&failure.last_message)
+        .bind(
+            failures
+                .iter()
+                .map(|f| f.endpoint as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(failures.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>())
+        .bind(failures.iter().map(|f| to_db(f.count)).collect::<Vec<_>>())
+        .bind(
+            failures
+                .iter()
+                .map(|f| f.last_message.as_str())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
 }
 
-/// Inserts the (run, second, endpoint) row, or locks the existing one and
-/// merges into it.
-async fn merge_second(
+/// Merges the delta's endpoints (sorted, distinct) into their (run, second,
+/// endpoint) rows.
+async fn merge_seconds(
     tx: &mut Transaction<'static, Postgres>,
     delta: &Delta,
-    endpoint: &EndpointDelta,
+    endpoints: &[&EndpointDelta],
 ) -> Result<(), StoreError> {
-    let counts = &endpoint.counts;
-    // An insert that conflicts waits for a concurrent inserter to commit, so
-    // the row locked below is always the latest committed one.
-    let inserted = sqlx::query(
+    let indexes: Vec<i32> = endpoints.iter().map(|e| e.endpoint as i32).collect();
+    // Missing rows are created empty first, so the next statement can lock
+    // every row; an insert that conflicts with a concurrent one waits for it
+    // to commit, so the locked row is always the latest committed one.
+    sqlx::query(
         "INSERT INTO run_seconds (run_id, second, endpoint, requests, failures, cancelled, bytes, histogram)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         SELECT $1, $2, e, 0, 0, 0, 0, ''::bytea FROM UNNEST($3::int[]) AS e ORDER BY e
          ON CONFLICT (run_id, second, endpoint) DO NOTHING",
     )
     .bind(&delta.run_id)
     .bind(delta.second)
-    .bind(endpoint.endpoint as i32)
-    .bind(to_db(counts.requests))
-    .bind(to_db(counts.failures))
-    .bind(to_db(counts.cancelled))
-    .bind(to_db(counts.bytes))
-    .bind(convert::encode(&endpoint.histogram)?)
+    .bind(&indexes)
     .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(());
-    }
-    let stored: Vec<u8> = sqlx::query_scalar(
-        "SELECT histogram FROM run_seconds WHERE run_id = $1 AND second = $2 AND endpoint = $3 FOR UPDATE",
-    )
-    .bind(&delta.run_id)
-    .bind(delta.second)
-    .bind(endpoint.endpoint as i32)
-    .fetch_one(&mut **tx)
     .await?;
-    let mut histogram = convert::decode(&stored)?;
-    convert::merge(&mut histogram, &endpoint.histogram)?;
-    sqlx::query(
-        "UPDATE run_seconds
-         SET requests = requests + $4, failures = failures + $5, cancelled = cancelled + $6,
-             bytes = bytes + $7, histogram = $8
-         WHERE run_id = $1 AND second = $2 AND endpoint = $3",
+    let stored: Vec<(i32, Vec<u8>)> = sqlx::query_as(
+        "SELECT endpoint, histogram FROM run_seconds
+         WHERE run_id = $1 AND second = $2 AND endpoint = ANY($3)
+         ORDER BY endpoint FOR UPDATE",
     )
     .bind(&delta.run_id)
     .bind(delta.second)
-    .bind(endpoint.endpoint as i32)
-    .bind(to_db(counts.requests))
-    .bind(to_db(counts.failures))
-    .bind(to_db(counts.cancelled))
-    .bind(to_db(counts.bytes))
-    .bind(convert::encode(&histogram)?)
+    .bind(&indexes)
+    .fetch_all(&mut **tx)
+    .await?;
+    if stored.len() != endpoints.len() {
+        return Err(StoreError::Corrupt(format!(
+            "expected {} rows of second {} in run {}, found {}",
+            endpoints.len(),
+            delta.second,
+            delta.run_id,
+            stored.len()
+        )));
+    }
+    let mut histograms = Vec::with_capacity(endpoints.len());
+    for (endpoint, (_, bytes)) in endpoints.iter().zip(&stored) {
+        let mut histogram = convert::decode(bytes)?;
+        convert::merge(&mut histogram, &endpoint.histogram)?;
+        histograms.push(convert::encode(&histogram)?);
+    }
+    let column = |f: fn(&EndpointDelta) -> u64| -> Vec<i64> {
+        endpoints.iter().map(|e| to_db(f(e))).collect()
+    };
+    sqlx::query(
+        "UPDATE run_seconds AS s
+         SET requests = s.requests + u.requests, failures = s.failures + u.failures,
+             cancelled = s.cancelled + u.cancelled, bytes = s.bytes + u.bytes, histogram = u.histogram
+         FROM UNNEST($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bytea[])
+              AS u(endpoint, requests, failures, cancelled, bytes, histogram)
+         WHERE s.run_id = $1 AND s.second = $2 AND s.endpoint = u.endpoint",
+    )
+    .bind(&delta.run_id)
+    .bind(delta.second)
+    .bind(&indexes)
+    .bind(column(|e| e.counts.requests))
+    .bind(column(|e| e.counts.failures))
+    .bind(column(|e| e.counts.cancelled))
+    .bind(column(|e| e.counts.bytes))
+    .bind(&histograms)
     .execute(&mut **tx)
     .await?;
     Ok(())

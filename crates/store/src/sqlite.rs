@@ -29,6 +29,28 @@ use crate::{
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Applies the migrations. SQLite has no advisory lock to serialize two
+/// processes migrating the same new file at once: the loser fails on a table
+/// the winner just created, and succeeds when it tries again.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let migrator = sqlx::migrate!("../../migrations/sqlite");
+    let mut attempt = 0;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < MIGRATE_ATTEMPTS => {
+                attempt += 1;
+                tracing::debug!(%error, attempt, "retrying migrations");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Tries at migrating before giving up.
+const MIGRATE_ATTEMPTS: u64 = 5;
+
 /// Runs and measurements in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -68,7 +90,7 @@ impl SqliteStore {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        migrate(&pool).await?;
         Ok(Self {
             pool,
             writer: Mutex::new(()),
@@ -86,6 +108,8 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
+
+crate::reads::shared_reads!(SqliteStore);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -138,12 +162,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
-        let row: Option<RunRow> = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(convert::run_from_row).transpose()
+        self.read_run(run_id).await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
@@ -173,20 +192,7 @@ impl Store for SqliteStore {
     }
 
     async fn endpoints(&self, run_id: &str) -> Result<Vec<Endpoint>, StoreError> {
-        let rows: Vec<(i32, String, String)> = sqlx::query_as(
-            "SELECT idx, method, name FROM run_endpoints WHERE run_id = $1 ORDER BY idx",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(index, method, name)| Endpoint {
-                index: index as u32,
-                method,
-                name,
-            })
-            .collect())
+        self.read_endpoints(run_id).await
     }
 
     async fn apply_delta(&self, delta: &Delta) -> Result<ApplyOutcome, StoreError> {
@@ -315,25 +321,7 @@ impl Store for SqliteStore {
     }
 
     async fn summaries(&self, run_id: &str) -> Result<Vec<EndpointTotals>, StoreError> {
-        let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT endpoint, requests, failures, cancelled, bytes, histogram
-             FROM run_summaries WHERE run_id = $1 ORDER BY endpoint",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(
-                |(endpoint, requests, failures, cancelled, bytes, histogram)| {
-                    let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                    Ok(EndpointTotals {
-                        endpoint: endpoint as u32,
-                        counts: counts_from_row(&row),
-                        histogram: convert::decode(&row.4)?,
-                    })
-                },
-            )
-            .collect()
+        self.read_summaries(run_id).await
     }
 
     async fn seconds(
@@ -341,27 +329,7 @@ impl Store for SqliteStore {
         run_id: &str,
         from_second: Option<i64>,
     ) -> Result<Vec<SecondRow>, StoreError> {
-        let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram
-             FROM run_seconds WHERE run_id = $1 AND second >= $2 ORDER BY second, endpoint",
-        )
-        .bind(run_id)
-        .bind(from_second.unwrap_or(i64::MIN))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(
-                |(second, endpoint, requests, failures, cancelled, bytes, histogram)| {
-                    let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                    Ok(SecondRow {
-                        second,
-                        endpoint: endpoint as u32,
-                        counts: counts_from_row(&row),
-                        histogram: convert::decode(&row.4)?,
-                    })
-                },
-            )
-            .collect()
+        self.read_seconds(run_id, from_second).await
     }
 
     async fn active_users(
@@ -369,56 +337,15 @@ impl Store for SqliteStore {
         run_id: &str,
         from_second: Option<i64>,
     ) -> Result<Vec<ActiveUsers>, StoreError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT second, active_users FROM run_users
-             WHERE run_id = $1 AND second >= $2 ORDER BY second",
-        )
-        .bind(run_id)
-        .bind(from_second.unwrap_or(i64::MIN))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(second, users)| ActiveUsers {
-                second,
-                users: from_db(users),
-            })
-            .collect())
+        self.read_active_users(run_id, from_second).await
     }
 
     async fn failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError> {
-        let rows: Vec<(i32, String, i64, String)> = sqlx::query_as(
-            "SELECT endpoint, kind, count, last_message FROM run_failures
-             WHERE run_id = $1 ORDER BY endpoint, kind",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(endpoint, kind, count, last_message)| FailureRecord {
-                endpoint: endpoint as u32,
-                kind,
-                count: from_db(count),
-                last_message,
-            })
-            .collect())
+        self.read_failures(run_id).await
     }
 
     async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT worker_id, seq FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(worker_id, seq)| Watermark {
-                worker_id,
-                seq: from_db(seq),
-            })
-            .collect())
+        self.read_watermarks(run_id).await
     }
 }
 
@@ -441,14 +368,14 @@ async fn merge_delta(
     .bind(i64::from(delta.active_users))
     .execute(&mut **tx)
     .await?;
-    for (endpoint, failure) in convert::sorted_failures(endpoints) {
+    for failure in convert::merged_failures(endpoints) {
         sqlx::query(
             "INSERT INTO run_failures (run_id, endpoint, kind, count, last_message) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (run_id, endpoint, kind) DO UPDATE
              SET count = run_failures.count + EXCLUDED.count, last_message = EXCLUDED.last_message",
         )
         .bind(&delta.run_id)
-        .bind(endpoint as i32)
+        .bind(failure.endpoint as i32)
         .bind(&failure.kind)
         .bind(to_db(failure.count))
         .bind(&failure.last_message)

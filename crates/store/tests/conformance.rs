@@ -48,6 +48,7 @@ conformance!(
     invalid_deltas_change_nothing,
     list_runs_newest_first_with_filters,
     concurrent_workers_merge_exactly,
+    repeated_failure_kinds_in_one_delta_add_up,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -624,5 +625,47 @@ async fn concurrent_workers_merge_exactly(store: Arc<dyn Store>) {
     assert_eq!(
         store.failures("r1").await.unwrap()[0].count,
         WORKERS * SECONDS
+    );
+}
+
+async fn repeated_failure_kinds_in_one_delta_add_up(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let mut endpoint = endpoint_delta(1, &latencies(1, 10), 5);
+    endpoint.failures = vec![
+        FailureCount {
+            kind: "timeout".to_owned(),
+            count: 2,
+            last_message: "first".to_owned(),
+        },
+        FailureCount {
+            kind: "connect".to_owned(),
+            count: 1,
+            last_message: "refused".to_owned(),
+        },
+        FailureCount {
+            kind: "timeout".to_owned(),
+            count: 2,
+            last_message: "second".to_owned(),
+        },
+    ];
+    store
+        .apply_delta(&delta("r1", "w1", 1, SECOND, vec![endpoint]))
+        .await
+        .unwrap();
+    let failures = store.failures("r1").await.unwrap();
+    let summary: Vec<_> = failures
+        .iter()
+        .map(|f| {
+            (
+                f.endpoint,
+                f.kind.as_str(),
+                f.count,
+                f.last_message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, "connect", 1, "refused"), (1, "timeout", 4, "second")]
     );
 }

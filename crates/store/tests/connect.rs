@@ -1,6 +1,6 @@
 //! `connect` picks the database by URL and applies the migrations.
 
-use cicada_store::{NewRun, StoreError, connect};
+use cicada_store::{NewRun, StoreError, check_database_url, connect};
 
 fn run(id: &str) -> NewRun {
     NewRun {
@@ -42,6 +42,7 @@ async fn unknown_schemes_are_rejected() {
     for url in ["mysql://localhost/db", ""] {
         let error = connect(url).await.err().expect("rejected");
         assert!(matches!(error, StoreError::UnsupportedUrl(_)), "{error:?}");
+        assert!(check_database_url(url).is_err());
     }
 }
 
@@ -56,4 +57,27 @@ async fn postgres_urls_connect_and_migrate() {
     // A second connect finds the migrations applied.
     let again = connect(db.url()).await.unwrap();
     assert!(again.get_run("r1").await.unwrap().is_some());
+}
+
+#[test]
+fn known_urls_pass_the_check() {
+    for url in [
+        "postgres://h/db",
+        "postgresql://h/db",
+        "sqlite:x.db",
+        "sqlite::memory:",
+        "./cicada.db",
+    ] {
+        check_database_url(url).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_first_connects_to_one_sqlite_file_both_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("shared.db").display());
+    let (a, b) = tokio::join!(connect(&url), connect(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.create_run(&run("r1")).await.unwrap();
+    assert!(b.get_run("r1").await.unwrap().is_some());
 }

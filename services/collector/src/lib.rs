@@ -17,9 +17,11 @@
 //!
 //! Live statistics: each live run has an in-memory running aggregate
 //! (per-endpoint counts and merged histograms, the last few seconds, failures
-//! by kind), updated under the run's lock right after a delta commits, so a
-//! `GetRunStats` every second costs a few histogram merges instead of
-//! re-merging every stored second. After a restart the aggregate is rebuilt
+//! by kind), updated right after a delta commits while the run's lock is held
+//! for reading (deltas of different workers still apply concurrently;
+//! rebuilding and finishing take it for writing), so a `GetRunStats` every
+//! second costs a few histogram merges instead of re-merging every stored
+//! second. After a restart the aggregate is rebuilt
 //! from the stored seconds on first use. The database stays the source of
 //! truth: once a run ends, its statistics come from the summaries written by
 //! `FinishRun`. With several collectors behind one address, each collector's

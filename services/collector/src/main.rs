@@ -32,6 +32,8 @@ async fn main() -> anyhow::Result<()> {
         .database_url
         .or_else(|| std::env::var("DATABASE_URL").ok())
         .unwrap_or_else(|| "./cicada.db".to_owned());
+    cicada_store::check_database_url(&database_url)
+        .context("invalid --database-url (or CICADA_DATABASE_URL / DATABASE_URL)")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;

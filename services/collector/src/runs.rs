@@ -1,17 +1,21 @@
-//! Per-run state in the collector, one async lock per run.
+//! Per-run state in the collector, behind one async read-write lock per run.
 //!
-//! Holding a run's lock across "apply to the database, then update the live
-//! aggregate" (and across rebuilding the aggregate from the database) keeps
-//! the in-memory aggregate equal to what this collector has committed, with
-//! no window where a delta is in one and not the other. The price is that
-//! deltas of one run are applied one at a time per collector, which is also
-//! how SQLite applies them anyway.
+//! Applying a delta holds the run's lock for reading across "commit to the
+//! database, then add to the live aggregate", so deltas of different workers
+//! apply concurrently (Postgres merges them under row locks; SQLite
+//! serializes them itself). Rebuilding the aggregate from the database and
+//! finishing the run hold it for writing, so neither can observe a delta that
+//! is committed but not yet in the aggregate: the aggregate always equals what
+//! this collector has committed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cicada_proto::v1;
-use cicada_store::{Endpoint, RunRecord, RunStatus, Store};
+use cicada_store::{Endpoint, RunRecord, RunStatus, Store, StoreError};
+use tokio::sync::{
+    OnceCell, OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock,
+};
 
 use crate::error::CollectorError;
 use crate::live::LiveAggregate;
@@ -22,13 +26,37 @@ pub(crate) struct RunState {
     pub record: RunRecord,
     pub endpoints: Vec<Endpoint>,
     /// The running aggregate while the run is live.
-    pub live: Option<LiveAggregate>,
+    pub live: Option<Mutex<LiveAggregate>>,
     /// Final statistics, computed once after the run ended.
-    pub final_stats: Option<v1::RunStats>,
+    pub final_stats: OnceCell<v1::RunStats>,
+}
+
+impl RunState {
+    /// The state of a run just created.
+    pub(crate) fn created(record: RunRecord, endpoints: Vec<Endpoint>) -> Self {
+        Self {
+            live: Some(Mutex::new(LiveAggregate::new(endpoints.len()))),
+            record,
+            endpoints,
+            final_stats: OnceCell::new(),
+        }
+    }
+
+    /// Runs `f` on the live aggregate, if the run is live.
+    pub(crate) fn with_live<R>(&self, f: impl FnOnce(&mut LiveAggregate) -> R) -> Option<R> {
+        self.live
+            .as_ref()
+            .map(|live| f(&mut live.lock().unwrap_or_else(|e| e.into_inner())))
+    }
 }
 
 /// A run's lock; `None` until its state has been loaded or created.
-pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<RunState>>>;
+type Slot = Arc<RwLock<Option<RunState>>>;
+
+/// Shared access to a loaded run.
+pub(crate) type ReadGuard = OwnedRwLockReadGuard<Option<RunState>, RunState>;
+/// Exclusive access to a loaded run.
+pub(crate) type WriteGuard = OwnedRwLockMappedWriteGuard<Option<RunState>, RunState>;
 
 /// The runs this collector has seen.
 pub(crate) struct Runs {
@@ -44,33 +72,68 @@ impl Runs {
         }
     }
 
-    /// The lock of `run_id` (created empty on first use).
-    pub(crate) fn slot(&self, run_id: &str) -> Slot {
+    fn slot(&self, run_id: &str) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.entry(run_id.to_owned()).or_default().clone()
     }
 
-    /// The state in `guard`, loaded from the store first if needed:
-    /// [`CollectorError`] `NOT_FOUND` for an unknown run. A live run's
-    /// aggregate is rebuilt from its stored seconds (once per collector
-    /// lifetime, e.g. after a restart).
-    pub(crate) async fn loaded<'g>(
+    /// Installs the state of a run just created in the store.
+    pub(crate) async fn insert(&self, state: RunState) {
+        let slot = self.slot(&state.record.id);
+        *slot.write_owned().await = Some(state);
+    }
+
+    /// Drops what is known about a run so the next access reloads it from
+    /// the store (e.g. another collector finished it).
+    pub(crate) async fn invalidate(&self, run_id: &str) {
+        *self.slot(run_id).write_owned().await = None;
+    }
+
+    /// Shared access to a run, loading it first if needed (`NOT_FOUND` for
+    /// an unknown run).
+    pub(crate) async fn read(&self, run_id: &str) -> Result<ReadGuard, CollectorError> {
+        let slot = self.slot(run_id);
+        let guard = slot.clone().read_owned().await;
+        if guard.is_some() {
+            return Ok(OwnedRwLockReadGuard::map(guard, |state| {
+                state.as_ref().expect("checked above")
+            }));
+        }
+        drop(guard);
+        let guard = self.loaded(slot, run_id).await?;
+        Ok(OwnedRwLockWriteGuard::downgrade_map(guard, |state| {
+            state.as_ref().expect("loaded")
+        }))
+    }
+
+    /// Exclusive access to a run, loading it first if needed.
+    pub(crate) async fn write(&self, run_id: &str) -> Result<WriteGuard, CollectorError> {
+        let guard = self.loaded(self.slot(run_id), run_id).await?;
+        Ok(OwnedRwLockWriteGuard::map(guard, |state| {
+            state.as_mut().expect("loaded")
+        }))
+    }
+
+    async fn loaded(
         &self,
+        slot: Slot,
         run_id: &str,
-        guard: &'g mut Option<RunState>,
-    ) -> Result<&'g mut RunState, CollectorError> {
+    ) -> Result<OwnedRwLockWriteGuard<Option<RunState>>, CollectorError> {
+        let mut guard = slot.write_owned().await;
         if guard.is_none() {
             *guard = Some(self.load(run_id).await?);
         }
-        Ok(guard.as_mut().expect("state was just loaded"))
+        Ok(guard)
     }
 
+    /// Reads a run from the store; a live run's aggregate is rebuilt from its
+    /// stored seconds (once per collector lifetime, e.g. after a restart).
     async fn load(&self, run_id: &str) -> Result<RunState, CollectorError> {
         let record = self
             .store
             .get_run(run_id)
             .await?
-            .ok_or_else(|| cicada_store::StoreError::NotFound(run_id.to_owned()))?;
+            .ok_or_else(|| StoreError::NotFound(run_id.to_owned()))?;
         let endpoints = self.store.endpoints(run_id).await?;
         let live = if record.status == RunStatus::Running {
             let mut live = LiveAggregate::new(endpoints.len());
@@ -84,7 +147,7 @@ impl Runs {
                 live.add_failure_record(&failure);
             }
             tracing::info!(run_id, "rebuilt the live aggregate from the store");
-            Some(live)
+            Some(Mutex::new(live))
         } else {
             None
         };
@@ -92,7 +155,7 @@ impl Runs {
             record,
             endpoints,
             live,
-            final_stats: None,
+            final_stats: OnceCell::new(),
         })
     }
 }

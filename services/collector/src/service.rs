@@ -5,12 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicada_proto::v1;
 use cicada_proto::v1::collector_server::Collector;
-use cicada_store::{ApplyOutcome, RunFinish, RunRecord, RunStatus, Store};
+use cicada_store::{ApplyOutcome, RunFinish, RunRecord, RunStatus, Store, StoreError};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::error::CollectorError;
-use crate::live::LiveAggregate;
 use crate::runs::{RunState, Runs};
 use crate::stats::{self, StatsInput};
 
@@ -42,38 +41,39 @@ impl CollectorService {
         let run = convert::new_run(request, now_ms())?;
         self.store.create_run(&run).await?;
         tracing::info!(run_id = %run.id, scenario = %run.scenario_name, endpoints = run.endpoints.len(), "run created");
-        let slot = self.runs.slot(&run.id);
-        let mut guard = slot.lock().await;
-        *guard = Some(RunState {
-            live: Some(LiveAggregate::new(run.endpoints.len())),
-            record: RunRecord {
-                id: run.id,
-                scenario_name: run.scenario_name,
-                scenario_yaml: run.scenario_yaml,
-                host: run.host,
-                config_json: run.config_json,
-                labels: run.labels,
-                status: RunStatus::Running,
-                started_at_ms: run.started_at_ms,
-                ended_at_ms: None,
-                error: None,
-            },
-            endpoints: run.endpoints,
-            final_stats: None,
-        });
+        let record = RunRecord {
+            id: run.id,
+            scenario_name: run.scenario_name,
+            scenario_yaml: run.scenario_yaml,
+            host: run.host,
+            config_json: run.config_json,
+            labels: run.labels,
+            status: RunStatus::Running,
+            started_at_ms: run.started_at_ms,
+            ended_at_ms: None,
+            error: None,
+        };
+        self.runs
+            .insert(RunState::created(record, run.endpoints))
+            .await;
         Ok(())
     }
 
     async fn push(&self, delta: &v1::WorkerDelta) -> Result<ApplyOutcome, CollectorError> {
-        let slot = self.runs.slot(&delta.run_id);
-        let mut guard = slot.lock().await;
-        let state = self.runs.loaded(&delta.run_id, &mut guard).await?;
+        let state = self.runs.read(&delta.run_id).await?;
         let delta = convert::delta(delta, state.endpoints.len())?;
-        let outcome = self.store.apply_delta(&delta).await?;
-        if outcome == ApplyOutcome::Applied
-            && let Some(live) = &mut state.live
-        {
-            live.apply(&delta);
+        let outcome = match self.store.apply_delta(&delta).await {
+            Ok(outcome) => outcome,
+            Err(StoreError::RunFinished(run_id)) if state.live.is_some() => {
+                // Finished through another collector: stop serving a stale live view.
+                drop(state);
+                self.runs.invalidate(&run_id).await;
+                return Err(StoreError::RunFinished(run_id).into());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if outcome == ApplyOutcome::Applied {
+            state.with_live(|live| live.apply(&delta));
         }
         Ok(outcome)
     }
@@ -117,12 +117,8 @@ impl CollectorService {
         request: v1::FinishRunRequest,
     ) -> Result<v1::FinishRunResponse, CollectorError> {
         let run_id = request.run_id.as_str();
-        {
-            // Unknown runs fail before any waiting.
-            let slot = self.runs.slot(run_id);
-            let mut guard = slot.lock().await;
-            self.runs.loaded(run_id, &mut guard).await?;
-        }
+        // Unknown runs fail before any waiting.
+        drop(self.runs.read(run_id).await?);
         let complete = self
             .wait_for_workers(
                 run_id,
@@ -139,27 +135,24 @@ impl CollectorService {
             },
             error: (!request.error.is_empty()).then_some(request.error),
         };
-        let slot = self.runs.slot(run_id);
-        let mut guard = slot.lock().await;
-        let state = self.runs.loaded(run_id, &mut guard).await?;
-        let was_running = state.record.status == RunStatus::Running;
-        state.record = self.store.finish_run(run_id, &finish).await?;
-        state.live = None;
-        if was_running {
-            tracing::info!(run_id, status = %state.record.status, complete, "run finished");
+        {
+            let mut state = self.runs.write(run_id).await?;
+            let was_running = state.record.status == RunStatus::Running;
+            state.record = self.store.finish_run(run_id, &finish).await?;
+            state.live = None;
+            if was_running {
+                tracing::info!(run_id, status = %state.record.status, complete, "run finished");
+            }
         }
-        let stats = self.final_stats(state).await?;
+        let stats = self.stats(run_id).await?;
         Ok(v1::FinishRunResponse {
             stats: Some(stats),
             incomplete: !complete,
         })
     }
 
-    /// The statistics of an ended run from its stored summaries (computed once).
-    async fn final_stats(&self, state: &mut RunState) -> Result<v1::RunStats, CollectorError> {
-        if let Some(stats) = &state.final_stats {
-            return Ok(stats.clone());
-        }
+    /// The statistics of an ended run from its stored summaries.
+    async fn final_stats(&self, state: &RunState) -> Result<v1::RunStats, CollectorError> {
         let run_id = state.record.id.as_str();
         let mut totals = vec![Default::default(); state.endpoints.len()];
         for summary in self.store.summaries(run_id).await? {
@@ -168,7 +161,7 @@ impl CollectorService {
             }
         }
         let failures = self.store.failures(run_id).await?;
-        let stats = stats::run_stats(StatsInput {
+        Ok(stats::run_stats(StatsInput {
             record: &state.record,
             endpoints: &state.endpoints,
             totals: &totals,
@@ -185,25 +178,29 @@ impl CollectorService {
                 .collect(),
             live: None,
             now_ms: now_ms(),
-        });
-        state.final_stats = Some(stats.clone());
-        Ok(stats)
+        }))
     }
 
     async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {
-        let slot = self.runs.slot(run_id);
-        let mut guard = slot.lock().await;
-        let state = self.runs.loaded(run_id, &mut guard).await?;
-        match &state.live {
-            Some(live) => Ok(stats::run_stats(StatsInput {
+        let state = self.runs.read(run_id).await?;
+        let live = state.with_live(|live| {
+            stats::run_stats(StatsInput {
                 record: &state.record,
                 endpoints: &state.endpoints,
                 totals: live.totals(),
                 failures: live.failures().collect(),
                 live: Some(live.window()),
                 now_ms: now_ms(),
-            })),
-            None => self.final_stats(state).await,
+            })
+        });
+        match live {
+            Some(stats) => Ok(stats),
+            // Computed once: an ended run's numbers never change.
+            None => Ok(state
+                .final_stats
+                .get_or_try_init(|| self.final_stats(&state))
+                .await?
+                .clone()),
         }
     }
 }

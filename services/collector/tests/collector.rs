@@ -44,6 +44,8 @@ both_databases!(
     finish_waits_for_missing_deltas,
     finish_gives_up_after_wait_ms,
     a_restarted_collector_rebuilds_the_live_view,
+    concurrent_workers_merge_exactly,
+    two_collectors_share_one_database,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -547,4 +549,115 @@ async fn a_restarted_collector_rebuilds_the_live_view(db: TestDatabase) {
     assert_eq!((response.applied, response.duplicates), (1, 1));
     assert_totals(&stats(&mut client).await, &expected);
     collector.stop().await;
+}
+
+async fn concurrent_workers_merge_exactly(db: TestDatabase) {
+    const WORKERS: usize = 6;
+    const SECONDS: u64 = 5;
+    let collector = Collector::start(&db).await;
+    let mut client = collector.client.clone();
+    client.create_run(create_request("run-1")).await.unwrap();
+    let mut expected = Expected::default();
+    let workers: Vec<Vec<v1::WorkerDelta>> = (0..WORKERS)
+        .map(|w| {
+            let worker = format!("w{w}");
+            (1..=SECONDS)
+                .map(|seq| make_delta(&mut expected, &worker, seq, SECOND + seq as i64 - 1, 2))
+                .collect()
+        })
+        .collect();
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|deltas| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for delta in deltas {
+                    let response = push(&mut client, vec![delta]).await.unwrap();
+                    assert_eq!(response.applied, 1);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let live = stats(&mut client).await;
+    assert_totals(&live, &expected);
+    assert_eq!(live.active_users, 2 * WORKERS as u32);
+    let finished = client
+        .finish_run(v1::FinishRunRequest {
+            run_id: "run-1".to_owned(),
+            state: v1::RunState::Finished as i32,
+            ended_at_ms: STARTED_AT_MS + 5_000,
+            workers: (0..WORKERS)
+                .map(|w| v1::WorkerFinal {
+                    worker_id: format!("w{w}"),
+                    last_seq: SECONDS,
+                })
+                .collect(),
+            wait_ms: 1_000,
+            error: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!finished.incomplete);
+    assert_totals(&finished.stats.unwrap(), &expected);
+    collector.stop().await;
+}
+
+async fn two_collectors_share_one_database(db: TestDatabase) {
+    let first = Collector::start(&db).await;
+    let second = Collector::start(&db).await;
+    let mut a = first.client.clone();
+    let mut b = second.client.clone();
+    a.create_run(create_request("run-1")).await.unwrap();
+    let mut expected = Expected::default();
+    // Two workers, each pushing through a different collector into the same seconds.
+    for seq in 1..=2 {
+        let second_of = SECOND + seq as i64 - 1;
+        push(
+            &mut a,
+            vec![make_delta(&mut expected, "wa", seq, second_of, 1)],
+        )
+        .await
+        .unwrap();
+        push(
+            &mut b,
+            vec![make_delta(&mut expected, "wb", seq, second_of, 1)],
+        )
+        .await
+        .unwrap();
+    }
+    // The second collector finishes the run; the first learns it on its next delta.
+    let finished = b
+        .finish_run(v1::FinishRunRequest {
+            run_id: "run-1".to_owned(),
+            state: v1::RunState::Finished as i32,
+            ended_at_ms: STARTED_AT_MS + 2_000,
+            workers: vec![
+                v1::WorkerFinal {
+                    worker_id: "wa".to_owned(),
+                    last_seq: 2,
+                },
+                v1::WorkerFinal {
+                    worker_id: "wb".to_owned(),
+                    last_seq: 2,
+                },
+            ],
+            wait_ms: 1_000,
+            error: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!finished.incomplete);
+    let final_stats = finished.stats.unwrap();
+    assert_totals(&final_stats, &expected);
+    let late = make_delta(&mut Expected::default(), "wa", 3, SECOND + 2, 1);
+    let status = push(&mut a, vec![late]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(stats(&mut a).await, final_stats);
+    first.stop().await;
+    second.stop().await;
 }

@@ -122,6 +122,10 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(&mut ControllerConfig)) -> Harness {
         let collector = RecordingCollector::default();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let collector_url = format!("http://{}", listener.local_addr().unwrap());
@@ -140,6 +144,7 @@ impl Harness {
         config.progress_interval = Duration::from_millis(100);
         config.work_done_margin = Duration::from_secs(3);
         config.finish_wait = Duration::from_millis(500);
+        adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop_controller, stopped) = oneshot::channel::<()>();
@@ -619,5 +624,40 @@ async fn a_worker_error_fails_the_run_early() {
     let finished = harness.recorded(|r| r.finished.clone());
     assert_eq!(finished[0].state, RunState::Failed as i32);
     assert!(finished[0].error.contains("w1: invalid host"));
+    harness.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_worker_is_not_waited_for_forever() {
+    let harness = Harness::start_with(|config| {
+        config.work_done_margin = Duration::from_millis(300);
+    })
+    .await;
+    let mut client = harness.client().await;
+    let mut silent = TestWorker::connect(&harness, "silent", 1).await;
+    let run_id = client
+        .start_run(start_request(1, 100))
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id;
+    silent.expect_start().await;
+    silent.expect_stop().await;
+    // No WorkDone: after grace (250 ms) + margin (300 ms) the run finishes
+    // without it, and FinishRun lists no worker to wait for.
+    let progress = watch_to_end(&mut client, &run_id).await;
+    assert_eq!(progress.last().unwrap().state, RunState::Finished as i32);
+    let finished = harness.recorded(|r| r.finished.clone());
+    assert_eq!(finished.len(), 1);
+    assert!(finished[0].workers.is_empty());
+    // The worker is still connected and idle for the controller.
+    let workers = client
+        .list_workers(ListWorkersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .workers;
+    assert_eq!(workers.len(), 1);
+    assert!(workers[0].run_id.is_empty());
     harness.shutdown().await;
 }

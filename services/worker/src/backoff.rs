@@ -48,7 +48,10 @@ mod tests {
         let bases = [100, 200, 400, 800, 1_000, 1_000];
         for base in bases {
             let delay = backoff.next_delay();
-            assert!(delay <= ms(base) && delay > ms(base) * 3 / 4, "{delay:?} for {base}");
+            assert!(
+                delay <= ms(base) && delay > ms(base) * 3 / 4,
+                "{delay:?} for {base}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_delay() <= ms(100));

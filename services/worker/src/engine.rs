@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub request_timeout: Duration,
     /// OS threads running users (0 = one per available core).
     pub threads: usize,
+    /// Extra CA certificates (PEM) to trust for https hosts, besides the
+    /// public web roots (for targets with a private CA).
+    pub tls_ca_pem: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +50,7 @@ impl Default for EngineConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             threads: 0,
+            tls_ca_pem: None,
         }
     }
 }
@@ -71,6 +75,8 @@ pub enum EngineError {
     InvalidLoad { reason: String },
     #[error("invalid request {endpoint:?}: {reason}")]
     InvalidRequest { endpoint: String, reason: String },
+    #[error("invalid TLS configuration: {reason}")]
+    InvalidTls { reason: String },
     #[error("failed to start engine thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -137,24 +143,29 @@ impl Engine {
                 ),
             });
         }
-        let target = Arc::new(target::Target::parse(host)?);
-        let plan = Arc::new(plan::Plan::new(&scenario)?);
+        let target = Arc::new(target::Target::parse(host, config.tls_ca_pem.as_deref())?);
         let thread_count = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        // One plan per thread: cloning its `Bytes` (URIs, bodies, header
+        // values) per request then never touches a refcount another core uses.
+        let plans = (0..thread_count)
+            .map(|_| plan::Plan::new(&scenario).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let endpoint_count = scenario.endpoints().len();
         let (finished_tx, finished_rx) = watch::channel(0usize);
         let finished_tx = Arc::new(finished_tx);
         let mut threads = Vec::with_capacity(thread_count);
         let mut commands = Vec::with_capacity(thread_count);
-        for index in 0..thread_count {
-            let stats = Arc::new(ThreadStats::new(plan.endpoint_count));
+        for (index, plan) in plans.into_iter().enumerate() {
+            let stats = Arc::new(ThreadStats::new(endpoint_count));
             let (tx, rx) = mpsc::unbounded_channel();
             thread::spawn(
                 index,
                 thread::ThreadSetup {
                     stats: stats.clone(),
-                    plan: plan.clone(),
+                    plan,
                     target: target.clone(),
                     config: config.clone(),
                     commands: rx,
@@ -168,7 +179,7 @@ impl Engine {
         let spawner = tokio::spawn(ramp::spawner(load, commands.clone(), spawned.clone()));
         Ok(Engine {
             _scenario: scenario,
-            endpoint_count: plan.endpoint_count,
+            endpoint_count,
             threads,
             commands,
             spawner,

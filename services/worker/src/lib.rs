@@ -45,7 +45,7 @@ pub struct WorkerConfig {
     /// Engine tunables (threads, timeouts).
     pub engine: EngineConfig,
     /// Grace for in-flight requests when the worker stops a run by itself
-    /// (safety-net limit, shutdown) or a `StopWork` has none.
+    /// (safety-net limit, shutdown).
     pub default_stop_grace: Duration,
     /// How long a stopping run may take to get its deltas acknowledged.
     pub flush_timeout: Duration,

@@ -55,7 +55,10 @@ pub(crate) async fn maintain(node: Arc<Node>, mut closing: watch::Receiver<bool>
 }
 
 /// One session: returns `Ok` when it ended after a successful registration.
-async fn session(node: &Arc<Node>, closing: &mut watch::Receiver<bool>) -> Result<(), SessionError> {
+async fn session(
+    node: &Arc<Node>,
+    closing: &mut watch::Receiver<bool>,
+) -> Result<(), SessionError> {
     let config = &node.config;
     let channel = Endpoint::from_shared(config.controller_url.clone())
         .map_err(SessionError::Url)?

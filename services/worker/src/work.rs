@@ -66,9 +66,8 @@ pub(crate) async fn execute(
     tracing::info!(run_id = %run_id, users, spawn_rate = start.spawn_rate, "work started");
 
     let mut pump = Pump::start(collector, &run_id, &node.config.worker_id);
-    let limit = (start.max_duration_ms > 0).then(|| {
-        tokio::time::Instant::now() + Duration::from_millis(start.max_duration_ms)
-    });
+    let limit = (start.max_duration_ms > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_millis(start.max_duration_ms));
     let mut interval_second = unix_now().as_secs() as i64;
     let grace = loop {
         let (wait, next_second) = until_next_second(unix_now());

@@ -37,23 +37,36 @@ impl<'n> Fields<'n> {
                 _ => {
                     return Err(compiler.error(
                         key,
-                        format!("keys in {what} must be strings; allowed: {}", allowed.join(", ")),
+                        format!(
+                            "keys in {what} must be strings; allowed: {}",
+                            allowed.join(", ")
+                        ),
                     ));
                 }
             };
             if !allowed.contains(&name) {
                 return Err(compiler.error(
                     key,
-                    format!("unknown key {name:?} in {what}; allowed: {}", allowed.join(", ")),
+                    format!(
+                        "unknown key {name:?} in {what}; allowed: {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             entries.push((name, value));
         }
-        Ok(Fields { node, what, entries })
+        Ok(Fields {
+            node,
+            what,
+            entries,
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 
     pub fn required(&self, compiler: &Compiler<'_>, key: &str) -> Result<&'n Node, ScenarioError> {

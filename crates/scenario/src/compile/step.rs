@@ -20,7 +20,10 @@ impl Compiler<'_> {
             Some(n) => {
                 let m = self.string(n, "method")?;
                 if !METHODS.contains(&m.as_str()) {
-                    return Err(self.error(n, format!("unknown method {m:?}; allowed: {}", METHODS.join(", "))));
+                    return Err(self.error(
+                        n,
+                        format!("unknown method {m:?}; allowed: {}", METHODS.join(", ")),
+                    ));
                 }
                 m
             }
@@ -29,10 +32,16 @@ impl Compiler<'_> {
         let path_node = f.required(self, "path")?;
         let path = self.template(path_node, "path", vars)?;
         if !path.source().starts_with('/') {
-            return Err(self.error(path_node, format!("path {:?} must start with \"/\"", path.source())));
+            return Err(self.error(
+                path_node,
+                format!("path {:?} must start with \"/\"", path.source()),
+            ));
         }
         if path.source().contains(['?', '#']) {
-            return Err(self.error(path_node, "path must not contain \"?\" or \"#\"; put parameters under \"query\""));
+            return Err(self.error(
+                path_node,
+                "path must not contain \"?\" or \"#\"; put parameters under \"query\"",
+            ));
         }
         let name = match f.get("name") {
             Some(n) => {
@@ -81,36 +90,60 @@ impl Compiler<'_> {
             (Some(n), None, None) => Ok(Body::Form(self.template_map(n, "form", vars)?)),
             (None, Some(n), None) => Ok(Body::Json(self.json(n, vars)?)),
             (None, None, Some(n)) => Ok(Body::Raw(self.template(n, "body", vars)?)),
-            _ => Err(self.error(node, "a request has at most one of \"form\", \"json\" or \"body\"")),
+            _ => Err(self.error(
+                node,
+                "a request has at most one of \"form\", \"json\" or \"body\"",
+            )),
         }
     }
 
-    fn template_map(&self, node: &Node, what: &str, vars: &[String]) -> Result<Vec<(String, Template)>, ScenarioError> {
+    fn template_map(
+        &self,
+        node: &Node,
+        what: &str,
+        vars: &[String],
+    ) -> Result<Vec<(String, Template)>, ScenarioError> {
         let Kind::Map(entries) = &node.kind else {
             return Err(self.wrong_type(node, what, "a mapping of name: value"));
         };
         entries
             .iter()
             .map(|(k, v)| {
-                let key = k.scalar_text().ok_or_else(|| self.wrong_type(k, what, "a mapping with string keys"))?;
+                let key = k
+                    .scalar_text()
+                    .ok_or_else(|| self.wrong_type(k, what, "a mapping with string keys"))?;
                 Ok((key, self.template(v, what, vars)?))
             })
             .collect()
     }
 
-    fn headers(&self, node: &Node, vars: &[String]) -> Result<Vec<(String, Template)>, ScenarioError> {
+    fn headers(
+        &self,
+        node: &Node,
+        vars: &[String],
+    ) -> Result<Vec<(String, Template)>, ScenarioError> {
         let headers = self.template_map(node, "headers", vars)?;
         let Kind::Map(entries) = &node.kind else {
             unreachable!("template_map accepted a mapping");
         };
         for ((name, _), (key, _)) in headers.iter().zip(entries) {
             let token = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             if !token {
-                return Err(self.error(key, format!("invalid header name {name:?}; allowed: letters, digits and !#$%&'*+-.^_`|~")));
+                return Err(self.error(
+                    key,
+                    format!(
+                        "invalid header name {name:?}; allowed: letters, digits and !#$%&'*+-.^_`|~"
+                    ),
+                ));
             }
             if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length") {
-                return Err(self.error(key, format!("header {name:?} is set by cicada and cannot be overridden")));
+                return Err(self.error(
+                    key,
+                    format!("header {name:?} is set by cicada and cannot be overridden"),
+                ));
             }
         }
         Ok(headers)
@@ -125,13 +158,18 @@ impl Compiler<'_> {
             Kind::Float(_) => return Err(self.error(node, "JSON has no NaN or infinity")),
             Kind::Str(_) => JsonTemplate::Str(self.template(node, "json", vars)?),
             Kind::Seq(items) => JsonTemplate::Array(
-                items.iter().map(|i| self.json(i, vars)).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .map(|i| self.json(i, vars))
+                    .collect::<Result<_, _>>()?,
             ),
             Kind::Map(entries) => JsonTemplate::Object(
                 entries
                     .iter()
                     .map(|(k, v)| {
-                        let key = k.scalar_text().ok_or_else(|| self.wrong_type(k, "json", "a mapping with string keys"))?;
+                        let key = k.scalar_text().ok_or_else(|| {
+                            self.wrong_type(k, "json", "a mapping with string keys")
+                        })?;
                         Ok((key, self.json(v, vars)?))
                     })
                     .collect::<Result<_, ScenarioError>>()?,
@@ -143,7 +181,13 @@ impl Compiler<'_> {
         let items: Vec<&Node> = match &node.kind {
             Kind::Seq(items) if !items.is_empty() => items.iter().collect(),
             Kind::Int(_) => vec![node],
-            _ => return Err(self.wrong_type(node, "expect", "a status code or a non-empty list of status codes")),
+            _ => {
+                return Err(self.wrong_type(
+                    node,
+                    "expect",
+                    "a status code or a non-empty list of status codes",
+                ));
+            }
         };
         let mut statuses = Vec::with_capacity(items.len());
         for item in items {
@@ -169,8 +213,13 @@ impl Compiler<'_> {
             let var = vars.iter().position(|v| *v == var_name).ok_or_else(|| {
                 self.error(var_node, format!("invalid variable name {var_name:?}; allowed: letters, digits and _, not starting with a digit, not a built-in"))
             })?;
-            let valid = var_name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && var_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid = var_name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && var_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(self.error(var_node, format!("invalid variable name {var_name:?}; allowed: letters, digits and _, not starting with a digit")));
             }
@@ -187,11 +236,19 @@ impl Compiler<'_> {
                     let regex = regex::Regex::new(&text)
                         .map_err(|e| self.error(n, format!("invalid regex {text:?}: {e}")))?;
                     if regex.captures_len() != 2 {
-                        return Err(self.error(n, format!("regex {text:?} must have exactly one capture group")));
+                        return Err(self.error(
+                            n,
+                            format!("regex {text:?} must have exactly one capture group"),
+                        ));
                     }
                     ExtractSource::Regex(regex)
                 }
-                _ => return Err(self.error(item, "an extract needs exactly one of \"json\" (a JSON pointer) or \"regex\"")),
+                _ => {
+                    return Err(self.error(
+                        item,
+                        "an extract needs exactly one of \"json\" (a JSON pointer) or \"regex\"",
+                    ));
+                }
             };
             out.push(Extract { var, source });
         }

@@ -28,7 +28,11 @@ fn static_text_is_one_literal() {
 
 #[test]
 fn variables_and_builtins_render() {
-    let t = Template::compile("/d/{{ deviceid }}/{{seq}}/{{ user_id }}?t={{token}}", &vars()).unwrap();
+    let t = Template::compile(
+        "/d/{{ deviceid }}/{{seq}}/{{ user_id }}?t={{token}}",
+        &vars(),
+    )
+    .unwrap();
     assert_eq!(t.as_static(), None);
     let values = vec!["dev-1".to_owned(), "tok".to_owned()];
     assert_eq!(render(&t, &values, 3), "/d/dev-1/3/42?t=tok");
@@ -45,16 +49,29 @@ fn uuid_is_a_v4_uuid() {
 
 #[test]
 fn times_render_now() {
-    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     let ms: u128 = render(&Template::compile("{{ now_ms }}", &[]).unwrap(), &[], 0)
         .parse()
         .unwrap();
-    let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     assert!(before <= ms && ms <= after);
-    let rfc = render(&Template::compile("{{ now_rfc3339 }}", &[]).unwrap(), &[], 0);
+    let rfc = render(
+        &Template::compile("{{ now_rfc3339 }}", &[]).unwrap(),
+        &[],
+        0,
+    );
     let parsed = humantime::parse_rfc3339(&rfc).unwrap();
     let parsed_ms = parsed.duration_since(UNIX_EPOCH).unwrap().as_millis();
-    assert!(parsed_ms + 1000 >= after && parsed_ms <= after + 1000, "{rfc}");
+    assert!(
+        parsed_ms + 1000 >= after && parsed_ms <= after + 1000,
+        "{rfc}"
+    );
 }
 
 #[test]
@@ -87,9 +104,18 @@ fn compile_errors_say_what_is_allowed() {
     );
     let e = Template::compile("a {{ uuid", &[]).unwrap_err();
     assert!(e.0.starts_with("unclosed \"{{\""), "{}", e.0);
-    for bad in ["{{ random_int(3, 1) }}", "{{ random_int(1) }}", "{{ random_int(a, 2) }}", "{{ random_int 1, 2 }}"] {
+    for bad in [
+        "{{ random_int(3, 1) }}",
+        "{{ random_int(1) }}",
+        "{{ random_int(a, 2) }}",
+        "{{ random_int 1, 2 }}",
+    ] {
         let e = Template::compile(bad, &[]).unwrap_err();
-        assert!(e.0.contains("expected random_int(MIN, MAX)"), "{bad}: {}", e.0);
+        assert!(
+            e.0.contains("expected random_int(MIN, MAX)"),
+            "{bad}: {}",
+            e.0
+        );
     }
 }
 
@@ -98,14 +124,33 @@ fn json_template_renders_valid_json() {
     let token = Template::compile("{{ token }}", &vars()).unwrap();
     let json = JsonTemplate::Object(vec![
         ("token".to_owned(), JsonTemplate::Str(token)),
-        ("ts".to_owned(), JsonTemplate::Str(Template::compile("{{ seq }}", &[]).unwrap())),
-        ("n".to_owned(), JsonTemplate::Array(vec![JsonTemplate::Int(1), JsonTemplate::Float(2.5), JsonTemplate::Null, JsonTemplate::Bool(true)])),
-        ("s".to_owned(), JsonTemplate::Str(Template::literal("quote \" back \\ nl \n ctl \u{1}"))),
+        (
+            "ts".to_owned(),
+            JsonTemplate::Str(Template::compile("{{ seq }}", &[]).unwrap()),
+        ),
+        (
+            "n".to_owned(),
+            JsonTemplate::Array(vec![
+                JsonTemplate::Int(1),
+                JsonTemplate::Float(2.5),
+                JsonTemplate::Null,
+                JsonTemplate::Bool(true),
+            ]),
+        ),
+        (
+            "s".to_owned(),
+            JsonTemplate::Str(Template::literal("quote \" back \\ nl \n ctl \u{1}")),
+        ),
     ]);
     assert!(!json.is_static());
     let mut rng = SmallRng::seed_from_u64(1);
     let values = vec![String::new(), "t\"1".to_owned()];
-    let mut ctx = RenderContext { vars: &values, seq: 9, user_id: 0, rng: &mut rng };
+    let mut ctx = RenderContext {
+        vars: &values,
+        seq: 9,
+        user_id: 0,
+        rng: &mut rng,
+    };
     let mut out = String::new();
     json.render_into(&mut ctx, &mut out);
     let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use cicada_scenario::{
-    Body, Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait, template::form_urlencode_into,
+    Body, Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait,
+    template::form_urlencode_into,
 };
 use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method, Uri};
@@ -13,7 +14,6 @@ use super::EngineError;
 /// All user classes, prepared.
 pub(crate) struct Plan {
     pub classes: Vec<ClassPlan>,
-    pub endpoint_count: usize,
 }
 
 pub(crate) struct ClassPlan {
@@ -60,7 +60,12 @@ impl Plan {
     pub fn new(scenario: &Scenario) -> Result<Plan, EngineError> {
         let mut classes = Vec::with_capacity(scenario.classes().len());
         for class in scenario.classes() {
-            let prepare = |steps: &[Step]| steps.iter().map(StepPlan::new).collect::<Result<Vec<_>, _>>();
+            let prepare = |steps: &[Step]| {
+                steps
+                    .iter()
+                    .map(StepPlan::new)
+                    .collect::<Result<Vec<_>, _>>()
+            };
             let on_start = prepare(&class.on_start)?;
             let mut tasks = Vec::with_capacity(class.tasks.len());
             let mut task_cumulative = Vec::with_capacity(class.tasks.len());
@@ -79,10 +84,7 @@ impl Plan {
                 task_cumulative,
             });
         }
-        Ok(Plan {
-            classes,
-            endpoint_count: scenario.endpoints().len(),
-        })
+        Ok(Plan { classes })
     }
 }
 
@@ -92,7 +94,8 @@ impl StepPlan {
             endpoint: format!("{} {}", step.method, step.name),
             reason,
         };
-        let method = Method::from_bytes(step.method.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        let method =
+            Method::from_bytes(step.method.as_bytes()).map_err(|e| invalid(e.to_string()))?;
         let query: Vec<(String, Template)> = step
             .query
             .iter()
@@ -118,10 +121,13 @@ impl StepPlan {
         let mut headers = Vec::with_capacity(step.headers.len());
         let mut has_content_type = false;
         for (name, value) in &step.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
             has_content_type |= name == CONTENT_TYPE;
             let static_value = match value.as_static() {
-                Some(text) => Some(HeaderValue::from_str(text).map_err(|e| invalid(e.to_string()))?),
+                Some(text) => {
+                    Some(HeaderValue::from_str(text).map_err(|e| invalid(e.to_string()))?)
+                }
                 None => None,
             };
             headers.push(HeaderPlan {
@@ -155,7 +161,12 @@ impl StepPlan {
                 } else {
                     BodyPlan::Form(fields)
                 };
-                (body, Some(HeaderValue::from_static("application/x-www-form-urlencoded")))
+                (
+                    body,
+                    Some(HeaderValue::from_static(
+                        "application/x-www-form-urlencoded",
+                    )),
+                )
             }
             Body::Json(json) => {
                 let body = if json.is_static() {
@@ -175,7 +186,10 @@ impl StepPlan {
                 (body, Some(HeaderValue::from_static("application/json")))
             }
             Body::Raw(raw) => match raw.as_static() {
-                Some(text) => (BodyPlan::Static(Bytes::copy_from_slice(text.as_bytes())), None),
+                Some(text) => (
+                    BodyPlan::Static(Bytes::copy_from_slice(text.as_bytes())),
+                    None,
+                ),
                 None => (BodyPlan::Raw(raw.clone()), None),
             },
         };

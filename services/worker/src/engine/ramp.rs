@@ -62,7 +62,11 @@ pub(crate) fn start_offset(k: u64, spawn_rate: f64) -> Duration {
 }
 
 /// Hands users to the threads round robin at the spawn rate.
-pub(crate) async fn spawner(load: Load, threads: Vec<mpsc::UnboundedSender<Command>>, spawned: Arc<AtomicU64>) {
+pub(crate) async fn spawner(
+    load: Load,
+    threads: Vec<mpsc::UnboundedSender<Command>>,
+    spawned: Arc<AtomicU64>,
+) {
     let start = tokio::time::Instant::now();
     for (k, class) in (0u64..).zip(Interleave::new(&load.class_users)) {
         let at = start_offset(k, load.spawn_rate);
@@ -87,14 +91,20 @@ mod tests {
         let counts = [6u32, 3, 1];
         let order: Vec<usize> = Interleave::new(&counts).collect();
         assert_eq!(order.len(), 10);
-        for class in 0..3 {
-            assert_eq!(order.iter().filter(|&&c| c == class).count(), counts[class] as usize);
+        for (class, &count) in counts.iter().enumerate() {
+            assert_eq!(
+                order.iter().filter(|&&c| c == class).count(),
+                count as usize
+            );
         }
         for prefix in 1..=order.len() {
-            for class in 0..3 {
+            for (class, &count) in counts.iter().enumerate() {
                 let have = order[..prefix].iter().filter(|&&c| c == class).count() as f64;
-                let want = prefix as f64 * f64::from(counts[class]) / 10.0;
-                assert!((have - want).abs() <= 1.0, "prefix {prefix} class {class}: {order:?}");
+                let want = prefix as f64 * f64::from(count) / 10.0;
+                assert!(
+                    (have - want).abs() <= 1.0,
+                    "prefix {prefix} class {class}: {order:?}"
+                );
             }
         }
         assert_eq!(Interleave::new(&[0, 2, 0]).collect::<Vec<_>>(), [1, 1]);

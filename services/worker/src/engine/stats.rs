@@ -34,7 +34,11 @@ pub(crate) enum FailureKind {
 impl FailureKind {
     fn matches(&self, kind: &str) -> bool {
         match self {
-            FailureKind::Status(code) => kind.strip_prefix("status ").and_then(|c| c.parse::<u16>().ok()) == Some(*code),
+            FailureKind::Status(code) => {
+                kind.strip_prefix("status ")
+                    .and_then(|c| c.parse::<u16>().ok())
+                    == Some(*code)
+            }
             other => kind == other.static_name(),
         }
     }
@@ -59,7 +63,9 @@ impl FailureKind {
 }
 
 fn empty_shard(endpoints: usize) -> Vec<EndpointInterval> {
-    (0..endpoints).map(|_| EndpointInterval::default()).collect()
+    (0..endpoints)
+        .map(|_| EndpointInterval::default())
+        .collect()
 }
 
 impl ThreadStats {
@@ -82,7 +88,8 @@ impl ThreadStats {
     /// Only called on the owning thread (single writer).
     pub fn add_active_users(&self, delta: i32) {
         let now = self.active_users.load(Ordering::Relaxed);
-        self.active_users.store(now.saturating_add_signed(delta), Ordering::Relaxed);
+        self.active_users
+            .store(now.saturating_add_signed(delta), Ordering::Relaxed);
     }
 
     fn record(&self, endpoint: usize, latency_us: u64, bytes: u64, failure: Option<Failure>) {
@@ -92,10 +99,16 @@ impl ThreadStats {
         };
         e.counts.requests += 1;
         e.counts.bytes += bytes;
-        e.histogram.record_us(latency_us);
+        // Not `record_us`: it uses hdrhistogram's `saturating_record`, which
+        // clamps to the current (tiny) range instead of auto-resizing.
+        e.histogram.record_n_us(latency_us, 1);
         if let Some(failure) = failure {
             e.counts.failures += 1;
-            match e.failures_by_kind.iter_mut().find(|f| failure.kind.matches(&f.kind)) {
+            match e
+                .failures_by_kind
+                .iter_mut()
+                .find(|f| failure.kind.matches(&f.kind))
+            {
                 Some(entry) => {
                     entry.count += 1;
                     entry.last_message = failure.message;
@@ -149,7 +162,9 @@ impl Drop for InFlight<'_> {
             self.stats.cancel(self.endpoint);
         }
         let n = self.stats.in_flight.load(Ordering::Relaxed);
-        self.stats.in_flight.store(n.saturating_sub(1), Ordering::Relaxed);
+        self.stats
+            .in_flight
+            .store(n.saturating_sub(1), Ordering::Relaxed);
     }
 }
 
@@ -168,7 +183,11 @@ pub(crate) fn cut(threads: &[std::sync::Arc<ThreadStats>], endpoints: usize) -> 
                 let _ = sum.histogram.merge(&part.histogram);
             }
             for failure in part.failures_by_kind {
-                match sum.failures_by_kind.iter_mut().find(|f| f.kind == failure.kind) {
+                match sum
+                    .failures_by_kind
+                    .iter_mut()
+                    .find(|f| f.kind == failure.kind)
+                {
                     Some(entry) => {
                         entry.count += failure.count;
                         entry.last_message = failure.last_message;

@@ -35,29 +35,45 @@ pub(crate) struct Target {
 pub(crate) struct ConnectError(pub String);
 
 impl Target {
-    /// Parses `http://host[:port]` or `https://host[:port]` (a trailing `/` is allowed).
-    pub fn parse(url: &str) -> Result<Target, EngineError> {
+    /// Parses `http://host[:port]` or `https://host[:port]` (a trailing `/`
+    /// is allowed); https trusts the web roots and `extra_ca_pem`.
+    pub fn parse(url: &str, extra_ca_pem: Option<&str>) -> Result<Target, EngineError> {
         let invalid = |reason: &str| EngineError::InvalidHost {
             host: url.to_owned(),
             reason: reason.to_owned(),
         };
-        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
         let tls = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
             _ => return Err(invalid("expected an http:// or https:// URL")),
         };
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(invalid("expected a scheme and authority only, no path or query"));
+            return Err(invalid(
+                "expected a scheme and authority only, no path or query",
+            ));
         }
         let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let addr = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
-        let authority = HeaderValue::from_str(authority.as_str()).map_err(|e| invalid(&e.to_string()))?;
+        let addr = host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
+        let authority =
+            HeaderValue::from_str(authority.as_str()).map_err(|e| invalid(&e.to_string()))?;
         let tls = if tls {
-            let server_name = ServerName::try_from(host.clone()).map_err(|e| invalid(&e.to_string()))?;
-            Some((tls_connector().map_err(|e| invalid(&e))?, server_name))
+            let server_name =
+                ServerName::try_from(host.clone()).map_err(|e| invalid(&e.to_string()))?;
+            let connector =
+                tls_connector(extra_ca_pem).map_err(|reason| EngineError::InvalidTls { reason })?;
+            Some((connector, server_name))
         } else {
             None
         };
@@ -83,10 +99,9 @@ impl Target {
             match &self.tls {
                 None => handshake(tcp).await,
                 Some((connector, name)) => {
-                    let stream = connector
-                        .connect(name.clone(), tcp)
-                        .await
-                        .map_err(|e| ConnectError(format!("tls handshake with {}: {e}", self.host)))?;
+                    let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                        ConnectError(format!("tls handshake with {}: {e}", self.host))
+                    })?;
                     handshake(stream).await
                 }
             }
@@ -115,9 +130,25 @@ where
     Ok(sender)
 }
 
-fn tls_connector() -> Result<TlsConnector, String> {
+fn tls_connector(extra_ca_pem: Option<&str>) -> Result<TlsConnector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_ca_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("bad CA certificate PEM: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("bad CA certificate: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("no certificate found in the CA PEM".to_owned());
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -134,17 +165,20 @@ mod tests {
 
     #[test]
     fn parses_hosts() {
-        let t = Target::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.authority.to_str().unwrap()), ("127.0.0.1", 8080, "127.0.0.1:8080"));
+        let t = Target::parse("http://127.0.0.1:8080", None).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.authority.to_str().unwrap()),
+            ("127.0.0.1", 8080, "127.0.0.1:8080")
+        );
         assert!(t.addr.is_some() && t.tls.is_none());
-        let t = Target::parse("https://example.test/").unwrap();
+        let t = Target::parse("https://example.test/", None).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("example.test", 443));
         assert!(t.addr.is_none() && t.tls.is_some());
-        let t = Target::parse("http://[::1]:9").unwrap();
+        let t = Target::parse("http://[::1]:9", None).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9));
         assert!(t.addr.is_some());
         for bad in ["127.0.0.1:80", "ftp://x", "http://x/path", "http://x/?q=1"] {
-            let e = Target::parse(bad).err().expect(bad).to_string();
+            let e = Target::parse(bad, None).err().expect(bad).to_string();
             assert!(e.starts_with(&format!("invalid host {bad:?}")), "{e}");
         }
     }

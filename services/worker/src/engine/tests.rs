@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use cicada_scenario::Scenario;
 
 use super::{Engine, EngineConfig, Interval, Load};
-use server::TestServer;
-
+use server::{TEST_CA_PEM, TestServer};
 
 fn scenario(yaml: &str) -> Arc<Scenario> {
     Arc::new(Scenario::parse("test.yaml", yaml).unwrap())
@@ -20,6 +19,7 @@ fn config(threads: usize) -> EngineConfig {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
         threads,
+        tls_ca_pem: None,
     }
 }
 
@@ -68,7 +68,11 @@ async fn run_for(engine: &Engine, duration: Duration, grace: Duration) -> Interv
     // Nothing is left after the final cut.
     assert_eq!(engine.cut().total(), Default::default());
     for e in &total.endpoints {
-        assert_eq!(e.histogram.len(), e.counts.requests, "every completed request is timed");
+        assert_eq!(
+            e.histogram.len(),
+            e.counts.requests,
+            "every completed request is timed"
+        );
         let by_kind: u64 = e.failures_by_kind.iter().map(|f| f.count).sum();
         assert_eq!(by_kind, e.counts.failures);
     }
@@ -78,7 +82,7 @@ async fn run_for(engine: &Engine, duration: Duration, grace: Duration) -> Interv
 /// Waits (in real time, bounded) until `done` holds, letting the test
 /// runtime (which runs the spawner) make progress.
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -96,7 +100,11 @@ async fn every_request_served_is_recorded_with_the_weighted_mix() {
     let mut recorded = 0;
     for (i, e) in total.endpoints.iter().enumerate() {
         let path = &s.endpoints()[i].name;
-        assert_eq!(e.counts.requests + e.counts.cancelled, server.served_path(path), "{path}");
+        assert_eq!(
+            e.counts.requests + e.counts.cancelled,
+            server.served_path(path),
+            "{path}"
+        );
         assert_eq!(e.counts.failures, 0, "{path}: {:?}", e.failures_by_kind);
         assert_eq!(e.counts.bytes, e.counts.requests, "body \"v\" is one byte");
         recorded += e.counts.requests + e.counts.cancelled;
@@ -118,17 +126,25 @@ async fn failures_are_counted_by_status() {
     );
     let engine = Engine::start(s, &server.url(), load(vec![2], 0.0), config(1)).unwrap();
     let total = run_for(&engine, Duration::from_millis(300), Duration::from_secs(5)).await;
-    let [e503, e404, e302] = &total.endpoints[..] else { panic!("3 endpoints") };
+    let [e503, e404, e302] = &total.endpoints[..] else {
+        panic!("3 endpoints")
+    };
     assert!(e503.counts.requests > 0 && e404.counts.requests > 0 && e302.counts.requests > 0);
     assert_eq!(e503.counts.failures, e503.counts.requests);
     assert_eq!(e503.failures_by_kind.len(), 1);
     assert_eq!(e503.failures_by_kind[0].kind, "status 503");
     assert_eq!(e503.failures_by_kind[0].count, e503.counts.requests);
-    assert_eq!(e503.failures_by_kind[0].last_message, "/status/503 returned status 503");
+    assert_eq!(
+        e503.failures_by_kind[0].last_message,
+        "/status/503 returned status 503"
+    );
     assert_eq!(e404.counts.failures, 0, "404 was expected");
     assert_eq!(e302.counts.failures, 0, "3xx succeeds by default");
     let total_counts = total.total();
-    assert_eq!(total_counts.requests + total_counts.cancelled, server.served());
+    assert_eq!(
+        total_counts.requests + total_counts.cancelled,
+        server.served()
+    );
 }
 
 #[tokio::test]
@@ -143,7 +159,10 @@ async fn slow_responses_time_out() {
     assert!(e.counts.requests >= 2, "{:?}", e.counts);
     assert_eq!(e.counts.failures, e.counts.requests);
     assert_eq!(e.failures_by_kind[0].kind, "timeout");
-    assert_eq!(e.failures_by_kind[0].last_message, "no response within 100ms");
+    assert_eq!(
+        e.failures_by_kind[0].last_message,
+        "no response within 100ms"
+    );
     // 3 significant digits: the bucket of 100 ms may start just below it.
     assert!(e.histogram.min_us() >= 99_900, "{}", e.histogram.min_us());
     assert_eq!(e.counts.requests + e.counts.cancelled, server.served());
@@ -172,7 +191,8 @@ users:
     );
     let engine = Engine::start(s.clone(), &server.url(), load(vec![2, 1], 0.0), config(2)).unwrap();
     let total = run_for(&engine, Duration::from_millis(300), Duration::from_secs(5)).await;
-    let endpoint = |name: &str| &total.endpoints[s.endpoints().iter().position(|e| e.name == name).unwrap()];
+    let endpoint =
+        |name: &str| &total.endpoints[s.endpoints().iter().position(|e| e.name == name).unwrap()];
     let login = endpoint("/login");
     assert_eq!((login.counts.requests, login.counts.failures), (2, 0));
     let me = endpoint("/me");
@@ -181,7 +201,13 @@ users:
     let ok = endpoint("/ok");
     assert_eq!((ok.counts.requests, ok.counts.failures), (1, 1));
     assert_eq!(ok.failures_by_kind[0].kind, "extract");
-    assert!(ok.failures_by_kind[0].last_message.starts_with("response body is not JSON"), "{:?}", ok.failures_by_kind);
+    assert!(
+        ok.failures_by_kind[0]
+            .last_message
+            .starts_with("response body is not JSON"),
+        "{:?}",
+        ok.failures_by_kind
+    );
     // A failed step ends its sequence, and the user goes on with its tasks.
     assert_eq!(endpoint("/never").counts.requests, 0);
     assert!(endpoint("/status/200").counts.requests > 0);
@@ -204,10 +230,21 @@ users:
       - request: {path: /slow/100}
 "#,
     );
-    let load = Load { class_users: vec![1], spawn_rate: 0.0, user_id_offset: 41 };
+    let load = Load {
+        class_users: vec![1],
+        spawn_rate: 0.0,
+        user_id_offset: 41,
+    };
     let engine = Engine::start(s, &server.url(), load, config(1)).unwrap();
     let total = run_for(&engine, Duration::from_millis(150), Duration::from_secs(5)).await;
-    assert_eq!(total.endpoints.iter().map(|e| e.counts.failures).sum::<u64>(), 0);
+    assert_eq!(
+        total
+            .endpoints
+            .iter()
+            .map(|e| e.counts.failures)
+            .sum::<u64>(),
+        0
+    );
     // The PATCH is last; the PUT's echo (a JSON object) was matched by the regex.
     assert_eq!(server.last_echo(), "PATCH  text/plain  raw dev 41");
     assert_eq!(server.served_path("/echo"), 3);
@@ -224,13 +261,22 @@ users:
       - request: {method: POST, path: /echo, query: {a: "x y", n: "{{ seq }}"}, form: {deviceid: "{{ id }}", t: "1&2"}, headers: {x-custom: "c-{{ id }}"}}
 "#,
     );
-    let load = Load { class_users: vec![1], spawn_rate: 0.0, user_id_offset: 7 };
+    let load = Load {
+        class_users: vec![1],
+        spawn_rate: 0.0,
+        user_id_offset: 7,
+    };
     let engine = Engine::start(s, &server.url(), load, config(1)).unwrap();
     wait_until("first request", || server.served() >= 1).await;
     engine.stop(Duration::from_secs(5)).await;
     let echo = server.last_echo();
     let seq = server.served() - 1;
-    assert_eq!(echo, format!("POST a=x+y&n={seq} application/x-www-form-urlencoded c-dev 7 deviceid=dev+7&t=1%262"));
+    assert_eq!(
+        echo,
+        format!(
+            "POST a=x+y&n={seq} application/x-www-form-urlencoded c-dev 7 deviceid=dev+7&t=1%262"
+        )
+    );
 }
 
 #[tokio::test]
@@ -243,11 +289,18 @@ users:
       - request: {method: PUT, path: /echo, json: {id: "u{{ user_id }}", n: "{{ user_id }}", list: [1, true, null]}}
 "#,
     );
-    let load = Load { class_users: vec![1], spawn_rate: 0.0, user_id_offset: 3 };
+    let load = Load {
+        class_users: vec![1],
+        spawn_rate: 0.0,
+        user_id_offset: 3,
+    };
     let engine = Engine::start(s, &server.url(), load, config(1)).unwrap();
     wait_until("first request", || server.served() >= 1).await;
     engine.stop(Duration::from_secs(5)).await;
-    assert_eq!(server.last_echo(), r#"PUT  application/json  {"id":"u3","n":3,"list":[1,true,null]}"#);
+    assert_eq!(
+        server.last_echo(),
+        r#"PUT  application/json  {"id":"u3","n":3,"list":[1,true,null]}"#
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -272,9 +325,13 @@ async fn users_ramp_at_the_spawn_rate() {
         assert!(Instant::now() < deadline, "users did not start");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // A paused clock would jump over the grace period at once and abort
+    // requests that may not have reached the server yet.
+    tokio::time::resume();
     engine.stop(Duration::from_secs(5)).await;
     assert_eq!(engine.active_users(), 0);
     let t = engine.cut().total();
+    assert_eq!(t.cancelled, 0);
     assert_eq!(t.requests + t.cancelled, server.served());
 }
 
@@ -329,21 +386,86 @@ async fn refused_connections_are_failures() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let s = scenario("name: refused\nusers:\n  - {wait: {constant: 20ms}, tasks: [{request: {path: /}}]}\n");
-    let engine = Engine::start(s, &format!("http://127.0.0.1:{port}"), load(vec![1], 0.0), config(1)).unwrap();
+    let s = scenario(
+        "name: refused\nusers:\n  - {wait: {constant: 20ms}, tasks: [{request: {path: /}}]}\n",
+    );
+    let engine = Engine::start(
+        s,
+        &format!("http://127.0.0.1:{port}"),
+        load(vec![1], 0.0),
+        config(1),
+    )
+    .unwrap();
     let total = run_for(&engine, Duration::from_millis(150), Duration::from_secs(5)).await;
     let e = &total.endpoints[0];
     assert!(e.counts.requests >= 1);
     assert_eq!(e.counts.failures, e.counts.requests);
     assert_eq!(e.failures_by_kind[0].kind, "connect");
-    assert!(e.failures_by_kind[0].last_message.starts_with(&format!("connect to 127.0.0.1:{port}: ")));
+    assert!(
+        e.failures_by_kind[0]
+            .last_message
+            .starts_with(&format!("connect to 127.0.0.1:{port}: "))
+    );
 }
 
 #[tokio::test]
 async fn bad_input_is_rejected() {
     let s = scenario("name: x\nusers:\n  - tasks: [{request: {path: /}}]\n");
-    let e = Engine::start(s.clone(), "ftp://127.0.0.1", load(vec![1], 0.0), config(1)).err().unwrap();
-    assert!(e.to_string().starts_with("invalid host \"ftp://127.0.0.1\""), "{e}");
-    let e = Engine::start(s, "http://127.0.0.1:1", load(vec![1, 2], 0.0), config(1)).err().unwrap();
-    assert_eq!(e.to_string(), "invalid load: 2 user counts for 1 user classes");
+    let e = Engine::start(s.clone(), "ftp://127.0.0.1", load(vec![1], 0.0), config(1))
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .starts_with("invalid host \"ftp://127.0.0.1\""),
+        "{e}"
+    );
+    let e = Engine::start(s, "http://127.0.0.1:1", load(vec![1, 2], 0.0), config(1))
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "invalid load: 2 user counts for 1 user classes"
+    );
+}
+
+#[tokio::test]
+async fn https_targets_are_verified_and_served() {
+    let server = TestServer::start_tls();
+    let s = scenario("name: tls\nusers:\n  - tasks: [{request: {path: /ok}}]\n");
+    let mut cfg = config(1);
+    cfg.tls_ca_pem = Some(TEST_CA_PEM.to_owned());
+    let engine = Engine::start(s.clone(), &server.https_url(), load(vec![2], 0.0), cfg).unwrap();
+    let total = run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await;
+    let e = &total.endpoints[0];
+    assert!(e.counts.requests > 0);
+    assert_eq!(e.counts.failures, 0, "{:?}", e.failures_by_kind);
+    assert_eq!(e.counts.bytes, 5 * e.counts.requests);
+    assert_eq!(e.counts.requests + e.counts.cancelled, server.served());
+    assert_eq!(server.connections(), 2);
+
+    // Without the test CA the certificate is not trusted.
+    let engine = Engine::start(s, &server.https_url(), load(vec![1], 0.0), config(1)).unwrap();
+    let total = run_for(&engine, Duration::from_millis(100), Duration::from_secs(5)).await;
+    let e = &total.endpoints[0];
+    assert!(e.counts.requests > 0);
+    assert_eq!(e.counts.failures, e.counts.requests);
+    assert_eq!(e.failures_by_kind[0].kind, "connect");
+    assert!(
+        e.failures_by_kind[0]
+            .last_message
+            .starts_with("tls handshake with 127.0.0.1: "),
+        "{:?}",
+        e.failures_by_kind
+    );
+
+    let mut cfg = config(1);
+    cfg.tls_ca_pem = Some("not a pem".to_owned());
+    let scenario = scenario("name: tls\nusers:\n  - tasks: [{request: {path: /ok}}]\n");
+    let error = Engine::start(scenario, &server.https_url(), load(vec![1], 0.0), cfg)
+        .err()
+        .unwrap();
+    assert_eq!(
+        error.to_string(),
+        "invalid TLS configuration: no certificate found in the CA PEM"
+    );
 }

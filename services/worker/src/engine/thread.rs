@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use http::HeaderValue;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{JoinSet, LocalSet};
 
@@ -40,6 +41,8 @@ pub(crate) struct ThreadCtx {
     pub plan: Arc<Plan>,
     pub target: Arc<Target>,
     pub config: EngineConfig,
+    /// This thread's own copy of the `Host` header value (see `Plan`).
+    pub authority: HeaderValue,
     pub stopping: Cell<bool>,
     /// Wakes users that are waiting between tasks when the run stops.
     pub stop: Notify,
@@ -54,7 +57,9 @@ impl Drop for FinishedGuard {
 }
 
 pub(crate) fn spawn(index: usize, setup: ThreadSetup) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     std::thread::Builder::new()
         .name(format!("cicada-users-{index}"))
         .spawn(move || {
@@ -76,9 +81,12 @@ async fn run(setup: ThreadSetup) {
         mut commands,
         finished: _,
     } = setup;
+    let authority = HeaderValue::from_bytes(target.authority.as_bytes())
+        .unwrap_or_else(|_| target.authority.clone());
     let ctx = Rc::new(ThreadCtx {
         stats: stats.clone(),
         plan,
+        authority,
         target,
         config,
         stopping: Cell::new(false),

@@ -27,7 +27,6 @@ struct User {
     conn: Option<Sender>,
 }
 
-
 /// Runs one user until the thread stops (or aborts it).
 pub(crate) async fn run(ctx: Rc<ThreadCtx>, class: usize, user_id: u64) {
     let plan = ctx.plan.clone();
@@ -67,7 +66,13 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class: usize, user_id: u64) {
             return;
         }
         let pause = match class.wait {
-            Wait::None => continue,
+            Wait::None => {
+                // A task can finish without awaiting anything (a request
+                // that cannot be built); make sure the thread still gets
+                // its turn to handle commands.
+                tokio::task::consume_budget().await;
+                continue;
+            }
             Wait::Constant(d) => d,
             Wait::Between(min, max) => {
                 let span = max.saturating_sub(min);
@@ -109,11 +114,19 @@ struct Response {
 async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> bool {
     let guard = InFlight::start(&ctx.stats, step.endpoint);
     let started = Instant::now();
-    let elapsed_us = |started: Instant| u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let elapsed_us =
+        |started: Instant| u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let request = match build_request(ctx, user, step) {
         Ok(request) => request,
         Err(message) => {
-            guard.finish(elapsed_us(started), 0, Some(Failure { kind: FailureKind::Request, message }));
+            guard.finish(
+                elapsed_us(started),
+                0,
+                Some(Failure {
+                    kind: FailureKind::Request,
+                    message,
+                }),
+            );
             return false;
         }
     };
@@ -133,13 +146,23 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> bool {
             // The connection may still carry the late response: start afresh.
             user.conn = None;
             let message = format!("no response within {timeout:?}");
-            guard.finish(latency, 0, Some(Failure { kind: FailureKind::Timeout, message }));
+            guard.finish(
+                latency,
+                0,
+                Some(Failure {
+                    kind: FailureKind::Timeout,
+                    message,
+                }),
+            );
             return false;
         }
     };
     if !step.expect.accepts(response.status) {
         let message = format!("{} returned status {}", step.path.source(), response.status);
-        let failure = Failure { kind: FailureKind::Status(response.status), message };
+        let failure = Failure {
+            kind: FailureKind::Status(response.status),
+            message,
+        };
         guard.finish(latency, response.bytes, Some(failure));
         return false;
     }
@@ -148,7 +171,10 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> bool {
         match extract.apply(body) {
             Ok(value) => user.vars[extract.var] = value,
             Err(message) => {
-                let failure = Failure { kind: FailureKind::Extract, message };
+                let failure = Failure {
+                    kind: FailureKind::Extract,
+                    message,
+                };
                 guard.finish(latency, response.bytes, Some(failure));
                 return false;
             }
@@ -161,7 +187,12 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> bool {
 /// Sends on the user's connection, reconnecting when it is closed. A request
 /// that the connection refused before writing it is sent again once on a
 /// fresh connection (a keep-alive connection the server just closed).
-async fn send(ctx: &ThreadCtx, user: &mut User, mut request: Request<Full<Bytes>>, keep_body: bool) -> Result<Response, Failure> {
+async fn send(
+    ctx: &ThreadCtx,
+    user: &mut User,
+    mut request: Request<Full<Bytes>>,
+    keep_body: bool,
+) -> Result<Response, Failure> {
     for attempt in 0..2 {
         let sender = match &mut user.conn {
             Some(sender) if !sender.is_closed() => sender,
@@ -170,7 +201,10 @@ async fn send(ctx: &ThreadCtx, user: &mut User, mut request: Request<Full<Bytes>
                     .target
                     .connect(ctx.config.connect_timeout)
                     .await
-                    .map_err(|e| Failure { kind: FailureKind::Connect, message: e.0 })?;
+                    .map_err(|e| Failure {
+                        kind: FailureKind::Connect,
+                        message: e.0,
+                    })?;
                 conn.insert(sender)
             }
         };
@@ -195,7 +229,10 @@ async fn send(ctx: &ThreadCtx, user: &mut User, mut request: Request<Full<Bytes>
     })
 }
 
-async fn read_response(response: http::Response<Incoming>, keep_body: bool) -> Result<Response, Failure> {
+async fn read_response(
+    response: http::Response<Incoming>,
+    keep_body: bool,
+) -> Result<Response, Failure> {
     let status = response.status().as_u16();
     let mut body = response.into_body();
     let mut bytes = 0u64;
@@ -209,7 +246,11 @@ async fn read_response(response: http::Response<Incoming>, keep_body: bool) -> R
             }
         }
     }
-    Ok(Response { status, bytes, body: kept })
+    Ok(Response {
+        status,
+        bytes,
+        body: kept,
+    })
 }
 
 fn connection_failure(error: &hyper::Error) -> Failure {
@@ -221,10 +262,17 @@ fn connection_failure(error: &hyper::Error) -> Failure {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    Failure { kind: FailureKind::Connection, message }
+    Failure {
+        kind: FailureKind::Connection,
+        message,
+    }
 }
 
-fn build_request(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> Result<Request<Full<Bytes>>, String> {
+fn build_request(
+    ctx: &ThreadCtx,
+    user: &mut User,
+    step: &StepPlan,
+) -> Result<Request<Full<Bytes>>, String> {
     let mut render = RenderContext {
         vars: &user.vars,
         seq: user.seq,
@@ -276,7 +324,7 @@ fn build_request(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> Result<Re
     *request.method_mut() = step.method.clone();
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
-    headers.insert(HOST, ctx.target.authority.clone());
+    headers.insert(HOST, ctx.authority.clone());
     if let Some(content_type) = &step.content_type {
         headers.insert(CONTENT_TYPE, content_type.clone());
     }
@@ -290,4 +338,3 @@ fn build_request(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> Result<Re
     }
     Ok(request)
 }
-

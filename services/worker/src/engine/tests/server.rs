@@ -38,8 +38,40 @@ pub struct TestServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The test CA's certificate, which signed the server's (for 127.0.0.1 and
+/// localhost; made with openssl, valid until 2126; test use only).
+pub const TEST_CA_PEM: &str = include_str!("tls/ca.pem");
+
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs = CertificateDer::pem_slice_iter(include_bytes!("tls/server.pem"))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("tls/server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 impl TestServer {
+    /// A plain HTTP server.
     pub fn start() -> TestServer {
+        Self::start_with(None)
+    }
+
+    /// An HTTPS server whose certificate is signed by [`TEST_CA_PEM`].
+    pub fn start_tls() -> TestServer {
+        Self::start_with(Some(tls_acceptor()))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -47,7 +79,10 @@ impl TestServer {
         let (shutdown, mut shutdown_rx) = oneshot::channel();
         let thread_counters = counters.clone();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 loop {
@@ -57,11 +92,19 @@ impl TestServer {
                     };
                     thread_counters.connections.fetch_add(1, Ordering::Relaxed);
                     let counters = thread_counters.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |request| handle(counters.clone(), request));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        let _ = match tls {
+                            None => http.serve_connection(TokioIo::new(stream), service).await,
+                            Some(tls) => match tls.accept(stream).await {
+                                Ok(stream) => {
+                                    http.serve_connection(TokioIo::new(stream), service).await
+                                }
+                                Err(_) => return,
+                            },
+                        };
                     });
                 }
             });
@@ -76,6 +119,10 @@ impl TestServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// Requests served (heads received), all paths.
@@ -108,7 +155,10 @@ impl Drop for TestServer {
     }
 }
 
-async fn handle(counters: Arc<Counters>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    counters: Arc<Counters>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     *counters.by_path.lock().entry(path.clone()).or_default() += 1;
     let respond = |status: u16, body: String| {
@@ -142,7 +192,11 @@ async fn handle(counters: Arc<Counters>, request: Request<Incoming>) -> Result<R
                 .and_then(|v| v.strip_prefix("Bearer tok-"))
                 .and_then(|n| n.parse::<u64>().ok())
                 .is_some_and(|n| n < issued);
-            if valid { respond(200, "me".to_owned()) } else { respond(401, "who?".to_owned()) }
+            if valid {
+                respond(200, "me".to_owned())
+            } else {
+                respond(401, "who?".to_owned())
+            }
         }
         ("v", Some(_)) => respond(200, "v".to_owned()),
         ("echo", None) => {
@@ -159,8 +213,16 @@ async fn handle(counters: Arc<Counters>, request: Request<Incoming>) -> Result<R
                 .get("x-custom")
                 .map(|v| v.to_str().unwrap_or("?").to_owned())
                 .unwrap_or_default();
-            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let echo = format!("{method} {query} {content_type} {custom} {}", String::from_utf8_lossy(&body));
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let echo = format!(
+                "{method} {query} {content_type} {custom} {}",
+                String::from_utf8_lossy(&body)
+            );
             *counters.last_echo.lock() = echo.clone();
             respond(200, echo)
         }

@@ -1,0 +1,139 @@
+//! Reads whose SQL is the same on Postgres and SQLite, written once and
+//! expanded into each implementation (sqlx infers the database from the
+//! pool, so the same text type-checks against both).
+
+/// Adds the shared read methods to a store type with a `pool` field.
+macro_rules! shared_reads {
+    ($store:ty) => {
+        impl $store {
+            pub(crate) async fn read_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+                let row: Option<RunRow> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(convert::run_from_row).transpose()
+            }
+            pub(crate) async fn read_endpoints(&self, run_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+                let rows: Vec<(i32, String, String)> = sqlx::query_as(
+                    "SELECT idx, method, name FROM run_endpoints WHERE run_id = $1 ORDER BY idx",
+                )
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(index, method, name)| Endpoint {
+                        index: index as u32,
+                        method,
+                        name,
+                    })
+                    .collect())
+            }
+            pub(crate) async fn read_summaries(&self, run_id: &str) -> Result<Vec<EndpointTotals>, StoreError> {
+                let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT endpoint, requests, failures, cancelled, bytes, histogram
+                     FROM run_summaries WHERE run_id = $1 ORDER BY endpoint",
+                )
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(
+                        |(endpoint, requests, failures, cancelled, bytes, histogram)| {
+                            let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
+                            Ok(EndpointTotals {
+                                endpoint: endpoint as u32,
+                                counts: counts_from_row(&row),
+                                histogram: convert::decode(&row.4)?,
+                            })
+                        },
+                    )
+                    .collect()
+            }
+            pub(crate) async fn read_seconds(
+                &self,
+                run_id: &str,
+                from_second: Option<i64>,
+            ) -> Result<Vec<SecondRow>, StoreError> {
+                let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram
+                     FROM run_seconds WHERE run_id = $1 AND second >= $2 ORDER BY second, endpoint",
+                )
+                .bind(run_id)
+                .bind(from_second.unwrap_or(i64::MIN))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(
+                        |(second, endpoint, requests, failures, cancelled, bytes, histogram)| {
+                            let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
+                            Ok(SecondRow {
+                                second,
+                                endpoint: endpoint as u32,
+                                counts: counts_from_row(&row),
+                                histogram: convert::decode(&row.4)?,
+                            })
+                        },
+                    )
+                    .collect()
+            }
+            pub(crate) async fn read_active_users(
+                &self,
+                run_id: &str,
+                from_second: Option<i64>,
+            ) -> Result<Vec<ActiveUsers>, StoreError> {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT second, active_users FROM run_users
+                     WHERE run_id = $1 AND second >= $2 ORDER BY second",
+                )
+                .bind(run_id)
+                .bind(from_second.unwrap_or(i64::MIN))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(second, users)| ActiveUsers {
+                        second,
+                        users: from_db(users),
+                    })
+                    .collect())
+            }
+            pub(crate) async fn read_failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError> {
+                let rows: Vec<(i32, String, i64, String)> = sqlx::query_as(
+                    "SELECT endpoint, kind, count, last_message FROM run_failures
+                     WHERE run_id = $1 ORDER BY endpoint, kind",
+                )
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(endpoint, kind, count, last_message)| FailureRecord {
+                        endpoint: endpoint as u32,
+                        kind,
+                        count: from_db(count),
+                        last_message,
+                    })
+                    .collect())
+            }
+            pub(crate) async fn read_watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT worker_id, seq FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",
+                )
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(worker_id, seq)| Watermark {
+                        worker_id,
+                        seq: from_db(seq),
+                    })
+                    .collect())
+            }
+        }
+    };
+}
+
+pub(crate) use shared_reads;

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""cicada's own rules for its deployment files, on top of the schemas.
+
+    validate-deploy-checks.py k8s RENDERED.yaml...
+    validate-deploy-checks.py compose docker-compose.yml RESOLVED_OUT.yml
+
+`k8s` checks the output of `kubectl kustomize`: every object in the cicada
+namespace, every container with CPU and memory requests, non-root and a
+read-only root filesystem, gRPC probes on the controller and collector, the
+cicada image tagged and the same everywhere, and the reference case's numbers
+(worker requests 200m / limits 500m; HPA min 10, max 100, CPU 50%; internal
+LoadBalancer on GKE).
+
+`compose` resolves ${VAR}, ${VAR:-default} and $$ the way docker compose does
+with an empty environment, writes the result for the schema check, and checks
+the start order (healthchecks, no sleeps) and that workers can be scaled.
+Run by scripts/validate-deploy.sh.
+"""
+
+import os
+import re
+import sys
+
+import yaml
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+
+errors = []
+
+
+def error(where, message):
+    errors.append(f"{where}: {message}")
+
+
+def containers(pod_spec):
+    return list(pod_spec.get("initContainers", [])) + list(pod_spec.get("containers", []))
+
+
+def check_pod(where, pod_spec):
+    pod_sc = pod_spec.get("securityContext", {})
+    for c in containers(pod_spec):
+        cw = f"{where} container {c['name']}"
+        requests = c.get("resources", {}).get("requests", {})
+        for resource in ("cpu", "memory"):
+            if resource not in requests:
+                error(cw, f"no {resource} request")
+        sc = c.get("securityContext", {})
+        if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True):
+            error(cw, "runAsNonRoot is not true")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            error(cw, "readOnlyRootFilesystem is not true")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            error(cw, "allowPrivilegeEscalation is not false")
+        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            error(cw, "capabilities are not dropped")
+
+
+def check_k8s(path):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    name = os.path.basename(path)
+    cicada_images = set()
+    for d in docs:
+        kind, meta = d["kind"], d["metadata"]
+        where = f"{name}: {kind}/{meta['name']}"
+        if kind not in CLUSTER_SCOPED and meta.get("namespace") != "cicada":
+            error(where, f"namespace is {meta.get('namespace')!r}, not 'cicada'")
+        if kind in POD_OWNERS:
+            pod_spec = d["spec"]["template"]["spec"]
+            check_pod(where, pod_spec)
+            for c in containers(pod_spec):
+                image = c["image"]
+                if image.split("/")[-1].split(":")[0] == "cicada":
+                    cicada_images.add(image)
+                if ":" not in image.split("/")[-1]:
+                    error(where, f"image {image} has no tag")
+        if kind == "Service" and meta["name"] == "cicada-controller" and d["spec"].get("type") == "LoadBalancer":
+            annotation = meta.get("annotations", {}).get("networking.gke.io/load-balancer-type")
+            if annotation != "Internal":
+                error(where, "a LoadBalancer controller must be internal")
+    if len(cicada_images) > 1:
+        error(name, f"different cicada images: {sorted(cicada_images)}")
+
+    deployments = by_kind.get("Deployment", {})
+    for service, port in (("cicada-controller", 7000), ("cicada-collector", 7100)):
+        dep = deployments.get(service)
+        if dep is None:
+            error(name, f"no {service} Deployment")
+            continue
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("readinessProbe", "livenessProbe"):
+            if c.get(probe, {}).get("grpc", {}).get("port") != port:
+                error(f"{name}: {service}", f"{probe} is not grpc on {port}")
+    worker = deployments.get("cicada-worker")
+    if worker is None:
+        error(name, "no cicada-worker Deployment")
+    else:
+        res = worker["spec"]["template"]["spec"]["containers"][0]["resources"]
+        if res.get("requests", {}).get("cpu") != "200m" or res.get("limits", {}).get("cpu") != "500m":
+            error(f"{name}: cicada-worker", "cpu is not requests 200m / limits 500m")
+    if "cicada-database" not in by_kind.get("Secret", {}):
+        error(name, "no cicada-database Secret")
+    hpa = by_kind.get("HorizontalPodAutoscaler", {}).get("cicada-target")
+    if hpa is not None:
+        spec = hpa["spec"]
+        utilization = spec["metrics"][0]["resource"]["target"].get("averageUtilization")
+        if (spec.get("minReplicas"), spec.get("maxReplicas"), utilization) != (10, 100, 50):
+            error(f"{name}: hpa/cicada-target", "is not min 10, max 100, CPU 50%")
+        if "replicas" in deployments.get("cicada-target", {}).get("spec", {}):
+            error(f"{name}: cicada-target", "sets replicas, which the HPA owns")
+    if by_kind.get("NetworkPolicy", {}).get("default-deny") is None:
+        error(name, "no default-deny NetworkPolicy")
+    for kind in POD_OWNERS:
+        for obj_name in by_kind.get(kind, {}):
+            if obj_name not in by_kind.get("PodDisruptionBudget", {}):
+                error(f"{name}: {kind}/{obj_name}", "has no PodDisruptionBudget")
+    return len(docs)
+
+
+VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def resolve(text):
+    """Compose's interpolation with no variables set: defaults or empty."""
+
+    def sub(m):
+        if m.group(0) == "$$":
+            return "$"
+        return m.group(2) or ""
+
+    return VAR.sub(sub, text)
+
+
+def check_compose(path, resolved_out):
+    raw = open(path).read()
+    resolved = resolve(raw)
+    with open(resolved_out, "w") as f:
+        f.write(resolved)
+    doc = yaml.safe_load(resolved)
+    services = doc["services"]
+    for name, svc in services.items():
+        where = f"{path}: service {name}"
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            if dep not in services:
+                error(where, f"depends on unknown service {dep}")
+            elif cond.get("condition") == "service_healthy" and "healthcheck" not in services[dep]:
+                error(where, f"waits for {dep} to be healthy, but {dep} has no healthcheck")
+        command = " ".join(map(str, svc.get("command") or []))
+        if re.search(r"\bsleep\b", command) or re.search(r"\bsleep\b", str(svc.get("entrypoint", ""))):
+            error(where, "starts with a sleep; use depends_on + healthcheck")
+    for required in ("postgres", "collector", "controller", "worker", "target", "otel-collector"):
+        if required not in services:
+            error(path, f"no {required} service")
+    worker = services.get("worker", {})
+    if "container_name" in worker or worker.get("ports"):
+        error(f"{path}: worker", "container_name or ports prevent --scale worker=N")
+    if "healthcheck" not in services.get("postgres", {}):
+        error(f"{path}: postgres", "no healthcheck")
+    if not any(v.split(":")[0] == "pgdata" for v in services.get("postgres", {}).get("volumes", [])):
+        error(f"{path}: postgres", "no named volume")
+    if services.get("collector", {}).get("depends_on", {}).get("postgres", {}).get("condition") != "service_healthy":
+        error(f"{path}: collector", "does not wait for a healthy postgres")
+    # The OpenTelemetry Collector's config file must exist and parse.
+    for svc in services.values():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./") and source.endswith((".yaml", ".yml")):
+                full = os.path.join(os.path.dirname(path) or ".", source)
+                if not os.path.isfile(full):
+                    error(path, f"mounts missing file {source}")
+                else:
+                    yaml.safe_load(open(full))
+    return len(services)
+
+
+def main():
+    mode, *paths = sys.argv[1:]
+    if mode == "k8s":
+        for path in paths:
+            count = check_k8s(path)
+            print(f"validate-deploy: {os.path.basename(path)}: {count} objects follow cicada's rules", file=sys.stderr)
+    elif mode == "compose":
+        count = check_compose(paths[0], paths[1])
+        print(f"validate-deploy: {paths[0]}: {count} services, start order by healthchecks", file=sys.stderr)
+    else:
+        sys.exit(f"unknown mode {mode}")
+    for e in errors:
+        print(f"validate-deploy: {e}", file=sys.stderr)
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
