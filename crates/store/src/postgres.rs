@@ -13,9 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
-use crate::convert::{
-    self, CountsRow, RUN_COLUMNS, RunRow, TotalsBuilder, counts_from_row, from_db, to_db,
-};
+use crate::convert::{self, RUN_COLUMNS, RunRow, TotalsBuilder, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,

@@ -6,15 +6,15 @@
 macro_rules! shared_reads {
     ($store:ty) => {
         impl $store {
-            pub(crate) async fn read_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-                let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
-                let row: Option<RunRow> = sqlx::query_as(AssertSqlSafe(sql))
+            pub(crate) async fn read_run(&self, run_id: &str) -> Result<Option<$crate::RunRecord>, $crate::StoreError> {
+                let sql = format!("SELECT {} FROM runs WHERE id = $1", $crate::convert::RUN_COLUMNS);
+                let row: Option<$crate::convert::RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(run_id)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(convert::run_from_row).transpose()
+                row.map($crate::convert::run_from_row).transpose()
             }
-            pub(crate) async fn read_endpoints(&self, run_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+            pub(crate) async fn read_endpoints(&self, run_id: &str) -> Result<Vec<$crate::Endpoint>, $crate::StoreError> {
                 let rows: Vec<(i32, String, String)> = sqlx::query_as(
                     "SELECT idx, method, name FROM run_endpoints WHERE run_id = $1 ORDER BY idx",
                 )
@@ -23,14 +23,14 @@ macro_rules! shared_reads {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(index, method, name)| Endpoint {
+                    .map(|(index, method, name)| $crate::Endpoint {
                         index: index as u32,
                         method,
                         name,
                     })
                     .collect())
             }
-            pub(crate) async fn read_summaries(&self, run_id: &str) -> Result<Vec<EndpointTotals>, StoreError> {
+            pub(crate) async fn read_summaries(&self, run_id: &str) -> Result<Vec<$crate::EndpointTotals>, $crate::StoreError> {
                 let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
                     "SELECT endpoint, requests, failures, cancelled, bytes, histogram
                      FROM run_summaries WHERE run_id = $1 ORDER BY endpoint",
@@ -41,11 +41,11 @@ macro_rules! shared_reads {
                 rows.into_iter()
                     .map(
                         |(endpoint, requests, failures, cancelled, bytes, histogram)| {
-                            let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                            Ok(EndpointTotals {
+                            let row: $crate::convert::CountsRow = (requests, failures, cancelled, bytes, histogram);
+                            Ok($crate::EndpointTotals {
                                 endpoint: endpoint as u32,
-                                counts: counts_from_row(&row),
-                                histogram: convert::decode(&row.4)?,
+                                counts: $crate::convert::counts_from_row(&row),
+                                histogram: $crate::convert::decode(&row.4)?,
                             })
                         },
                     )
@@ -55,7 +55,7 @@ macro_rules! shared_reads {
                 &self,
                 run_id: &str,
                 from_second: Option<i64>,
-            ) -> Result<Vec<SecondRow>, StoreError> {
+            ) -> Result<Vec<$crate::SecondRow>, $crate::StoreError> {
                 let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
                     "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram
                      FROM run_seconds WHERE run_id = $1 AND second >= $2 ORDER BY second, endpoint",
@@ -67,12 +67,12 @@ macro_rules! shared_reads {
                 rows.into_iter()
                     .map(
                         |(second, endpoint, requests, failures, cancelled, bytes, histogram)| {
-                            let row: CountsRow = (requests, failures, cancelled, bytes, histogram);
-                            Ok(SecondRow {
+                            let row: $crate::convert::CountsRow = (requests, failures, cancelled, bytes, histogram);
+                            Ok($crate::SecondRow {
                                 second,
                                 endpoint: endpoint as u32,
-                                counts: counts_from_row(&row),
-                                histogram: convert::decode(&row.4)?,
+                                counts: $crate::convert::counts_from_row(&row),
+                                histogram: $crate::convert::decode(&row.4)?,
                             })
                         },
                     )
@@ -82,7 +82,7 @@ macro_rules! shared_reads {
                 &self,
                 run_id: &str,
                 from_second: Option<i64>,
-            ) -> Result<Vec<ActiveUsers>, StoreError> {
+            ) -> Result<Vec<$crate::ActiveUsers>, $crate::StoreError> {
                 let rows: Vec<(i64, i64)> = sqlx::query_as(
                     "SELECT second, active_users FROM run_users
                      WHERE run_id = $1 AND second >= $2 ORDER BY second",
@@ -93,13 +93,13 @@ macro_rules! shared_reads {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(second, users)| ActiveUsers {
+                    .map(|(second, users)| $crate::ActiveUsers {
                         second,
-                        users: from_db(users),
+                        users: $crate::convert::from_db(users),
                     })
                     .collect())
             }
-            pub(crate) async fn read_failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError> {
+            pub(crate) async fn read_failures(&self, run_id: &str) -> Result<Vec<$crate::FailureRecord>, $crate::StoreError> {
                 let rows: Vec<(i32, String, i64, String)> = sqlx::query_as(
                     "SELECT endpoint, kind, count, last_message FROM run_failures
                      WHERE run_id = $1 ORDER BY endpoint, kind",
@@ -109,15 +109,15 @@ macro_rules! shared_reads {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(endpoint, kind, count, last_message)| FailureRecord {
+                    .map(|(endpoint, kind, count, last_message)| $crate::FailureRecord {
                         endpoint: endpoint as u32,
                         kind,
-                        count: from_db(count),
+                        count: $crate::convert::from_db(count),
                         last_message,
                     })
                     .collect())
             }
-            pub(crate) async fn read_watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError> {
+            pub(crate) async fn read_watermarks(&self, run_id: &str) -> Result<Vec<$crate::Watermark>, $crate::StoreError> {
                 let rows: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT worker_id, seq FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",
                 )
@@ -126,9 +126,9 @@ macro_rules! shared_reads {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(worker_id, seq)| Watermark {
+                    .map(|(worker_id, seq)| $crate::Watermark {
                         worker_id,
-                        seq: from_db(seq),
+                        seq: $crate::convert::from_db(seq),
                     })
                     .collect())
             }

@@ -17,9 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
-use crate::convert::{
-    self, CountsRow, RUN_COLUMNS, RunRow, TotalsBuilder, counts_from_row, from_db, to_db,
-};
+use crate::convert::{self, RUN_COLUMNS, RunRow, TotalsBuilder, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,

@@ -70,7 +70,7 @@ impl LocalCluster {
             let mut config = cicada_worker::WorkerConfig::new(controller_url.clone());
             config.worker_id = format!("local-{index}");
             config.cores = 1;
-            config.threads = 1;
+            config.engine.threads = 1;
             tasks.push((
                 "worker",
                 tokio::spawn(cicada_worker::run(config, shutdown_signal(receiver.clone()))),
