@@ -13,9 +13,10 @@
 #   BENCH_CONNECTIONS=64           connections (cicada: users)
 #   BENCH_GENERATORS="wrk oha cicada"  which generators, in order
 #   BENCH_LOCUST=1                 also run Locust (FastHttpUser), installed in a venv
-#   BENCH_PORT=18080               target port on 127.0.0.1
+#   BENCH_PORT=38080               target port on 127.0.0.1
 #   BENCH_TARGET_CORE=1 BENCH_GEN_CORE=0   CPU pinning
 #   BENCH_WRK_THREADS=1            wrk threads
+#   BENCH_PRIORITY=nice|rt|normal  scheduling of target and generators (see lib/common.sh)
 #   BENCH_RESULTS=bench/results    where result folders go
 #   BENCH_COLLECTOR_ARGS / BENCH_CONTROLLER_ARGS / BENCH_WORKER_ARGS
 #                                  replace the cicada services' default flags
@@ -29,7 +30,7 @@ BENCH_TARGET=${BENCH_TARGET:-nginx}
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-1}
-TARGET_PORT=${BENCH_PORT:-18080}
+TARGET_PORT=${BENCH_PORT:-38080}
 TARGET_CORE=${BENCH_TARGET_CORE:-1}
 GEN_CORE=${BENCH_GEN_CORE:-0}
 default_generators="wrk oha cicada"

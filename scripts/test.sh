@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, conformance (Postgres and SQLite) and
 # end-to-end tests. Starts PostgreSQL if it is down.
+#
+# The end-to-end tests (services/cli/tests) generate real load and measure
+# latency, so they run after everything else, one at a time: on a 2-core
+# machine a parallel compile or test would show up as queueing in their
+# latency checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,9 +13,11 @@ url=$(scripts/ensure-postgres.sh)
 export DATABASE_URL="${DATABASE_URL:-$url}"
 echo "test: DATABASE_URL=$DATABASE_URL" >&2
 
+e2e='package(cicada-cli) & kind(test)'
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+  cargo nextest run --workspace --all-targets --no-fail-fast -E "not ($e2e)" "$@"
+  cargo nextest run --workspace --all-targets --no-fail-fast -E "$e2e" --test-threads 1 "$@"
   cargo test --workspace --doc
 else
-  cargo test --workspace --all-targets --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@" -- --test-threads 1
 fi

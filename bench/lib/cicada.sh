@@ -17,7 +17,7 @@ build_cicada() {
 start_on_core() {
     local core=$1 logfile=$2
     shift 2
-    RUST_LOG=${BENCH_CICADA_LOG:-warn} taskset -c "$core" "$@" >"$logfile" 2>&1 &
+    RUST_LOG=${BENCH_CICADA_LOG:-warn} taskset -c "$core" "${PRIO[@]}" "$@" >"$logfile" 2>&1 &
     STARTED=$!
     remember_pid "$STARTED"
 }
@@ -37,7 +37,7 @@ wait_worker_registered() {
 
 run_cicada() {
     build_cicada || return 1
-    local collector_port=${BENCH_COLLECTOR_PORT:-17001} controller_port=${BENCH_CONTROLLER_PORT:-17000}
+    local collector_port=${BENCH_COLLECTOR_PORT:-37001} controller_port=${BENCH_CONTROLLER_PORT:-37000}
     if ! port_free "$collector_port" || ! port_free "$controller_port"; then
         log "cicada ports $collector_port/$controller_port are in use"
         return 1

@@ -16,7 +16,7 @@ gen_timeout() { echo $((BENCH_SECONDS + 60)); }
 # CPU and memory results from what time(1) reports.
 timed_on_gen_core() {
     local tf=$RUN_DIR/$GEN.time
-    taskset -c "$GEN_CORE" /usr/bin/time -f "%e %U %S %M" -o "$tf" \
+    taskset -c "$GEN_CORE" "${PRIO[@]}" /usr/bin/time -f "%e %U %S %M" -o "$tf" \
         timeout "$(gen_timeout)" "$@" || return 1
     read -r _ G_USER_S G_SYS_S G_RSS_KB <"$tf" || return 1
 }

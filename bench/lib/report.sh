@@ -49,14 +49,14 @@ write_results() {
     local files=() g
     for g in "${GENERATORS[@]}"; do files+=("$RUN_DIR/$g.result.json"); done
     jq -s --argjson machine "$machine" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        --argjson target_core "$TARGET_CORE" --argjson gen_core "$GEN_CORE" \
-        '{date: $date, machine: $machine, target_core: $target_core, generator_core: $gen_core, results: .}' \
-        "${files[@]}" >"$RUN_DIR/results.json"
+        --argjson target_core "$TARGET_CORE" --argjson gen_core "$GEN_CORE" --arg priority "${PRIO[*]:-normal}" \
+        '{date: $date, machine: $machine, target_core: $target_core, generator_core: $gen_core,
+          priority: $priority, results: .}' "${files[@]}" >"$RUN_DIR/results.json"
 }
 
 print_table() {
-    printf '\ntarget: %s (core %s); generators on core %s; %s connections; %s s each\n\n' \
-        "${TARGET_VERSION:-$BENCH_TARGET}" "$TARGET_CORE" "$GEN_CORE" "$BENCH_CONNECTIONS" "$BENCH_SECONDS"
+    printf '\ntarget: %s (core %s); generators on core %s; %s connections; %s s each; priority: %s\n\n' \
+        "${TARGET_VERSION:-$BENCH_TARGET}" "$TARGET_CORE" "$GEN_CORE" "$BENCH_CONNECTIONS" "$BENCH_SECONDS" "${PRIO[*]:-normal}"
     jq -r '.results[] | [
         .version, .status,
         (.requests_per_s // "-"), (.cpu_s // "-"), (.requests_per_cpu_s // "-"),

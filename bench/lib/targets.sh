@@ -34,7 +34,7 @@ http {
     }
 }
 EOF
-    taskset -c "$TARGET_CORE" nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
+    taskset -c "$TARGET_CORE" "${PRIO[@]}" nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
         >"$dir/logs/stdout.log" 2>&1 &
     TARGET_PID=$!
     remember_pid "$TARGET_PID"
@@ -48,7 +48,7 @@ start_sample_target() {
     (cd "$REPO" && cargo build --release -q -p cicada-sample-target) ||
         die "failed to build cicada-sample-target"
     local bin=$REPO/target/release/cicada-sample-target
-    RUST_LOG=warn taskset -c "$TARGET_CORE" "$bin" --listen "127.0.0.1:$TARGET_PORT" --threads 1 \
+    RUST_LOG=warn taskset -c "$TARGET_CORE" "${PRIO[@]}" "$bin" --listen "127.0.0.1:$TARGET_PORT" --threads 1 \
         >"$WORK_DIR/sample-target.log" 2>&1 &
     TARGET_PID=$!
     remember_pid "$TARGET_PID"

@@ -103,7 +103,8 @@ async fn weighted_reads_conserve_on_postgres() {
 }
 
 /// With 20 ms injected latency the stored median is 20 ms (within 2 ms), and
-/// the IoT scenario's login/metrics mix reaches the target.
+/// the IoT scenario's login/metrics mix reaches the target. Few users, so the
+/// two cores are not saturated: a saturated generator measures its own queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_latency_shows_in_the_median() {
     let db = TestDatabase::sqlite().unwrap();
@@ -116,7 +117,7 @@ async fn injected_latency_shows_in_the_median() {
         "examples/iot-device.yaml",
         &target,
         db.url(),
-        &["-u", "50", "-r", "100", "-t", "4s"],
+        &["-u", "10", "-r", "100", "-t", "4s"],
     )
     .await;
     let total = &summary["total"];
@@ -126,8 +127,7 @@ async fn injected_latency_shows_in_the_median() {
     let served = target_stats(&target.url).await;
     let recorded = total["requests"].as_u64().unwrap() + total["cancelled"].as_u64().unwrap();
     assert_eq!(served["total"].as_u64().unwrap(), recorded);
-    // Every user logs in at least once on start? No: login is a weighted task
-    // (1 in 1000) as in the reference script; metrics dominate.
+    // As in the reference script, login is a weighted task (1 in 1000).
     assert!(served["paths"]["POST /metrics"].as_u64().unwrap() > 0);
 }
 

@@ -15,6 +15,8 @@ use crate::stats::{self, StatsInput};
 
 /// How often `FinishRun` re-reads the watermarks while waiting for deltas.
 const FINISH_POLL: Duration = Duration::from_millis(20);
+/// Upper bound on `FinishRun.wait_ms`, whatever the caller asks for.
+const MAX_FINISH_WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -123,7 +125,7 @@ impl CollectorService {
             .wait_for_workers(
                 run_id,
                 &request.workers,
-                Duration::from_millis(request.wait_ms),
+                Duration::from_millis(request.wait_ms).min(MAX_FINISH_WAIT),
             )
             .await?;
         let finish = RunFinish {

@@ -19,6 +19,7 @@
 
 mod chance;
 pub mod config;
+mod delay;
 pub mod error;
 mod form;
 pub mod latency;

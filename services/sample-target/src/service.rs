@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use crate::chance;
 use crate::config::{RoutePlan, TargetConfig};
+use crate::delay::DelayQueue;
 use crate::form;
 use crate::route::Route;
 use crate::stats::{Outcome, Stats};
@@ -30,6 +31,8 @@ pub(crate) struct State {
     seed: u64,
     /// Sequence number of the next counted request, the key of its decisions.
     next: AtomicU64,
+    /// Precise sleeps for the injected latency.
+    delays: DelayQueue,
 }
 
 impl State {
@@ -39,6 +42,7 @@ impl State {
             plans: config.plans(),
             seed: config.seed,
             next: AtomicU64::new(0),
+            delays: DelayQueue::new(),
         }
     }
 }
@@ -106,7 +110,7 @@ async fn serve(state: &State, route: Route, req: Request<Incoming>) -> Response<
         Bytes::new()
     };
     if !plan.latency.is_none() {
-        tokio::time::sleep(plan.latency.sample(state.seed, n)).await;
+        state.delays.sleep(plan.latency.sample(state.seed, n)).await;
     }
     if plan.fails(state.seed, n) {
         in_flight.finish(route, Outcome::Error);
