@@ -123,7 +123,11 @@ impl LatencyHistogram {
 
     /// Mean of the recorded values in microseconds; 0 when empty.
     pub fn mean_us(&self) -> f64 {
-        if self.is_empty() { 0.0 } else { self.inner.mean() }
+        if self.is_empty() {
+            0.0
+        } else {
+            self.inner.mean()
+        }
     }
 
     /// Serializes to the HdrHistogram V2 + DEFLATE format (portable across

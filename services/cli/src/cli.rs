@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cicada", version, about = "Distributed load testing with exact numbers")]
+#[command(
+    name = "cicada",
+    version,
+    about = "Distributed load testing with exact numbers"
+)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -76,7 +80,11 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
     /// The controller's gRPC address.
-    #[arg(long, env = "CICADA_CONTROLLER", default_value = "http://127.0.0.1:7000")]
+    #[arg(
+        long,
+        env = "CICADA_CONTROLLER",
+        default_value = "http://127.0.0.1:7000"
+    )]
     pub controller: String,
 }
 
@@ -151,8 +159,19 @@ mod tests {
     #[test]
     fn locust_style_flags() {
         let cli = Cli::try_parse_from([
-            "cicada", "run", "s.yaml", "-H", "http://127.0.0.1:8080", "-u", "200", "-r", "50",
-            "-t", "30s", "--workers", "2",
+            "cicada",
+            "run",
+            "s.yaml",
+            "-H",
+            "http://127.0.0.1:8080",
+            "-u",
+            "200",
+            "-r",
+            "50",
+            "-t",
+            "30s",
+            "--workers",
+            "2",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {

@@ -38,7 +38,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .context("failed to list workers")?
                 .into_inner()
                 .workers;
-            println!("{:<28} {:>5} {:>7} {:>9} {:>6} {:>10}  run", "worker", "cores", "users", "in-flight", "cpu%", "rss MiB");
+            println!(
+                "{:<28} {:>5} {:>7} {:>9} {:>6} {:>10}  run",
+                "worker", "cores", "users", "in-flight", "cpu%", "rss MiB"
+            );
             for w in &workers {
                 println!(
                     "{:<28} {:>5} {:>7} {:>9} {:>6.1} {:>10.1}  {}",

@@ -21,7 +21,9 @@ pub struct LocalCluster {
 }
 
 /// A future that resolves once `shutdown` flips to true.
-fn shutdown_signal(mut receiver: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+fn shutdown_signal(
+    mut receiver: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
     async move {
         let _ = receiver.wait_for(|stop| *stop).await;
     }
@@ -73,7 +75,10 @@ impl LocalCluster {
             config.engine.threads = 1;
             tasks.push((
                 "worker",
-                tokio::spawn(cicada_worker::run(config, shutdown_signal(receiver.clone()))),
+                tokio::spawn(cicada_worker::run(
+                    config,
+                    shutdown_signal(receiver.clone()),
+                )),
             ));
         }
 

@@ -248,7 +248,10 @@ mod tests {
         assert!(lines[4].contains("/metrics"), "{table}");
         assert!(lines[6].contains("Aggregated"), "{table}");
         assert!(lines[6].contains("10000"), "{table}");
-        assert!(table.contains("status 500: 500 Internal Server Error"), "{table}");
+        assert!(
+            table.contains("status 500: 500 Internal Server Error"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -263,7 +266,10 @@ mod tests {
             "p99_ms", "p999_ms", "max_ms",
         ] {
             assert!(json["total"].get(key).is_some(), "total.{key} missing");
-            assert!(json["endpoints"][0].get(key).is_some(), "endpoint {key} missing");
+            assert!(
+                json["endpoints"][0].get(key).is_some(),
+                "endpoint {key} missing"
+            );
         }
         assert_eq!(json["total"]["requests"], 10_000);
     }

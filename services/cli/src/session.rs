@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cicada_proto::v1::controller_client::ControllerClient;
-use cicada_proto::v1::{
-    RunProgress, RunState, StartRunRequest, StopRunRequest, WatchRunRequest,
-};
+use cicada_proto::v1::{RunProgress, RunState, StartRunRequest, StopRunRequest, WatchRunRequest};
 use tonic::transport::Channel;
 
 use crate::cli::LoadArgs;

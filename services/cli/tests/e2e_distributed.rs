@@ -13,8 +13,11 @@ use support::*;
 async fn wait_for_workers(controller: &str, expected: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let (code, stdout, _) =
-            run_cicada(&["workers", "--controller", controller], Duration::from_secs(30)).await;
+        let (code, stdout, _) = run_cicada(
+            &["workers", "--controller", controller],
+            Duration::from_secs(30),
+        )
+        .await;
         let connected = stdout.lines().filter(|l| l.starts_with("worker-")).count();
         if code == 0 && connected >= expected {
             return;
@@ -41,13 +44,23 @@ async fn separate_processes_conserve_on_postgres() {
     let controller = format!("http://{controller_addr}");
     let _controller = spawn(
         "cicada-controller",
-        &["--listen", &controller_addr, "--collector", &format!("http://{collector_addr}")],
+        &[
+            "--listen",
+            &controller_addr,
+            "--collector",
+            &format!("http://{collector_addr}"),
+        ],
     );
     let _workers: Vec<Process> = (0..2)
         .map(|i| {
             spawn(
                 "cicada-worker",
-                &["--controller", &controller, "--worker-id", &format!("worker-{i}")],
+                &[
+                    "--controller",
+                    &controller,
+                    "--worker-id",
+                    &format!("worker-{i}"),
+                ],
             )
         })
         .collect();
@@ -89,5 +102,8 @@ async fn separate_processes_conserve_on_postgres() {
 
     let stored = stored_run(db.url(), summary["run_id"].as_str().unwrap()).await;
     assert_eq!(stored.seconds_total, stored.summary_total);
-    assert_eq!(stored.summary_total.requests + stored.summary_total.cancelled, served);
+    assert_eq!(
+        stored.summary_total.requests + stored.summary_total.cancelled,
+        served
+    );
 }

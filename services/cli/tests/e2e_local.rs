@@ -37,7 +37,10 @@ async fn cicada_run(
     args.extend_from_slice(extra);
     let (code, stdout, stderr) = run_cicada(&args, RUN_TIMEOUT).await;
     assert_eq!(code, 0, "cicada run failed: {stderr}");
-    assert!(stdout.contains("Aggregated"), "final table missing: {stdout}");
+    assert!(
+        stdout.contains("Aggregated"),
+        "final table missing: {stdout}"
+    );
     assert!(stderr.contains("req/s"), "no live progress line: {stderr}");
     serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap()
 }
@@ -58,14 +61,27 @@ async fn weighted_reads_conserve(database_url: &str) {
     let served = target_stats(&target.url).await;
     let total = &summary["total"];
     let recorded = total["requests"].as_u64().unwrap() + total["cancelled"].as_u64().unwrap();
-    assert_eq!(served["total"].as_u64().unwrap(), recorded, "target served != recorded");
-    assert!(recorded >= 10_000, "too few requests for the split check: {recorded}");
+    assert_eq!(
+        served["total"].as_u64().unwrap(),
+        recorded,
+        "target served != recorded"
+    );
+    assert!(
+        recorded >= 10_000,
+        "too few requests for the split check: {recorded}"
+    );
     assert_eq!(total["failures"].as_u64().unwrap(), 0);
 
     let run_id = summary["run_id"].as_str().unwrap();
     let stored = stored_run(database_url, run_id).await;
-    assert_eq!(stored.seconds_total.requests, total["requests"].as_u64().unwrap());
-    assert_eq!(stored.seconds_total, stored.summary_total, "seconds != summaries");
+    assert_eq!(
+        stored.seconds_total.requests,
+        total["requests"].as_u64().unwrap()
+    );
+    assert_eq!(
+        stored.seconds_total, stored.summary_total,
+        "seconds != summaries"
+    );
     assert_eq!(
         stored.summary_total.requests + stored.summary_total.cancelled,
         recorded
@@ -81,12 +97,21 @@ async fn weighted_reads_conserve(database_url: &str) {
             endpoint_counts.requests + endpoint_counts.cancelled,
             "{key}"
         );
-        assert_eq!(histogram.len(), endpoint_counts.requests, "{key}: histogram count");
+        assert_eq!(
+            histogram.len(),
+            endpoint_counts.requests,
+            "{key}: histogram count"
+        );
         counts.push((name.as_str(), endpoint_counts.requests));
     }
     assert_split(
         &counts,
-        &[("/Test/V1", 60), ("/Test/V2", 1), ("/Test/V3", 14), ("/Test/V4", 5)],
+        &[
+            ("/Test/V1", 60),
+            ("/Test/V2", 1),
+            ("/Test/V3", 14),
+            ("/Test/V4", 5),
+        ],
     );
 }
 
@@ -135,13 +160,43 @@ async fn injected_latency_shows_in_the_median() {
 async fn a_bad_scenario_fails_with_its_location_before_starting() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "name: bad\nusers:\n  - name: u\n    tasks: []\n    wiat: 1s\n").unwrap();
+    std::fs::write(
+        &path,
+        "name: bad\nusers:\n  - name: u\n    tasks: []\n    wiat: 1s\n",
+    )
+    .unwrap();
     let (code, _stdout, stderr) = run_cicada(
-        &["run", path.to_str().unwrap(), "--host", "http://127.0.0.1:9", "-t", "1s"],
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--host",
+            "http://127.0.0.1:9",
+            "-t",
+            "1s",
+        ],
         Duration::from_secs(30),
     )
     .await;
     assert_eq!(code, 1);
     assert!(stderr.contains("bad.yaml:"), "{stderr}");
     assert!(stderr.contains("wiat"), "{stderr}");
+}
+
+#[tokio::test]
+async fn validate_prints_the_endpoints() {
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let (code, stdout, _) = run_cicada(
+        &["validate", scenario.to_str().unwrap()],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0);
+    for endpoint in [
+        "GET /Test/V1",
+        "GET /Test/V2",
+        "GET /Test/V3",
+        "GET /Test/V4",
+    ] {
+        assert!(stdout.contains(endpoint), "{stdout}");
+    }
 }

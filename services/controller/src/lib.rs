@@ -79,6 +79,25 @@ impl ControllerConfig {
     }
 }
 
+impl ControllerConfig {
+    /// Checks the settings (call before binding a port).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        grpc_endpoint(&self.collector_url).map(|_| ())
+    }
+}
+
+/// Parses an `http://` or `https://` URL with a host into a tonic endpoint.
+fn grpc_endpoint(url: &str) -> anyhow::Result<Endpoint> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("invalid collector url {url:?}"))?;
+    let uri = endpoint.uri();
+    anyhow::ensure!(
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
+        "invalid collector url {url:?}: expected http://HOST:PORT or https://HOST:PORT"
+    );
+    Ok(endpoint)
+}
+
 /// State shared by every RPC and background task.
 pub(crate) struct Shared {
     pub(crate) config: ControllerConfig,
@@ -96,9 +115,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let endpoint = Endpoint::from_shared(config.collector_url.clone())
-        .with_context(|| format!("invalid collector url {:?}", config.collector_url))?
-        .connect_timeout(Duration::from_secs(5));
+    let endpoint = grpc_endpoint(&config.collector_url)?.connect_timeout(Duration::from_secs(5));
     // Lazy: the controller starts (and takes its workers back) even while
     // the collector is down; only runs need it.
     let collector = CollectorClient::new(endpoint.connect_lazy());
@@ -142,4 +159,26 @@ pub async fn run(
 /// Resolves once the shutdown flag is set (or its sender is gone).
 pub(crate) async fn shut_down(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|&down| down).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_the_collector_url() {
+        assert!(
+            ControllerConfig::new("http://127.0.0.1:7001")
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            ControllerConfig::new("https://collector:443")
+                .validate()
+                .is_ok()
+        );
+        for bad in ["bad", "127.0.0.1:7001", "ftp://host", ""] {
+            assert!(ControllerConfig::new(bad).validate().is_err(), "{bad}");
+        }
+    }
 }

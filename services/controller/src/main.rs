@@ -26,13 +26,12 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    // Validate before binding: a bad URL should not hold a port.
-    tonic::transport::Endpoint::from_shared(args.collector.clone())
-        .with_context(|| format!("invalid --collector url {:?}", args.collector))?;
+    let config = ControllerConfig::new(args.collector);
+    // Validate before binding: bad flags should not hold a port.
+    config.validate().context("bad --collector")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;
-    let config = ControllerConfig::new(args.collector);
     cicada_controller::run(config, listener, shutdown_signal()).await
 }
 

@@ -69,7 +69,11 @@ impl DelayQueue {
         }
         let (wake, woken) = oneshot::channel();
         {
-            let mut guard = self.queue.heap.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = self
+                .queue
+                .heap
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let (heap, next_id) = &mut *guard;
             *next_id += 1;
             heap.push(Reverse(Pending {

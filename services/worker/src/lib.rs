@@ -70,6 +70,23 @@ impl WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let url = &self.controller_url;
+        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .with_context(|| format!("invalid controller url {url:?}"))?;
+        let uri = endpoint.uri();
+        anyhow::ensure!(
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
+            "invalid controller url {url:?}: expected http://HOST:PORT or https://HOST:PORT"
+        );
+        anyhow::ensure!(!self.worker_id.is_empty(), "worker id must not be empty");
+        anyhow::ensure!(self.cores > 0, "cores must be at least 1");
+        Ok(())
+    }
+}
+
 /// The host name (from the kernel; `localhost` when unknown).
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -99,9 +116,7 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tonic::transport::Endpoint::from_shared(config.controller_url.clone())
-        .with_context(|| format!("invalid controller url {:?}", config.controller_url))?;
-    anyhow::ensure!(!config.worker_id.is_empty(), "worker id must not be empty");
+    config.validate()?;
     let grace = config.default_stop_grace;
     let flush = config.flush_timeout;
     let node = state::Node::new(config);
@@ -114,4 +129,28 @@ pub async fn run(
     let _ = closing_tx.send(true);
     sessions.await.context("session task failed")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let config = WorkerConfig::new("http://127.0.0.1:7000");
+        assert!(config.validate().is_ok());
+        assert!(config.worker_id.starts_with(&config.hostname));
+        assert!(config.cores >= 1);
+        assert_ne!(
+            default_worker_id("h"),
+            default_worker_id("h"),
+            "ids differ between processes on one host"
+        );
+        for bad in ["bad", "127.0.0.1:7000", "ftp://x"] {
+            assert!(WorkerConfig::new(bad).validate().is_err(), "{bad}");
+        }
+        let mut no_cores = config.clone();
+        no_cores.cores = 0;
+        assert!(no_cores.validate().is_err());
+    }
 }

@@ -30,20 +30,17 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    tonic::transport::Endpoint::from_shared(args.controller.clone())
-        .with_context(|| format!("invalid --controller url {:?}", args.controller))?;
     let mut config = WorkerConfig::new(args.controller);
     if let Some(worker_id) = args.worker_id {
-        anyhow::ensure!(!worker_id.is_empty(), "--worker-id must not be empty");
         config.worker_id = worker_id;
     }
     if let Some(cores) = args.cores {
-        anyhow::ensure!(cores > 0, "--cores must be at least 1");
         config.cores = cores;
     }
     if let Some(threads) = args.threads {
         config.engine.threads = threads;
     }
+    config.validate().context("bad flags")?;
     cicada_worker::run(config, shutdown_signal()).await
 }
 

@@ -18,7 +18,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut client = session::connect(&cluster.controller_url).await?;
         let (run_id, workers) =
             session::start(&mut client, session::start_request(&args.load, yaml)).await?;
-        eprintln!("run {run_id} started on {workers} local workers; stored in {}", args.database_url);
+        eprintln!(
+            "run {run_id} started on {workers} local workers; stored in {}",
+            args.database_url
+        );
         session::follow(&mut client, &run_id).await
     }
     .await;

@@ -11,17 +11,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let yaml = std::fs::read_to_string(&args.scenario)
         .with_context(|| format!("failed to read scenario file {path}"))?;
     let scenario = cicada_scenario::Scenario::parse(&path, &yaml)?;
-    println!("{path}: ok — scenario {:?}", scenario.name());
-    if let Some(host) = scenario.host() {
-        println!("  host: {host}");
-    }
-    println!("  user classes:");
-    for class in scenario.user_classes() {
-        println!("    {} (weight {})", class.name, class.weight);
-    }
-    println!("  endpoints:");
-    for endpoint in scenario.endpoints() {
-        println!("    {} {}", endpoint.method, endpoint.name);
-    }
+    println!("{path}: ok");
+    print!("{}", scenario.summary());
     Ok(ExitCode::SUCCESS)
 }
