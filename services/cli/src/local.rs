@@ -21,12 +21,8 @@ pub struct LocalCluster {
 }
 
 /// A future that resolves once `shutdown` flips to true.
-fn shutdown_signal(
-    mut receiver: watch::Receiver<bool>,
-) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = receiver.wait_for(|stop| *stop).await;
-    }
+async fn shutdown_signal(mut receiver: watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|stop| *stop).await;
 }
 
 async fn bind_loopback(what: &str) -> anyhow::Result<(TcpListener, String)> {
