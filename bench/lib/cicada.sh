@@ -22,12 +22,13 @@ start_on_core() {
     remember_pid "$STARTED"
 }
 
-# Polls `cicada workers` until it lists a worker (bounded).
+# Polls `cicada workers` (a header line, then one line per worker on stdout)
+# until it lists a worker (bounded).
 wait_worker_registered() {
     local out
     for _ in $(seq 1 100); do
         if out=$("$CICADA_BIN/cicada" workers --controller "$CONTROLLER_URL" 2>/dev/null) &&
-            [[ -n $out ]] && ! grep -qi 'no workers' <<<"$out"; then
+            (($(wc -l <<<"$out") >= 2)); then
             return 0
         fi
         sleep 0.2
@@ -73,14 +74,10 @@ run_cicada() {
     G_OVERHEAD_CPU_S=$(awk -v a="$(cpu_seconds "$collector")" -v b="$(cpu_seconds "$controller")" \
         -v before="$overhead_before" 'BEGIN { printf "%.2f", a + b - before }')
 
-    # The summary's exact schema belongs to the CLI; accept the likely shapes.
-    G_REQUESTS=$(jq '[.total.requests, .totals.requests, .summary.requests, .requests,
-        ([.. | objects | .requests? | numbers] | max)] | map(select(. != null)) | first // empty' "$summary") || return 1
-    G_ERRORS=$(jq '[.total.failures, .totals.failures, .summary.failures, .failures, 0]
-        | map(select(. != null)) | first' "$summary") || return 1
-    G_ELAPSED=$(jq --arg d "$BENCH_SECONDS" '[.duration_s, .total.duration_s, .elapsed_s,
-        (.duration_ms // empty | . / 1000), ($d | tonumber)] | map(select(. != null)) | first' "$summary") || return 1
-    [[ -n $G_REQUESTS ]] || { log "no request count in $summary"; return 1; }
+    # The --summary-json schema (README): total.requests, total.failures, duration_s.
+    G_REQUESTS=$(jq -e '.total.requests' "$summary") || { log "no total.requests in $summary"; return 1; }
+    G_ERRORS=$(jq -e '.total.failures' "$summary") || return 1
+    G_ELAPSED=$(jq -e '.duration_s' "$summary") || return 1
     G_VERSION="cicada $("$CICADA_BIN/cicada" --version | awk '{ print $2 }')"
 
     stop_pid "$worker"

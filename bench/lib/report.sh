@@ -57,20 +57,23 @@ write_results() {
 print_table() {
     printf '\ntarget: %s (core %s); generators on core %s; %s connections; %s s each; priority: %s\n\n' \
         "${TARGET_VERSION:-$BENCH_TARGET}" "$TARGET_CORE" "$GEN_CORE" "$BENCH_CONNECTIONS" "$BENCH_SECONDS" "${PRIO[*]:-normal}"
-    jq -r '.results[] | [
+    # "vs wrk": requests per CPU-second relative to wrk's in the same run.
+    jq -r '([.results[] | select(.generator == "wrk") | .requests_per_cpu_s] | first) as $wrk
+      | .results[] | [
         .version, .status,
         (.requests_per_s // "-"), (.cpu_s // "-"), (.requests_per_cpu_s // "-"),
+        (if $wrk and .requests_per_cpu_s then .requests_per_cpu_s / $wrk else "-" end),
         (if .max_rss_kb then .max_rss_kb / 1024 else "-" end),
         (.errors // "-"), (.target_cpu_s // "-"), (.target_served // "-"), (.other_cpu_s // "-")
       ] | @tsv' "$RUN_DIR/results.json" |
         awk -F'\t' '
         function n(x, f) { return x == "-" ? "-" : sprintf(f, x) }
         BEGIN {
-            printf "%-22s %-7s %12s %8s %14s %9s %8s %11s %13s %10s\n", "generator", "status",
-                "requests/s", "CPU s", "req/CPU-s", "RSS MiB", "errors", "target CPU", "target served", "other CPU"
+            printf "%-22s %-7s %12s %8s %14s %7s %9s %8s %11s %13s %10s\n", "generator", "status",
+                "requests/s", "CPU s", "req/CPU-s", "vs wrk", "RSS MiB", "errors", "target CPU", "target served", "other CPU"
         }
         {
-            printf "%-22s %-7s %12s %8s %14s %9s %8s %11s %13s %10s\n", $1, $2, n($3, "%.0f"),
-                n($4, "%.2f"), n($5, "%.0f"), n($6, "%.1f"), $7, n($8, "%.2f"), $9, n($10, "%.2f")
+            printf "%-22s %-7s %12s %8s %14s %7s %9s %8s %11s %13s %10s\n", $1, $2, n($3, "%.0f"),
+                n($4, "%.2f"), n($5, "%.0f"), n($6, "%.2fx"), n($7, "%.1f"), $8, n($9, "%.2f"), $10, n($11, "%.2f")
         }'
 }
