@@ -5,14 +5,15 @@ mod step;
 
 use std::time::Duration;
 
-use crate::model::{EndpointDef, Task, UserClass, UserClassInfo, Wait};
+use crate::model::{EndpointDef, Task, Timeouts, UserClass, UserClassInfo, Wait};
 use crate::node::{Kind, Node};
 use crate::template::{BUILTINS, Template};
 use crate::{Scenario, ScenarioError};
 
 use fields::Fields;
 
-const TOP_KEYS: &[&str] = &["name", "host", "users"];
+const TOP_KEYS: &[&str] = &["name", "host", "timeouts", "users"];
+const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &["name", "weight", "wait", "variables", "on_start", "tasks"];
 const TASK_KEYS: &[&str] = &["weight", "request", "steps"];
 const WAIT_KINDS: &str = "none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}";
@@ -53,6 +54,10 @@ impl<'a> Compiler<'a> {
             Some(node) => Some(self.host(node)?),
             None => None,
         };
+        let timeouts = match top.get("timeouts") {
+            Some(node) => self.timeouts(node)?,
+            None => Timeouts::default(),
+        };
         let users = top.required(&self, "users")?;
         let Kind::Seq(items) = &users.kind else {
             return Err(self.wrong_type(users, "users", "a list of user classes"));
@@ -84,6 +89,25 @@ impl<'a> Compiler<'a> {
             user_classes,
             classes,
             endpoints: self.endpoints,
+            timeouts,
+        })
+    }
+
+    fn timeouts(&self, node: &Node) -> Result<Timeouts, ScenarioError> {
+        let fields = Fields::new(self, node, "timeouts", TIMEOUT_KEYS)?;
+        let positive = |key: &str| -> Result<Option<Duration>, ScenarioError> {
+            let Some(node) = fields.get(key) else {
+                return Ok(None);
+            };
+            let duration = self.duration(node)?;
+            if duration.is_zero() {
+                return Err(self.error(node, format!("timeouts.{key} must be more than 0")));
+            }
+            Ok(Some(duration))
+        };
+        Ok(Timeouts {
+            connect: positive("connect")?,
+            request: positive("request")?,
         })
     }
 

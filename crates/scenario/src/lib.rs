@@ -20,7 +20,8 @@ pub mod template;
 use std::fmt::Write as _;
 
 pub use model::{
-    Body, EndpointDef, Expect, Extract, ExtractSource, Step, Task, UserClass, UserClassInfo, Wait,
+    Body, EndpointDef, Expect, Extract, ExtractSource, Step, Task, Timeouts, UserClass,
+    UserClassInfo, Wait,
 };
 pub use template::{JsonTemplate, RenderContext, Segment, Template};
 
@@ -32,6 +33,7 @@ pub struct Scenario {
     user_classes: Vec<UserClassInfo>,
     classes: Vec<UserClass>,
     endpoints: Vec<EndpointDef>,
+    timeouts: Timeouts,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -72,6 +74,12 @@ impl Scenario {
     /// The full user classes, indexed like [`Scenario::user_classes`].
     pub fn classes(&self) -> &[UserClass] {
         &self.classes
+    }
+
+    /// Connect and request timeouts the scenario sets (`timeouts:`); `None`
+    /// leaves the worker's default.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     /// The endpoint table; deltas refer to endpoints by index into it.

@@ -151,3 +151,12 @@ impl Extract {
         }
     }
 }
+
+/// Timeouts for every request of a scenario (`timeouts: {connect, request}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest wait for a TCP connection (and TLS handshake).
+    pub connect: Option<Duration>,
+    /// Longest wait for a complete response, from sending the request.
+    pub request: Option<Duration>,
+}

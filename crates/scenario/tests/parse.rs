@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
-use cicada_scenario::{Body, Expect, ExtractSource, Scenario, Segment, Wait};
+use cicada_scenario::{Body, Expect, ExtractSource, Scenario, Segment, Timeouts, Wait};
 
 fn example(name: &str) -> Scenario {
     let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
     Scenario::parse(&path, &text).unwrap()
+}
+
+fn parse(yaml: &str) -> Scenario {
+    Scenario::parse("x.yaml", yaml).unwrap()
 }
 
 fn error(yaml: &str) -> String {
@@ -202,7 +206,7 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     );
     assert_eq!(
         error("name: x\nrate: 5\nusers: []\n"),
-        "x.yaml:2:1: unknown key \"rate\" in scenario; allowed: name, host, users"
+        "x.yaml:2:1: unknown key \"rate\" in scenario; allowed: name, host, timeouts, users"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(
@@ -308,6 +312,14 @@ fn value_errors_point_at_the_value() {
             "x.yaml:2:8: \"users\" must be a list of user classes, found a mapping",
         ),
         (
+            "name: x\ntimeouts: {request: 0}\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:21: timeouts.request must be more than 0",
+        ),
+        (
+            "name: x\ntimeouts: {read: 1s}\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:12: unknown key \"read\" in timeouts; allowed: connect, request",
+        ),
+        (
             "",
             "x.yaml:1:1: empty scenario; expected a mapping with keys: name, host, users",
         ),
@@ -315,6 +327,20 @@ fn value_errors_point_at_the_value() {
     for (yaml, want) in cases {
         assert_eq!(&error(yaml), want, "for {yaml:?}");
     }
+}
+
+#[test]
+fn timeouts_are_optional_and_parsed() {
+    let yaml = "name: x\nusers:\n  - tasks: [{request: {path: /}}]\n";
+    assert_eq!(parse(yaml).timeouts(), Timeouts::default());
+    let yaml = "name: x\ntimeouts: {connect: 2s, request: 500ms}\nusers:\n  - tasks: [{request: {path: /}}]\n";
+    assert_eq!(
+        parse(yaml).timeouts(),
+        Timeouts {
+            connect: Some(Duration::from_secs(2)),
+            request: Some(Duration::from_millis(500)),
+        }
+    );
 }
 
 #[test]

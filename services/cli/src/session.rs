@@ -66,6 +66,10 @@ pub async fn follow(
     let mut last_print: Option<Instant> = None;
     let mut latest: Option<RunProgress> = None;
     let mut interrupts = 0u32;
+    // One listener for the whole watch, so a Ctrl-C that arrives while the
+    // stop request is in flight is not lost.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("failed to listen for Ctrl-C")?;
     loop {
         tokio::select! {
             message = stream.message() => {
@@ -81,7 +85,7 @@ pub async fn follow(
                     break;
                 }
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 interrupts += 1;
                 if interrupts > 1 {
                     eprintln!("interrupted again: quitting without waiting for the final numbers");

@@ -1,14 +1,32 @@
-//! End to end as separate processes: cicada-collector on Postgres,
-//! cicada-controller, two cicada-worker processes, and `cicada start`, against
-//! a real sample target. Exact conservation between target and store.
+//! End to end as separate processes: cicada-sample-target, cicada-collector
+//! (on Postgres, then on SQLite), cicada-controller, two cicada-worker
+//! processes, and `cicada start`. The invariant: what cicada stored equals
+//! what the target served, exactly, per endpoint.
 
 mod support;
 
 use std::time::Duration;
 
-use cicada_sample_target::TargetConfig;
 use cicada_store::testing::TestDatabase;
 use support::*;
+
+/// The services of a cluster, each its own process; killed on drop.
+struct Cluster {
+    target_url: String,
+    controller_url: String,
+    _processes: Vec<Process>,
+}
+
+async fn wait_for_target(url: &str) {
+    let addr = url.trim_start_matches("http://").to_owned();
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the sample target did not listen on {addr}");
+}
 
 async fn wait_for_workers(controller: &str, expected: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -30,19 +48,20 @@ async fn wait_for_workers(controller: &str, expected: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn separate_processes_conserve_on_postgres() {
-    let db = TestDatabase::postgres().await.unwrap();
-    let target = start_target(TargetConfig::default()).await;
-
+async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
+    let target_url = format!("http://127.0.0.1:{}", free_port());
+    let target = spawn(
+        "cicada-sample-target",
+        &["--listen", target_url.trim_start_matches("http://")],
+    );
     let collector_addr = format!("127.0.0.1:{}", free_port());
-    let _collector = spawn(
+    let collector = spawn(
         "cicada-collector",
-        &["--listen", &collector_addr, "--database-url", db.url()],
+        &["--listen", &collector_addr, "--database-url", database_url],
     );
     let controller_addr = format!("127.0.0.1:{}", free_port());
-    let controller = format!("http://{controller_addr}");
-    let _controller = spawn(
+    let controller_url = format!("http://{controller_addr}");
+    let controller = spawn(
         "cicada-controller",
         &[
             "--listen",
@@ -51,38 +70,49 @@ async fn separate_processes_conserve_on_postgres() {
             &format!("http://{collector_addr}"),
         ],
     );
-    let _workers: Vec<Process> = (0..2)
-        .map(|i| {
-            spawn(
-                "cicada-worker",
-                &[
-                    "--controller",
-                    &controller,
-                    "--worker-id",
-                    &format!("worker-{i}"),
-                ],
-            )
-        })
-        .collect();
-    wait_for_workers(&controller, 2).await;
+    let mut processes = vec![target, collector, controller];
+    for i in 0..workers {
+        processes.push(spawn(
+            "cicada-worker",
+            &[
+                "--controller",
+                &controller_url,
+                "--worker-id",
+                &format!("worker-{i}"),
+            ],
+        ));
+    }
+    wait_for_target(&target_url).await;
+    wait_for_workers(&controller_url, workers).await;
+    Cluster {
+        target_url,
+        controller_url,
+        _processes: processes,
+    }
+}
 
+/// `cicada start` of the weighted-reads scenario on a cluster of separate
+/// processes: exact conservation per endpoint, and the 60:1:14:5 split over
+/// at least 10,000 requests.
+async fn separate_processes_conserve(database_url: &str) {
+    let cluster = start_cluster(database_url, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let summary_path = dir.path().join("summary.json");
-    let scenario = workspace_file("examples/iot-device.yaml");
+    let scenario = workspace_file("examples/weighted-reads.yaml");
     let (code, stdout, stderr) = run_cicada(
         &[
             "start",
             scenario.to_str().unwrap(),
             "--controller",
-            &controller,
+            &cluster.controller_url,
             "--host",
-            &target.url,
+            &cluster.target_url,
             "-u",
-            "40",
+            "20",
             "-r",
-            "40",
+            "100",
             "-t",
-            "5s",
+            "6s",
             "--summary-json",
             summary_path.to_str().unwrap(),
         ],
@@ -91,19 +121,84 @@ async fn separate_processes_conserve_on_postgres() {
     .await;
     assert_eq!(code, 0, "cicada start failed: {stderr}");
     assert!(stdout.contains("Aggregated"), "{stdout}");
+    assert!(stderr.contains("req/s"), "no live progress line: {stderr}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert_eq!(summary["total"]["failures"].as_u64().unwrap(), 0);
+    let counts = assert_conserved(&cluster.target_url, database_url, &summary).await;
+    assert_split(&counts, &WEIGHTED_READS);
+}
 
-    let served = target_stats(&target.url).await["total"].as_u64().unwrap();
-    let total = &summary["total"];
-    let recorded = total["requests"].as_u64().unwrap() + total["cancelled"].as_u64().unwrap();
-    assert_eq!(served, recorded, "target served != recorded");
-    assert!(recorded > 0);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_conserve_on_postgres() {
+    let db = TestDatabase::postgres().await.unwrap();
+    separate_processes_conserve(db.url()).await;
+}
 
-    let stored = stored_run(db.url(), summary["run_id"].as_str().unwrap()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_conserve_on_sqlite() {
+    let db = TestDatabase::sqlite().unwrap();
+    separate_processes_conserve(db.url()).await;
+}
+
+/// `--detach` prints the run id and returns at once; the run goes on and
+/// `cicada stop` ends it; the stored run still conserves exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_run_is_stopped_by_id() {
+    let db = TestDatabase::sqlite().unwrap();
+    let cluster = start_cluster(db.url(), 1).await;
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let (code, stdout, stderr) = run_cicada(
+        &[
+            "start",
+            scenario.to_str().unwrap(),
+            "--controller",
+            &cluster.controller_url,
+            "--host",
+            &cluster.target_url,
+            "-u",
+            "4",
+            "-r",
+            "100",
+            "-t",
+            "10m",
+            "--detach",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = stdout.trim().to_owned();
+    assert_eq!(run_id.len(), 36, "a run id on stdout: {stdout:?}");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, _, stderr) = run_cicada(
+        &["stop", &run_id, "--controller", &cluster.controller_url],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let store = cicada_store::connect(db.url()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = store.get_run(&run_id).await.unwrap().expect("run stored");
+        if run.ended_at_ms.is_some() {
+            assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run did not finish: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = stored_run(db.url(), &run_id).await;
+    let served = target_stats(&cluster.target_url).await["total"]
+        .as_u64()
+        .unwrap();
+    assert!(served > 0);
+    assert_eq!(stored.summary_total.requests, served);
+    assert_eq!(stored.summary_total.cancelled, 0);
     assert_eq!(stored.seconds_total, stored.summary_total);
-    assert_eq!(
-        stored.summary_total.requests + stored.summary_total.cancelled,
-        served
-    );
 }

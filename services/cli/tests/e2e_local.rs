@@ -47,7 +47,7 @@ async fn cicada_run(
 
 /// The weighted-reads scenario against the sample target: exact conservation
 /// between target, summary JSON, stored seconds and stored summaries, and the
-/// 60:1:14:5 split.
+/// 60:1:14:5 split over at least 10,000 requests.
 async fn weighted_reads_conserve(database_url: &str) {
     let target = start_target(TargetConfig::default()).await;
     let summary = cicada_run(
@@ -57,62 +57,9 @@ async fn weighted_reads_conserve(database_url: &str) {
         &["-u", "20", "-r", "100", "-t", "6s"],
     )
     .await;
-
-    let served = target_stats(&target.url).await;
-    let total = &summary["total"];
-    let recorded = total["requests"].as_u64().unwrap() + total["cancelled"].as_u64().unwrap();
-    assert_eq!(
-        served["total"].as_u64().unwrap(),
-        recorded,
-        "target served != recorded"
-    );
-    assert!(
-        recorded >= 10_000,
-        "too few requests for the split check: {recorded}"
-    );
-    assert_eq!(total["failures"].as_u64().unwrap(), 0);
-
-    let run_id = summary["run_id"].as_str().unwrap();
-    let stored = stored_run(database_url, run_id).await;
-    assert_eq!(
-        stored.seconds_total.requests,
-        total["requests"].as_u64().unwrap()
-    );
-    assert_eq!(
-        stored.seconds_total, stored.summary_total,
-        "seconds != summaries"
-    );
-    assert_eq!(
-        stored.summary_total.requests + stored.summary_total.cancelled,
-        recorded
-    );
-
-    // Per endpoint, the target's own count matches what was stored.
-    let mut counts = Vec::new();
-    for (method, name, endpoint_counts, histogram) in &stored.summary_by_endpoint {
-        let key = format!("{method} {name}");
-        let served_here = served["paths"][&key].as_u64().unwrap_or(0);
-        assert_eq!(
-            served_here,
-            endpoint_counts.requests + endpoint_counts.cancelled,
-            "{key}"
-        );
-        assert_eq!(
-            histogram.len(),
-            endpoint_counts.requests,
-            "{key}: histogram count"
-        );
-        counts.push((name.as_str(), endpoint_counts.requests));
-    }
-    assert_split(
-        &counts,
-        &[
-            ("/Test/V1", 60),
-            ("/Test/V2", 1),
-            ("/Test/V3", 14),
-            ("/Test/V4", 5),
-        ],
-    );
+    assert_eq!(summary["total"]["failures"].as_u64().unwrap(), 0);
+    let counts = assert_conserved(&target.url, database_url, &summary).await;
+    assert_split(&counts, &WEIGHTED_READS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,9 +77,7 @@ async fn weighted_reads_conserve_on_postgres() {
 /// With 20 ms injected latency the stored median is 20 ms (within 2 ms), and
 /// the IoT scenario's login/metrics mix reaches the target. Few users, so the
 /// two cores are not saturated: a saturated generator measures its own queue.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn injected_latency_shows_in_the_median() {
-    let db = TestDatabase::sqlite().unwrap();
+async fn injected_latency_shows_in_the_median(database_url: &str) {
     let target = start_target(TargetConfig {
         latency: Latency::Fixed(Duration::from_millis(20)),
         ..TargetConfig::default()
@@ -141,7 +86,7 @@ async fn injected_latency_shows_in_the_median() {
     let summary = cicada_run(
         "examples/iot-device.yaml",
         &target,
-        db.url(),
+        database_url,
         &["-u", "10", "-r", "100", "-t", "4s"],
     )
     .await;
@@ -149,11 +94,26 @@ async fn injected_latency_shows_in_the_median() {
     let p50 = total["p50_ms"].as_f64().unwrap();
     assert!((p50 - 20.0).abs() <= 2.0, "p50 {p50} ms, expected 20 +- 2");
     assert!(total["min_ms"].as_f64().unwrap() >= 20.0);
-    let served = target_stats(&target.url).await;
-    let recorded = total["requests"].as_u64().unwrap() + total["cancelled"].as_u64().unwrap();
-    assert_eq!(served["total"].as_u64().unwrap(), recorded);
+    let stored_p50 = stored_p50_ms(database_url, summary["run_id"].as_str().unwrap()).await;
+    assert_eq!(
+        stored_p50, p50,
+        "stored histograms disagree with the summary"
+    );
+    let counts = assert_conserved(&target.url, database_url, &summary).await;
     // As in the reference script, login is a weighted task (1 in 1000).
-    assert!(served["paths"]["POST /metrics"].as_u64().unwrap() > 0);
+    assert!(counts.iter().any(|(name, n)| name == "/metrics" && *n > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_latency_shows_in_the_median_on_sqlite() {
+    let db = TestDatabase::sqlite().unwrap();
+    injected_latency_shows_in_the_median(db.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_latency_shows_in_the_median_on_postgres() {
+    let db = TestDatabase::postgres().await.unwrap();
+    injected_latency_shows_in_the_median(db.url()).await;
 }
 
 #[tokio::test]
@@ -199,4 +159,77 @@ async fn validate_prints_the_endpoints() {
     ] {
         assert!(stdout.contains(endpoint), "{stdout}");
     }
+}
+
+/// Ctrl-C (SIGINT) stops a run without a time limit cleanly: the final table
+/// and summary are written, the exit code is 0, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_run_cleanly() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cicada"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--host",
+            &target.url,
+            "--database-url",
+            db.url(),
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--workers",
+            "1",
+            "-u",
+            "4",
+            "-r",
+            "100",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let progress = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("req/s") {
+                return line;
+            }
+        }
+        panic!("cicada run ended without a progress line");
+    })
+    .await
+    .expect("a progress line within 60 s");
+    assert!(progress.contains("users"), "{progress}");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            lines.push(line);
+        }
+        lines.join("\n")
+    });
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("cicada run stopped within 60 s of Ctrl-C")
+        .unwrap();
+    let rest = rest.await.unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(rest.contains("stopping the run"), "{rest}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert!(summary["total"]["requests"].as_u64().unwrap() > 0);
+    assert_conserved(&target.url, db.url(), &summary).await;
 }

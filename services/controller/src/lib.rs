@@ -41,7 +41,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Controller settings. [`ControllerConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
-    /// gRPC URL of the collector, e.g. `http://127.0.0.1:7001`; also handed
+    /// gRPC URL of the collector, e.g. `http://127.0.0.1:7100`; also handed
     /// to the workers, which push their deltas there.
     pub collector_url: String,
     /// Heartbeat period announced to workers.
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn validates_the_collector_url() {
         assert!(
-            ControllerConfig::new("http://127.0.0.1:7001")
+            ControllerConfig::new("http://127.0.0.1:7100")
                 .validate()
                 .is_ok()
         );

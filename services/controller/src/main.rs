@@ -15,7 +15,7 @@ struct Args {
     /// Address to serve gRPC on (workers and the CLI connect here).
     #[arg(long, env = "CICADA_LISTEN", default_value = "127.0.0.1:7000")]
     listen: SocketAddr,
-    /// gRPC URL of the collector, e.g. http://127.0.0.1:7001.
+    /// gRPC URL of the collector, e.g. http://127.0.0.1:7100.
     #[arg(long, env = "CICADA_COLLECTOR")]
     collector: String,
 }

@@ -57,7 +57,11 @@ pub(crate) async fn execute(
         spawn_rate: start.spawn_rate,
         user_id_offset: start.user_id_offset,
     };
-    let engine = match Engine::start(scenario, &start.host, load, node.config.engine.clone()) {
+    let mut engine_config = node.config.engine.clone();
+    let timeouts = scenario.timeouts();
+    engine_config.connect_timeout = timeouts.connect.unwrap_or(engine_config.connect_timeout);
+    engine_config.request_timeout = timeouts.request.unwrap_or(engine_config.request_timeout);
+    let engine = match Engine::start(scenario, &start.host, load, engine_config) {
         Ok(engine) => Arc::new(engine),
         Err(error) => return failed(format!("failed to start the engine: {error}")),
     };

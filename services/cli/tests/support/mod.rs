@@ -162,9 +162,61 @@ pub async fn stored_run(database_url: &str, run_id: &str) -> StoredRun {
     }
 }
 
+/// Checks exact accounting for a finished run and returns the requests per
+/// endpoint name: the target's own count per `METHOD /path` equals the
+/// requests cicada recorded there (none cancelled: the stop grace covers every
+/// in-flight request), the summary JSON equals the stored summaries, the
+/// stored per-second rows add up to the stored summaries, and every request
+/// is in its endpoint's histogram.
+pub async fn assert_conserved(
+    target_url: &str,
+    database_url: &str,
+    summary: &serde_json::Value,
+) -> Vec<(String, u64)> {
+    let served = target_stats(target_url).await;
+    let total = &summary["total"];
+    let requests = total["requests"].as_u64().unwrap();
+    assert_eq!(
+        total["cancelled"].as_u64().unwrap(),
+        0,
+        "cancelled requests"
+    );
+    assert_eq!(
+        served["total"].as_u64().unwrap(),
+        requests,
+        "target served != recorded"
+    );
+
+    let stored = stored_run(database_url, summary["run_id"].as_str().unwrap()).await;
+    assert_eq!(
+        stored.summary_total.requests, requests,
+        "stored != summary JSON"
+    );
+    assert_eq!(
+        stored.seconds_total, stored.summary_total,
+        "per-second rows != summaries"
+    );
+    let mut counts = Vec::new();
+    for (method, name, endpoint_counts, histogram) in &stored.summary_by_endpoint {
+        let key = format!("{method} {name}");
+        assert_eq!(
+            served["paths"][&key].as_u64().unwrap_or(0),
+            endpoint_counts.requests,
+            "{key}: target served != stored"
+        );
+        assert_eq!(
+            histogram.len(),
+            endpoint_counts.requests,
+            "{key}: histogram count"
+        );
+        counts.push((name.clone(), endpoint_counts.requests));
+    }
+    counts
+}
+
 /// Fails unless each endpoint's share of the requests is within 3 percentage
 /// points of its weight share and within 5 binomial standard deviations.
-pub fn assert_split(counts: &[(&str, u64)], weights: &[(&str, u64)]) {
+pub fn assert_split(counts: &[(String, u64)], weights: &[(&str, u64)]) {
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     let weight_total: u64 = weights.iter().map(|(_, w)| w).sum();
     for (name, weight) in weights {
@@ -181,4 +233,22 @@ pub fn assert_split(counts: &[(&str, u64)], weights: &[(&str, u64)]) {
             "{name}: share {observed:.4} vs weight share {expected:.4} over {total} requests"
         );
     }
+}
+
+/// The weights of examples/weighted-reads.yaml (the reference case's 60:1:14:5).
+pub const WEIGHTED_READS: [(&str, u64); 4] = [
+    ("/Test/V1", 60),
+    ("/Test/V2", 1),
+    ("/Test/V3", 14),
+    ("/Test/V4", 5),
+];
+
+/// The median of all requests of a stored run, from the merged stored
+/// histograms (not from the summary JSON), in milliseconds.
+pub async fn stored_p50_ms(database_url: &str, run_id: &str) -> f64 {
+    let mut merged = LatencyHistogram::new();
+    for (_, _, _, histogram) in stored_run(database_url, run_id).await.summary_by_endpoint {
+        merged.merge(&histogram).unwrap();
+    }
+    merged.value_at_quantile_us(0.5) as f64 / 1000.0
 }

@@ -99,9 +99,7 @@ impl ThreadStats {
         };
         e.counts.requests += 1;
         e.counts.bytes += bytes;
-        // Not `record_us`: it uses hdrhistogram's `saturating_record`, which
-        // clamps to the current (tiny) range instead of auto-resizing.
-        e.histogram.record_n_us(latency_us, 1);
+        e.histogram.record_us(latency_us);
         if let Some(failure) = failure {
             e.counts.failures += 1;
             match e
