@@ -64,6 +64,14 @@ RUN_DIR=${BENCH_RESULTS:-$BENCH_DIR/results}/$(date -u +%Y%m%dT%H%M%SZ)-$BENCH_T
 mkdir -p "$RUN_DIR"
 
 ensure_base_tools
+# Build and install before anything is measured, so no compile or install
+# shares the cores with a run.
+if [[ " ${GENERATORS[*]} " == *" cicada "* ]]; then
+    build_cicada || die "failed to build cicada"
+fi
+if [[ " ${GENERATORS[*]} " == *" locust "* ]]; then
+    ensure_locust || die "failed to install locust"
+fi
 load1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
     log "warning: load average is $load1: other work shares these cores and will lower the numbers"
