@@ -9,8 +9,8 @@ use cicada_proto::v1::controller_server::Controller;
 use cicada_proto::v1::worker_message::Msg as In;
 use cicada_proto::v1::{
     ControllerMessage, ListWorkersRequest, ListWorkersResponse, Register, Registered, RunProgress,
-    StartRunRequest, StartRunResponse, StopRunRequest, StopRunResponse, WatchRunRequest,
-    WorkerMessage,
+    ScaleRunRequest, ScaleRunResponse, StartRunRequest, StartRunResponse, StopRunRequest,
+    StopRunResponse, WatchRunRequest, WorkerMessage,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -114,6 +114,13 @@ impl Controller for ControllerService {
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(progress::watch(self.shared.clone(), run, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn scale_run(
+        &self,
+        _request: Request<ScaleRunRequest>,
+    ) -> Result<Response<ScaleRunResponse>, Status> {
+        Err(Status::unimplemented("ScaleRun is not wired yet"))
     }
 
     async fn list_workers(

@@ -191,6 +191,8 @@ fn launch(
                 collector_url: shared.config.collector_url.clone(),
                 user_id_offset: placement.user_id_offset,
                 max_duration_ms,
+                rate: 0.0,
+                max_in_flight: 0,
             })),
         };
         // A full or closed stream means the worker is as good as gone; the

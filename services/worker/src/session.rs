@@ -134,6 +134,9 @@ async fn serve(
                         tracing::info!(run_id = %stop.run_id, grace_ms = stop.grace_ms, "StopWork received");
                         node.stop_work(stop);
                     }
+                    Some(In::ChangeWork(change)) => {
+                        tracing::warn!(run_id = %change.run_id, "ChangeWork not handled yet");
+                    }
                     Some(In::Registered(_)) | None => {}
                 },
                 Ok(None) => return Ok(()),
