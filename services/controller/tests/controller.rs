@@ -290,6 +290,7 @@ fn start_request(users: u32, run_time_ms: u64) -> StartRunRequest {
         run_time_ms,
         labels: Default::default(),
         stop_grace_ms: 250,
+        ..StartRunRequest::default()
     }
 }
 
