@@ -122,6 +122,8 @@ pub struct Engine {
     threads: Vec<Arc<ThreadStats>>,
     commands: Vec<mpsc::UnboundedSender<Command>>,
     spawner: JoinHandle<()>,
+    /// The load the ramp moves toward; replaced by [`Engine::retarget`].
+    load: watch::Sender<Load>,
     spawned: Arc<AtomicU64>,
     finished_threads: watch::Receiver<usize>,
 }
@@ -134,15 +136,7 @@ impl Engine {
         load: Load,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
-        if load.class_users.len() != scenario.user_classes().len() {
-            return Err(EngineError::InvalidLoad {
-                reason: format!(
-                    "{} user counts for {} user classes",
-                    load.class_users.len(),
-                    scenario.user_classes().len()
-                ),
-            });
-        }
+        check_load(&load, scenario.user_classes().len())?;
         let target = Arc::new(target::Target::parse(host, config.tls_ca_pem.as_deref())?);
         let thread_count = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -176,16 +170,32 @@ impl Engine {
             commands.push(tx);
         }
         let spawned = Arc::new(AtomicU64::new(0));
-        let spawner = tokio::spawn(ramp::spawner(load, commands.clone(), spawned.clone()));
+        let (load, load_rx) = watch::channel(load);
+        let spawner = tokio::spawn(ramp::spawner(load_rx, commands.clone(), spawned.clone()));
         Ok(Engine {
             _scenario: scenario,
             endpoint_count,
             threads,
             commands,
             spawner,
+            load,
             spawned,
             finished_threads: finished_rx,
         })
+    }
+
+    /// Moves to a new share of the run: users are started or retired (after
+    /// their current task) at `load.spawn_rate` until each class has
+    /// `load.class_users`; new users get ids from `load.user_id_offset` on.
+    pub fn retarget(&self, load: Load) -> Result<(), EngineError> {
+        check_load(&load, self.load.borrow().class_users.len())?;
+        self.load.send_replace(load);
+        Ok(())
+    }
+
+    /// Users the engine is moving toward.
+    pub fn target_users(&self) -> u32 {
+        self.load.borrow().class_users.iter().sum()
     }
 
     /// Takes everything recorded since the previous cut.
@@ -229,6 +239,19 @@ impl Engine {
             let _ = finished.wait_for(|n| *n >= all).await;
         }
     }
+}
+
+fn check_load(load: &Load, classes: usize) -> Result<(), EngineError> {
+    if load.class_users.len() != classes {
+        return Err(EngineError::InvalidLoad {
+            reason: format!(
+                "{} user counts for {} user classes",
+                load.class_users.len(),
+                classes
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl Drop for Engine {

@@ -134,9 +134,7 @@ async fn serve(
                         tracing::info!(run_id = %stop.run_id, grace_ms = stop.grace_ms, "StopWork received");
                         node.stop_work(stop);
                     }
-                    Some(In::ChangeWork(change)) => {
-                        tracing::warn!(run_id = %change.run_id, "ChangeWork not handled yet");
-                    }
+                    Some(In::ChangeWork(change)) => node.change_work(change),
                     Some(In::Registered(_)) | None => {}
                 },
                 Ok(None) => return Ok(()),

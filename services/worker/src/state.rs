@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cicada_proto::v1::worker_message::Msg;
-use cicada_proto::v1::{Heartbeat, StartWork, StopWork, WorkDone, WorkerMessage};
+use cicada_proto::v1::{ChangeWork, Heartbeat, StartWork, StopWork, WorkDone, WorkerMessage};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::WorkerConfig;
-use crate::engine::Engine;
+use crate::engine::{Engine, Load};
 use crate::work;
 
 /// The work in progress.
@@ -22,6 +22,8 @@ struct Current {
     stop: watch::Sender<Option<Duration>>,
     /// Set once the engine has started.
     engine: Option<Arc<Engine>>,
+    /// A `ChangeWork` that arrived before the engine started.
+    pending_change: Option<ChangeWork>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -119,16 +121,34 @@ impl Node {
             run_id,
             stop,
             engine: None,
+            pending_change: None,
             task: Some(task),
         });
     }
 
-    /// Records the engine of the work in progress (for heartbeats).
+    /// Records the engine of the work in progress (for heartbeats and
+    /// changes), applying a change that arrived while it was starting.
     pub(crate) fn set_engine(&self, run_id: &str, engine: Arc<Engine>) {
         if let Some(current) = self.current.lock().as_mut()
             && current.run_id == run_id
         {
+            if let Some(change) = current.pending_change.take() {
+                retarget(&engine, change);
+            }
             current.engine = Some(engine);
+        }
+    }
+
+    /// Moves the work in progress to a new share; a change for another run
+    /// is ignored (that run has ended here).
+    pub(crate) fn change_work(&self, change: ChangeWork) {
+        let mut current = self.current.lock();
+        match current.as_mut() {
+            Some(current) if current.run_id == change.run_id => match &current.engine {
+                Some(engine) => retarget(engine, change),
+                None => current.pending_change = Some(change),
+            },
+            _ => tracing::info!(run_id = %change.run_id, "ChangeWork for a run not running here"),
         }
     }
 
@@ -185,5 +205,18 @@ impl Node {
         {
             tracing::warn!("work did not finish in time at shutdown");
         }
+    }
+}
+
+fn retarget(engine: &Engine, change: ChangeWork) {
+    let users: u32 = change.class_users.iter().sum();
+    let load = Load {
+        class_users: change.class_users,
+        spawn_rate: change.spawn_rate,
+        user_id_offset: change.user_id_offset,
+    };
+    match engine.retarget(load) {
+        Ok(()) => tracing::info!(run_id = %change.run_id, users, "work changed"),
+        Err(error) => tracing::warn!(run_id = %change.run_id, %error, "cannot apply ChangeWork"),
     }
 }

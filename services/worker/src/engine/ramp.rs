@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Load;
 use super::thread::Command;
@@ -61,24 +61,84 @@ pub(crate) fn start_offset(k: u64, spawn_rate: f64) -> Duration {
     }
 }
 
-/// Hands users to the threads round robin at the spawn rate.
+/// One move of the ramp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Start(usize),
+    Retire(usize),
+}
+
+/// The moves from `live` users per class to `target`: retirements first
+/// (interleaved across classes), then starts, so the class mix holds
+/// throughout.
+fn steps(live: &[u32], target: &[u32]) -> impl Iterator<Item = Step> + use<> {
+    let surplus: Vec<u32> = live.iter().zip(target).map(|(l, t)| l.saturating_sub(*t)).collect();
+    let deficit: Vec<u32> = live.iter().zip(target).map(|(l, t)| t.saturating_sub(*l)).collect();
+    Interleave::new(&surplus)
+        .map(Step::Retire)
+        .chain(Interleave::new(&deficit).map(Step::Start))
+}
+
+/// Moves the users toward the latest `load` at its spawn rate, one user at a
+/// time: starting users round robin over the threads, retiring them from the
+/// thread with the most users of that class. A new `load` takes over at once
+/// from wherever the ramp is.
 pub(crate) async fn spawner(
-    load: Load,
+    mut load: watch::Receiver<Load>,
     threads: Vec<mpsc::UnboundedSender<Command>>,
     spawned: Arc<AtomicU64>,
 ) {
-    let start = tokio::time::Instant::now();
-    for (k, class) in (0u64..).zip(Interleave::new(&load.class_users)) {
-        let at = start_offset(k, load.spawn_rate);
-        if !at.is_zero() {
-            tokio::time::sleep_until(start + at).await;
+    let classes = load.borrow().class_users.len();
+    // Users per (thread, class) as the ramp placed them.
+    let mut placed = vec![vec![0u32; classes]; threads.len()];
+    let mut next_thread = 0usize;
+    loop {
+        let target = load.borrow_and_update().clone();
+        let live: Vec<u32> = (0..classes)
+            .map(|class| placed.iter().map(|per_thread| per_thread[class]).sum())
+            .collect();
+        let start = tokio::time::Instant::now();
+        let mut next_user_id = target.user_id_offset;
+        let mut changed = false;
+        for (k, step) in (0u64..).zip(steps(&live, &target.class_users)) {
+            let at = start_offset(k, target.spawn_rate);
+            if !at.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(start + at) => {}
+                    result = load.changed() => {
+                        if result.is_err() {
+                            return;
+                        }
+                        changed = true;
+                        break;
+                    }
+                }
+            }
+            let sent = match step {
+                Step::Start(class) => {
+                    let thread = next_thread;
+                    next_thread = (next_thread + 1) % threads.len();
+                    let user_id = next_user_id;
+                    next_user_id += 1;
+                    placed[thread][class] += 1;
+                    spawned.fetch_add(1, Ordering::Relaxed);
+                    threads[thread].send(Command::Spawn { class, user_id })
+                }
+                Step::Retire(class) => {
+                    let Some(thread) = (0..threads.len()).max_by_key(|&t| placed[t][class]) else {
+                        return;
+                    };
+                    placed[thread][class] -= 1;
+                    threads[thread].send(Command::Retire { class })
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
         }
-        let thread = &threads[usize::try_from(k % threads.len() as u64).unwrap_or(0)];
-        let user_id = load.user_id_offset + k;
-        if thread.send(Command::Spawn { class, user_id }).is_err() {
+        if !changed && load.changed().await.is_err() {
             return;
         }
-        spawned.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -117,5 +177,20 @@ mod tests {
         assert_eq!(start_offset(5, 10.0), Duration::from_millis(500));
         assert_eq!(start_offset(5, 0.0), Duration::ZERO);
         assert_eq!(start_offset(5, f64::INFINITY), Duration::ZERO);
+    }
+
+    #[test]
+    fn steps_retire_surplus_then_start_deficit() {
+        let moves: Vec<Step> = steps(&[3, 0, 2], &[1, 2, 2]).collect();
+        assert_eq!(
+            moves,
+            [
+                Step::Retire(0),
+                Step::Retire(0),
+                Step::Start(1),
+                Step::Start(1)
+            ]
+        );
+        assert_eq!(steps(&[2, 2], &[2, 2]).count(), 0);
     }
 }

@@ -469,3 +469,36 @@ async fn https_targets_are_verified_and_served() {
         "invalid TLS configuration: no certificate found in the CA PEM"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retarget_starts_and_retires_users_live() {
+    let server = TestServer::start();
+    let s = scenario(
+        "name: scale\nusers:\n  - {name: a, weight: 3, wait: {constant: 20ms}, tasks: [{request: {path: /}}]}\n  - {name: b, wait: {constant: 20ms}, tasks: [{request: {path: /}}]}\n",
+    );
+    let engine = Engine::start(s, &server.url(), load(vec![3, 1], 0.0), config(2)).unwrap();
+    wait_until("4 users", || engine.active_users() == 4).await;
+
+    // Up: 8 more users, ids from the new offset.
+    let up = Load {
+        class_users: vec![9, 3],
+        spawn_rate: 1000.0,
+        user_id_offset: 100,
+    };
+    engine.retarget(up).unwrap();
+    assert_eq!(engine.target_users(), 12);
+    wait_until("12 users", || engine.active_users() == 12).await;
+    assert_eq!(engine.spawned_users(), 12);
+
+    // Down: users leave after their current task, even while waiting.
+    engine.retarget(load(vec![2, 1], 1000.0)).unwrap();
+    wait_until("3 users", || engine.active_users() == 3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(engine.active_users(), 3, "no user retired twice");
+    let served_before = server.served();
+    wait_until("the rest still run", || server.served() > served_before + 10).await;
+
+    assert!(engine.retarget(load(vec![1], 1.0)).is_err(), "class count is checked");
+    let total = run_for(&engine, Duration::ZERO, Duration::from_secs(5)).await;
+    assert_eq!(total.total().cancelled, 0);
+}

@@ -19,6 +19,8 @@ use super::user;
 pub(crate) enum Command {
     /// Start a user of this class with this global index.
     Spawn { class: usize, user_id: u64 },
+    /// One user of this class stops after its current task (scaling down).
+    Retire { class: usize },
     /// Users stop after their current request; the thread ends when all have.
     Stop,
     /// Drop every user now; requests in flight count as cancelled.
@@ -46,6 +48,24 @@ pub(crate) struct ThreadCtx {
     pub stopping: Cell<bool>,
     /// Wakes users that are waiting between tasks when the run stops.
     pub stop: Notify,
+    /// Retirements asked for per class and not yet taken by a user.
+    pub retire: Vec<Cell<u32>>,
+    /// Wakes users waiting between tasks when a retirement is asked for.
+    pub retire_wake: Notify,
+}
+
+impl ThreadCtx {
+    /// Takes one pending retirement of `class`; true when this user must stop.
+    pub fn take_retirement(&self, class: usize) -> bool {
+        let pending = &self.retire[class];
+        match pending.get() {
+            0 => false,
+            n => {
+                pending.set(n - 1);
+                true
+            }
+        }
+    }
 }
 
 struct FinishedGuard(Arc<watch::Sender<usize>>);
@@ -81,6 +101,7 @@ async fn run(setup: ThreadSetup) {
         mut commands,
         finished: _,
     } = setup;
+    let class_count = plan.classes.len();
     let authority = HeaderValue::from_bytes(target.authority.as_bytes())
         .unwrap_or_else(|_| target.authority.clone());
     let ctx = Rc::new(ThreadCtx {
@@ -91,6 +112,8 @@ async fn run(setup: ThreadSetup) {
         config,
         stopping: Cell::new(false),
         stop: Notify::new(),
+        retire: (0..class_count).map(|_| Cell::new(0)).collect(),
+        retire_wake: Notify::new(),
     });
     let mut users = JoinSet::new();
     loop {
@@ -101,6 +124,12 @@ async fn run(setup: ThreadSetup) {
                     if !ctx.stopping.get() {
                         users.spawn_local(user::run(ctx.clone(), class, user_id));
                         stats.add_active_users(1);
+                    }
+                }
+                Some(Command::Retire { class }) => {
+                    if let Some(pending) = ctx.retire.get(class) {
+                        pending.set(pending.get() + 1);
+                        ctx.retire_wake.notify_waiters();
                     }
                 }
                 Some(Command::Stop) => {

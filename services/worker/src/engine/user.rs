@@ -28,9 +28,9 @@ struct User {
 }
 
 /// Runs one user until the thread stops (or aborts it).
-pub(crate) async fn run(ctx: Rc<ThreadCtx>, class: usize, user_id: u64) {
+pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     let plan = ctx.plan.clone();
-    let class: &ClassPlan = &plan.classes[class];
+    let class: &ClassPlan = &plan.classes[class_index];
     let mut user = User {
         user_id,
         seq: 0,
@@ -56,7 +56,7 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class: usize, user_id: u64) {
         return;
     }
     loop {
-        if ctx.stopping.get() {
+        if ctx.stopping.get() || ctx.take_retirement(class_index) {
             return;
         }
         let started = Instant::now();
@@ -81,9 +81,17 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class: usize, user_id: u64) {
             Wait::Pacing(period) => period.saturating_sub(started.elapsed()),
         };
         if !pause.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = ctx.stop.notified() => return,
+            let until = Instant::now() + pause;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => break,
+                    () = ctx.stop.notified() => return,
+                    () = ctx.retire_wake.notified() => {
+                        if ctx.take_retirement(class_index) {
+                            return;
+                        }
+                    }
+                }
             }
         }
     }
