@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod lifecycle;
+pub mod membership;
 pub mod progress;
 pub mod registry;
 pub mod runs;

@@ -1,0 +1,194 @@
+//! Who runs a live run and with how many users: the pure part of
+//! rebalancing.
+//!
+//! A run's users are always placed as [`split::split`] places them over the
+//! current members (sorted by worker id), so a worker that joins gets its
+//! share at once and a worker that leaves has its share re-placed on the
+//! others. Every change yields the workers whose share changed, each with a
+//! spawn rate such that all of them reach their new share together at the
+//! run's spawn rate, and a fresh range of user ids.
+
+use std::collections::BTreeMap;
+
+use crate::split::{self, Placement};
+
+/// One worker's new share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub worker_id: String,
+    /// Users per class, indexed like the scenario's classes.
+    pub class_users: Vec<u32>,
+    /// Users per second this worker starts or retires at.
+    pub spawn_rate: f64,
+    /// First id of the users this change starts on that worker.
+    pub user_id_offset: u64,
+    /// True when the worker was not running the run before this change.
+    pub joined: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Member {
+    cores: u32,
+    class_users: Vec<u32>,
+}
+
+/// The members of a run and their shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    weights: Vec<u32>,
+    users: u32,
+    spawn_rate: f64,
+    members: BTreeMap<String, Member>,
+    /// Every user id below this one has been handed out.
+    next_user_id: u64,
+}
+
+impl Membership {
+    /// The membership right after the start: `placed` as `split::split` made it.
+    pub fn new<'a>(
+        weights: Vec<u32>,
+        users: u32,
+        spawn_rate: f64,
+        placed: impl IntoIterator<Item = (&'a str, u32, &'a Placement)>,
+    ) -> Self {
+        let mut next_user_id = 0;
+        let members = placed
+            .into_iter()
+            .map(|(worker_id, cores, placement)| {
+                next_user_id = next_user_id.max(placement.user_id_offset + u64::from(placement.users));
+                let member = Member {
+                    cores,
+                    class_users: placement.class_users.clone(),
+                };
+                (worker_id.to_owned(), member)
+            })
+            .collect();
+        Self {
+            weights,
+            users,
+            spawn_rate,
+            members,
+            next_user_id,
+        }
+    }
+
+    /// Total users the run aims at.
+    pub fn users(&self) -> u32 {
+        self.users
+    }
+
+    /// Number of workers in the run.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True when no worker is left.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// True when `worker_id` is in the run.
+    pub fn contains(&self, worker_id: &str) -> bool {
+        self.members.contains_key(worker_id)
+    }
+
+    /// Adds a worker (or takes a returning one back) and rebalances.
+    pub fn join(&mut self, worker_id: &str, cores: u32) -> Vec<Assignment> {
+        if self.members.contains_key(worker_id) {
+            // Already in: it gets its share again (it may have restarted).
+            let mut changes = self.rebalance();
+            if !changes.iter().any(|change| change.worker_id == worker_id) {
+                let member = &self.members[worker_id];
+                changes.push(Assignment {
+                    worker_id: worker_id.to_owned(),
+                    class_users: member.class_users.clone(),
+                    spawn_rate: self.spawn_rate,
+                    user_id_offset: self.take_ids(member.class_users.iter().sum()),
+                    joined: true,
+                });
+            }
+            return changes;
+        }
+        let classes = self.weights.len();
+        self.members.insert(
+            worker_id.to_owned(),
+            Member {
+                cores,
+                class_users: vec![0; classes],
+            },
+        );
+        let mut changes = self.rebalance();
+        for change in &mut changes {
+            change.joined |= change.worker_id == worker_id;
+        }
+        changes
+    }
+
+    /// Removes a worker and re-places its users on the others.
+    pub fn leave(&mut self, worker_id: &str) -> Vec<Assignment> {
+        if self.members.remove(worker_id).is_none() {
+            return Vec::new();
+        }
+        self.rebalance()
+    }
+
+    /// Changes the total users (and the rate to move at, when given).
+    pub fn scale(&mut self, users: u32, spawn_rate: Option<f64>) -> Vec<Assignment> {
+        self.users = users;
+        if let Some(rate) = spawn_rate.filter(|rate| rate.is_finite() && *rate > 0.0) {
+            self.spawn_rate = rate;
+        }
+        self.rebalance()
+    }
+
+    /// Places the users over the current members; returns the changed shares.
+    fn rebalance(&mut self) -> Vec<Assignment> {
+        if self.members.is_empty() {
+            return Vec::new();
+        }
+        let cores: Vec<u32> = self.members.values().map(|member| member.cores).collect();
+        let placements = split::split(self.users, &self.weights, &cores);
+        let moves: Vec<(String, Vec<u32>, u32)> = self
+            .members
+            .iter()
+            .zip(placements)
+            .filter(|((_, member), placement)| member.class_users != placement.class_users)
+            .map(|((id, member), placement)| {
+                let old: u32 = member.class_users.iter().sum();
+                (id.clone(), placement.class_users, old.abs_diff(placement.users))
+            })
+            .collect();
+        let moved: u32 = moves.iter().map(|(_, _, delta)| delta).sum();
+        let mut changes = Vec::with_capacity(moves.len());
+        for (worker_id, class_users, delta) in moves {
+            let users: u32 = class_users.iter().sum();
+            let spawn_rate = if moved == 0 {
+                self.spawn_rate
+            } else {
+                self.spawn_rate * f64::from(delta) / f64::from(moved)
+            };
+            let user_id_offset = self.take_ids(users);
+            if let Some(member) = self.members.get_mut(&worker_id) {
+                member.class_users.clone_from(&class_users);
+            }
+            changes.push(Assignment {
+                worker_id,
+                class_users,
+                spawn_rate,
+                user_id_offset,
+                joined: false,
+            });
+        }
+        changes
+    }
+
+    /// A fresh range of `count` user ids.
+    fn take_ids(&mut self, count: u32) -> u64 {
+        let first = self.next_user_id;
+        self.next_user_id += u64::from(count);
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests;
