@@ -130,6 +130,7 @@ pub async fn run(
     });
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "controller listening");
+    tokio::spawn(service::expire_silent_workers(shared.clone()));
 
     let signal = async move {
         shutdown.await;

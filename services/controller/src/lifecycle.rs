@@ -15,12 +15,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicada_proto::v1::controller_message::Msg;
 use cicada_proto::v1::{
-    ControllerMessage, FinishRunRequest, RunState, StopWork, WorkDone, WorkerFinal,
+    ChangeWork, ControllerMessage, FinishRunRequest, RunState, StartWork, StopWork, WorkDone,
+    WorkerFinal,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::Shared;
+use crate::membership::{Assignment, Membership};
 use crate::runs::{Run, RunEvent};
 
 /// How a run is stopped.
@@ -55,7 +57,7 @@ impl Tracker {
         Self { workers }
     }
 
-    /// Applies a worker event; `Stop` is not a worker event and is ignored.
+    /// Applies a worker's end (`Done`, `Gone`); other events change nothing here.
     pub fn apply(&mut self, event: RunEvent) {
         match event {
             RunEvent::Done { worker_id, done } => {
@@ -68,8 +70,30 @@ impl Tracker {
                     *state = WorkerState::Gone;
                 }
             }
-            RunEvent::Stop => {}
+            RunEvent::Stop | RunEvent::Joined { .. } | RunEvent::Scale { .. } => {}
         }
+    }
+
+    /// Takes a worker into the run (a new one, or one that came back);
+    /// false when it already reported `WorkDone` for this run.
+    pub fn add(&mut self, worker_id: &str) -> bool {
+        match self.workers.get_mut(worker_id) {
+            Some(WorkerState::Done(_)) => false,
+            Some(state) => {
+                *state = WorkerState::Running;
+                true
+            }
+            None => {
+                self.workers
+                    .insert(worker_id.to_owned(), WorkerState::Running);
+                true
+            }
+        }
+    }
+
+    /// Every worker that ever took part.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.workers.keys().map(String::as_str)
     }
 
     /// The worker is reachable again (a `StopWork` reached it).
@@ -134,14 +158,23 @@ impl Tracker {
     }
 }
 
+/// What a run needs to hand out shares while it runs.
+pub(crate) struct Placing {
+    pub membership: Membership,
+    /// The `StartWork` every worker got, for workers that join later (their
+    /// share and user ids are filled in per worker).
+    pub template: StartWork,
+}
+
 /// Drives `run` from RUNNING to FINISHED or FAILED.
 pub(crate) async fn drive(
     shared: Arc<Shared>,
     run: Arc<Run>,
     mut events: mpsc::UnboundedReceiver<RunEvent>,
     policy: StopPolicy,
+    mut placing: Placing,
 ) {
-    let mut tracker = Tracker::new(&run.workers);
+    let mut tracker = Tracker::new(&placing.membership.worker_ids());
     let mut shutdown = shared.shutdown.clone();
     let mut shut_down = false;
     let stop_at = policy.run_time.map(|run_time| Instant::now() + run_time);
@@ -163,7 +196,12 @@ pub(crate) async fn drive(
             event = events.recv() => match event {
                 None | Some(RunEvent::Stop) => break,
                 Some(event) => {
-                    tracker.apply(event);
+                    let changes = place(&shared, &run, &mut tracker, &mut placing.membership, event);
+                    send_changes(&shared, &run, &placing.template, changes);
+                    run.status.send_modify(|status| {
+                        status.target_users = placing.membership.users();
+                        status.workers = placing.membership.len() as u32;
+                    });
                     if tracker.all_finished() {
                         break;
                     }
@@ -248,9 +286,7 @@ pub(crate) async fn drive(
             None,
         ),
     };
-    shared
-        .registry
-        .release(&run.id, run.workers.iter().map(String::as_str));
+    shared.registry.release(&run.id, tracker.ids());
     shared.runs.finish(&run.id);
     tracing::info!(run_id = %run.id, state = ?state, error = %error, "run ended");
     run.status.send_modify(|status| {
@@ -258,6 +294,81 @@ pub(crate) async fn drive(
         status.error = error;
         status.final_stats = stats;
     });
+}
+
+/// Applies a running run's event to its workers and shares; returns the
+/// shares to send.
+fn place(
+    shared: &Shared,
+    run: &Run,
+    tracker: &mut Tracker,
+    membership: &mut Membership,
+    event: RunEvent,
+) -> Vec<Assignment> {
+    match event {
+        RunEvent::Joined { worker_id, cores } => {
+            if !shared.registry.claim(&worker_id, &run.id) {
+                return Vec::new();
+            }
+            if !tracker.add(&worker_id) {
+                shared.registry.release(&run.id, [worker_id.as_str()]);
+                return Vec::new();
+            }
+            tracing::info!(run_id = %run.id, worker_id = %worker_id, cores, "worker joins the run");
+            membership.join(&worker_id, cores)
+        }
+        RunEvent::Scale { users, spawn_rate } => {
+            tracing::info!(run_id = %run.id, users, "scaling the run");
+            membership.scale(users, spawn_rate)
+        }
+        RunEvent::Done { ref worker_id, .. } | RunEvent::Gone { ref worker_id } => {
+            let worker_id = worker_id.clone();
+            tracker.apply(event);
+            if membership.contains(&worker_id) {
+                tracing::info!(run_id = %run.id, worker_id = %worker_id, "worker left the run; re-placing its users");
+            }
+            membership.leave(&worker_id)
+        }
+        RunEvent::Stop => Vec::new(),
+    }
+}
+
+/// Sends each changed share: `StartWork` to a worker new to the run (then
+/// `ChangeWork` too, which moves a worker that was already running it),
+/// `ChangeWork` to the others. A worker that cannot be reached is about to
+/// be reported gone, and its share re-placed then.
+fn send_changes(shared: &Shared, run: &Run, template: &StartWork, changes: Vec<Assignment>) {
+    for change in changes {
+        let Some(tx) = shared.registry.sender(&change.worker_id) else {
+            continue;
+        };
+        let mut messages = Vec::with_capacity(2);
+        if change.joined {
+            messages.push(Msg::StartWork(StartWork {
+                class_users: change.class_users.clone(),
+                spawn_rate: change.spawn_rate,
+                user_id_offset: change.user_id_offset,
+                ..template.clone()
+            }));
+        }
+        messages.push(Msg::ChangeWork(ChangeWork {
+            run_id: run.id.clone(),
+            class_users: change.class_users,
+            spawn_rate: change.spawn_rate,
+            user_id_offset: change.user_id_offset,
+            rate: 0.0,
+            max_in_flight: 0,
+        }));
+        for msg in messages {
+            if tx
+                .try_send(Ok(ControllerMessage { msg: Some(msg) }))
+                .is_err()
+            {
+                tracing::warn!(run_id = %run.id, worker_id = %change.worker_id, "failed to send a new share");
+                break;
+            }
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.

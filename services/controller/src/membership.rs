@@ -55,7 +55,8 @@ impl Membership {
         let members = placed
             .into_iter()
             .map(|(worker_id, cores, placement)| {
-                next_user_id = next_user_id.max(placement.user_id_offset + u64::from(placement.users));
+                next_user_id =
+                    next_user_id.max(placement.user_id_offset + u64::from(placement.users));
                 let member = Member {
                     cores,
                     class_users: placement.class_users.clone(),
@@ -85,6 +86,11 @@ impl Membership {
     /// True when no worker is left.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// The members' ids, sorted.
+    pub fn worker_ids(&self) -> Vec<String> {
+        self.members.keys().cloned().collect()
     }
 
     /// True when `worker_id` is in the run.
@@ -155,7 +161,11 @@ impl Membership {
             .filter(|((_, member), placement)| member.class_users != placement.class_users)
             .map(|((id, member), placement)| {
                 let old: u32 = member.class_users.iter().sum();
-                (id.clone(), placement.class_users, old.abs_diff(placement.users))
+                (
+                    id.clone(),
+                    placement.class_users,
+                    old.abs_diff(placement.users),
+                )
             })
             .collect();
         let moved: u32 = moves.iter().map(|(_, _, delta)| delta).sum();

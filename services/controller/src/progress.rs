@@ -20,9 +20,9 @@ pub fn progress(
     RunProgress {
         run_id: run.id.clone(),
         state: status.state as i32,
-        target_users: run.target_users,
+        target_users: status.target_users,
         active_users,
-        workers: run.workers.len() as u32,
+        workers: status.workers,
         stats,
         error: status.error.clone(),
     }

@@ -132,6 +132,34 @@ impl Registry {
         claimed
     }
 
+    /// Assigns one worker to `run_id` if it is idle or already working on
+    /// it; false when it is gone or busy with another run.
+    pub fn claim(&self, worker_id: &str, run_id: &str) -> bool {
+        let mut workers = self.workers.lock();
+        let Some(entry) = workers.get_mut(worker_id) else {
+            return false;
+        };
+        let free = entry.assigned.as_deref().is_none_or(|r| r == run_id)
+            && (entry.heartbeat.run_id.is_empty() || entry.heartbeat.run_id == run_id);
+        if free {
+            entry.assigned = Some(run_id.to_owned());
+        }
+        free
+    }
+
+    /// Removes the workers not heard from for longer than `silence`; their
+    /// streams end when the entries (holding the senders) are dropped.
+    pub fn expire(&self, silence: std::time::Duration) -> Vec<WorkerEntry> {
+        let now = Instant::now();
+        let mut workers = self.workers.lock();
+        let stale: Vec<String> = workers
+            .iter()
+            .filter(|(_, entry)| now.duration_since(entry.last_seen) > silence)
+            .map(|(id, _)| id.clone())
+            .collect();
+        stale.iter().filter_map(|id| workers.remove(id)).collect()
+    }
+
     /// Releases the listed workers from `run_id` (those still assigned to it).
     pub fn release<'a>(&self, run_id: &str, worker_ids: impl IntoIterator<Item = &'a str>) {
         let mut workers = self.workers.lock();
@@ -218,6 +246,21 @@ mod tests {
     }
 
     #[test]
+    fn silent_workers_expire() {
+        let registry = Registry::default();
+        registry.add(register("a", 1), channel());
+        assert!(
+            registry
+                .expire(std::time::Duration::from_secs(60))
+                .is_empty()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let expired = registry.expire(std::time::Duration::ZERO);
+        assert_eq!(expired.len(), 1);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
     fn reconnect_replaces_and_old_cleanup_is_ignored() {
         let registry = Registry::default();
         let (old, _) = registry.add(register("w1", 2), channel());
@@ -263,6 +306,12 @@ mod tests {
         registry.work_done("b", c1, "r1");
         assert_eq!(registry.active_users("r1"), 0);
         registry.release("r1", ["a", "b"]);
+        assert!(!registry.claim("c", "r2"), "c is busy with another run");
+        assert!(registry.claim("c", "old"), "c may rejoin its own run");
+        assert!(registry.claim("a", "r2"));
+        assert!(!registry.claim("zz", "r2"), "unknown worker");
+        registry.release("r2", ["a"]);
+        registry.release("old", ["c"]);
         assert_eq!(registry.claim_idle("r2").len(), 2);
         let list = registry.list();
         assert_eq!(list.len(), 3);

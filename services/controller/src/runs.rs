@@ -21,6 +21,10 @@ pub struct RunStatus {
     pub error: String,
     /// The collector's final statistics, once `FinishRun` answered.
     pub final_stats: Option<RunStats>,
+    /// Total users the run aims at now (changed by scaling and stages).
+    pub target_users: u32,
+    /// Workers taking part now (changed by joins, leaves and rebalancing).
+    pub workers: u32,
 }
 
 impl RunStatus {
@@ -37,17 +41,19 @@ pub enum RunEvent {
     Stop,
     /// A worker reported `WorkDone` for this run.
     Done { worker_id: String, done: WorkDone },
-    /// A worker's stream ended.
+    /// A worker's stream ended (or it missed its heartbeats).
     Gone { worker_id: String },
+    /// A worker connected while the run is active: it may take a share.
+    Joined { worker_id: String, cores: u32 },
+    /// `ScaleRun`: a new total of users, moved to at `spawn_rate` (or the
+    /// run's own spawn rate).
+    Scale { users: u32, spawn_rate: Option<f64> },
 }
 
 /// One run.
 #[derive(Debug)]
 pub struct Run {
     pub id: String,
-    pub target_users: u32,
-    /// The workers executing it (those with at least one user).
-    pub workers: Vec<String>,
     pub status: watch::Sender<RunStatus>,
     pub events: mpsc::UnboundedSender<RunEvent>,
 }
@@ -57,21 +63,17 @@ impl Run {
     pub fn new(
         id: String,
         target_users: u32,
-        workers: Vec<String>,
+        workers: u32,
     ) -> (Arc<Run>, mpsc::UnboundedReceiver<RunEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
         let (status, _) = watch::channel(RunStatus {
             state: RunState::Starting,
             error: String::new(),
             final_stats: None,
-        });
-        let run = Run {
-            id,
             target_users,
             workers,
-            status,
-            events,
-        };
+        });
+        let run = Run { id, status, events };
         (Arc::new(run), receiver)
     }
 
@@ -130,6 +132,16 @@ impl Runs {
         self.inner.lock().runs.get(run_id).cloned()
     }
 
+    /// The run that is running now, if any (not one still being started).
+    pub fn active(&self) -> Option<Arc<Run>> {
+        let inner = self.inner.lock();
+        inner
+            .active
+            .as_ref()
+            .and_then(|id| inner.runs.get(id))
+            .cloned()
+    }
+
     /// Frees the active slot and remembers the run as finished, forgetting
     /// the oldest finished runs beyond the limit.
     pub fn finish(&self, run_id: &str) {
@@ -171,7 +183,7 @@ mod tests {
         let runs = Runs::default();
         for i in 0..(KEEP_FINISHED + 3) {
             let id = format!("r{i}");
-            let (run, _) = Run::new(id.clone(), 1, vec![]);
+            let (run, _) = Run::new(id.clone(), 1, 0);
             runs.insert(run);
             runs.finish(&id);
         }

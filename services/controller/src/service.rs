@@ -70,10 +70,18 @@ impl Controller for ControllerService {
             .map_err(|_| Status::internal("failed to queue Registered"))?;
         tracing::info!(worker_id = %register.worker_id, cores = register.cores, hostname = %register.hostname, "worker connected");
         let worker_id = register.worker_id.clone();
+        let cores = register.cores;
         let (conn, replaced) = self.shared.registry.add(register, tx);
         if let Some(old) = replaced {
             tracing::info!(worker_id = %worker_id, "worker reconnected; dropping its old stream");
             notify_gone(&self.shared, &worker_id, old.assigned.as_deref());
+        }
+        // A worker that connects during a run takes a share of it at once.
+        if let Some(run) = self.shared.runs.active() {
+            run.send(RunEvent::Joined {
+                worker_id: worker_id.clone(),
+                cores,
+            });
         }
         tokio::spawn(serve_worker(self.shared.clone(), worker_id, conn, inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -118,9 +126,44 @@ impl Controller for ControllerService {
 
     async fn scale_run(
         &self,
-        _request: Request<ScaleRunRequest>,
+        request: Request<ScaleRunRequest>,
     ) -> Result<Response<ScaleRunResponse>, Status> {
-        Err(Status::unimplemented("ScaleRun is not wired yet"))
+        let request = request.into_inner();
+        let run = self
+            .shared
+            .runs
+            .get(&request.run_id)
+            .ok_or_else(|| ControllerError::RunNotFound(request.run_id.clone()))?;
+        if run.status.borrow().is_terminal() {
+            return Err(ControllerError::InvalidArgument(format!(
+                "run {} has ended",
+                request.run_id
+            ))
+            .into());
+        }
+        if request.rate.is_some() {
+            return Err(ControllerError::InvalidArgument(
+                "this run uses the closed model (users); change it with users".into(),
+            )
+            .into());
+        }
+        let Some(users) = request.users else {
+            return Err(ControllerError::InvalidArgument(
+                "give users (or rate) to scale to".into(),
+            )
+            .into());
+        };
+        if !(request.spawn_rate.is_finite() && request.spawn_rate >= 0.0) {
+            return Err(ControllerError::InvalidArgument(
+                "spawn_rate must be a positive number (or 0 for the run's own)".into(),
+            )
+            .into());
+        }
+        run.send(RunEvent::Scale {
+            users,
+            spawn_rate: (request.spawn_rate > 0.0).then_some(request.spawn_rate),
+        });
+        Ok(Response::new(ScaleRunResponse {}))
     }
 
     async fn list_workers(
@@ -182,6 +225,28 @@ fn handle(shared: &Shared, worker_id: &str, conn: u64, message: WorkerMessage) {
         None => {}
     }
 }
+
+/// Drops the workers that missed three heartbeats: their streams end (a live
+/// worker reconnects and rejoins) and their runs re-place their users.
+pub(crate) async fn expire_silent_workers(shared: Arc<Shared>) {
+    let period = shared.config.heartbeat_interval;
+    let mut shutdown = shared.shutdown.clone();
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = crate::shut_down(&mut shutdown) => return,
+        }
+        for entry in shared.registry.expire(period * MISSED_HEARTBEATS) {
+            let worker_id = &entry.register.worker_id;
+            tracing::warn!(worker_id = %worker_id, "worker missed {MISSED_HEARTBEATS} heartbeats; marked missing");
+            notify_gone(&shared, worker_id, entry.assigned.as_deref());
+        }
+    }
+}
+
+/// Heartbeats a worker may miss before it counts as missing.
+const MISSED_HEARTBEATS: u32 = 3;
 
 fn notify_gone(shared: &Shared, worker_id: &str, run_id: Option<&str>) {
     if let Some(run) = run_id.and_then(|id| shared.runs.get(id)) {

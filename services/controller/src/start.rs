@@ -11,7 +11,8 @@ use cicada_proto::v1::{
 };
 use cicada_scenario::Scenario;
 
-use crate::lifecycle::{self, StopPolicy, unix_ms};
+use crate::lifecycle::{self, Placing, StopPolicy, unix_ms};
+use crate::membership::Membership;
 use crate::registry::Claimed;
 use crate::runs::{Run, RunEvent};
 use crate::split::{self, Placement};
@@ -173,26 +174,27 @@ fn launch(
     run_id: String,
     workers: Vec<(Claimed, Placement)>,
 ) -> StartRunResponse {
-    let ids: Vec<String> = workers.iter().map(|(w, _)| w.worker_id.clone()).collect();
-    let (run, events) = Run::new(run_id.clone(), plan.users, ids);
+    let (run, events) = Run::new(run_id.clone(), plan.users, workers.len() as u32);
     shared.runs.insert(run.clone());
     let max_duration_ms = plan.run_time.map_or(0, |run_time| {
         (run_time + plan.grace + shared.config.max_duration_margin).as_millis() as u64
     });
+    let template = StartWork {
+        run_id: run_id.clone(),
+        scenario_yaml: request.scenario_yaml.clone(),
+        scenario_path: request.scenario_path.clone(),
+        host: plan.host.clone(),
+        collector_url: shared.config.collector_url.clone(),
+        max_duration_ms,
+        ..StartWork::default()
+    };
     for (worker, placement) in &workers {
         let message = ControllerMessage {
             msg: Some(Msg::StartWork(StartWork {
-                run_id: run_id.clone(),
-                scenario_yaml: request.scenario_yaml.clone(),
-                scenario_path: request.scenario_path.clone(),
-                host: plan.host.clone(),
                 class_users: placement.class_users.clone(),
                 spawn_rate: split::spawn_rate_share(plan.spawn_rate, placement.users, plan.users),
-                collector_url: shared.config.collector_url.clone(),
                 user_id_offset: placement.user_id_offset,
-                max_duration_ms,
-                rate: 0.0,
-                max_in_flight: 0,
+                ..template.clone()
             })),
         };
         // A full or closed stream means the worker is as good as gone; the
@@ -214,7 +216,31 @@ fn launch(
         run_time: plan.run_time,
         grace: plan.grace,
     };
-    tokio::spawn(lifecycle::drive(shared.clone(), run, events, policy));
+    let weights = plan
+        .scenario
+        .user_classes()
+        .iter()
+        .map(|class| class.weight)
+        .collect();
+    let membership = Membership::new(
+        weights,
+        plan.users,
+        plan.spawn_rate,
+        workers
+            .iter()
+            .map(|(worker, placement)| (worker.worker_id.as_str(), worker.cores, placement)),
+    );
+    let placing = Placing {
+        membership,
+        template,
+    };
+    tokio::spawn(lifecycle::drive(
+        shared.clone(),
+        run,
+        events,
+        policy,
+        placing,
+    ));
     StartRunResponse {
         run_id,
         workers: workers.len() as u32,

@@ -72,8 +72,16 @@ enum Step {
 /// (interleaved across classes), then starts, so the class mix holds
 /// throughout.
 fn steps(live: &[u32], target: &[u32]) -> impl Iterator<Item = Step> + use<> {
-    let surplus: Vec<u32> = live.iter().zip(target).map(|(l, t)| l.saturating_sub(*t)).collect();
-    let deficit: Vec<u32> = live.iter().zip(target).map(|(l, t)| t.saturating_sub(*l)).collect();
+    let surplus: Vec<u32> = live
+        .iter()
+        .zip(target)
+        .map(|(l, t)| l.saturating_sub(*t))
+        .collect();
+    let deficit: Vec<u32> = live
+        .iter()
+        .zip(target)
+        .map(|(l, t)| t.saturating_sub(*l))
+        .collect();
     Interleave::new(&surplus)
         .map(Step::Retire)
         .chain(Interleave::new(&deficit).map(Step::Start))

@@ -496,9 +496,15 @@ async fn retarget_starts_and_retires_users_live() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(engine.active_users(), 3, "no user retired twice");
     let served_before = server.served();
-    wait_until("the rest still run", || server.served() > served_before + 10).await;
+    wait_until("the rest still run", || {
+        server.served() > served_before + 10
+    })
+    .await;
 
-    assert!(engine.retarget(load(vec![1], 1.0)).is_err(), "class count is checked");
+    assert!(
+        engine.retarget(load(vec![1], 1.0)).is_err(),
+        "class count is checked"
+    );
     let total = run_for(&engine, Duration::ZERO, Duration::from_secs(5)).await;
     assert_eq!(total.total().cancelled, 0);
 }
