@@ -29,6 +29,8 @@ pub enum Command {
     Start(StartArgs),
     /// Stop a running run on a deployed controller.
     Stop(StopArgs),
+    /// Change the users of a running run on a deployed controller.
+    Scale(ScaleArgs),
     /// List the workers connected to a deployed controller.
     Workers(ControllerArgs),
     /// Check a scenario file without running it.
@@ -97,6 +99,26 @@ pub struct StartArgs {
     /// Print the run id and return at once instead of following the run.
     #[arg(long)]
     pub detach: bool,
+    /// Wait until this many workers are connected before starting.
+    #[arg(long, env = "CICADA_EXPECT_WORKERS")]
+    pub expect_workers: Option<u32>,
+    /// How long to wait for --expect-workers before giving up.
+    #[arg(long, env = "CICADA_EXPECT_WORKERS_TIMEOUT", value_parser = parse_run_time, default_value = "60s")]
+    pub expect_workers_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The run to change.
+    pub run_id: String,
+    /// New total of concurrent users, across all workers.
+    #[arg(short = 'u', long)]
+    pub users: u32,
+    /// Users started (or stopped) per second to get there (default: the run's spawn rate).
+    #[arg(short = 'r', long)]
+    pub spawn_rate: Option<f64>,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,9 @@ mod validate;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cicada_proto::v1::{ListWorkersRequest, RunProgress, RunState, StopRunRequest};
+use cicada_proto::v1::{
+    ListWorkersRequest, RunProgress, RunState, ScaleRunRequest, StopRunRequest,
+};
 
 use crate::cli::{Command, LoadArgs};
 use crate::{report, session};
@@ -27,6 +29,21 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .map_err(|status| anyhow::anyhow!("{}", status.message()))
                 .with_context(|| format!("failed to stop run {}", args.run_id))?;
             eprintln!("stopping run {}", args.run_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scale(args) => {
+            let mut client = session::connect(&args.controller.controller).await?;
+            client
+                .scale_run(ScaleRunRequest {
+                    run_id: args.run_id.clone(),
+                    users: Some(args.users),
+                    rate: None,
+                    spawn_rate: args.spawn_rate.unwrap_or(0.0),
+                })
+                .await
+                .map_err(|status| anyhow::anyhow!("{}", status.message()))
+                .with_context(|| format!("failed to scale run {}", args.run_id))?;
+            eprintln!("run {}: moving to {} users", args.run_id, args.users);
             Ok(ExitCode::SUCCESS)
         }
         Command::Workers(args) => {

@@ -48,6 +48,47 @@ async fn wait_for_workers(controller: &str, expected: usize) {
     }
 }
 
+fn spawn_worker(controller_url: &str, worker_id: &str) -> Process {
+    spawn(
+        "cicada-worker",
+        &["--controller", controller_url, "--worker-id", worker_id],
+    )
+}
+
+/// Users each worker reports running, from `cicada workers`.
+async fn worker_users(controller: &str) -> Vec<(String, u32)> {
+    let (code, stdout, stderr) = run_cicada(
+        &["workers", "--controller", controller],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    stdout
+        .lines()
+        .filter(|line| line.starts_with("worker-"))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields[0].to_owned(), fields[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Polls `cicada workers` until `check` holds for the users per worker.
+async fn wait_for_users(controller: &str, what: &str, check: impl Fn(&[(String, u32)]) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let users = worker_users(controller).await;
+        if check(&users) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: users per worker {users:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
     let target_url = format!("http://127.0.0.1:{}", free_port());
     let target = spawn(
@@ -72,15 +113,7 @@ async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
     );
     let mut processes = vec![target, collector, controller];
     for i in 0..workers {
-        processes.push(spawn(
-            "cicada-worker",
-            &[
-                "--controller",
-                &controller_url,
-                "--worker-id",
-                &format!("worker-{i}"),
-            ],
-        ));
+        processes.push(spawn_worker(&controller_url, &format!("worker-{i}")));
     }
     wait_for_target(&target_url).await;
     wait_for_workers(&controller_url, workers).await;
@@ -201,4 +234,66 @@ async fn detached_run_is_stopped_by_id() {
     assert_eq!(stored.summary_total.requests, served);
     assert_eq!(stored.summary_total.cancelled, 0);
     assert_eq!(stored.seconds_total, stored.summary_total);
+}
+
+/// A worker killed (SIGTERM) mid-run: the run goes on, its users are
+/// re-placed on the other worker, a worker that joins mid-run gets a share
+/// at once, and the stored totals still equal what the target served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_leave_and_join_mid_run_without_losing_a_request() {
+    let db = TestDatabase::postgres().await.unwrap();
+    let cluster = start_cluster(db.url(), 1).await;
+    let mut leaving = spawn_worker(&cluster.controller_url, "worker-leaving");
+    wait_for_workers(&cluster.controller_url, 2).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let args: Vec<String> = [
+        "start",
+        scenario.to_str().unwrap(),
+        "--controller",
+        &cluster.controller_url,
+        "--host",
+        &cluster.target_url,
+        "-u",
+        "10",
+        "-r",
+        "100",
+        "-t",
+        "20s",
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cicada(&args, Duration::from_secs(120)).await
+    });
+
+    let controller = cluster.controller_url.clone();
+    wait_for_users(&controller, "5 + 5 at the start", |users| {
+        users.iter().map(|(_, n)| n).sum::<u32>() == 10 && users.iter().all(|(_, n)| *n == 5)
+    })
+    .await;
+    leaving.terminate(Duration::from_secs(30));
+    wait_for_users(&controller, "all 10 on worker-0", |users| {
+        users == [("worker-0".to_owned(), 10)]
+    })
+    .await;
+    let _joining = spawn_worker(&controller, "worker-joining");
+    wait_for_users(&controller, "the new worker takes half", |users| {
+        users.len() == 2 && users.iter().all(|(_, n)| *n == 5)
+    })
+    .await;
+
+    let (code, stdout, stderr) = run.await.unwrap();
+    assert_eq!(code, 0, "cicada start failed: {stderr}");
+    assert!(stdout.contains("Aggregated"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let counts = assert_conserved(&cluster.target_url, db.url(), &summary).await;
+    assert_split(&counts, &WEIGHTED_READS);
 }

@@ -18,6 +18,13 @@ pub enum ControllerError {
     /// No idle worker is connected.
     #[error("no idle worker is connected")]
     NoWorkers,
+    /// `expect_workers` were not connected in time.
+    #[error("only {connected} of the {expected} expected workers connected within {waited_s} s")]
+    TooFewWorkers {
+        connected: usize,
+        expected: u32,
+        waited_s: u64,
+    },
     /// Another run is still going (one run at a time).
     #[error("run {0} is still running")]
     RunActive(String),
@@ -46,7 +53,9 @@ impl ControllerError {
             | ControllerError::Scenario(_)
             | ControllerError::NoHost
             | ControllerError::Protocol(_) => Code::InvalidArgument,
-            ControllerError::NoWorkers | ControllerError::RunActive(_) => Code::FailedPrecondition,
+            ControllerError::NoWorkers
+            | ControllerError::TooFewWorkers { .. }
+            | ControllerError::RunActive(_) => Code::FailedPrecondition,
             ControllerError::RunNotFound(_) => Code::NotFound,
             ControllerError::Collector { .. } | ControllerError::ShuttingDown => Code::Unavailable,
         }

@@ -74,6 +74,9 @@ pub(crate) async fn start_run(
         return Err(ControllerError::ShuttingDown);
     }
     let plan = validate(shared, &request)?;
+    if request.expect_workers > 0 {
+        wait_for_workers(shared, &request).await?;
+    }
     let run_id = uuid::Uuid::now_v7().to_string();
     shared.runs.reserve(&run_id)?;
     match place_and_announce(shared, &request, &plan, &run_id).await {
@@ -84,6 +87,40 @@ pub(crate) async fn start_run(
         }
     }
 }
+
+/// Waits (bounded) until `expect_workers` workers are connected.
+async fn wait_for_workers(
+    shared: &Shared,
+    request: &StartRunRequest,
+) -> Result<(), ControllerError> {
+    let expected = request.expect_workers;
+    let timeout = match request.expect_workers_timeout_ms {
+        0 => DEFAULT_EXPECT_WORKERS_TIMEOUT,
+        ms => Duration::from_millis(ms),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let connected = shared.registry.len();
+        if connected >= expected as usize {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ControllerError::TooFewWorkers {
+                connected,
+                expected,
+                waited_s: timeout.as_secs(),
+            });
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = crate::shut_down(&mut shutdown) => return Err(ControllerError::ShuttingDown),
+        }
+    }
+}
+
+/// How long `StartRun` waits for `expect_workers` when the request says nothing.
+const DEFAULT_EXPECT_WORKERS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Claims the idle workers, splits the users and calls `CreateRun`.
 async fn place_and_announce(

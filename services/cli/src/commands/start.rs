@@ -8,8 +8,16 @@ use crate::session;
 pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     let yaml = super::read_scenario(&args.load)?;
     let mut client = session::connect(&args.controller.controller).await?;
-    let (run_id, workers) =
-        session::start(&mut client, session::start_request(&args.load, yaml)).await?;
+    let mut request = session::start_request(&args.load, yaml);
+    if let Some(expected) = args.expect_workers {
+        eprintln!(
+            "waiting for {expected} workers (at most {})",
+            humantime::format_duration(args.expect_workers_timeout)
+        );
+        request.expect_workers = expected;
+        request.expect_workers_timeout_ms = args.expect_workers_timeout.as_millis() as u64;
+    }
+    let (run_id, workers) = session::start(&mut client, request).await?;
     if args.detach {
         println!("{run_id}");
         return Ok(ExitCode::SUCCESS);

@@ -102,6 +102,23 @@ impl Drop for Process {
     }
 }
 
+impl Process {
+    /// SIGTERM, then waits (bounded) for the process to exit on its own.
+    pub fn terminate(&mut self, within: Duration) {
+        let pid = self.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + within;
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 pub fn spawn(name: &str, args: &[&str]) -> Process {
     Process(
         Command::new(binary(name))
