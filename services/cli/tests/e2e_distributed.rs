@@ -174,8 +174,9 @@ async fn separate_processes_conserve_on_sqlite() {
     separate_processes_conserve(db.url()).await;
 }
 
-/// `--detach` prints the run id and returns at once; the run goes on and
-/// `cicada stop` ends it; the stored run still conserves exactly.
+/// `--detach` prints the run id and returns at once; the run goes on,
+/// `cicada scale` changes its users both ways, `cicada stop` ends it; the
+/// stored run still conserves exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detached_run_is_stopped_by_id() {
     let db = TestDatabase::sqlite().unwrap();
@@ -204,7 +205,46 @@ async fn detached_run_is_stopped_by_id() {
     let run_id = stdout.trim().to_owned();
     assert_eq!(run_id.len(), 36, "a run id on stdout: {stdout:?}");
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_users(&cluster.controller_url, "4 users", |users| {
+        users.iter().map(|(_, n)| n).sum::<u32>() == 4
+    })
+    .await;
+    let (code, _, stderr) = run_cicada(
+        &[
+            "scale",
+            &run_id,
+            "-u",
+            "7",
+            "--controller",
+            &cluster.controller_url,
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    wait_for_users(&cluster.controller_url, "scaled to 7", |users| {
+        users.iter().map(|(_, n)| n).sum::<u32>() == 7
+    })
+    .await;
+    let (code, _, stderr) = run_cicada(
+        &[
+            "scale",
+            &run_id,
+            "-u",
+            "2",
+            "-r",
+            "50",
+            "--controller",
+            &cluster.controller_url,
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    wait_for_users(&cluster.controller_url, "scaled down to 2", |users| {
+        users.iter().map(|(_, n)| n).sum::<u32>() == 2
+    })
+    .await;
     let (code, _, stderr) = run_cicada(
         &["stop", &run_id, "--controller", &cluster.controller_url],
         Duration::from_secs(30),
@@ -296,4 +336,35 @@ async fn workers_leave_and_join_mid_run_without_losing_a_request() {
         serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     let counts = assert_conserved(&cluster.target_url, db.url(), &summary).await;
     assert_split(&counts, &WEIGHTED_READS);
+}
+
+/// `--expect-workers` waits for workers and fails clearly when too few come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_workers_waits_then_gives_up() {
+    let db = TestDatabase::sqlite().unwrap();
+    let cluster = start_cluster(db.url(), 1).await;
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let (code, _, stderr) = run_cicada(
+        &[
+            "start",
+            scenario.to_str().unwrap(),
+            "--controller",
+            &cluster.controller_url,
+            "--host",
+            &cluster.target_url,
+            "-t",
+            "1s",
+            "--expect-workers",
+            "3",
+            "--expect-workers-timeout",
+            "1s",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("only 1 of the 3 expected workers connected within 1 s"),
+        "{stderr}"
+    );
 }
