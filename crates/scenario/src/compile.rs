@@ -1,6 +1,7 @@
 //! Turns the YAML tree into the scenario model, checking every key and value.
 
 mod fields;
+mod stages;
 mod step;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use crate::{Scenario, ScenarioError};
 
 use fields::Fields;
 
-const TOP_KEYS: &[&str] = &["name", "host", "timeouts", "users"];
+const TOP_KEYS: &[&str] = &["name", "host", "timeouts", "stages", "users"];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &["name", "weight", "wait", "variables", "on_start", "tasks"];
 const TASK_KEYS: &[&str] = &["weight", "request", "steps"];
@@ -58,6 +59,10 @@ impl<'a> Compiler<'a> {
             Some(node) => self.timeouts(node)?,
             None => Timeouts::default(),
         };
+        let stages = match top.get("stages") {
+            Some(node) => self.stages(node)?,
+            None => Vec::new(),
+        };
         let users = top.required(&self, "users")?;
         let Kind::Seq(items) = &users.kind else {
             return Err(self.wrong_type(users, "users", "a list of user classes"));
@@ -90,6 +95,7 @@ impl<'a> Compiler<'a> {
             classes,
             endpoints: self.endpoints,
             timeouts,
+            stages,
         })
     }
 

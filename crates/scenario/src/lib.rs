@@ -20,7 +20,7 @@ pub mod template;
 use std::fmt::Write as _;
 
 pub use model::{
-    Body, EndpointDef, Expect, Extract, ExtractSource, Step, Task, Timeouts, UserClass,
+    Body, EndpointDef, Expect, Extract, ExtractSource, Stage, Step, Task, Timeouts, UserClass,
     UserClassInfo, Wait,
 };
 pub use template::{JsonTemplate, RenderContext, Segment, Template};
@@ -34,6 +34,7 @@ pub struct Scenario {
     classes: Vec<UserClass>,
     endpoints: Vec<EndpointDef>,
     timeouts: Timeouts,
+    stages: Vec<Stage>,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -80,6 +81,11 @@ impl Scenario {
     /// leaves the worker's default.
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts
+    }
+
+    /// The load shape (`stages:`), empty when the scenario has none.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
     }
 
     /// The endpoint table; deltas refer to endpoints by index into it.

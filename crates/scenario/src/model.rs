@@ -160,3 +160,11 @@ pub struct Timeouts {
     /// Longest wait for a complete response, from sending the request.
     pub request: Option<Duration>,
 }
+
+/// One stage of the load shape (`stages:`): the users reached, linearly from
+/// the previous stage's (0 before the first), at the end of `duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    pub duration: Duration,
+    pub users: u32,
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cicada_scenario::{Body, Expect, ExtractSource, Scenario, Segment, Timeouts, Wait};
+use cicada_scenario::{Body, Expect, ExtractSource, Scenario, Segment, Stage, Timeouts, Wait};
 
 fn example(name: &str) -> Scenario {
     let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -206,7 +206,7 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     );
     assert_eq!(
         error("name: x\nrate: 5\nusers: []\n"),
-        "x.yaml:2:1: unknown key \"rate\" in scenario; allowed: name, host, timeouts, users"
+        "x.yaml:2:1: unknown key \"rate\" in scenario; allowed: name, host, timeouts, stages, users"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(
@@ -320,6 +320,22 @@ fn value_errors_point_at_the_value() {
             "x.yaml:2:12: unknown key \"read\" in timeouts; allowed: connect, request",
         ),
         (
+            "name: x\nstages: [{duration: 0s, users: 5}]\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:21: a stage's duration must be more than 0",
+        ),
+        (
+            "name: x\nstages: [{duration: 1m, users: -5}]\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:32: users -5 is negative; allowed: an integer >= 0",
+        ),
+        (
+            "name: x\nstages: [{duration: 1m, user: 5}]\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:25: unknown key \"user\" in stage; allowed: duration, users",
+        ),
+        (
+            "name: x\nstages: []\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:9: \"stages\" is empty; leave it out or give at least one {duration: 2m, users: 100}",
+        ),
+        (
             "",
             "x.yaml:1:1: empty scenario; expected a mapping with keys: name, host, users",
         ),
@@ -340,6 +356,24 @@ fn timeouts_are_optional_and_parsed() {
             connect: Some(Duration::from_secs(2)),
             request: Some(Duration::from_millis(500)),
         }
+    );
+}
+
+#[test]
+fn stages_ramp_targets() {
+    let yaml = "name: x\nstages:\n  - {duration: 2m, users: 100}\n  - {duration: 30s, users: 0}\nusers:\n  - tasks: [{request: {path: /}}]\n";
+    assert_eq!(
+        parse(yaml).stages(),
+        [
+            Stage {
+                duration: Duration::from_secs(120),
+                users: 100
+            },
+            Stage {
+                duration: Duration::from_secs(30),
+                users: 0
+            }
+        ]
     );
 }
 

@@ -59,6 +59,11 @@ pub struct LoadArgs {
     /// are cancelled (and counted as cancelled).
     #[arg(long, env = "CICADA_STOP_TIMEOUT", value_parser = parse_run_time, default_value = "10s")]
     pub stop_timeout: Duration,
+    /// A stage of the load shape, DURATION:USERS (repeatable, in order):
+    /// --stage 2m:10000 --stage 5m:10000 --stage 1m:0 ramps linearly to each
+    /// target; replaces the scenario's `stages`. -u is then ignored.
+    #[arg(long = "stage", value_parser = parse_stage)]
+    pub stages: Vec<(Duration, u32)>,
     /// Label the run (repeatable): --label env=staging --label release=1.4.2
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -146,6 +151,21 @@ pub fn parse_run_time(text: &str) -> Result<Duration, String> {
         .map_err(|error| format!("{error}; expected a duration like 30s, 5m or 1h30m"))
 }
 
+fn parse_stage(text: &str) -> Result<(Duration, u32), String> {
+    let (duration, users) = text
+        .split_once(':')
+        .ok_or_else(|| format!("stage {text:?} is not DURATION:USERS, e.g. 2m:1000"))?;
+    let duration = parse_run_time(duration)?;
+    if duration.is_zero() {
+        return Err(format!("stage {text:?}: the duration must be more than 0"));
+    }
+    let users = users
+        .trim()
+        .parse()
+        .map_err(|_| format!("stage {text:?}: users must be a whole number >= 0"))?;
+    Ok((duration, users))
+}
+
 fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
@@ -166,6 +186,17 @@ mod tests {
         assert_eq!(parse_run_time("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_run_time("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_run_time("soon").unwrap_err().contains("like 30s"));
+    }
+
+    #[test]
+    fn stages() {
+        assert_eq!(
+            parse_stage("2m:1000").unwrap(),
+            (Duration::from_secs(120), 1000)
+        );
+        assert!(parse_stage("2m").unwrap_err().contains("DURATION:USERS"));
+        assert!(parse_stage("0s:5").unwrap_err().contains("more than 0"));
+        assert!(parse_stage("1m:-3").unwrap_err().contains("whole number"));
     }
 
     #[test]

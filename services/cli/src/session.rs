@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cicada_proto::v1::controller_client::ControllerClient;
-use cicada_proto::v1::{RunProgress, RunState, StartRunRequest, StopRunRequest, WatchRunRequest};
+use cicada_proto::v1::{
+    RunProgress, RunState, Stage, StartRunRequest, StopRunRequest, WatchRunRequest,
+};
 use tonic::transport::Channel;
 
 use crate::cli::LoadArgs;
@@ -32,6 +34,15 @@ pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest 
         run_time_ms: load.run_time.map_or(0, |d| d.as_millis() as u64),
         labels: load.labels.iter().cloned().collect::<HashMap<_, _>>(),
         stop_grace_ms: load.stop_timeout.as_millis() as u64,
+        stages: load
+            .stages
+            .iter()
+            .map(|(duration, users)| Stage {
+                duration_ms: duration.as_millis() as u64,
+                users: *users,
+                rate: 0.0,
+            })
+            .collect(),
         ..StartRunRequest::default()
     }
 }

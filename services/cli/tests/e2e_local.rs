@@ -233,3 +233,48 @@ async fn ctrl_c_stops_the_run_cleanly() {
     assert!(summary["total"]["requests"].as_u64().unwrap() > 0);
     assert_conserved(&target.url, db.url(), &summary).await;
 }
+
+/// A scenario with stages ramps its users up and down and ends with the
+/// shape; every request still conserves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_shape_the_users() {
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("staged.yaml");
+    std::fs::write(
+        &scenario,
+        "name: staged\nstages:\n  - {duration: 2s, users: 6}\n  - {duration: 2s, users: 6}\n  - {duration: 2s, users: 2}\nusers:\n  - wait: {constant: 10ms}\n    tasks: [{request: {path: /Test/V1}}]\n",
+    )
+    .unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let (code, _stdout, stderr) = run_cicada(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--host",
+            &target.url,
+            "--database-url",
+            db.url(),
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--workers",
+            "2",
+        ],
+        RUN_TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("/6 on 2 workers"),
+        "the peak target shows: {stderr}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!(
+        (5.5..15.0).contains(&duration),
+        "the shape ends the run: {duration} s"
+    );
+    assert_conserved(&target.url, db.url(), &summary).await;
+}

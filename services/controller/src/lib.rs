@@ -19,6 +19,7 @@ pub mod progress;
 pub mod registry;
 pub mod runs;
 mod service;
+pub mod shape;
 pub mod split;
 mod start;
 

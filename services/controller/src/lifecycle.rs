@@ -24,15 +24,21 @@ use tokio::time::Instant;
 use crate::Shared;
 use crate::membership::{Assignment, Membership};
 use crate::runs::{Run, RunEvent};
+use crate::shape::{self, Stage};
 
-/// How a run is stopped.
-#[derive(Debug, Clone, Copy)]
+/// How a run's load changes over time and how it is stopped.
+#[derive(Debug, Clone)]
 pub struct StopPolicy {
     /// Stop this long after the start (`None`: only on `StopRun`).
     pub run_time: Option<Duration>,
     /// Grace for in-flight requests.
     pub grace: Duration,
+    /// The load shape followed while running (empty: constant users).
+    pub stages: Vec<Stage>,
 }
+
+/// How often a shaped run's target is recomputed.
+const SHAPE_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq)]
 enum WorkerState {
@@ -177,7 +183,9 @@ pub(crate) async fn drive(
     let mut tracker = Tracker::new(&placing.membership.worker_ids());
     let mut shutdown = shared.shutdown.clone();
     let mut shut_down = false;
-    let stop_at = policy.run_time.map(|run_time| Instant::now() + run_time);
+    let started = Instant::now();
+    let stop_at = policy.run_time.map(|run_time| started + run_time);
+    let mut shape_tick = tokio::time::interval_at(started, SHAPE_TICK);
 
     // Running: until the time limit, StopRun, shutdown or every worker ended.
     loop {
@@ -192,6 +200,17 @@ pub(crate) async fn drive(
             () = crate::shut_down(&mut shutdown) => {
                 shut_down = true;
                 break;
+            }
+            _ = shape_tick.tick(), if !policy.stages.is_empty() => {
+                // Reach the shape's next target by the next tick.
+                let users = shape::users_at(&policy.stages, started.elapsed() + SHAPE_TICK);
+                let moved = users.abs_diff(placing.membership.users());
+                if moved > 0 {
+                    let rate = f64::from(moved) / SHAPE_TICK.as_secs_f64();
+                    let changes = placing.membership.scale(users, Some(rate));
+                    send_changes(&shared, &run, &placing.template, changes);
+                    run.status.send_modify(|status| status.target_users = users);
+                }
             }
             event = events.recv() => match event {
                 None | Some(RunEvent::Stop) => break,

@@ -15,6 +15,7 @@ use crate::lifecycle::{self, Placing, StopPolicy, unix_ms};
 use crate::membership::Membership;
 use crate::registry::Claimed;
 use crate::runs::{Run, RunEvent};
+use crate::shape::{self, Stage};
 use crate::split::{self, Placement};
 use crate::{ControllerError, Shared};
 
@@ -26,14 +27,11 @@ struct Plan {
     spawn_rate: f64,
     run_time: Option<Duration>,
     grace: Duration,
+    /// The load shape; empty for a constant number of users.
+    stages: Vec<Stage>,
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
-    if request.users == 0 {
-        return Err(ControllerError::InvalidArgument(
-            "users must be greater than 0".into(),
-        ));
-    }
     if !(request.spawn_rate.is_finite() && request.spawn_rate > 0.0) {
         return Err(ControllerError::InvalidArgument(
             "spawn_rate must be a positive number".into(),
@@ -55,14 +53,69 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
     } else {
         Duration::from_millis(request.stop_grace_ms)
     };
+    let stages = stages(request, &scenario)?;
+    if stages.is_empty() && request.users == 0 {
+        return Err(ControllerError::InvalidArgument(
+            "users must be greater than 0".into(),
+        ));
+    }
+    let mut run_time =
+        (request.run_time_ms > 0).then(|| Duration::from_millis(request.run_time_ms));
+    if !stages.is_empty() {
+        // The shape ends the run unless --run-time caps it earlier.
+        let shape = shape::total_duration(&stages);
+        run_time = Some(run_time.map_or(shape, |cap| cap.min(shape)));
+    }
     Ok(Plan {
+        users: if stages.is_empty() {
+            request.users
+        } else {
+            shape::users_at(&stages, Duration::ZERO)
+        },
         scenario,
         host,
-        users: request.users,
         spawn_rate: request.spawn_rate,
-        run_time: (request.run_time_ms > 0).then(|| Duration::from_millis(request.run_time_ms)),
+        run_time,
         grace,
+        stages,
     })
+}
+
+/// The request's stages, or else the scenario's.
+fn stages(request: &StartRunRequest, scenario: &Scenario) -> Result<Vec<Stage>, ControllerError> {
+    if request.stages.is_empty() {
+        return Ok(scenario
+            .stages()
+            .iter()
+            .map(|stage| Stage {
+                duration: stage.duration,
+                users: stage.users,
+            })
+            .collect());
+    }
+    request
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(index, stage)| {
+            if stage.duration_ms == 0 {
+                return Err(ControllerError::InvalidArgument(format!(
+                    "stage {}: duration must be more than 0",
+                    index + 1
+                )));
+            }
+            if stage.rate != 0.0 {
+                return Err(ControllerError::InvalidArgument(format!(
+                    "stage {}: rate stages need the open model (--rate)",
+                    index + 1
+                )));
+            }
+            Ok(Stage {
+                duration: Duration::from_millis(stage.duration_ms),
+                users: stage.users,
+            })
+        })
+        .collect()
 }
 
 /// Starts a run; returns once every worker has been sent its `StartWork`.
@@ -141,10 +194,13 @@ async fn place_and_announce(
         .collect();
     let cores: Vec<u32> = claimed.iter().map(|worker| worker.cores).collect();
     let placements = split::split(plan.users, &weights, &cores);
+    // A shaped run starts small and grows: every worker takes part from the
+    // start, even with no user yet.
+    let shaped = !plan.stages.is_empty();
     let (workers, idle): (Vec<_>, Vec<_>) = claimed
         .into_iter()
         .zip(placements)
-        .partition(|(_, placement)| placement.users > 0);
+        .partition(|(_, placement)| shaped || placement.users > 0);
     shared
         .registry
         .release(run_id, idle.iter().map(|(w, _)| w.worker_id.as_str()));
@@ -154,6 +210,10 @@ async fn place_and_announce(
         "spawn_rate": plan.spawn_rate,
         "run_time_ms": request.run_time_ms,
         "stop_grace_ms": plan.grace.as_millis() as u64,
+        "stages": plan.stages.iter().map(|stage| serde_json::json!({
+            "duration_ms": stage.duration.as_millis() as u64,
+            "users": stage.users,
+        })).collect::<Vec<_>>(),
         "host": plan.host,
         "workers": workers.iter().map(|(w, p)| serde_json::json!({
             "worker_id": w.worker_id,
@@ -252,6 +312,7 @@ fn launch(
     let policy = StopPolicy {
         run_time: plan.run_time,
         grace: plan.grace,
+        stages: plan.stages,
     };
     let weights = plan
         .scenario
