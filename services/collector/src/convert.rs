@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_proto::v1;
-use cicada_store::{Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunStatus};
+use cicada_store::{
+    Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunFilter, RunRecord, RunStatus,
+};
 
 use crate::error::CollectorError;
 
@@ -131,6 +133,42 @@ pub(crate) fn run_state(status: RunStatus) -> v1::RunState {
         RunStatus::Running => v1::RunState::Running,
         RunStatus::Finished => v1::RunState::Finished,
         RunStatus::Failed => v1::RunState::Failed,
+    }
+}
+
+/// The store filter of a `ListRuns` request.
+pub(crate) fn run_filter(request: &v1::ListRunsRequest) -> RunFilter {
+    let status = match request.state() {
+        v1::RunState::Running | v1::RunState::Starting | v1::RunState::Stopping => {
+            Some(RunStatus::Running)
+        }
+        v1::RunState::Finished => Some(RunStatus::Finished),
+        v1::RunState::Failed => Some(RunStatus::Failed),
+        v1::RunState::Unspecified => None,
+    };
+    RunFilter {
+        limit: match request.limit {
+            0 => 50,
+            n => n.min(1000),
+        },
+        scenario_name: (!request.scenario_name.is_empty()).then(|| request.scenario_name.clone()),
+        status,
+        started_before_ms: (request.started_before_ms > 0).then_some(request.started_before_ms),
+        ..RunFilter::default()
+    }
+}
+
+/// A stored run as `ListRuns` reports it.
+pub(crate) fn run_summary(record: RunRecord) -> v1::RunSummary {
+    v1::RunSummary {
+        run_id: record.id,
+        scenario_name: record.scenario_name,
+        state: run_state(record.status) as i32,
+        started_at_ms: record.started_at_ms,
+        ended_at_ms: record.ended_at_ms.unwrap_or(0),
+        host: record.host,
+        labels: record.labels.into_iter().collect(),
+        error: record.error.unwrap_or_default(),
     }
 }
 

@@ -246,4 +246,19 @@ impl Collector for CollectorService {
     ) -> Result<Response<v1::RunStats>, Status> {
         Ok(Response::new(self.stats(&request.get_ref().run_id).await?))
     }
+
+    async fn list_runs(
+        &self,
+        request: Request<v1::ListRunsRequest>,
+    ) -> Result<Response<v1::ListRunsResponse>, Status> {
+        let filter = convert::run_filter(request.get_ref());
+        let records = self
+            .store
+            .list_runs(&filter)
+            .await
+            .map_err(CollectorError::from)?;
+        Ok(Response::new(v1::ListRunsResponse {
+            runs: records.into_iter().map(convert::run_summary).collect(),
+        }))
+    }
 }

@@ -46,6 +46,7 @@ both_databases!(
     a_restarted_collector_rebuilds_the_live_view,
     concurrent_workers_merge_exactly,
     two_collectors_share_one_database,
+    runs_are_listed_newest_first_by_state,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -660,4 +661,55 @@ async fn two_collectors_share_one_database(db: TestDatabase) {
     assert_eq!(stats(&mut a).await, final_stats);
     first.stop().await;
     second.stop().await;
+}
+
+async fn runs_are_listed_newest_first_by_state(db: TestDatabase) {
+    let collector = Collector::start(&db).await;
+    let mut client = collector.client.clone();
+    for (index, run_id) in ["run-a", "run-b", "run-c"].into_iter().enumerate() {
+        let mut request = create_request(run_id);
+        request.started_at_ms = STARTED_AT_MS + index as i64 * 1_000;
+        client.create_run(request).await.unwrap();
+    }
+    client
+        .finish_run(v1::FinishRunRequest {
+            run_id: "run-b".to_owned(),
+            state: v1::RunState::Failed as i32,
+            ended_at_ms: STARTED_AT_MS + 5_000,
+            error: "controller restarted".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let list = |state: v1::RunState, limit: u32| v1::ListRunsRequest {
+        limit,
+        state: state as i32,
+        ..Default::default()
+    };
+    let ids = |response: v1::ListRunsResponse| -> Vec<String> {
+        response.runs.into_iter().map(|run| run.run_id).collect()
+    };
+    let all = client
+        .list_runs(list(v1::RunState::Unspecified, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(all.clone()), ["run-c", "run-b", "run-a"]);
+    let failed = &all.runs[1];
+    assert_eq!(failed.state, v1::RunState::Failed as i32);
+    assert_eq!(failed.error, "controller restarted");
+    assert_eq!(failed.ended_at_ms, STARTED_AT_MS + 5_000);
+    let running = client
+        .list_runs(list(v1::RunState::Running, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(running), ["run-c", "run-a"]);
+    let page = client
+        .list_runs(list(v1::RunState::Unspecified, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(page), ["run-c"]);
+    collector.stop().await;
 }
