@@ -13,8 +13,22 @@ use support::*;
 /// The services of a cluster, each its own process; killed on drop.
 struct Cluster {
     target_url: String,
+    collector_url: String,
     controller_url: String,
+    controller: Process,
     _processes: Vec<Process>,
+}
+
+fn spawn_controller(controller_url: &str, collector_url: &str) -> Process {
+    spawn(
+        "cicada-controller",
+        &[
+            "--listen",
+            controller_url.trim_start_matches("http://"),
+            "--collector",
+            collector_url,
+        ],
+    )
 }
 
 async fn wait_for_target(url: &str) {
@@ -100,18 +114,10 @@ async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
         "cicada-collector",
         &["--listen", &collector_addr, "--database-url", database_url],
     );
-    let controller_addr = format!("127.0.0.1:{}", free_port());
-    let controller_url = format!("http://{controller_addr}");
-    let controller = spawn(
-        "cicada-controller",
-        &[
-            "--listen",
-            &controller_addr,
-            "--collector",
-            &format!("http://{collector_addr}"),
-        ],
-    );
-    let mut processes = vec![target, collector, controller];
+    let collector_url = format!("http://{collector_addr}");
+    let controller_url = format!("http://127.0.0.1:{}", free_port());
+    let controller = spawn_controller(&controller_url, &collector_url);
+    let mut processes = vec![target, collector];
     for i in 0..workers {
         processes.push(spawn_worker(&controller_url, &format!("worker-{i}")));
     }
@@ -119,7 +125,9 @@ async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
     wait_for_workers(&controller_url, workers).await;
     Cluster {
         target_url,
+        collector_url,
         controller_url,
+        controller,
         _processes: processes,
     }
 }
@@ -367,4 +375,73 @@ async fn expect_workers_waits_then_gives_up() {
         stderr.contains("only 1 of the 3 expected workers connected within 1 s"),
         "{stderr}"
     );
+}
+
+/// A controller that crashes (SIGKILL) mid-run and comes back: its worker
+/// reconnects, the orphaned run is stopped and stored as failed with the
+/// reason (never left "running"), and every request the target served is in
+/// the store exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_controller_ends_the_orphaned_run_on_restart() {
+    let db = TestDatabase::postgres().await.unwrap();
+    let mut cluster = start_cluster(db.url(), 1).await;
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let (code, stdout, stderr) = run_cicada(
+        &[
+            "start",
+            scenario.to_str().unwrap(),
+            "--controller",
+            &cluster.controller_url,
+            "--host",
+            &cluster.target_url,
+            "-u",
+            "4",
+            "-r",
+            "100",
+            "--detach",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = stdout.trim().to_owned();
+    wait_for_users(&cluster.controller_url, "4 users", |users| {
+        users.iter().map(|(_, n)| n).sum::<u32>() == 4
+    })
+    .await;
+
+    cluster.controller.kill();
+    cluster.controller = spawn_controller(&cluster.controller_url, &cluster.collector_url);
+
+    let store = cicada_store::connect(db.url()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let run = loop {
+        let run = store.get_run(&run_id).await.unwrap().expect("run stored");
+        if run.ended_at_ms.is_some() {
+            break run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the orphaned run was left running: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(run.status, cicada_store::RunStatus::Failed);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("controller restarted during the run")
+    );
+    // The worker is free again, and everything it recorded is stored once.
+    wait_for_users(&cluster.controller_url, "the worker is idle", |users| {
+        users.len() == 1 && users[0].1 == 0
+    })
+    .await;
+    let stored = stored_run(db.url(), &run_id).await;
+    let served = target_stats(&cluster.target_url).await["total"]
+        .as_u64()
+        .unwrap();
+    assert!(served > 0);
+    assert_eq!(stored.summary_total.requests, served, "stored != served");
+    assert_eq!(stored.summary_total.cancelled, 0);
+    assert_eq!(stored.seconds_total, stored.summary_total);
 }

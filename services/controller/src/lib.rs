@@ -16,6 +16,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod membership;
 pub mod progress;
+mod recovery;
 pub mod registry;
 pub mod runs;
 mod service;
@@ -62,6 +63,9 @@ pub struct ControllerConfig {
     pub register_timeout: Duration,
     /// Timeout of each collector call (plus `finish_wait` for `FinishRun`).
     pub collector_timeout: Duration,
+    /// How long after starting the controller waits for workers to come back
+    /// before it ends the runs a previous controller left running.
+    pub recovery_settle: Duration,
 }
 
 impl ControllerConfig {
@@ -77,6 +81,7 @@ impl ControllerConfig {
             progress_interval: Duration::from_secs(1),
             register_timeout: Duration::from_secs(10),
             collector_timeout: Duration::from_secs(10),
+            recovery_settle: Duration::from_secs(5),
         }
     }
 }
@@ -108,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) collector: CollectorClient<Channel>,
     /// Flips to true when the controller shuts down; long-lived streams end.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// True once the runs of a previous controller have been dealt with.
+    pub(crate) recovered: std::sync::atomic::AtomicBool,
 }
 
 /// Serves the controller on `listener` until `shutdown` resolves, then ends
@@ -128,10 +135,12 @@ pub async fn run(
         runs: runs::Runs::default(),
         collector,
         shutdown: shutdown_rx.clone(),
+        recovered: std::sync::atomic::AtomicBool::new(false),
     });
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "controller listening");
     tokio::spawn(service::expire_silent_workers(shared.clone()));
+    tokio::spawn(recovery::recover(shared.clone()));
 
     let signal = async move {
         shutdown.await;

@@ -35,6 +35,9 @@ pub struct StopPolicy {
     pub grace: Duration,
     /// The load shape followed while running (empty: constant users).
     pub stages: Vec<Stage>,
+    /// The run fails with this error whatever the workers report (a run
+    /// adopted after a controller restart).
+    pub failure: Option<String>,
 }
 
 /// How often a shaped run's target is recomputed.
@@ -265,7 +268,7 @@ pub(crate) async fn drive(
     }
 
     // Finishing: let the collector wait for the last deltas and summarise.
-    let mut error = tracker.error();
+    let mut error = policy.failure.clone().or_else(|| tracker.error());
     if shut_down && error.is_none() {
         error = Some("controller shut down during the run".to_owned());
     }

@@ -147,6 +147,22 @@ impl Registry {
         free
     }
 
+    /// Claims the workers whose heartbeats say they run `run_id`; returns
+    /// their ids and cores.
+    pub fn reporting(&self, run_id: &str) -> Vec<(String, u32)> {
+        let mut workers = self.workers.lock();
+        let mut found: Vec<(String, u32)> = workers
+            .values_mut()
+            .filter(|entry| entry.heartbeat.run_id == run_id)
+            .map(|entry| {
+                entry.assigned = Some(run_id.to_owned());
+                (entry.register.worker_id.clone(), entry.register.cores)
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     /// Removes the workers not heard from for longer than `silence`; their
     /// streams end when the entries (holding the senders) are dropped.
     pub fn expire(&self, silence: std::time::Duration) -> Vec<WorkerEntry> {

@@ -10,7 +10,7 @@ use cicada_proto::v1::worker_message::Msg as In;
 use cicada_proto::v1::{
     ControllerMessage, ListWorkersRequest, ListWorkersResponse, Register, Registered, RunProgress,
     ScaleRunRequest, ScaleRunResponse, StartRunRequest, StartRunResponse, StopRunRequest,
-    StopRunResponse, WatchRunRequest, WorkerMessage,
+    StopRunResponse, StopWork, WatchRunRequest, WorkerMessage,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -208,7 +208,10 @@ async fn serve_worker(
 
 fn handle(shared: &Shared, worker_id: &str, conn: u64, message: WorkerMessage) {
     match message.msg {
-        Some(In::Heartbeat(heartbeat)) => shared.registry.heartbeat(worker_id, conn, heartbeat),
+        Some(In::Heartbeat(heartbeat)) => {
+            stop_orphaned_work(shared, worker_id, &heartbeat.run_id);
+            shared.registry.heartbeat(worker_id, conn, heartbeat);
+        }
         Some(In::WorkDone(done)) => {
             tracing::info!(worker_id, run_id = %done.run_id, last_seq = done.last_seq, requests = done.requests, error = %done.error, "work done");
             shared.registry.work_done(worker_id, conn, &done.run_id);
@@ -223,6 +226,29 @@ fn handle(shared: &Shared, worker_id: &str, conn: u64, message: WorkerMessage) {
             tracing::warn!(worker_id, "ignoring a second Register on one stream");
         }
         None => {}
+    }
+}
+
+/// A worker still running a run this controller does not know, once the
+/// recovery after a restart is over (that run has been ended in the store),
+/// is told to stop: otherwise it would load the target until its safety-net
+/// limit, or for ever.
+fn stop_orphaned_work(shared: &Shared, worker_id: &str, run_id: &str) {
+    if run_id.is_empty()
+        || !shared.recovered.load(std::sync::atomic::Ordering::Relaxed)
+        || shared.runs.get(run_id).is_some()
+    {
+        return;
+    }
+    tracing::warn!(worker_id, run_id, "worker runs an unknown run; stopping it");
+    let stop = ControllerMessage {
+        msg: Some(Out::StopWork(StopWork {
+            run_id: run_id.to_owned(),
+            grace_ms: shared.config.default_stop_grace.as_millis() as u64,
+        })),
+    };
+    if let Some(tx) = shared.registry.sender(worker_id) {
+        let _ = tx.try_send(Ok(stop));
     }
 }
 

@@ -313,6 +313,7 @@ fn launch(
         run_time: plan.run_time,
         grace: plan.grace,
         stages: plan.stages,
+        failure: None,
     };
     let weights = plan
         .scenario

@@ -103,6 +103,12 @@ impl Drop for Process {
 }
 
 impl Process {
+    /// SIGKILL: the process gets no chance to clean up (a crash).
+    pub fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+
     /// SIGTERM, then waits (bounded) for the process to exit on its own.
     pub fn terminate(&mut self, within: Duration) {
         let pid = self.0.id().to_string();
