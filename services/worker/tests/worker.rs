@@ -104,6 +104,14 @@ impl Collector for RulesCollector {
         Ok(Response::new(CreateRunResponse {}))
     }
 
+    async fn list_runs(
+        &self,
+        _request: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        // Keeps no run records: nothing for a restarted controller to adopt.
+        Ok(Response::new(ListRunsResponse::default()))
+    }
+
     async fn push_deltas(
         &self,
         request: Request<PushDeltasRequest>,
