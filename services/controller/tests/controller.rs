@@ -81,6 +81,27 @@ impl Collector for RecordingCollector {
         Err(Status::unimplemented("the controller never pushes deltas"))
     }
 
+    async fn list_runs(
+        &self,
+        request: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        // The runs created and not finished, as a store would list them.
+        let wanted = request.into_inner().state;
+        let recorded = self.recorded.lock();
+        let runs = recorded
+            .created
+            .iter()
+            .filter(|created| !recorded.finished.iter().any(|f| f.run_id == created.run_id))
+            .map(|created| RunSummary {
+                run_id: created.run_id.clone(),
+                state: RunState::Running as i32,
+                ..Default::default()
+            })
+            .filter(|run| wanted == 0 || run.state == wanted)
+            .collect();
+        Ok(Response::new(ListRunsResponse { runs }))
+    }
+
     async fn finish_run(
         &self,
         request: Request<FinishRunRequest>,
