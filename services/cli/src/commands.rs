@@ -92,8 +92,17 @@ pub fn finish(progress: &RunProgress, load: &LoadArgs) -> anyhow::Result<ExitCod
     let stats = progress.stats.clone().unwrap_or_default();
     let state = session::state_name(progress.state());
     println!("{}", report::render_table(&stats));
+    if !progress.diagnoses.is_empty() {
+        println!("{}", report::render_diagnoses(&progress.diagnoses));
+    }
     if let Some(path) = &load.summary_json {
-        let json = serde_json::to_string_pretty(&report::summary_json(&stats, state))?;
+        let mut summary = report::summary_json(&stats, state);
+        summary.diagnoses = progress
+            .diagnoses
+            .iter()
+            .map(report::DiagnosisJson::from)
+            .collect();
+        let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, json + "\n")
             .with_context(|| format!("failed to write the summary to {}", path.display()))?;
         eprintln!("summary written to {}", path.display());

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use cicada_proto::v1::{EndpointStats, RunStats};
+use cicada_proto::v1::{Diagnosis, DiagnosisKind, EndpointStats, RunStats};
 use serde::Serialize;
 
 /// `--summary-json` document.
@@ -19,6 +19,52 @@ pub struct SummaryJson {
     pub endpoints: Vec<EndpointJson>,
     pub total: EndpointJson,
     pub failures: Vec<FailureJson>,
+    /// What limited the run (generator-bound, failing before the target
+    /// scaled, target errors), with the evidence.
+    pub diagnoses: Vec<DiagnosisJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DiagnosisJson {
+    /// `generator_bound`, `failing_before_scaled` or `target_errors`.
+    pub kind: &'static str,
+    pub summary: String,
+    pub evidence: Vec<String>,
+    /// For `generator_bound`: workers estimated to carry the load.
+    pub suggested_workers: u32,
+}
+
+impl From<&Diagnosis> for DiagnosisJson {
+    fn from(d: &Diagnosis) -> Self {
+        Self {
+            kind: diagnosis_kind(d.kind()),
+            summary: d.summary.clone(),
+            evidence: d.evidence.clone(),
+            suggested_workers: d.suggested_workers,
+        }
+    }
+}
+
+/// The stable name of a diagnosis kind.
+pub fn diagnosis_kind(kind: DiagnosisKind) -> &'static str {
+    match kind {
+        DiagnosisKind::GeneratorBound => "generator_bound",
+        DiagnosisKind::FailingBeforeScaled => "failing_before_scaled",
+        DiagnosisKind::TargetErrors => "target_errors",
+        DiagnosisKind::Unspecified => "unknown",
+    }
+}
+
+/// The diagnoses as printed after the final table.
+pub fn render_diagnoses(diagnoses: &[Diagnosis]) -> String {
+    let mut out = String::from("Diagnosis:\n");
+    for diagnosis in diagnoses {
+        let _ = writeln!(out, "  {}", diagnosis.summary);
+        for evidence in &diagnosis.evidence {
+            let _ = writeln!(out, "    - {evidence}");
+        }
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +139,7 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
                 last_message: f.last_message.clone(),
             })
             .collect(),
+        diagnoses: Vec::new(),
     }
 }
 

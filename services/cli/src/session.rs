@@ -78,6 +78,7 @@ pub async fn follow(
     let mut last_print: Option<Instant> = None;
     let mut latest: Option<RunProgress> = None;
     let mut interrupts = 0u32;
+    let mut told: Vec<i32> = Vec::new();
     // One listener for the whole watch, so a Ctrl-C that arrives while the
     // stop request is in flight is not lost.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -91,6 +92,13 @@ pub async fn follow(
                 if !ended && last_print.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
                     eprintln!("{}", progress_line(&progress, started.elapsed()));
                     last_print = Some(Instant::now());
+                }
+                // Each situation once, as soon as it shows.
+                for diagnosis in &progress.diagnoses {
+                    if !ended && !told.contains(&diagnosis.kind) {
+                        told.push(diagnosis.kind);
+                        eprintln!("diagnosis: {}", diagnosis.summary);
+                    }
                 }
                 latest = Some(progress);
                 if ended {
@@ -186,7 +194,7 @@ mod tests {
                 }),
                 ..Default::default()
             }),
-            error: String::new(),
+            ..Default::default()
         };
         let line = progress_line(&progress, Duration::from_secs(12));
         assert!(line.contains("users 150/200 on 2 workers"), "{line}");

@@ -278,3 +278,62 @@ async fn stages_shape_the_users() {
     );
     assert_conserved(&target.url, db.url(), &summary).await;
 }
+
+/// A target that fails a fifth of its answers while the generators idle:
+/// the run ends with the "target errors" diagnosis, naming the failure kind
+/// and the endpoints, on screen and in the summary JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_errors_are_diagnosed() {
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig {
+        error_rate: 0.2,
+        ..TargetConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("paced.yaml");
+    std::fs::write(
+        &scenario,
+        "name: paced\nusers:\n  - wait: {constant: 20ms}\n    tasks: [{request: {method: GET, path: /Test/V1}}]\n",
+    )
+    .unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let (code, stdout, stderr) = run_cicada(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--host",
+            &target.url,
+            "--database-url",
+            db.url(),
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--workers",
+            "1",
+            "-u",
+            "4",
+            "-r",
+            "100",
+            "-t",
+            "5s",
+        ],
+        RUN_TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 0, "failures alone do not fail the run: {stderr}");
+    assert!(stdout.contains("Diagnosis:"), "{stdout}");
+    assert!(
+        stdout.contains("target errors with healthy generators"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("x status 500 on GET /Test/V1"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert_eq!(
+        summary["diagnoses"][0]["kind"], "target_errors",
+        "{summary}"
+    );
+    let failures = summary["total"]["failures"].as_u64().unwrap();
+    let served = target_stats(&target.url).await;
+    assert_eq!(served["errors"].as_u64().unwrap(), failures, "{served}");
+}

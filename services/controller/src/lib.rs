@@ -12,6 +12,7 @@
 //! `Controller` trait on top of [`registry`], [`runs`], `start`, [`lifecycle`]
 //! and [`progress`]; [`error`] maps every failure to a `tonic::Code`.
 
+pub mod diagnosis;
 pub mod error;
 pub mod lifecycle;
 pub mod membership;
@@ -19,6 +20,7 @@ pub mod progress;
 mod recovery;
 pub mod registry;
 pub mod runs;
+mod sampler;
 mod service;
 pub mod shape;
 pub mod split;

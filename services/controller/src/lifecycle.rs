@@ -22,8 +22,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::Shared;
+use crate::diagnosis::Goals;
 use crate::membership::{Assignment, Membership};
 use crate::runs::{Run, RunEvent};
+use crate::sampler::{self, History};
 use crate::shape::{self, Stage};
 
 /// How a run's load changes over time and how it is stopped.
@@ -189,6 +191,13 @@ pub(crate) async fn drive(
     let started = Instant::now();
     let stop_at = policy.run_time.map(|run_time| started + run_time);
     let mut shape_tick = tokio::time::interval_at(started, SHAPE_TICK);
+    let (stop_sampling, sampling_stopped) = tokio::sync::oneshot::channel();
+    let sampler = tokio::spawn(sampler::sample(
+        shared.clone(),
+        run.clone(),
+        History::new(Goals::default()),
+        sampling_stopped,
+    ));
 
     // Running: until the time limit, StopRun, shutdown or every worker ended.
     loop {
@@ -234,6 +243,7 @@ pub(crate) async fn drive(
 
     // Stopping: StopWork to everyone without a WorkDone, then wait (bounded).
     run.set_state(RunState::Stopping);
+    let _ = stop_sampling.send(());
     tracing::info!(run_id = %run.id, "stopping run");
     let stop = ControllerMessage {
         msg: Some(Msg::StopWork(StopWork {
@@ -308,6 +318,8 @@ pub(crate) async fn drive(
             None,
         ),
     };
+    let history = sampler.await.unwrap_or_default();
+    let diagnoses = history.diagnose(stats.as_ref());
     shared.registry.release(&run.id, tracker.ids());
     shared.runs.finish(&run.id);
     tracing::info!(run_id = %run.id, state = ?state, error = %error, "run ended");
@@ -315,6 +327,7 @@ pub(crate) async fn drive(
         status.state = state;
         status.error = error;
         status.final_stats = stats;
+        status.diagnoses = diagnoses;
     });
 }
 

@@ -25,6 +25,7 @@ pub fn progress(
         workers: status.workers,
         stats,
         error: status.error.clone(),
+        diagnoses: status.diagnoses.clone(),
     }
 }
 

@@ -13,6 +13,8 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tonic::Status;
 
+use crate::diagnosis::WorkerLoad;
+
 /// The sending half of a worker's `WorkerSession` response stream.
 pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
 
@@ -204,6 +206,20 @@ impl Registry {
             .filter(|entry| entry.heartbeat.run_id == run_id)
             .map(|entry| entry.heartbeat.active_users)
             .sum()
+    }
+
+    /// CPU and in-flight state of the workers running `run_id`.
+    pub fn loads(&self, run_id: &str) -> Vec<WorkerLoad> {
+        self.workers
+            .lock()
+            .values()
+            .filter(|entry| entry.heartbeat.run_id == run_id)
+            .map(|entry| WorkerLoad {
+                worker_id: entry.register.worker_id.clone(),
+                cpu: entry.heartbeat.cpu_percent / (100.0 * f64::from(entry.register.cores.max(1))),
+                at_bound: false,
+            })
+            .collect()
     }
 
     /// Number of connected workers.

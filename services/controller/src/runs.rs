@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use cicada_proto::v1::{RunState, RunStats, WorkDone};
+use cicada_proto::v1::{Diagnosis, RunState, RunStats, WorkDone};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
@@ -25,6 +25,8 @@ pub struct RunStatus {
     pub target_users: u32,
     /// Workers taking part now (changed by joins, leaves and rebalancing).
     pub workers: u32,
+    /// What limits the run, as last diagnosed.
+    pub diagnoses: Vec<Diagnosis>,
 }
 
 impl RunStatus {
@@ -72,6 +74,7 @@ impl Run {
             final_stats: None,
             target_users,
             workers,
+            diagnoses: Vec::new(),
         });
         let run = Run { id, status, events };
         (Arc::new(run), receiver)

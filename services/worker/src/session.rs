@@ -107,6 +107,25 @@ async fn session(
     result
 }
 
+/// Share of its cores above which a worker warns that it is the bottleneck
+/// (Locust warns at 90% too).
+const SATURATED_CPU_PERCENT: f64 = 90.0;
+
+/// Logs (at most every 10 s) that this worker's CPU is saturated: its
+/// numbers then measure its own queueing, not the target.
+fn warn_if_saturated(node: &Node, cpu_percent: f64, warned_at: &mut Option<tokio::time::Instant>) {
+    let share = cpu_percent / f64::from(node.config.cores.max(1));
+    let quiet = warned_at.is_some_and(|at| at.elapsed() < Duration::from_secs(10));
+    if share > SATURATED_CPU_PERCENT && !quiet {
+        tracing::warn!(
+            cpu_percent = share,
+            cores = node.config.cores,
+            "worker CPU above {SATURATED_CPU_PERCENT}%: the load generator is saturated; add workers"
+        );
+        *warned_at = Some(tokio::time::Instant::now());
+    }
+}
+
 async fn serve(
     node: &Arc<Node>,
     inbound: &mut tonic::Streaming<cicada_proto::v1::ControllerMessage>,
@@ -114,12 +133,15 @@ async fn serve(
     closing: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let mut cpu = CpuSampler::default();
+    let mut warned_at: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval(heartbeat_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                let heartbeat = node.heartbeat(cpu.sample(), procstat::rss_bytes());
+                let cpu_percent = cpu.sample();
+                warn_if_saturated(node, cpu_percent, &mut warned_at);
+                let heartbeat = node.heartbeat(cpu_percent, procstat::rss_bytes());
                 if !node.send_heartbeat(heartbeat) {
                     tracing::debug!("heartbeat not sent (stream full or closed)");
                 }
