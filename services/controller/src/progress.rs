@@ -25,6 +25,7 @@ pub fn progress(
         workers: run.workers.len() as u32,
         stats,
         error: status.error.clone(),
+        target_rate: run.target_rate,
     }
 }
 

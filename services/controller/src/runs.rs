@@ -46,6 +46,8 @@ pub enum RunEvent {
 pub struct Run {
     pub id: String,
     pub target_users: u32,
+    /// Open model: iterations per second across all workers (0 = closed model).
+    pub target_rate: f64,
     /// The workers executing it (those with at least one user).
     pub workers: Vec<String>,
     pub status: watch::Sender<RunStatus>,
@@ -57,6 +59,7 @@ impl Run {
     pub fn new(
         id: String,
         target_users: u32,
+        target_rate: f64,
         workers: Vec<String>,
     ) -> (Arc<Run>, mpsc::UnboundedReceiver<RunEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
@@ -68,6 +71,7 @@ impl Run {
         let run = Run {
             id,
             target_users,
+            target_rate,
             workers,
             status,
             events,
@@ -171,7 +175,7 @@ mod tests {
         let runs = Runs::default();
         for i in 0..(KEEP_FINISHED + 3) {
             let id = format!("r{i}");
-            let (run, _) = Run::new(id.clone(), 1, vec![]);
+            let (run, _) = Run::new(id.clone(), 1, 0.0, vec![]);
             runs.insert(run);
             runs.finish(&id);
         }

@@ -21,23 +21,38 @@ use crate::{ControllerError, Shared};
 struct Plan {
     scenario: Scenario,
     host: String,
+    /// Closed model: users. Open model: the in-flight bound (virtual users).
     users: u32,
     spawn_rate: f64,
+    /// Open model: iterations per second across all workers (0 = closed model).
+    rate: f64,
     run_time: Option<Duration>,
     grace: Duration,
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
-    if request.users == 0 {
+    let open = request.rate != 0.0;
+    if open && !(request.rate.is_finite() && request.rate > 0.0) {
+        return Err(ControllerError::InvalidArgument(
+            "rate must be a positive number of iterations per second".into(),
+        ));
+    }
+    if !open && request.users == 0 {
         return Err(ControllerError::InvalidArgument(
             "users must be greater than 0".into(),
         ));
     }
-    if !(request.spawn_rate.is_finite() && request.spawn_rate > 0.0) {
+    if !open && !(request.spawn_rate.is_finite() && request.spawn_rate > 0.0) {
         return Err(ControllerError::InvalidArgument(
             "spawn_rate must be a positive number".into(),
         ));
     }
+    // The open model's users are its in-flight bound.
+    let users = match (open, request.max_in_flight) {
+        (false, _) => request.users,
+        (true, 0) => split::default_max_in_flight(request.rate),
+        (true, bound) => bound,
+    };
     let source = if request.scenario_path.is_empty() {
         "scenario"
     } else {
@@ -57,8 +72,9 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
     Ok(Plan {
         scenario,
         host,
-        users: request.users,
+        users,
         spawn_rate: request.spawn_rate,
+        rate: if open { request.rate } else { 0.0 },
         run_time: (request.run_time_ms > 0).then(|| Duration::from_millis(request.run_time_ms)),
         grace,
     })
@@ -90,7 +106,7 @@ async fn place_and_announce(
     request: &StartRunRequest,
     plan: &Plan,
     run_id: &str,
-) -> Result<Vec<(Claimed, Placement)>, ControllerError> {
+) -> Result<Vec<(Claimed, Placement, f64)>, ControllerError> {
     let claimed = shared.registry.claim_idle(run_id);
     if claimed.is_empty() {
         return Err(ControllerError::NoWorkers);
@@ -102,26 +118,37 @@ async fn place_and_announce(
         .map(|class| class.weight)
         .collect();
     let cores: Vec<u32> = claimed.iter().map(|worker| worker.cores).collect();
-    let placements = split::split(plan.users, &weights, &cores);
+    let placements: Vec<(Placement, f64)> = if plan.rate > 0.0 {
+        split::split_open(plan.rate, plan.users, &weights, &cores)
+    } else {
+        let placements = split::split(plan.users, &weights, &cores);
+        placements.into_iter().map(|p| (p, 0.0)).collect()
+    };
     let (workers, idle): (Vec<_>, Vec<_>) = claimed
         .into_iter()
         .zip(placements)
-        .partition(|(_, placement)| placement.users > 0);
+        .map(|(worker, (placement, rate))| (worker, placement, rate))
+        .partition(|(_, placement, _)| placement.users > 0);
     shared
         .registry
-        .release(run_id, idle.iter().map(|(w, _)| w.worker_id.as_str()));
+        .release(run_id, idle.iter().map(|(w, _, _)| w.worker_id.as_str()));
 
+    let open = plan.rate > 0.0;
     let config = serde_json::json!({
-        "users": plan.users,
-        "spawn_rate": plan.spawn_rate,
+        "model": if open { "open" } else { "closed" },
+        "users": if open { 0 } else { plan.users },
+        "spawn_rate": if open { 0.0 } else { plan.spawn_rate },
+        "rate": plan.rate,
+        "max_in_flight": if open { plan.users } else { 0 },
         "run_time_ms": request.run_time_ms,
         "stop_grace_ms": plan.grace.as_millis() as u64,
         "host": plan.host,
-        "workers": workers.iter().map(|(w, p)| serde_json::json!({
+        "workers": workers.iter().map(|(w, p, rate)| serde_json::json!({
             "worker_id": w.worker_id,
             "cores": w.cores,
             "users": p.users,
             "class_users": p.class_users,
+            "rate": rate,
         })).collect::<Vec<_>>(),
     });
     let create = CreateRunRequest {
@@ -160,7 +187,7 @@ async fn place_and_announce(
     // Nothing was sent to the workers yet: free them for the next attempt.
     shared
         .registry
-        .release(run_id, workers.iter().map(|(w, _)| w.worker_id.as_str()));
+        .release(run_id, workers.iter().map(|(w, _, _)| w.worker_id.as_str()));
     Err(error)
 }
 
@@ -171,15 +198,19 @@ fn launch(
     request: &StartRunRequest,
     plan: Plan,
     run_id: String,
-    workers: Vec<(Claimed, Placement)>,
+    workers: Vec<(Claimed, Placement, f64)>,
 ) -> StartRunResponse {
-    let ids: Vec<String> = workers.iter().map(|(w, _)| w.worker_id.clone()).collect();
-    let (run, events) = Run::new(run_id.clone(), plan.users, ids);
+    let ids: Vec<String> = workers
+        .iter()
+        .map(|(w, _, _)| w.worker_id.clone())
+        .collect();
+    let (run, events) = Run::new(run_id.clone(), plan.users, plan.rate, ids);
     shared.runs.insert(run.clone());
     let max_duration_ms = plan.run_time.map_or(0, |run_time| {
         (run_time + plan.grace + shared.config.max_duration_margin).as_millis() as u64
     });
-    for (worker, placement) in &workers {
+    let open = plan.rate > 0.0;
+    for (worker, placement, rate) in &workers {
         let message = ControllerMessage {
             msg: Some(Msg::StartWork(StartWork {
                 run_id: run_id.clone(),
@@ -187,12 +218,17 @@ fn launch(
                 scenario_path: request.scenario_path.clone(),
                 host: plan.host.clone(),
                 class_users: placement.class_users.clone(),
-                spawn_rate: split::spawn_rate_share(plan.spawn_rate, placement.users, plan.users),
+                spawn_rate: if open {
+                    0.0
+                } else {
+                    split::spawn_rate_share(plan.spawn_rate, placement.users, plan.users)
+                },
                 collector_url: shared.config.collector_url.clone(),
                 user_id_offset: placement.user_id_offset,
                 max_duration_ms,
-                rate: 0.0,
-                max_in_flight: 0,
+                rate: *rate,
+                // The open model's pool of virtual users is `class_users`.
+                max_in_flight: if open { placement.users } else { 0 },
             })),
         };
         // A full or closed stream means the worker is as good as gone; the
@@ -209,7 +245,7 @@ fn launch(
         }
     }
     run.set_state(RunState::Running);
-    tracing::info!(run_id = %run_id, users = plan.users, workers = workers.len(), "run started");
+    tracing::info!(run_id = %run_id, users = plan.users, rate = plan.rate, workers = workers.len(), "run started");
     let policy = StopPolicy {
         run_time: plan.run_time,
         grace: plan.grace,
