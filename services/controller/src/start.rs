@@ -31,8 +31,20 @@ struct Plan {
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
-    let open = request.rate != 0.0;
-    if open && !(request.rate.is_finite() && request.rate > 0.0) {
+    let source = if request.scenario_path.is_empty() {
+        "scenario"
+    } else {
+        request.scenario_path.as_str()
+    };
+    let scenario = Scenario::parse(source, &request.scenario_yaml)?;
+    // The open model: the request's rate, else the scenario's `rate:`.
+    let rate = if request.rate != 0.0 {
+        request.rate
+    } else {
+        scenario.rate().unwrap_or(0.0)
+    };
+    let open = rate != 0.0;
+    if open && !(rate.is_finite() && rate > 0.0) {
         return Err(ControllerError::InvalidArgument(
             "rate must be a positive number of iterations per second".into(),
         ));
@@ -48,17 +60,15 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         ));
     }
     // The open model's users are its in-flight bound.
-    let users = match (open, request.max_in_flight) {
+    let max_in_flight = match request.max_in_flight {
+        0 => scenario.max_in_flight().unwrap_or(0),
+        bound => bound,
+    };
+    let users = match (open, max_in_flight) {
         (false, _) => request.users,
-        (true, 0) => split::default_max_in_flight(request.rate),
+        (true, 0) => split::default_max_in_flight(rate),
         (true, bound) => bound,
     };
-    let source = if request.scenario_path.is_empty() {
-        "scenario"
-    } else {
-        request.scenario_path.as_str()
-    };
-    let scenario = Scenario::parse(source, &request.scenario_yaml)?;
     let host = if request.host.is_empty() {
         scenario.host().ok_or(ControllerError::NoHost)?.to_owned()
     } else {
@@ -74,7 +84,7 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         host,
         users,
         spawn_rate: request.spawn_rate,
-        rate: if open { request.rate } else { 0.0 },
+        rate,
         run_time: (request.run_time_ms > 0).then(|| Duration::from_millis(request.run_time_ms)),
         grace,
     })
