@@ -379,7 +379,7 @@ mod tests {
         let mut stats = stats();
         stats.dropped = 25;
         for e in &mut stats.endpoints {
-            e.uncorrected = Some(uncorrected.clone());
+            e.uncorrected = Some(uncorrected);
         }
         stats.total.as_mut().unwrap().uncorrected = Some(uncorrected);
         stats

@@ -49,12 +49,14 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
             "rate must be a positive number of iterations per second".into(),
         ));
     }
+    // Users and spawn rate only matter in the closed model.
+    let spawn_rate_ok = request.spawn_rate.is_finite() && request.spawn_rate > 0.0;
     if !open && request.users == 0 {
         return Err(ControllerError::InvalidArgument(
             "users must be greater than 0".into(),
         ));
     }
-    if !open && !(request.spawn_rate.is_finite() && request.spawn_rate > 0.0) {
+    if !open && !spawn_rate_ok {
         return Err(ControllerError::InvalidArgument(
             "spawn_rate must be a positive number".into(),
         ));

@@ -199,7 +199,7 @@ async fn a_target_stall_shows_in_both_latencies_when_requests_go_out_on_time() {
 async fn a_stalled_generator_cannot_hide_behind_its_own_lateness() {
     let server = TestServer::start();
     let pid = std::process::id();
-    let mut paused = false;
+    let mut pauser: Option<std::process::Child> = None;
     let run = run_open(
         &server,
         "name: fast\nusers:\n  - tasks: [{request: {path: /ok}}]\n",
@@ -207,20 +207,22 @@ async fn a_stalled_generator_cannot_hide_behind_its_own_lateness() {
         1,
         Duration::from_millis(2500),
         |_, elapsed| {
-            if !paused && elapsed >= Duration::from_millis(500) {
-                paused = true;
+            if pauser.is_none() && elapsed >= Duration::from_millis(500) {
                 // The whole process (generator and target alike) is frozen
                 // for 500 ms, as a CPU-throttled pod or a paused VM is: the
                 // iterations due meanwhile go out late, all at once.
-                std::process::Command::new("sh")
+                let child = std::process::Command::new("sh")
                     .arg("-c")
                     .arg(format!("kill -STOP {pid}; sleep 0.5; kill -CONT {pid}"))
                     .spawn()
                     .unwrap();
+                pauser = Some(child);
             }
         },
     )
     .await;
+    let status = pauser.expect("the pause ran").wait().unwrap();
+    assert!(status.success());
     let e = &run.total.endpoints[0];
     assert_eq!(run.total.dropped, 0);
     assert_eq!(e.counts.requests + e.counts.cancelled, server.served());
