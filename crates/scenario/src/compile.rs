@@ -13,7 +13,15 @@ use crate::{Scenario, ScenarioError};
 
 use fields::Fields;
 
-const TOP_KEYS: &[&str] = &["name", "host", "timeouts", "stages", "users"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "host",
+    "timeouts",
+    "stages",
+    "users",
+    "rate",
+    "max_in_flight",
+];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &["name", "weight", "wait", "variables", "on_start", "tasks"];
 const TASK_KEYS: &[&str] = &["weight", "request", "steps"];
@@ -63,6 +71,14 @@ impl<'a> Compiler<'a> {
             Some(node) => self.stages(node)?,
             None => Vec::new(),
         };
+        let rate = match top.get("rate") {
+            Some(node) => Some(self.rate(node)?),
+            None => None,
+        };
+        let max_in_flight = match top.get("max_in_flight") {
+            Some(node) => Some(self.max_in_flight(node)?),
+            None => None,
+        };
         let users = top.required(&self, "users")?;
         let Kind::Seq(items) = &users.kind else {
             return Err(self.wrong_type(users, "users", "a list of user classes"));
@@ -96,7 +112,38 @@ impl<'a> Compiler<'a> {
             endpoints: self.endpoints,
             timeouts,
             stages,
+            rate,
+            max_in_flight,
         })
+    }
+
+    /// `rate: 500/s`, `6000/m`, or a number per second.
+    fn rate(&self, node: &Node) -> Result<f64, ScenarioError> {
+        let text = match &node.kind {
+            Kind::Int(n) => n.to_string(),
+            Kind::Float(f) => f.to_string(),
+            Kind::Str(s) => s.clone(),
+            other => {
+                return Err(self.error(
+                    node,
+                    format!(
+                        "expected a rate like 500/s or 6000/m, found {}",
+                        other.describe()
+                    ),
+                ));
+            }
+        };
+        crate::parse_rate(&text).map_err(|message| self.error(node, message))
+    }
+
+    fn max_in_flight(&self, node: &Node) -> Result<u32, ScenarioError> {
+        match &node.kind {
+            Kind::Int(n) if *n >= 1 && *n <= i64::from(u32::MAX) => Ok(*n as u32),
+            _ => Err(self.error(
+                node,
+                "max_in_flight must be a whole number from 1 to 4294967295",
+            )),
+        }
     }
 
     fn timeouts(&self, node: &Node) -> Result<Timeouts, ScenarioError> {

@@ -35,6 +35,8 @@ pub struct Scenario {
     endpoints: Vec<EndpointDef>,
     timeouts: Timeouts,
     stages: Vec<Stage>,
+    rate: Option<f64>,
+    max_in_flight: Option<u32>,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -75,6 +77,17 @@ impl Scenario {
     /// The full user classes, indexed like [`Scenario::user_classes`].
     pub fn classes(&self) -> &[UserClass] {
         &self.classes
+    }
+
+    /// Open model: the total rate the scenario asks for (`rate:`),
+    /// iterations per second; flags override it.
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    /// Open model: the in-flight bound the scenario asks for (`max_in_flight:`).
+    pub fn max_in_flight(&self) -> Option<u32> {
+        self.max_in_flight
     }
 
     /// Connect and request timeouts the scenario sets (`timeouts:`); `None`
@@ -122,4 +135,32 @@ impl Scenario {
         }
         out
     }
+}
+
+/// Parses an arrival rate: `100000/s`, `6000/m`, `10/h` or a plain number
+/// per second; the result is iterations per second, finite and above 0.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, per_second) = match text.split_once('/') {
+        None => (text, 1.0),
+        Some((number, unit)) => match unit.trim() {
+            "s" => (number, 1.0),
+            "m" => (number, 60.0),
+            "h" => (number, 3600.0),
+            other => {
+                return Err(format!(
+                    "invalid rate unit {other:?} in {text:?}; allowed: /s, /m, /h"
+                ));
+            }
+        },
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid rate {text:?}; expected e.g. 500/s, 6000/m or 100"))?;
+    let rate = value / per_second;
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!("rate {text:?} must be more than 0"));
+    }
+    Ok(rate)
 }

@@ -205,8 +205,8 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
         "x.yaml:4:5: unknown key \"wiat\" in user class; allowed: name, weight, wait, variables, on_start, tasks"
     );
     assert_eq!(
-        error("name: x\nrate: 5\nusers: []\n"),
-        "x.yaml:2:1: unknown key \"rate\" in scenario; allowed: name, host, timeouts, stages, users"
+        error("name: x\nratte: 5\nusers: []\n"),
+        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(
@@ -339,6 +339,22 @@ fn value_errors_point_at_the_value() {
             "",
             "x.yaml:1:1: empty scenario; expected a mapping with keys: name, host, users",
         ),
+        (
+            "name: x\nrate: 5/d\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:7: invalid rate unit \"d\" in \"5/d\"; allowed: /s, /m, /h",
+        ),
+        (
+            "name: x\nrate: 0/s\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:7: rate \"0/s\" must be more than 0",
+        ),
+        (
+            "name: x\nrate: [1]\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:7: expected a rate like 500/s or 6000/m, found a list",
+        ),
+        (
+            "name: x\nrate: 5/s\nmax_in_flight: 0\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:3:16: max_in_flight must be a whole number from 1 to 4294967295",
+        ),
     ];
     for (yaml, want) in cases {
         assert_eq!(&error(yaml), want, "for {yaml:?}");
@@ -425,9 +441,33 @@ fn every_example_in_the_reference_parses() {
         .skip(1)
         .map(|rest| rest.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks.len(), 4);
     for block in blocks {
         let s = Scenario::parse("SCENARIO.md", block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         assert!(!s.endpoints().is_empty());
     }
+}
+
+#[test]
+fn open_model_rate_and_in_flight_bound() {
+    let s = parse(
+        "name: x\nrate: 6000/m\nmax_in_flight: 50\nusers:\n  - tasks: [{request: {path: /}}]\n",
+    );
+    assert_eq!(s.rate(), Some(100.0));
+    assert_eq!(s.max_in_flight(), Some(50));
+    let s = parse("name: x\nrate: 250\nusers:\n  - tasks: [{request: {path: /}}]\n");
+    assert_eq!(s.rate(), Some(250.0));
+    assert_eq!(s.max_in_flight(), None);
+    let s = parse("name: x\nusers:\n  - tasks: [{request: {path: /}}]\n");
+    assert_eq!(s.rate(), None);
+    assert_eq!(cicada_scenario::parse_rate("100000/s"), Ok(100_000.0));
+    assert_eq!(cicada_scenario::parse_rate(" 0.5 / s "), Ok(0.5));
+    assert_eq!(cicada_scenario::parse_rate("7200/h"), Ok(2.0));
+    assert!(
+        cicada_scenario::parse_rate("fast")
+            .unwrap_err()
+            .contains("500/s")
+    );
+    assert!(cicada_scenario::parse_rate("-1").is_err());
+    assert!(cicada_scenario::parse_rate("inf").is_err());
 }

@@ -36,6 +36,44 @@ pub(crate) fn merge(
         .map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
+/// A nullable histogram column.
+pub(crate) fn decode_optional(
+    bytes: Option<&[u8]>,
+) -> Result<Option<LatencyHistogram>, StoreError> {
+    bytes.map(decode).transpose()
+}
+
+pub(crate) fn encode_optional(
+    histogram: Option<&LatencyHistogram>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    histogram.map(encode).transpose()
+}
+
+/// The nullable uncorrected-histogram column after merging `delta` into
+/// `stored`: unchanged when the delta has none (closed model).
+pub(crate) fn merge_optional(
+    stored: Option<&[u8]>,
+    delta: Option<&LatencyHistogram>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(delta) = delta else {
+        return Ok(stored.map(<[u8]>::to_vec));
+    };
+    let mut merged = decode_optional(stored)?.unwrap_or_default();
+    merge(&mut merged, delta)?;
+    encode(&merged).map(Some)
+}
+
+/// Adds `other` into an optional total (`None` + `None` stays `None`).
+pub(crate) fn merge_into_optional(
+    into: &mut Option<LatencyHistogram>,
+    other: Option<&LatencyHistogram>,
+) -> Result<(), StoreError> {
+    if let Some(other) = other {
+        merge(into.get_or_insert_with(LatencyHistogram::new), other)?;
+    }
+    Ok(())
+}
+
 /// Columns of a counts + histogram row: requests, failures, cancelled, bytes, histogram.
 pub(crate) type CountsRow = (i64, i64, i64, i64, Vec<u8>);
 
@@ -100,26 +138,35 @@ pub(crate) fn check_finish_status(status: RunStatus) -> Result<(), StoreError> {
 /// every endpoint in `endpoints` (so summaries cover the whole table).
 #[derive(Default)]
 pub(crate) struct TotalsBuilder {
-    totals: HashMap<u32, (Counts, LatencyHistogram)>,
+    totals: HashMap<u32, (Counts, LatencyHistogram, Option<LatencyHistogram>)>,
 }
 
 impl TotalsBuilder {
-    pub(crate) fn add(&mut self, endpoint: u32, row: &CountsRow) -> Result<(), StoreError> {
+    pub(crate) fn add(
+        &mut self,
+        endpoint: u32,
+        row: &CountsRow,
+        uncorrected: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let histogram = decode(&row.4)?;
+        let uncorrected = decode_optional(uncorrected)?;
         let entry = self.totals.entry(endpoint).or_default();
         entry.0.add(&counts_from_row(row));
-        merge(&mut entry.1, &histogram)
+        merge(&mut entry.1, &histogram)?;
+        merge_into_optional(&mut entry.2, uncorrected.as_ref())
     }
 
     pub(crate) fn finish(mut self, endpoints: &[u32]) -> Vec<EndpointTotals> {
         endpoints
             .iter()
             .map(|&endpoint| {
-                let (counts, histogram) = self.totals.remove(&endpoint).unwrap_or_default();
+                let (counts, histogram, uncorrected) =
+                    self.totals.remove(&endpoint).unwrap_or_default();
                 EndpointTotals {
                     endpoint,
                     counts,
                     histogram,
+                    uncorrected,
                 }
             })
             .collect()

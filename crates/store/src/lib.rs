@@ -85,12 +85,16 @@ pub trait Store: Send + Sync + 'static {
         from_second: Option<i64>,
     ) -> Result<Vec<SecondRow>, StoreError>;
 
-    /// Active users per second from `from_second` on, ordered by second.
+    /// Active users (and open-model dropped iterations) per second from
+    /// `from_second` on, ordered by second.
     async fn active_users(
         &self,
         run_id: &str,
         from_second: Option<i64>,
     ) -> Result<Vec<ActiveUsers>, StoreError>;
+
+    /// Open model: iterations dropped over the whole run (0 in the closed model).
+    async fn dropped(&self, run_id: &str) -> Result<u64, StoreError>;
 
     /// Failures by endpoint and kind, ordered by endpoint then kind.
     async fn failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError>;

@@ -140,8 +140,12 @@ pub struct FailureCount {
 pub struct EndpointDelta {
     pub endpoint: u32,
     pub counts: Counts,
-    /// Latencies of the completed requests, microseconds.
+    /// Latencies of the completed requests, microseconds (in the open
+    /// model measured from each iteration's intended start).
     pub histogram: LatencyHistogram,
+    /// Open model: the same requests' latencies measured from their actual
+    /// send; `None` in the closed model.
+    pub uncorrected: Option<LatencyHistogram>,
     pub failures: Vec<FailureCount>,
 }
 
@@ -155,6 +159,8 @@ pub struct Delta {
     /// Unix second the interval started at.
     pub second: i64,
     pub active_users: u32,
+    /// Open model: iterations due but not started (in-flight bound reached).
+    pub dropped: u64,
     /// At most one entry per endpoint.
     pub endpoints: Vec<EndpointDelta>,
 }
@@ -174,6 +180,8 @@ pub struct EndpointTotals {
     pub endpoint: u32,
     pub counts: Counts,
     pub histogram: LatencyHistogram,
+    /// Open model only: latencies from the actual send.
+    pub uncorrected: Option<LatencyHistogram>,
 }
 
 /// One stored per-second row.
@@ -183,13 +191,17 @@ pub struct SecondRow {
     pub endpoint: u32,
     pub counts: Counts,
     pub histogram: LatencyHistogram,
+    /// Open model only: latencies from the actual send.
+    pub uncorrected: Option<LatencyHistogram>,
 }
 
-/// Users running at the end of one second, summed across workers.
+/// Users running at the end of one second, summed across workers, and the
+/// open model's iterations dropped in that second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ActiveUsers {
     pub second: i64,
     pub users: u64,
+    pub dropped: u64,
 }
 
 /// Failures of one kind at one endpoint over a run.

@@ -214,25 +214,26 @@ impl Store for PgStore {
                     .bind(run_id)
                     .fetch_all(&mut *tx)
                     .await?;
-            let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT endpoint, requests, failures, cancelled, bytes, histogram
+            let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+                "SELECT endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
                  FROM run_seconds WHERE run_id = $1",
             )
             .bind(run_id)
             .fetch_all(&mut *tx)
             .await?;
             let mut totals = TotalsBuilder::default();
-            for (endpoint, requests, failures, cancelled, bytes, histogram) in rows {
+            for (endpoint, requests, failures, cancelled, bytes, histogram, uncorrected) in rows {
                 totals.add(
                     endpoint as u32,
                     &(requests, failures, cancelled, bytes, histogram),
+                    uncorrected.as_deref(),
                 )?;
             }
             let indexes: Vec<u32> = indexes.into_iter().map(|i| i as u32).collect();
             for summary in totals.finish(&indexes) {
                 sqlx::query(
-                    "INSERT INTO run_summaries (run_id, endpoint, requests, failures, cancelled, bytes, histogram)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO run_summaries (run_id, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(run_id)
                 .bind(summary.endpoint as i32)
@@ -241,6 +242,7 @@ impl Store for PgStore {
                 .bind(to_db(summary.counts.cancelled))
                 .bind(to_db(summary.counts.bytes))
                 .bind(convert::encode(&summary.histogram)?)
+                .bind(convert::encode_optional(summary.uncorrected.as_ref())?)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -281,6 +283,10 @@ impl Store for PgStore {
         self.read_active_users(run_id, from_second).await
     }
 
+    async fn dropped(&self, run_id: &str) -> Result<u64, StoreError> {
+        self.read_dropped(run_id).await
+    }
+
     async fn failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError> {
         self.read_failures(run_id).await
     }
@@ -303,12 +309,15 @@ async fn merge_delta(
         merge_seconds(tx, delta, endpoints).await?;
     }
     sqlx::query(
-        "INSERT INTO run_users (run_id, second, active_users) VALUES ($1, $2, $3)
-         ON CONFLICT (run_id, second) DO UPDATE SET active_users = run_users.active_users + EXCLUDED.active_users",
+        "INSERT INTO run_users (run_id, second, active_users, dropped) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (run_id, second) DO UPDATE
+         SET active_users = run_users.active_users + EXCLUDED.active_users,
+             dropped = run_users.dropped + EXCLUDED.dropped",
     )
     .bind(&delta.run_id)
     .bind(delta.second)
     .bind(i64::from(delta.active_users))
+    .bind(to_db(delta.dropped))
     .execute(&mut **tx)
     .await?;
     let failures = convert::merged_failures(endpoints);
@@ -364,8 +373,8 @@ async fn merge_seconds(
     .bind(&indexes)
     .execute(&mut **tx)
     .await?;
-    let stored: Vec<(i32, Vec<u8>)> = sqlx::query_as(
-        "SELECT endpoint, histogram FROM run_seconds
+    let stored: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT endpoint, histogram, uncorrected_histogram FROM run_seconds
          WHERE run_id = $1 AND second = $2 AND endpoint = ANY($3)
          ORDER BY endpoint FOR UPDATE",
     )
@@ -384,10 +393,15 @@ async fn merge_seconds(
         )));
     }
     let mut histograms = Vec::with_capacity(endpoints.len());
-    for (endpoint, (_, bytes)) in endpoints.iter().zip(&stored) {
+    let mut uncorrected = Vec::with_capacity(endpoints.len());
+    for (endpoint, (_, bytes, stored_uncorrected)) in endpoints.iter().zip(&stored) {
         let mut histogram = convert::decode(bytes)?;
         convert::merge(&mut histogram, &endpoint.histogram)?;
         histograms.push(convert::encode(&histogram)?);
+        uncorrected.push(convert::merge_optional(
+            stored_uncorrected.as_deref(),
+            endpoint.uncorrected.as_ref(),
+        )?);
     }
     let column = |f: fn(&EndpointDelta) -> u64| -> Vec<i64> {
         endpoints.iter().map(|e| to_db(f(e))).collect()
@@ -395,9 +409,10 @@ async fn merge_seconds(
     sqlx::query(
         "UPDATE run_seconds AS s
          SET requests = s.requests + u.requests, failures = s.failures + u.failures,
-             cancelled = s.cancelled + u.cancelled, bytes = s.bytes + u.bytes, histogram = u.histogram
-         FROM UNNEST($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bytea[])
-              AS u(endpoint, requests, failures, cancelled, bytes, histogram)
+             cancelled = s.cancelled + u.cancelled, bytes = s.bytes + u.bytes, histogram = u.histogram,
+             uncorrected_histogram = u.uncorrected_histogram
+         FROM UNNEST($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bytea[], $9::bytea[])
+              AS u(endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
          WHERE s.run_id = $1 AND s.second = $2 AND s.endpoint = u.endpoint",
     )
     .bind(&delta.run_id)
@@ -408,6 +423,7 @@ async fn merge_seconds(
     .bind(column(|e| e.counts.cancelled))
     .bind(column(|e| e.counts.bytes))
     .bind(&histograms)
+    .bind(&uncorrected)
     .execute(&mut **tx)
     .await?;
     Ok(())

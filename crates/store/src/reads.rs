@@ -31,8 +31,8 @@ macro_rules! shared_reads {
                     .collect())
             }
             pub(crate) async fn read_summaries(&self, run_id: &str) -> Result<Vec<$crate::EndpointTotals>, $crate::StoreError> {
-                let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT endpoint, requests, failures, cancelled, bytes, histogram
+                let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
                      FROM run_summaries WHERE run_id = $1 ORDER BY endpoint",
                 )
                 .bind(run_id)
@@ -40,12 +40,13 @@ macro_rules! shared_reads {
                 .await?;
                 rows.into_iter()
                     .map(
-                        |(endpoint, requests, failures, cancelled, bytes, histogram)| {
+                        |(endpoint, requests, failures, cancelled, bytes, histogram, uncorrected)| {
                             let row: $crate::convert::CountsRow = (requests, failures, cancelled, bytes, histogram);
                             Ok($crate::EndpointTotals {
                                 endpoint: endpoint as u32,
                                 counts: $crate::convert::counts_from_row(&row),
                                 histogram: $crate::convert::decode(&row.4)?,
+                                uncorrected: $crate::convert::decode_optional(uncorrected.as_deref())?,
                             })
                         },
                     )
@@ -56,8 +57,8 @@ macro_rules! shared_reads {
                 run_id: &str,
                 from_second: Option<i64>,
             ) -> Result<Vec<$crate::SecondRow>, $crate::StoreError> {
-                let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram
+                let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
                      FROM run_seconds WHERE run_id = $1 AND second >= $2 ORDER BY second, endpoint",
                 )
                 .bind(run_id)
@@ -66,13 +67,14 @@ macro_rules! shared_reads {
                 .await?;
                 rows.into_iter()
                     .map(
-                        |(second, endpoint, requests, failures, cancelled, bytes, histogram)| {
+                        |(second, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected)| {
                             let row: $crate::convert::CountsRow = (requests, failures, cancelled, bytes, histogram);
                             Ok($crate::SecondRow {
                                 second,
                                 endpoint: endpoint as u32,
                                 counts: $crate::convert::counts_from_row(&row),
                                 histogram: $crate::convert::decode(&row.4)?,
+                                uncorrected: $crate::convert::decode_optional(uncorrected.as_deref())?,
                             })
                         },
                     )
@@ -83,8 +85,8 @@ macro_rules! shared_reads {
                 run_id: &str,
                 from_second: Option<i64>,
             ) -> Result<Vec<$crate::ActiveUsers>, $crate::StoreError> {
-                let rows: Vec<(i64, i64)> = sqlx::query_as(
-                    "SELECT second, active_users FROM run_users
+                let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT second, active_users, dropped FROM run_users
                      WHERE run_id = $1 AND second >= $2 ORDER BY second",
                 )
                 .bind(run_id)
@@ -93,11 +95,22 @@ macro_rules! shared_reads {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(second, users)| $crate::ActiveUsers {
+                    .map(|(second, users, dropped)| $crate::ActiveUsers {
                         second,
                         users: $crate::convert::from_db(users),
+                        dropped: $crate::convert::from_db(dropped),
                     })
                     .collect())
+            }
+            pub(crate) async fn read_dropped(&self, run_id: &str) -> Result<u64, $crate::StoreError> {
+                // CAST: SUM of BIGINT is NUMERIC on Postgres.
+                let dropped: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(dropped), 0) AS BIGINT) FROM run_users WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::convert::from_db(dropped))
             }
             pub(crate) async fn read_failures(&self, run_id: &str) -> Result<Vec<$crate::FailureRecord>, $crate::StoreError> {
                 let rows: Vec<(i32, String, i64, String)> = sqlx::query_as(

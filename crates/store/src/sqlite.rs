@@ -271,25 +271,26 @@ impl Store for SqliteStore {
                     .bind(run_id)
                     .fetch_all(&mut *tx)
                     .await?;
-            let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT endpoint, requests, failures, cancelled, bytes, histogram
+            let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+                "SELECT endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
                  FROM run_seconds WHERE run_id = $1",
             )
             .bind(run_id)
             .fetch_all(&mut *tx)
             .await?;
             let mut totals = TotalsBuilder::default();
-            for (endpoint, requests, failures, cancelled, bytes, histogram) in rows {
+            for (endpoint, requests, failures, cancelled, bytes, histogram, uncorrected) in rows {
                 totals.add(
                     endpoint as u32,
                     &(requests, failures, cancelled, bytes, histogram),
+                    uncorrected.as_deref(),
                 )?;
             }
             let indexes: Vec<u32> = indexes.into_iter().map(|i| i as u32).collect();
             for summary in totals.finish(&indexes) {
                 sqlx::query(
-                    "INSERT INTO run_summaries (run_id, endpoint, requests, failures, cancelled, bytes, histogram)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO run_summaries (run_id, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(run_id)
                 .bind(summary.endpoint as i32)
@@ -298,6 +299,7 @@ impl Store for SqliteStore {
                 .bind(to_db(summary.counts.cancelled))
                 .bind(to_db(summary.counts.bytes))
                 .bind(convert::encode(&summary.histogram)?)
+                .bind(convert::encode_optional(summary.uncorrected.as_ref())?)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -338,6 +340,10 @@ impl Store for SqliteStore {
         self.read_active_users(run_id, from_second).await
     }
 
+    async fn dropped(&self, run_id: &str) -> Result<u64, StoreError> {
+        self.read_dropped(run_id).await
+    }
+
     async fn failures(&self, run_id: &str) -> Result<Vec<FailureRecord>, StoreError> {
         self.read_failures(run_id).await
     }
@@ -358,12 +364,15 @@ async fn merge_delta(
         merge_second(tx, delta, endpoint).await?;
     }
     sqlx::query(
-        "INSERT INTO run_users (run_id, second, active_users) VALUES ($1, $2, $3)
-         ON CONFLICT (run_id, second) DO UPDATE SET active_users = run_users.active_users + EXCLUDED.active_users",
+        "INSERT INTO run_users (run_id, second, active_users, dropped) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (run_id, second) DO UPDATE
+         SET active_users = run_users.active_users + EXCLUDED.active_users,
+             dropped = run_users.dropped + EXCLUDED.dropped",
     )
     .bind(&delta.run_id)
     .bind(delta.second)
     .bind(i64::from(delta.active_users))
+    .bind(to_db(delta.dropped))
     .execute(&mut **tx)
     .await?;
     for failure in convert::merged_failures(endpoints) {
@@ -392,8 +401,8 @@ async fn merge_second(
 ) -> Result<(), StoreError> {
     let counts = &endpoint.counts;
     let inserted = sqlx::query(
-        "INSERT INTO run_seconds (run_id, second, endpoint, requests, failures, cancelled, bytes, histogram)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO run_seconds (run_id, second, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (run_id, second, endpoint) DO NOTHING",
     )
     .bind(&delta.run_id)
@@ -404,14 +413,15 @@ async fn merge_second(
     .bind(to_db(counts.cancelled))
     .bind(to_db(counts.bytes))
     .bind(convert::encode(&endpoint.histogram)?)
+    .bind(convert::encode_optional(endpoint.uncorrected.as_ref())?)
     .execute(&mut **tx)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(());
     }
-    let stored: Vec<u8> = sqlx::query_scalar(
-        "SELECT histogram FROM run_seconds WHERE run_id = $1 AND second = $2 AND endpoint = $3",
+    let (stored, stored_uncorrected): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT histogram, uncorrected_histogram FROM run_seconds WHERE run_id = $1 AND second = $2 AND endpoint = $3",
     )
     .bind(&delta.run_id)
     .bind(delta.second)
@@ -420,10 +430,12 @@ async fn merge_second(
     .await?;
     let mut histogram = convert::decode(&stored)?;
     convert::merge(&mut histogram, &endpoint.histogram)?;
+    let uncorrected =
+        convert::merge_optional(stored_uncorrected.as_deref(), endpoint.uncorrected.as_ref())?;
     sqlx::query(
         "UPDATE run_seconds
          SET requests = requests + $4, failures = failures + $5, cancelled = cancelled + $6,
-             bytes = bytes + $7, histogram = $8
+             bytes = bytes + $7, histogram = $8, uncorrected_histogram = $9
          WHERE run_id = $1 AND second = $2 AND endpoint = $3",
     )
     .bind(&delta.run_id)
@@ -434,6 +446,7 @@ async fn merge_second(
     .bind(to_db(counts.cancelled))
     .bind(to_db(counts.bytes))
     .bind(convert::encode(&histogram)?)
+    .bind(uncorrected)
     .execute(&mut **tx)
     .await?;
     Ok(())

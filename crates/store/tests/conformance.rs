@@ -49,6 +49,7 @@ conformance!(
     list_runs_newest_first_with_filters,
     concurrent_workers_merge_exactly,
     repeated_failure_kinds_in_one_delta_add_up,
+    open_model_uncorrected_histograms_and_dropped_merge_exactly_once,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -106,6 +107,7 @@ fn endpoint_delta(endpoint: u32, values: &[u64], failures: u64) -> EndpointDelta
             bytes: 100 * values.len() as u64,
         },
         histogram,
+        uncorrected: None,
         failures: if failures > 0 {
             vec![FailureCount {
                 kind: "status 503".to_owned(),
@@ -131,6 +133,7 @@ fn delta(
         seq,
         second,
         active_users: 5,
+        dropped: 0,
         endpoints,
     }
 }
@@ -668,4 +671,110 @@ async fn repeated_failure_kinds_in_one_delta_add_up(store: Arc<dyn Store>) {
         summary,
         [(1, "connect", 1, "refused"), (1, "timeout", 4, "second")]
     );
+}
+
+/// An open-model delta: corrected latencies `values`, uncorrected ones a
+/// tenth of them, and `dropped` iterations.
+fn open_delta(worker: &str, seq: u64, second: i64, values: &[u64], dropped: u64) -> Delta {
+    let mut endpoint = endpoint_delta(0, values, 0);
+    endpoint.uncorrected = Some(histogram_of(&tenths(values)));
+    Delta {
+        dropped,
+        ..delta("r1", worker, seq, second, vec![endpoint])
+    }
+}
+
+fn tenths(values: &[u64]) -> Vec<u64> {
+    values.iter().map(|v| (v / 10).max(1)).collect()
+}
+
+async fn open_model_uncorrected_histograms_and_dropped_merge_exactly_once(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let a = latencies(11, 300);
+    let b = latencies(12, 200);
+    let c = latencies(13, 100);
+    let first = open_delta("w1", 1, SECOND, &a, 4);
+    assert_eq!(
+        store.apply_delta(&first).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    // A re-sent delta (lost acknowledgement) counts neither its requests nor its drops again.
+    assert_eq!(
+        store.apply_delta(&first).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    store
+        .apply_delta(&open_delta("w2", 1, SECOND, &b, 3))
+        .await
+        .unwrap();
+    // A delta with drops only (every user busy for the whole second).
+    let only_drops = Delta {
+        dropped: 10,
+        ..delta("r1", "w1", 2, SECOND + 1, Vec::new())
+    };
+    store.apply_delta(&only_drops).await.unwrap();
+    assert_eq!(
+        store.apply_delta(&only_drops).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    store
+        .apply_delta(&open_delta("w1", 3, SECOND + 2, &c, 0))
+        .await
+        .unwrap();
+    // A closed-model endpoint (no uncorrected histogram) stays NULL.
+    store
+        .apply_delta(&delta(
+            "r1",
+            "w2",
+            2,
+            SECOND,
+            vec![endpoint_delta(1, &c, 0)],
+        ))
+        .await
+        .unwrap();
+
+    let users = store.active_users("r1", None).await.unwrap();
+    let dropped: Vec<(i64, u64)> = users.iter().map(|u| (u.second, u.dropped)).collect();
+    assert_eq!(dropped, [(SECOND, 7), (SECOND + 1, 10), (SECOND + 2, 0)]);
+    assert_eq!(store.dropped("r1").await.unwrap(), 17);
+    assert_eq!(store.dropped("nope").await.unwrap(), 0);
+
+    let rows = store.seconds("r1", None).await.unwrap();
+    let ab: Vec<u64> = a.iter().chain(&b).copied().collect();
+    assert_eq!((rows[0].second, rows[0].endpoint), (SECOND, 0));
+    assert_eq!(rows[0].counts.requests, 500);
+    assert_eq!(recorded(&rows[0].histogram), recorded(&histogram_of(&ab)));
+    let uncorrected = rows[0].uncorrected.as_ref().expect("open-model row");
+    assert_eq!(recorded(uncorrected), recorded(&histogram_of(&tenths(&ab))));
+    assert_eq!((rows[1].second, rows[1].endpoint), (SECOND, 1));
+    assert_eq!(rows[1].uncorrected, None);
+
+    store
+        .finish_run(
+            "r1",
+            &RunFinish {
+                status: RunStatus::Finished,
+                ended_at_ms: 10_000,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    let summaries = store.summaries("r1").await.unwrap();
+    let all: Vec<u64> = ab.iter().chain(&c).copied().collect();
+    assert_eq!(summaries[0].counts.requests, 600);
+    assert_eq!(
+        recorded(&summaries[0].histogram),
+        recorded(&histogram_of(&all))
+    );
+    let uncorrected = summaries[0]
+        .uncorrected
+        .as_ref()
+        .expect("open-model summary");
+    assert_eq!(
+        recorded(uncorrected),
+        recorded(&histogram_of(&tenths(&all)))
+    );
+    assert_eq!(summaries[1].uncorrected, None);
+    assert_eq!(store.dropped("r1").await.unwrap(), 17);
 }

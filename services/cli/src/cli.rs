@@ -51,6 +51,16 @@ pub struct LoadArgs {
     /// Users started per second, across all workers.
     #[arg(short = 'r', long, env = "CICADA_SPAWN_RATE", default_value_t = 1.0)]
     pub spawn_rate: f64,
+    /// Open model: start iterations at this total rate whatever the response
+    /// times (100000/s, 6000/m, or a number per second); -u and -r are then
+    /// not used. Overrides the scenario's `rate:`.
+    #[arg(long, env = "CICADA_RATE", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Open model: most iterations in flight at once across all workers; an
+    /// iteration due beyond it is dropped and counted (default: the scenario's
+    /// `max_in_flight:`, else one second's worth of the rate).
+    #[arg(long, env = "CICADA_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: Option<u32>,
     /// Stop after this long (e.g. 30s, 5m, 1h30m; a bare number is seconds).
     /// Without it the run goes on until Ctrl-C.
     #[arg(short = 't', long, env = "CICADA_RUN_TIME", value_parser = parse_run_time)]
@@ -116,9 +126,17 @@ pub struct StartArgs {
 pub struct ScaleArgs {
     /// The run to change.
     pub run_id: String,
-    /// New total of concurrent users, across all workers.
-    #[arg(short = 'u', long)]
-    pub users: u32,
+    /// New total of concurrent users, across all workers (closed model).
+    #[arg(
+        short = 'u',
+        long,
+        required_unless_present = "rate",
+        conflicts_with = "rate"
+    )]
+    pub users: Option<u32>,
+    /// New total rate, e.g. 5000/s (open model).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Users started (or stopped) per second to get there (default: the run's spawn rate).
     #[arg(short = 'r', long)]
     pub spawn_rate: Option<f64>,
@@ -164,6 +182,10 @@ fn parse_stage(text: &str) -> Result<(Duration, u32), String> {
         .parse()
         .map_err(|_| format!("stage {text:?}: users must be a whole number >= 0"))?;
     Ok((duration, users))
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    cicada_scenario::parse_rate(text)
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -235,5 +257,27 @@ mod tests {
         assert_eq!(args.load.run_time, Some(Duration::from_secs(30)));
         assert_eq!(args.workers, Some(2));
         assert_eq!(args.database_url, "./cicada.db");
+        assert_eq!(args.load.rate, None);
+    }
+
+    #[test]
+    fn open_model_flags() {
+        let cli = Cli::try_parse_from([
+            "cicada",
+            "start",
+            "s.yaml",
+            "--rate",
+            "6000/m",
+            "--max-in-flight",
+            "50",
+        ])
+        .unwrap();
+        let Command::Start(args) = cli.command else {
+            panic!("expected start")
+        };
+        assert_eq!(args.load.rate, Some(100.0));
+        assert_eq!(args.load.max_in_flight, Some(50));
+        assert!(Cli::try_parse_from(["cicada", "run", "s.yaml", "--rate", "0/s"]).is_err());
+        assert!(Cli::try_parse_from(["cicada", "run", "s.yaml", "--max-in-flight", "0"]).is_err());
     }
 }

@@ -36,14 +36,18 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             client
                 .scale_run(ScaleRunRequest {
                     run_id: args.run_id.clone(),
-                    users: Some(args.users),
-                    rate: None,
+                    users: args.users,
+                    rate: args.rate,
                     spawn_rate: args.spawn_rate.unwrap_or(0.0),
                 })
                 .await
                 .map_err(|status| anyhow::anyhow!("{}", status.message()))
                 .with_context(|| format!("failed to scale run {}", args.run_id))?;
-            eprintln!("run {}: moving to {} users", args.run_id, args.users);
+            match (args.users, args.rate) {
+                (Some(users), _) => eprintln!("run {}: moving to {users} users", args.run_id),
+                (None, Some(rate)) => eprintln!("run {}: moving to {rate}/s", args.run_id),
+                (None, None) => {}
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Workers(args) => {

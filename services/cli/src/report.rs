@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use cicada_proto::v1::{Diagnosis, DiagnosisKind, EndpointStats, RunStats};
+use cicada_proto::v1::{Diagnosis, DiagnosisKind, EndpointStats, RunStats, UncorrectedLatency};
 use serde::Serialize;
 
 /// `--summary-json` document.
@@ -19,6 +19,9 @@ pub struct SummaryJson {
     pub endpoints: Vec<EndpointJson>,
     pub total: EndpointJson,
     pub failures: Vec<FailureJson>,
+    /// Open model: iterations due but not started because the in-flight
+    /// bound was reached (0 in the closed model).
+    pub dropped: u64,
     /// What limited the run (generator-bound, failing before the target
     /// scaled, target errors), with the evidence.
     pub diagnoses: Vec<DiagnosisJson>,
@@ -84,6 +87,35 @@ pub struct EndpointJson {
     pub min_ms: f64,
     pub mean_ms: f64,
     pub avg_size: f64,
+    /// Open model only: latencies measured from the actual send instead of
+    /// the intended start (the `p*_ms` above are corrected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncorrected: Option<UncorrectedJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UncorrectedJson {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl From<&UncorrectedLatency> for UncorrectedJson {
+    fn from(u: &UncorrectedLatency) -> Self {
+        Self {
+            p50_ms: u.p50_ms,
+            p90_ms: u.p90_ms,
+            p95_ms: u.p95_ms,
+            p99_ms: u.p99_ms,
+            p999_ms: u.p999_ms,
+            max_ms: u.max_ms,
+            mean_ms: u.mean_ms,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -113,6 +145,7 @@ impl From<&EndpointStats> for EndpointJson {
             min_ms: e.min_ms,
             mean_ms: e.mean_ms,
             avg_size: e.avg_size,
+            uncorrected: e.uncorrected.as_ref().map(UncorrectedJson::from),
         }
     }
 }
@@ -140,6 +173,7 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
             })
             .collect(),
         diagnoses: Vec::new(),
+        dropped: stats.dropped,
     }
 }
 
@@ -216,6 +250,23 @@ pub fn render_table(stats: &RunStats) -> String {
     out.push_str(&rule);
     out.push('\n');
     render(&aggregated, &mut out);
+    if let Some(total_uncorrected) = &total.uncorrected {
+        out.push_str(&uncorrected_section(stats, total_uncorrected));
+    }
+    let open = total.uncorrected.is_some() || stats.dropped > 0;
+    if open {
+        let due = total.requests + total.cancelled + stats.dropped;
+        let pct = if due > 0 {
+            100.0 * stats.dropped as f64 / due as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "\nDropped: {} iterations ({pct:.2}% of those due) could not start because every in-flight slot was busy",
+            stats.dropped
+        );
+    }
     if total.cancelled > 0 {
         let _ = writeln!(
             out,
@@ -232,6 +283,46 @@ pub fn render_table(stats: &RunStats) -> String {
                 f.count, f.method, f.name, f.kind, f.last_message
             );
         }
+    }
+    out
+}
+
+/// Open model: the latencies measured from the actual send, next to the
+/// corrected ones of the main table (which count from the intended start).
+fn uncorrected_section(stats: &RunStats, total: &UncorrectedLatency) -> String {
+    let mut rows: Vec<(String, &UncorrectedLatency)> = stats
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            e.uncorrected
+                .as_ref()
+                .map(|u| (format!("{} {}", e.method, e.name), u))
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.push(("Aggregated".to_owned(), total));
+    let width = rows
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nUncorrected latencies (from the actual send; the table above counts from each iteration's intended start):"
+    );
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "Name", "p50", "p95", "p99", "p99.9", "Max"
+    );
+    for (name, u) in rows {
+        let _ = writeln!(
+            out,
+            "{name:<width$}  {:>8.2}  {:>8.2}  {:>8.2}  {:>8.2}  {:>8.2}",
+            u.p50_ms, u.p95_ms, u.p99_ms, u.p999_ms, u.max_ms
+        );
     }
     out
 }
@@ -319,5 +410,57 @@ mod tests {
             );
         }
         assert_eq!(json["total"]["requests"], 10_000);
+        assert_eq!(json["dropped"], 0);
+        assert!(json["total"].get("uncorrected").is_none());
+    }
+
+    fn open_stats() -> RunStats {
+        let uncorrected = UncorrectedLatency {
+            p50_ms: 0.5,
+            p95_ms: 0.9,
+            p99_ms: 1.25,
+            p999_ms: 2.0,
+            max_ms: 3.0,
+            ..Default::default()
+        };
+        let mut stats = stats();
+        stats.dropped = 25;
+        for e in &mut stats.endpoints {
+            e.uncorrected = Some(uncorrected);
+        }
+        stats.total.as_mut().unwrap().uncorrected = Some(uncorrected);
+        stats
+    }
+
+    #[test]
+    fn open_model_table_shows_dropped_and_uncorrected() {
+        let table = render_table(&open_stats());
+        assert!(table.contains("Uncorrected latencies"), "{table}");
+        assert!(table.contains("POST /login"), "{table}");
+        assert!(table.contains("1.25"), "{table}");
+        assert!(
+            table.contains("Dropped: 25 iterations (0.25% of those due)"),
+            "{table}"
+        );
+        // The closed model has neither.
+        let closed = render_table(&stats());
+        assert!(
+            !closed.contains("Uncorrected") && !closed.contains("Dropped"),
+            "{closed}"
+        );
+    }
+
+    #[test]
+    fn open_model_summary_json_has_dropped_and_uncorrected() {
+        let json = serde_json::to_value(summary_json(&open_stats(), "finished")).unwrap();
+        assert_eq!(json["dropped"], 25);
+        for key in ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"] {
+            assert!(json["total"]["uncorrected"].get(key).is_some(), "{key}");
+            assert!(
+                json["endpoints"][0]["uncorrected"].get(key).is_some(),
+                "{key}"
+            );
+        }
+        assert_eq!(json["total"]["uncorrected"]["p99_ms"], 1.25);
     }
 }

@@ -43,6 +43,8 @@ pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest 
                 rate: 0.0,
             })
             .collect(),
+        rate: load.rate.unwrap_or(0.0),
+        max_in_flight: load.max_in_flight.unwrap_or(0),
         ..StartRunRequest::default()
     }
 }
@@ -142,6 +144,26 @@ pub fn progress_line(progress: &RunProgress, elapsed: Duration) -> String {
     } else {
         0.0
     };
+    if progress.target_rate > 0.0 {
+        // Open model: the target rate, what was achieved, and the drops.
+        return format!(
+            "[{:>5}s] {:<8} rate {:.1}/s on {} workers, {}/{} in flight | {:>9.1} req/s | requests {} | dropped {} ({:.1}/s) | failures {} ({:.2}%) | p50 {:.2} ms | p95 {:.2} ms",
+            elapsed.as_secs(),
+            state_name(progress.state()),
+            progress.target_rate,
+            progress.workers,
+            progress.active_users,
+            progress.target_users,
+            stats.current_rps,
+            total.requests,
+            stats.dropped,
+            stats.current_dropped_per_s,
+            total.failures,
+            failure_pct,
+            stats.current_p50_ms,
+            stats.current_p95_ms,
+        );
+    }
     format!(
         "[{:>5}s] {:<8} users {}/{} on {} workers | {:>9.1} req/s | requests {} | failures {} ({:.2}%) {:.1}/s | p50 {:.2} ms | p95 {:.2} ms",
         elapsed.as_secs(),
@@ -201,5 +223,29 @@ mod tests {
         assert!(line.contains("1234.5 req/s"), "{line}");
         assert!(line.contains("failures 10 (1.00%)"), "{line}");
         assert!(line.contains("p50 1.50 ms | p95 9.25 ms"), "{line}");
+    }
+
+    #[test]
+    fn open_model_progress_shows_the_rate_and_drops() {
+        let progress = RunProgress {
+            state: RunState::Running as i32,
+            target_rate: 500.0,
+            target_users: 100,
+            active_users: 7,
+            workers: 2,
+            stats: Some(RunStats {
+                current_rps: 499.5,
+                dropped: 12,
+                current_dropped_per_s: 1.5,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let line = progress_line(&progress, Duration::from_secs(3));
+        assert!(
+            line.contains("rate 500.0/s on 2 workers, 7/100 in flight"),
+            "{line}"
+        );
+        assert!(line.contains("dropped 12 (1.5/s)"), "{line}");
     }
 }

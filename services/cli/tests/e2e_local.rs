@@ -337,3 +337,48 @@ async fn target_errors_are_diagnosed() {
     let served = target_stats(&target.url).await;
     assert_eq!(served["errors"].as_u64().unwrap(), failures, "{served}");
 }
+
+/// The open model through `cicada run --rate`: every due iteration starts
+/// (the sample target has capacity to spare), what the target served equals
+/// what is stored, nothing is dropped, and the uncorrected latencies are
+/// stored and reported next to the corrected ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_model_rate_conserves_and_drops_nothing() {
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let summary = cicada_run(
+        "examples/weighted-reads.yaml",
+        &target,
+        db.url(),
+        &["--rate", "200/s", "--max-in-flight", "40", "-t", "3s"],
+    )
+    .await;
+    assert_eq!(summary["dropped"].as_u64().unwrap(), 0);
+    let total = &summary["total"];
+    assert_eq!(total["failures"].as_u64().unwrap(), 0);
+    let requests = total["requests"].as_u64().unwrap();
+    // 3 s at 200/s, started when the workers got the run: generous bounds.
+    assert!((450..=650).contains(&requests), "{requests} requests");
+    let uncorrected = &total["uncorrected"];
+    for key in ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"] {
+        assert!(uncorrected[key].as_f64().is_some(), "uncorrected.{key}");
+    }
+    // Corrected latencies count from the intended start: never below.
+    assert!(total["p50_ms"].as_f64().unwrap() >= uncorrected["p50_ms"].as_f64().unwrap());
+    assert_conserved(&target.url, db.url(), &summary).await;
+
+    let run_id = summary["run_id"].as_str().unwrap();
+    let store = cicada_store::connect(db.url()).await.unwrap();
+    assert_eq!(store.dropped(run_id).await.unwrap(), 0);
+    for endpoint in store.summaries(run_id).await.unwrap() {
+        if endpoint.counts.requests > 0 {
+            let stored = endpoint.uncorrected.expect("uncorrected histogram stored");
+            assert_eq!(stored.len(), endpoint.counts.requests);
+        }
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&store.get_run(run_id).await.unwrap().unwrap().config_json).unwrap();
+    assert_eq!(config["model"], "open");
+    assert_eq!(config["rate"], 200.0);
+    assert_eq!(config["max_in_flight"], 40);
+}

@@ -97,6 +97,19 @@ pub(crate) fn delta(
                 delta.seq, delta.worker_id, endpoint.endpoint
             ))
         })?;
+        // Empty in the closed model; present, it must decode like the other.
+        let uncorrected = if endpoint.uncorrected_histogram.is_empty() {
+            None
+        } else {
+            Some(
+                LatencyHistogram::decode(&endpoint.uncorrected_histogram).map_err(|error| {
+                    invalid(format!(
+                        "delta {} of worker {} has a bad uncorrected histogram for endpoint {}: {error}",
+                        delta.seq, delta.worker_id, endpoint.endpoint
+                    ))
+                })?,
+            )
+        };
         endpoints.push(EndpointDelta {
             endpoint: endpoint.endpoint,
             counts: Counts {
@@ -106,6 +119,7 @@ pub(crate) fn delta(
                 bytes: endpoint.bytes,
             },
             histogram,
+            uncorrected,
             failures: endpoint
                 .failures_by_kind
                 .iter()
@@ -123,6 +137,7 @@ pub(crate) fn delta(
         seq: delta.seq,
         second: delta.second,
         active_users: delta.active_users,
+        dropped: delta.dropped,
         endpoints,
     })
 }
@@ -194,6 +209,7 @@ mod tests {
             second: 10,
             endpoints,
             active_users: 3,
+            dropped: 0,
         }
     }
 
@@ -212,8 +228,32 @@ mod tests {
         h.record_us(1500);
         let d = delta(&worker_delta(vec![endpoint(1, h.encode().unwrap())]), 2).unwrap();
         assert_eq!(d.endpoints[0].histogram, h);
+        assert_eq!(d.endpoints[0].uncorrected, None);
         assert_eq!(d.endpoints[0].counts.requests, 1);
         assert_eq!(d.active_users, 3);
+    }
+
+    #[test]
+    fn open_model_delta_decodes_uncorrected_and_dropped() {
+        let mut h = LatencyHistogram::new();
+        h.record_us(1500);
+        let mut u = LatencyHistogram::new();
+        u.record_us(700);
+        let mut e = endpoint(0, h.encode().unwrap());
+        e.uncorrected_histogram = u.encode().unwrap();
+        let d = delta(
+            &v1::WorkerDelta {
+                dropped: 9,
+                ..worker_delta(vec![e.clone()])
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(d.endpoints[0].uncorrected, Some(u));
+        assert_eq!(d.dropped, 9);
+        e.uncorrected_histogram = b"garbage".to_vec();
+        let error = delta(&worker_delta(vec![e]), 1).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ struct SecondAggregate {
     counts: Counts,
     histogram: LatencyHistogram,
     active_users: u64,
+    dropped: u64,
 }
 
 /// The "current" numbers of a live run.
@@ -30,6 +31,8 @@ pub(crate) struct LiveWindow {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub active_users: u32,
+    /// Open model: dropped iterations per second.
+    pub dropped_per_s: f64,
 }
 
 /// Everything applied to one live run so far.
@@ -37,6 +40,10 @@ pub(crate) struct LiveWindow {
 pub(crate) struct LiveAggregate {
     /// Indexed by endpoint.
     totals: Vec<(Counts, LatencyHistogram)>,
+    /// Open model: uncorrected latencies per endpoint (`None` until one arrives).
+    uncorrected: Vec<Option<LatencyHistogram>>,
+    /// Open model: dropped iterations over the run.
+    dropped: u64,
     recent: BTreeMap<i64, SecondAggregate>,
     latest_second: Option<i64>,
     /// (endpoint, kind) -> (count, last message).
@@ -55,6 +62,8 @@ impl LiveAggregate {
     pub(crate) fn new(endpoint_count: usize) -> Self {
         Self {
             totals: (0..endpoint_count).map(|_| Default::default()).collect(),
+            uncorrected: vec![None; endpoint_count],
+            dropped: 0,
             recent: BTreeMap::new(),
             latest_second: None,
             failures: BTreeMap::new(),
@@ -69,6 +78,7 @@ impl LiveAggregate {
                 endpoint.endpoint,
                 &endpoint.counts,
                 &endpoint.histogram,
+                endpoint.uncorrected.as_ref(),
             );
             for failure in &endpoint.failures {
                 self.add_failure(
@@ -79,17 +89,23 @@ impl LiveAggregate {
                 );
             }
         }
-        self.add_users(delta.second, u64::from(delta.active_users));
+        self.add_users(delta.second, u64::from(delta.active_users), delta.dropped);
     }
 
     /// Adds a stored per-second row (when rebuilding from the database).
     pub(crate) fn add_row(&mut self, row: &SecondRow) {
-        self.add(row.second, row.endpoint, &row.counts, &row.histogram);
+        self.add(
+            row.second,
+            row.endpoint,
+            &row.counts,
+            &row.histogram,
+            row.uncorrected.as_ref(),
+        );
     }
 
-    /// Adds a stored active-users row.
+    /// Adds a stored active-users row (with its dropped iterations).
     pub(crate) fn add_active_users(&mut self, users: &ActiveUsers) {
-        self.add_users(users.second, users.users);
+        self.add_users(users.second, users.users, users.dropped);
     }
 
     /// Adds a stored failure row.
@@ -102,10 +118,22 @@ impl LiveAggregate {
         );
     }
 
-    fn add(&mut self, second: i64, endpoint: u32, counts: &Counts, histogram: &LatencyHistogram) {
+    fn add(
+        &mut self,
+        second: i64,
+        endpoint: u32,
+        counts: &Counts,
+        histogram: &LatencyHistogram,
+        uncorrected: Option<&LatencyHistogram>,
+    ) {
         if let Some(total) = self.totals.get_mut(endpoint as usize) {
             total.0.add(counts);
             merge_into(&mut total.1, histogram);
+        }
+        if let (Some(slot), Some(uncorrected)) =
+            (self.uncorrected.get_mut(endpoint as usize), uncorrected)
+        {
+            merge_into(slot.get_or_insert_with(LatencyHistogram::new), uncorrected);
         }
         if let Some(recent) = self.second_mut(second) {
             recent.counts.add(counts);
@@ -113,9 +141,11 @@ impl LiveAggregate {
         }
     }
 
-    fn add_users(&mut self, second: i64, users: u64) {
+    fn add_users(&mut self, second: i64, users: u64, dropped: u64) {
+        self.dropped += dropped;
         if let Some(recent) = self.second_mut(second) {
             recent.active_users += users;
+            recent.dropped += dropped;
         }
     }
 
@@ -148,6 +178,16 @@ impl LiveAggregate {
         &self.totals
     }
 
+    /// Open model: uncorrected latencies per endpoint, indexed by endpoint.
+    pub(crate) fn uncorrected(&self) -> &[Option<LatencyHistogram>] {
+        &self.uncorrected
+    }
+
+    /// Open model: dropped iterations so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// Failures as (endpoint, kind, count, last message), by endpoint then kind.
     pub(crate) fn failures(&self) -> impl Iterator<Item = (u32, &str, u64, &str)> {
         self.failures
@@ -165,9 +205,11 @@ impl LiveAggregate {
         };
         let mut counts = Counts::default();
         let mut histogram = LatencyHistogram::new();
+        let mut dropped = 0;
         for (_, second) in self.recent.range(latest - WINDOW_SECONDS..latest) {
             counts.add(&second.counts);
             merge_into(&mut histogram, &second.histogram);
+            dropped += second.dropped;
         }
         let active_users = self
             .recent
@@ -179,6 +221,7 @@ impl LiveAggregate {
             p50_ms: histogram.value_at_quantile_us(0.5) as f64 / 1000.0,
             p95_ms: histogram.value_at_quantile_us(0.95) as f64 / 1000.0,
             active_users: u32::try_from(active_users).unwrap_or(u32::MAX),
+            dropped_per_s: dropped as f64 / WINDOW_SECONDS as f64,
         }
     }
 }
@@ -197,6 +240,7 @@ mod tests {
             seq: 1,
             second,
             active_users: users,
+            dropped: 0,
             endpoints: vec![EndpointDelta {
                 endpoint: 0,
                 counts: Counts {
@@ -206,6 +250,7 @@ mod tests {
                     bytes: 10 * requests,
                 },
                 histogram,
+                uncorrected: None,
                 failures: vec![FailureCount {
                     kind: "timeout".into(),
                     count: 1,
@@ -246,6 +291,25 @@ mod tests {
         live.apply(&delta(3, 1_000, 5, 1));
         assert_eq!(live.totals()[0].0.requests, 105);
         assert_eq!(live.window().rps, 1.0);
+    }
+
+    #[test]
+    fn open_model_totals_and_window_carry_uncorrected_and_dropped() {
+        let mut live = LiveAggregate::new(1);
+        for (second, dropped) in [(100, 2), (101, 4), (102, 6)] {
+            let mut d = delta(second, 5_000, 10, 1);
+            let mut uncorrected = LatencyHistogram::new();
+            uncorrected.record_n_us(1_000, 10);
+            d.endpoints[0].uncorrected = Some(uncorrected);
+            d.dropped = dropped;
+            live.apply(&d);
+        }
+        assert_eq!(live.dropped(), 12);
+        assert_eq!(live.window().dropped_per_s, 3.0);
+        let uncorrected = live.uncorrected()[0].as_ref().unwrap();
+        assert_eq!(uncorrected.len(), 30);
+        assert_eq!(uncorrected.max_us(), 1_000);
+        assert!(LiveAggregate::new(1).uncorrected()[0].is_none());
     }
 
     #[test]

@@ -157,16 +157,21 @@ impl CollectorService {
     async fn final_stats(&self, state: &RunState) -> Result<v1::RunStats, CollectorError> {
         let run_id = state.record.id.as_str();
         let mut totals = vec![Default::default(); state.endpoints.len()];
+        let mut uncorrected = vec![None; state.endpoints.len()];
         for summary in self.store.summaries(run_id).await? {
             if let Some(slot) = totals.get_mut(summary.endpoint as usize) {
                 *slot = (summary.counts, summary.histogram);
+                uncorrected[summary.endpoint as usize] = summary.uncorrected;
             }
         }
+        let dropped = self.store.dropped(run_id).await?;
         let failures = self.store.failures(run_id).await?;
         Ok(stats::run_stats(StatsInput {
             record: &state.record,
             endpoints: &state.endpoints,
             totals: &totals,
+            uncorrected: &uncorrected,
+            dropped,
             failures: failures
                 .iter()
                 .map(|f| {
@@ -190,6 +195,8 @@ impl CollectorService {
                 record: &state.record,
                 endpoints: &state.endpoints,
                 totals: live.totals(),
+                uncorrected: live.uncorrected(),
+                dropped: live.dropped(),
                 failures: live.failures().collect(),
                 live: Some(live.window()),
                 now_ms: now_ms(),

@@ -26,9 +26,22 @@ fn endpoint_stats(
     name: &str,
     counts: Counts,
     histogram: &LatencyHistogram,
+    uncorrected: Option<&LatencyHistogram>,
     duration_s: f64,
 ) -> v1::EndpointStats {
     let summary = Summary::new(counts, histogram, duration_s);
+    let uncorrected = uncorrected.map(|histogram| {
+        let s = Summary::new(counts, histogram, duration_s);
+        v1::UncorrectedLatency {
+            p50_ms: s.p50_ms,
+            p90_ms: s.p90_ms,
+            p95_ms: s.p95_ms,
+            p99_ms: s.p99_ms,
+            p999_ms: s.p999_ms,
+            max_ms: s.max_ms,
+            mean_ms: s.mean_ms,
+        }
+    });
     v1::EndpointStats {
         method: method.to_owned(),
         name: name.to_owned(),
@@ -46,6 +59,7 @@ fn endpoint_stats(
         min_ms: summary.min_ms,
         mean_ms: summary.mean_ms,
         avg_size: summary.avg_size,
+        uncorrected,
     }
 }
 
@@ -55,6 +69,11 @@ pub(crate) struct StatsInput<'a> {
     pub endpoints: &'a [Endpoint],
     /// Counts and merged histogram per endpoint, indexed by endpoint.
     pub totals: &'a [(Counts, LatencyHistogram)],
+    /// Open model: uncorrected latencies per endpoint, indexed by endpoint
+    /// (empty or all `None` in the closed model).
+    pub uncorrected: &'a [Option<LatencyHistogram>],
+    /// Open model: dropped iterations.
+    pub dropped: u64,
     /// (endpoint, kind, count, last message).
     pub failures: Vec<(u32, &'a str, u64, &'a str)>,
     /// The live view; `None` once the run has ended.
@@ -67,6 +86,7 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
     let duration_s = duration_s(input.record, input.now_ms);
     let mut total_counts = Counts::default();
     let mut total_histogram = LatencyHistogram::new();
+    let mut total_uncorrected: Option<LatencyHistogram> = None;
     let mut endpoints = Vec::with_capacity(input.endpoints.len());
     for endpoint in input.endpoints {
         let (counts, histogram) = input
@@ -74,15 +94,26 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
             .get(endpoint.index as usize)
             .cloned()
             .unwrap_or_default();
+        let uncorrected = input
+            .uncorrected
+            .get(endpoint.index as usize)
+            .and_then(Option::as_ref);
         total_counts.add(&counts);
         if let Err(error) = total_histogram.merge(&histogram) {
             tracing::warn!(%error, "failed to merge the total histogram");
+        }
+        if let Some(uncorrected) = uncorrected {
+            let total = total_uncorrected.get_or_insert_with(LatencyHistogram::new);
+            if let Err(error) = total.merge(uncorrected) {
+                tracing::warn!(%error, "failed to merge the total uncorrected histogram");
+            }
         }
         endpoints.push(endpoint_stats(
             &endpoint.method,
             &endpoint.name,
             counts,
             &histogram,
+            uncorrected,
             duration_s,
         ));
     }
@@ -119,6 +150,7 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
             TOTAL_NAME,
             total_counts,
             &total_histogram,
+            total_uncorrected.as_ref(),
             duration_s,
         )),
         current_rps: live.rps,
@@ -128,6 +160,8 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         active_users: live.active_users,
         failures,
         scenario_name: input.record.scenario_name.clone(),
+        dropped: input.dropped,
+        current_dropped_per_s: live.dropped_per_s,
     }
 }
 
@@ -181,6 +215,8 @@ mod tests {
             record: &record,
             endpoints: &endpoints,
             totals: &totals,
+            uncorrected: &[],
+            dropped: 0,
             failures: vec![(1, "status 500", 1, "boom")],
             live: None,
             now_ms: 99_999,
@@ -199,6 +235,45 @@ mod tests {
         assert_eq!(stats.endpoints[1].rps, 1.0);
         assert_eq!(stats.failures[0].name, "/b");
         assert_eq!(stats.failures[0].method, "POST");
+        // The closed model has no uncorrected figures.
+        assert!(total.uncorrected.is_none());
+        assert!(stats.endpoints[0].uncorrected.is_none());
+    }
+
+    #[test]
+    fn open_model_stats_have_uncorrected_percentiles_and_dropped() {
+        let endpoints = [Endpoint {
+            index: 0,
+            method: "GET".into(),
+            name: "/a".into(),
+        }];
+        let mut corrected = LatencyHistogram::new();
+        corrected.record_n_us(1_000, 90);
+        corrected.record_n_us(500_000, 10);
+        let mut uncorrected = LatencyHistogram::new();
+        uncorrected.record_n_us(1_000, 100);
+        let counts = Counts {
+            requests: 100,
+            ..Counts::default()
+        };
+        let record = record(RunStatus::Finished, Some(20_000));
+        let stats = run_stats(StatsInput {
+            record: &record,
+            endpoints: &endpoints,
+            totals: &[(counts, corrected)],
+            uncorrected: &[Some(uncorrected)],
+            dropped: 42,
+            failures: Vec::new(),
+            live: None,
+            now_ms: 0,
+        });
+        assert_eq!(stats.dropped, 42);
+        let total = stats.total.unwrap();
+        assert!((total.p99_ms - 500.0).abs() < 1.0, "{}", total.p99_ms);
+        let u = total.uncorrected.unwrap();
+        assert_eq!(u.p99_ms, 1.0);
+        assert_eq!(u.max_ms, 1.0);
+        assert_eq!(stats.endpoints[0].uncorrected.unwrap().p50_ms, 1.0);
     }
 
     #[test]

@@ -47,6 +47,7 @@ both_databases!(
     concurrent_workers_merge_exactly,
     two_collectors_share_one_database,
     runs_are_listed_newest_first_by_state,
+    open_model_deltas_merge_exactly_live_final_and_after_a_restart,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -188,6 +189,7 @@ fn make_delta(
             bytes: counts.bytes,
             histogram: histogram.encode().unwrap(),
             failures_by_kind,
+            uncorrected_histogram: Vec::new(),
         });
     }
     expected.seconds.entry(second).or_default().2 += u64::from(users);
@@ -198,6 +200,7 @@ fn make_delta(
         second,
         endpoints,
         active_users: users,
+        dropped: 0,
     }
 }
 
@@ -711,5 +714,113 @@ async fn runs_are_listed_newest_first_by_state(db: TestDatabase) {
         .unwrap()
         .into_inner();
     assert_eq!(ids(page), ["run-c"]);
+    collector.stop().await;
+}
+
+/// An open-model delta for endpoint 0: corrected latencies from `seed`, the
+/// uncorrected ones a tenth of them, `dropped` iterations.
+fn open_delta(worker: &str, seq: u64, second: i64, seed: u64, dropped: u64) -> v1::WorkerDelta {
+    let values = latencies(seed, 50);
+    let corrected: LatencyHistogram = histogram(&values);
+    let uncorrected = histogram(&values.iter().map(|v| (v / 10).max(1)).collect::<Vec<_>>());
+    v1::WorkerDelta {
+        run_id: "run-1".to_owned(),
+        worker_id: worker.to_owned(),
+        seq,
+        second,
+        endpoints: vec![v1::EndpointDelta {
+            endpoint: 0,
+            requests: values.len() as u64,
+            histogram: corrected.encode().unwrap(),
+            uncorrected_histogram: uncorrected.encode().unwrap(),
+            ..Default::default()
+        }],
+        active_users: 3,
+        dropped,
+    }
+}
+
+fn histogram(values: &[u64]) -> LatencyHistogram {
+    let mut h = LatencyHistogram::new();
+    for v in values {
+        h.record_us(*v);
+    }
+    h
+}
+
+async fn open_model_deltas_merge_exactly_live_final_and_after_a_restart(db: TestDatabase) {
+    let collector = Collector::start(&db).await;
+    let mut client = collector.client.clone();
+    client.create_run(create_request("run-1")).await.unwrap();
+    let deltas = [
+        open_delta("wa", 1, SECOND, 1, 5),
+        open_delta("wb", 1, SECOND, 2, 0),
+        open_delta("wa", 2, SECOND + 1, 3, 7),
+        open_delta("wb", 2, SECOND + 1, 4, 1),
+        open_delta("wa", 3, SECOND + 2, 5, 0),
+    ];
+    push(&mut client, deltas.to_vec()).await.unwrap();
+    // A re-sent delta counts neither its requests nor its drops twice.
+    let response = push(&mut client, vec![deltas[2].clone()]).await.unwrap();
+    assert_eq!((response.applied, response.duplicates), (0, 1));
+
+    let mut corrected = LatencyHistogram::new();
+    let mut uncorrected = LatencyHistogram::new();
+    for delta in &deltas {
+        let e = &delta.endpoints[0];
+        corrected
+            .merge(&LatencyHistogram::decode(&e.histogram).unwrap())
+            .unwrap();
+        uncorrected
+            .merge(&LatencyHistogram::decode(&e.uncorrected_histogram).unwrap())
+            .unwrap();
+    }
+    let check = |stats: &v1::RunStats| {
+        assert_eq!(stats.dropped, 13);
+        let total = stats.total.as_ref().unwrap();
+        assert_eq!(total.requests, 250);
+        let u = total.uncorrected.as_ref().expect("open-model total");
+        let expected = Summary::new(Counts::default(), &uncorrected, 1.0);
+        assert_eq!(u.p50_ms, expected.p50_ms);
+        assert_eq!(u.p99_ms, expected.p99_ms);
+        assert_eq!(u.max_ms, expected.max_ms);
+        assert_eq!(
+            total.p99_ms,
+            Summary::new(Counts::default(), &corrected, 1.0).p99_ms
+        );
+        assert_eq!(stats.endpoints[0].uncorrected, total.uncorrected);
+        // Endpoint 1 never got an open-model delta.
+        assert_eq!(stats.endpoints[1].uncorrected, None);
+    };
+    let live = stats(&mut client).await;
+    check(&live);
+    // The window is seconds SECOND and SECOND + 1: 13 dropped in 2 s.
+    assert_eq!(live.current_dropped_per_s, 6.5);
+    collector.stop().await;
+
+    let collector = Collector::start(&db).await;
+    let mut client = collector.client.clone();
+    let rebuilt = stats(&mut client).await;
+    check(&rebuilt);
+    assert_eq!(rebuilt.current_dropped_per_s, 6.5);
+    let finish = v1::FinishRunRequest {
+        run_id: "run-1".to_owned(),
+        state: v1::RunState::Finished as i32,
+        ended_at_ms: STARTED_AT_MS + 3_000,
+        workers: vec![
+            v1::WorkerFinal {
+                worker_id: "wa".to_owned(),
+                last_seq: 3,
+            },
+            v1::WorkerFinal {
+                worker_id: "wb".to_owned(),
+                last_seq: 2,
+            },
+        ],
+        wait_ms: 1_000,
+        error: String::new(),
+    };
+    let finished = client.finish_run(finish).await.unwrap().into_inner();
+    check(finished.stats.as_ref().unwrap());
     collector.stop().await;
 }

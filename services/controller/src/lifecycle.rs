@@ -81,7 +81,10 @@ impl Tracker {
                     *state = WorkerState::Gone;
                 }
             }
-            RunEvent::Stop | RunEvent::Joined { .. } | RunEvent::Scale { .. } => {}
+            RunEvent::Stop
+            | RunEvent::Joined { .. }
+            | RunEvent::Scale { .. }
+            | RunEvent::ScaleRate { .. } => {}
         }
     }
 
@@ -220,7 +223,7 @@ pub(crate) async fn drive(
                 if moved > 0 {
                     let rate = f64::from(moved) / SHAPE_TICK.as_secs_f64();
                     let changes = placing.membership.scale(users, Some(rate));
-                    send_changes(&shared, &run, &placing.template, changes);
+                    send_changes(&shared, &run, &placing.template, placing.membership.rate() > 0.0, changes);
                     run.status.send_modify(|status| status.target_users = users);
                 }
             }
@@ -228,9 +231,10 @@ pub(crate) async fn drive(
                 None | Some(RunEvent::Stop) => break,
                 Some(event) => {
                     let changes = place(&shared, &run, &mut tracker, &mut placing.membership, event);
-                    send_changes(&shared, &run, &placing.template, changes);
+                    send_changes(&shared, &run, &placing.template, placing.membership.rate() > 0.0, changes);
                     run.status.send_modify(|status| {
                         status.target_users = placing.membership.users();
+                        status.target_rate = placing.membership.rate();
                         status.workers = placing.membership.len() as u32;
                     });
                     if tracker.all_finished() {
@@ -356,6 +360,10 @@ fn place(
             tracing::info!(run_id = %run.id, users, "scaling the run");
             membership.scale(users, spawn_rate)
         }
+        RunEvent::ScaleRate { rate } => {
+            tracing::info!(run_id = %run.id, rate, "changing the run's rate");
+            membership.scale_rate(rate)
+        }
         RunEvent::Done { ref worker_id, .. } | RunEvent::Gone { ref worker_id } => {
             let worker_id = worker_id.clone();
             tracker.apply(event);
@@ -372,17 +380,31 @@ fn place(
 /// `ChangeWork` too, which moves a worker that was already running it),
 /// `ChangeWork` to the others. A worker that cannot be reached is about to
 /// be reported gone, and its share re-placed then.
-fn send_changes(shared: &Shared, run: &Run, template: &StartWork, changes: Vec<Assignment>) {
+fn send_changes(
+    shared: &Shared,
+    run: &Run,
+    template: &StartWork,
+    open: bool,
+    changes: Vec<Assignment>,
+) {
     for change in changes {
         let Some(tx) = shared.registry.sender(&change.worker_id) else {
             continue;
         };
         let mut messages = Vec::with_capacity(2);
+        // The open model's pool of virtual users is its in-flight bound.
+        let max_in_flight = if open {
+            change.class_users.iter().sum()
+        } else {
+            0
+        };
         if change.joined {
             messages.push(Msg::StartWork(StartWork {
                 class_users: change.class_users.clone(),
                 spawn_rate: change.spawn_rate,
                 user_id_offset: change.user_id_offset,
+                rate: change.rate,
+                max_in_flight,
                 ..template.clone()
             }));
         }
@@ -391,8 +413,8 @@ fn send_changes(shared: &Shared, run: &Run, template: &StartWork, changes: Vec<A
             class_users: change.class_users,
             spawn_rate: change.spawn_rate,
             user_id_offset: change.user_id_offset,
-            rate: 0.0,
-            max_in_flight: 0,
+            rate: change.rate,
+            max_in_flight,
         }));
         for msg in messages {
             if tx

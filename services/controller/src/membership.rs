@@ -24,12 +24,15 @@ pub struct Assignment {
     pub user_id_offset: u64,
     /// True when the worker was not running the run before this change.
     pub joined: bool,
+    /// Open model: iterations per second of this worker (0 in the closed model).
+    pub rate: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct Member {
     cores: u32,
     class_users: Vec<u32>,
+    rate: f64,
 }
 
 /// The members of a run and their shares.
@@ -41,6 +44,9 @@ pub struct Membership {
     members: BTreeMap<String, Member>,
     /// Every user id below this one has been handed out.
     next_user_id: u64,
+    /// Open model: the run's total rate, split like the in-flight bound
+    /// (`users`); 0 in the closed model.
+    rate: f64,
 }
 
 impl Membership {
@@ -60,6 +66,7 @@ impl Membership {
                 let member = Member {
                     cores,
                     class_users: placement.class_users.clone(),
+                    rate: 0.0,
                 };
                 (worker_id.to_owned(), member)
             })
@@ -70,7 +77,38 @@ impl Membership {
             spawn_rate,
             members,
             next_user_id,
+            rate: 0.0,
         }
+    }
+
+    /// The open model: `rate` iterations per second in all, each member's
+    /// share in proportion to its share of the in-flight bound.
+    pub fn with_rate(mut self, rate: f64) -> Self {
+        self.rate = rate;
+        let users: Vec<u32> = self
+            .members
+            .values()
+            .map(|m| m.class_users.iter().sum())
+            .collect();
+        for (member, share) in self
+            .members
+            .values_mut()
+            .zip(split::rate_shares(rate, &users))
+        {
+            member.rate = share;
+        }
+        self
+    }
+
+    /// The open model's total rate (0 in the closed model).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Open model: a new total rate.
+    pub fn scale_rate(&mut self, rate: f64) -> Vec<Assignment> {
+        self.rate = rate;
+        self.rebalance()
     }
 
     /// Total users the run aims at.
@@ -105,12 +143,14 @@ impl Membership {
             let mut changes = self.rebalance();
             if !changes.iter().any(|change| change.worker_id == worker_id) {
                 let member = &self.members[worker_id];
+                let (class_users, rate) = (member.class_users.clone(), member.rate);
                 changes.push(Assignment {
                     worker_id: worker_id.to_owned(),
-                    class_users: member.class_users.clone(),
+                    user_id_offset: self.take_ids(class_users.iter().sum()),
+                    class_users,
                     spawn_rate: self.spawn_rate,
-                    user_id_offset: self.take_ids(member.class_users.iter().sum()),
                     joined: true,
+                    rate,
                 });
             }
             return changes;
@@ -121,6 +161,7 @@ impl Membership {
             Member {
                 cores,
                 class_users: vec![0; classes],
+                rate: 0.0,
             },
         );
         let mut changes = self.rebalance();
@@ -154,23 +195,28 @@ impl Membership {
         }
         let cores: Vec<u32> = self.members.values().map(|member| member.cores).collect();
         let placements = split::split(self.users, &self.weights, &cores);
-        let moves: Vec<(String, Vec<u32>, u32)> = self
+        let users: Vec<u32> = placements.iter().map(|p| p.users).collect();
+        let rates = split::rate_shares(self.rate, &users);
+        let moves: Vec<(String, Vec<u32>, u32, f64)> = self
             .members
             .iter()
-            .zip(placements)
-            .filter(|((_, member), placement)| member.class_users != placement.class_users)
-            .map(|((id, member), placement)| {
+            .zip(placements.into_iter().zip(rates))
+            .filter(|((_, member), (placement, rate))| {
+                member.class_users != placement.class_users || member.rate != *rate
+            })
+            .map(|((id, member), (placement, rate))| {
                 let old: u32 = member.class_users.iter().sum();
                 (
                     id.clone(),
                     placement.class_users,
                     old.abs_diff(placement.users),
+                    rate,
                 )
             })
             .collect();
-        let moved: u32 = moves.iter().map(|(_, _, delta)| delta).sum();
+        let moved: u32 = moves.iter().map(|(_, _, delta, _)| delta).sum();
         let mut changes = Vec::with_capacity(moves.len());
-        for (worker_id, class_users, delta) in moves {
+        for (worker_id, class_users, delta, rate) in moves {
             let users: u32 = class_users.iter().sum();
             let spawn_rate = if moved == 0 {
                 self.spawn_rate
@@ -180,6 +226,7 @@ impl Membership {
             let user_id_offset = self.take_ids(users);
             if let Some(member) = self.members.get_mut(&worker_id) {
                 member.class_users.clone_from(&class_users);
+                member.rate = rate;
             }
             changes.push(Assignment {
                 worker_id,
@@ -187,6 +234,7 @@ impl Membership {
                 spawn_rate,
                 user_id_offset,
                 joined: false,
+                rate,
             });
         }
         changes

@@ -26,6 +26,7 @@ pub fn progress(
         stats,
         error: status.error.clone(),
         diagnoses: status.diagnoses.clone(),
+        target_rate: status.target_rate,
     }
 }
 

@@ -103,7 +103,7 @@ fn adopt(shared: &Arc<Shared>, run_id: String) {
             .iter()
             .map(|(worker_id, cores)| (worker_id.as_str(), *cores, &nobody)),
     );
-    let (run, events) = Run::new(run_id, 0, workers.len() as u32);
+    let (run, events) = Run::new(run_id, 0, 0.0, workers.len() as u32);
     shared.runs.insert(run.clone());
     let policy = StopPolicy {
         run_time: Some(Duration::ZERO),

@@ -23,6 +23,9 @@ pub struct RunStatus {
     pub final_stats: Option<RunStats>,
     /// Total users the run aims at now (changed by scaling and stages).
     pub target_users: u32,
+    /// Open model: iterations per second across all workers now (0 in the
+    /// closed model).
+    pub target_rate: f64,
     /// Workers taking part now (changed by joins, leaves and rebalancing).
     pub workers: u32,
     /// What limits the run, as last diagnosed.
@@ -50,6 +53,8 @@ pub enum RunEvent {
     /// `ScaleRun`: a new total of users, moved to at `spawn_rate` (or the
     /// run's own spawn rate).
     Scale { users: u32, spawn_rate: Option<f64> },
+    /// `ScaleRun` of an open-model run: a new total rate.
+    ScaleRate { rate: f64 },
 }
 
 /// One run.
@@ -65,6 +70,7 @@ impl Run {
     pub fn new(
         id: String,
         target_users: u32,
+        target_rate: f64,
         workers: u32,
     ) -> (Arc<Run>, mpsc::UnboundedReceiver<RunEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
@@ -73,6 +79,7 @@ impl Run {
             error: String::new(),
             final_stats: None,
             target_users,
+            target_rate,
             workers,
             diagnoses: Vec::new(),
         });
@@ -186,7 +193,7 @@ mod tests {
         let runs = Runs::default();
         for i in 0..(KEEP_FINISHED + 3) {
             let id = format!("r{i}");
-            let (run, _) = Run::new(id.clone(), 1, 0);
+            let (run, _) = Run::new(id.clone(), 1, 0.0, 0);
             runs.insert(run);
             runs.finish(&id);
         }

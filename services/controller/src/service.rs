@@ -141,11 +141,31 @@ impl Controller for ControllerService {
             ))
             .into());
         }
-        if request.rate.is_some() {
-            return Err(ControllerError::InvalidArgument(
-                "this run uses the closed model (users); change it with users".into(),
-            )
-            .into());
+        let open = run.status.borrow().target_rate > 0.0;
+        match (open, request.users, request.rate) {
+            (true, None, Some(rate)) => {
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(ControllerError::InvalidArgument(
+                        "rate must be a positive number of iterations per second".into(),
+                    )
+                    .into());
+                }
+                run.send(RunEvent::ScaleRate { rate });
+                return Ok(Response::new(ScaleRunResponse {}));
+            }
+            (true, _, _) => {
+                return Err(ControllerError::InvalidArgument(
+                    "this run uses the open model (a rate); change it with rate".into(),
+                )
+                .into());
+            }
+            (false, _, Some(_)) => {
+                return Err(ControllerError::InvalidArgument(
+                    "this run uses the closed model (users); change it with users".into(),
+                )
+                .into());
+            }
+            (false, _, None) => {}
         }
         let Some(users) = request.users else {
             return Err(ControllerError::InvalidArgument(

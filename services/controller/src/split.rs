@@ -61,6 +61,53 @@ pub fn split(users: u32, class_weights: &[u32], worker_cores: &[u32]) -> Vec<Pla
         .collect()
 }
 
+/// The open model's split: `max_in_flight` placed like users (largest
+/// remainder by cores, class mix by weights: the pool of virtual users each
+/// worker runs its iterations on) and `rate` in proportion to each worker's
+/// in-flight bound, so every worker has the same rate per virtual user.
+/// Returns one (placement, rate) per worker in input order; a worker with no
+/// in-flight share gets rate 0.
+pub fn split_open(
+    rate: f64,
+    max_in_flight: u32,
+    class_weights: &[u32],
+    worker_cores: &[u32],
+) -> Vec<(Placement, f64)> {
+    let placements = split(max_in_flight, class_weights, worker_cores);
+    let users: Vec<u32> = placements.iter().map(|p| p.users).collect();
+    placements
+        .into_iter()
+        .zip(rate_shares(rate, &users))
+        .collect()
+}
+
+/// `rate` split in proportion to `weights` (all zero: nothing). The last
+/// worker with a non-zero weight takes what the others leave, so the shares
+/// add up to `rate` up to one rounding.
+pub fn rate_shares(rate: f64, weights: &[u32]) -> Vec<f64> {
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    let mut shares = vec![0.0; weights.len()];
+    let Some(last) = weights.iter().rposition(|&w| w > 0) else {
+        return shares;
+    };
+    let mut given = 0.0;
+    for (i, &weight) in weights.iter().enumerate().take(last) {
+        shares[i] = rate * f64::from(weight) / total as f64;
+        given += shares[i];
+    }
+    shares[last] = (rate - given).max(0.0);
+    shares
+}
+
+/// The default in-flight bound of an open-model run: one second's worth of
+/// iterations (`ceil(rate)`), at least 1.
+pub fn default_max_in_flight(rate: f64) -> u32 {
+    if !rate.is_finite() || rate <= 0.0 {
+        return 1;
+    }
+    rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+}
+
 /// Spawn rate share of a worker with `worker_users` of `users`.
 pub fn spawn_rate_share(spawn_rate: f64, worker_users: u32, users: u32) -> f64 {
     if users == 0 {

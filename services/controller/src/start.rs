@@ -23,8 +23,11 @@ use crate::{ControllerError, Shared};
 struct Plan {
     scenario: Scenario,
     host: String,
+    /// Closed model: users. Open model: the in-flight bound (virtual users).
     users: u32,
     spawn_rate: f64,
+    /// Open model: iterations per second across all workers (0 = closed model).
+    rate: f64,
     run_time: Option<Duration>,
     grace: Duration,
     /// The load shape; empty for a constant number of users.
@@ -32,17 +35,41 @@ struct Plan {
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
-    if !(request.spawn_rate.is_finite() && request.spawn_rate > 0.0) {
-        return Err(ControllerError::InvalidArgument(
-            "spawn_rate must be a positive number".into(),
-        ));
-    }
     let source = if request.scenario_path.is_empty() {
         "scenario"
     } else {
         request.scenario_path.as_str()
     };
     let scenario = Scenario::parse(source, &request.scenario_yaml)?;
+    // The open model: the request's rate, else the scenario's `rate:`.
+    let rate = if request.rate != 0.0 {
+        request.rate
+    } else {
+        scenario.rate().unwrap_or(0.0)
+    };
+    let open = rate != 0.0;
+    if open && !(rate.is_finite() && rate > 0.0) {
+        return Err(ControllerError::InvalidArgument(
+            "rate must be a positive number of iterations per second".into(),
+        ));
+    }
+    // Users and spawn rate only matter in the closed model.
+    let spawn_rate_ok = request.spawn_rate.is_finite() && request.spawn_rate > 0.0;
+    if !open && !spawn_rate_ok {
+        return Err(ControllerError::InvalidArgument(
+            "spawn_rate must be a positive number".into(),
+        ));
+    }
+    // The open model's users are its in-flight bound.
+    let max_in_flight = match request.max_in_flight {
+        0 => scenario.max_in_flight().unwrap_or(0),
+        bound => bound,
+    };
+    let users = match (open, max_in_flight) {
+        (false, _) => request.users,
+        (true, 0) => split::default_max_in_flight(rate),
+        (true, bound) => bound,
+    };
     let host = if request.host.is_empty() {
         scenario.host().ok_or(ControllerError::NoHost)?.to_owned()
     } else {
@@ -54,7 +81,12 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         Duration::from_millis(request.stop_grace_ms)
     };
     let stages = stages(request, &scenario)?;
-    if stages.is_empty() && request.users == 0 {
+    if open && !stages.is_empty() {
+        return Err(ControllerError::InvalidArgument(
+            "stages shape users (the closed model); they cannot be combined with a rate".into(),
+        ));
+    }
+    if !open && stages.is_empty() && request.users == 0 {
         return Err(ControllerError::InvalidArgument(
             "users must be greater than 0".into(),
         ));
@@ -68,13 +100,14 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
     }
     Ok(Plan {
         users: if stages.is_empty() {
-            request.users
+            users
         } else {
             shape::users_at(&stages, Duration::ZERO)
         },
         scenario,
         host,
         spawn_rate: request.spawn_rate,
+        rate,
         run_time,
         grace,
         stages,
@@ -181,7 +214,7 @@ async fn place_and_announce(
     request: &StartRunRequest,
     plan: &Plan,
     run_id: &str,
-) -> Result<Vec<(Claimed, Placement)>, ControllerError> {
+) -> Result<Vec<(Claimed, Placement, f64)>, ControllerError> {
     let claimed = shared.registry.claim_idle(run_id);
     if claimed.is_empty() {
         return Err(ControllerError::NoWorkers);
@@ -193,21 +226,31 @@ async fn place_and_announce(
         .map(|class| class.weight)
         .collect();
     let cores: Vec<u32> = claimed.iter().map(|worker| worker.cores).collect();
-    let placements = split::split(plan.users, &weights, &cores);
+    let placements: Vec<(Placement, f64)> = if plan.rate > 0.0 {
+        split::split_open(plan.rate, plan.users, &weights, &cores)
+    } else {
+        let placements = split::split(plan.users, &weights, &cores);
+        placements.into_iter().map(|p| (p, 0.0)).collect()
+    };
     // A shaped run starts small and grows: every worker takes part from the
     // start, even with no user yet.
     let shaped = !plan.stages.is_empty();
     let (workers, idle): (Vec<_>, Vec<_>) = claimed
         .into_iter()
         .zip(placements)
-        .partition(|(_, placement)| shaped || placement.users > 0);
+        .map(|(worker, (placement, rate))| (worker, placement, rate))
+        .partition(|(_, placement, _)| shaped || placement.users > 0);
     shared
         .registry
-        .release(run_id, idle.iter().map(|(w, _)| w.worker_id.as_str()));
+        .release(run_id, idle.iter().map(|(w, _, _)| w.worker_id.as_str()));
 
+    let open = plan.rate > 0.0;
     let config = serde_json::json!({
-        "users": plan.users,
-        "spawn_rate": plan.spawn_rate,
+        "model": if open { "open" } else { "closed" },
+        "users": if open { 0 } else { plan.users },
+        "spawn_rate": if open { 0.0 } else { plan.spawn_rate },
+        "rate": plan.rate,
+        "max_in_flight": if open { plan.users } else { 0 },
         "run_time_ms": request.run_time_ms,
         "stop_grace_ms": plan.grace.as_millis() as u64,
         "stages": plan.stages.iter().map(|stage| serde_json::json!({
@@ -215,11 +258,12 @@ async fn place_and_announce(
             "users": stage.users,
         })).collect::<Vec<_>>(),
         "host": plan.host,
-        "workers": workers.iter().map(|(w, p)| serde_json::json!({
+        "workers": workers.iter().map(|(w, p, rate)| serde_json::json!({
             "worker_id": w.worker_id,
             "cores": w.cores,
             "users": p.users,
             "class_users": p.class_users,
+            "rate": rate,
         })).collect::<Vec<_>>(),
     });
     let create = CreateRunRequest {
@@ -258,7 +302,7 @@ async fn place_and_announce(
     // Nothing was sent to the workers yet: free them for the next attempt.
     shared
         .registry
-        .release(run_id, workers.iter().map(|(w, _)| w.worker_id.as_str()));
+        .release(run_id, workers.iter().map(|(w, _, _)| w.worker_id.as_str()));
     Err(error)
 }
 
@@ -269,9 +313,9 @@ fn launch(
     request: &StartRunRequest,
     plan: Plan,
     run_id: String,
-    workers: Vec<(Claimed, Placement)>,
+    workers: Vec<(Claimed, Placement, f64)>,
 ) -> StartRunResponse {
-    let (run, events) = Run::new(run_id.clone(), plan.users, workers.len() as u32);
+    let (run, events) = Run::new(run_id.clone(), plan.users, plan.rate, workers.len() as u32);
     shared.runs.insert(run.clone());
     let max_duration_ms = plan.run_time.map_or(0, |run_time| {
         (run_time + plan.grace + shared.config.max_duration_margin).as_millis() as u64
@@ -285,12 +329,20 @@ fn launch(
         max_duration_ms,
         ..StartWork::default()
     };
-    for (worker, placement) in &workers {
+    let open = plan.rate > 0.0;
+    for (worker, placement, rate) in &workers {
         let message = ControllerMessage {
             msg: Some(Msg::StartWork(StartWork {
                 class_users: placement.class_users.clone(),
-                spawn_rate: split::spawn_rate_share(plan.spawn_rate, placement.users, plan.users),
+                spawn_rate: if open {
+                    0.0
+                } else {
+                    split::spawn_rate_share(plan.spawn_rate, placement.users, plan.users)
+                },
                 user_id_offset: placement.user_id_offset,
+                rate: *rate,
+                // The open model's pool of virtual users is `class_users`.
+                max_in_flight: if open { placement.users } else { 0 },
                 ..template.clone()
             })),
         };
@@ -308,7 +360,7 @@ fn launch(
         }
     }
     run.set_state(RunState::Running);
-    tracing::info!(run_id = %run_id, users = plan.users, workers = workers.len(), "run started");
+    tracing::info!(run_id = %run_id, users = plan.users, rate = plan.rate, workers = workers.len(), "run started");
     let policy = StopPolicy {
         run_time: plan.run_time,
         grace: plan.grace,
@@ -327,8 +379,9 @@ fn launch(
         plan.spawn_rate,
         workers
             .iter()
-            .map(|(worker, placement)| (worker.worker_id.as_str(), worker.cores, placement)),
-    );
+            .map(|(worker, placement, _)| (worker.worker_id.as_str(), worker.cores, placement)),
+    )
+    .with_rate(plan.rate);
     let placing = Placing {
         membership,
         template,

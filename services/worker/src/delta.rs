@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use cicada_histogram::Counts;
+use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_proto::v1::{EndpointDelta, FailureCount, WorkerDelta};
 use prost::Message;
 
@@ -51,6 +51,7 @@ impl DeltaBuilder {
                 .map(|(index, endpoint)| endpoint_delta(index, endpoint))
                 .collect(),
             active_users,
+            dropped: interval.dropped,
         }
     }
 
@@ -68,17 +69,28 @@ impl DeltaBuilder {
 fn is_empty(endpoint: &EndpointInterval) -> bool {
     endpoint.counts == Counts::default()
         && endpoint.histogram.is_empty()
+        && endpoint.uncorrected.is_empty()
         && endpoint.failures_by_kind.is_empty()
 }
 
-fn endpoint_delta(index: usize, endpoint: &EndpointInterval) -> EndpointDelta {
-    let histogram = endpoint.histogram.encode().unwrap_or_else(|error| {
+fn encode(index: usize, histogram: &LatencyHistogram) -> Vec<u8> {
+    histogram.encode().unwrap_or_else(|error| {
         // Encoding an in-memory histogram does not fail in practice; if it
         // ever does, the exact counts still go out and only the latency
         // distribution of this second is missing.
         tracing::error!(%error, endpoint = index, "failed to encode a histogram");
         Vec::new()
-    });
+    })
+}
+
+fn endpoint_delta(index: usize, endpoint: &EndpointInterval) -> EndpointDelta {
+    let histogram = encode(index, &endpoint.histogram);
+    // Empty (not an encoded empty histogram) in the closed model.
+    let uncorrected_histogram = if endpoint.uncorrected.is_empty() {
+        Vec::new()
+    } else {
+        encode(index, &endpoint.uncorrected)
+    };
     EndpointDelta {
         endpoint: index as u32,
         requests: endpoint.counts.requests,
@@ -86,6 +98,7 @@ fn endpoint_delta(index: usize, endpoint: &EndpointInterval) -> EndpointDelta {
         cancelled: endpoint.counts.cancelled,
         bytes: endpoint.counts.bytes,
         histogram,
+        uncorrected_histogram,
         failures_by_kind: endpoint
             .failures_by_kind
             .iter()

@@ -12,7 +12,9 @@
 //! - `user`: one virtual user's loop and the request hot path
 //! - `thread`: the OS threads and their commands
 //! - `ramp`: the spawn order (classes interleaved) and the spawner
+//! - `arrival`: the open model (iterations at a fixed rate, bounded users)
 
+mod arrival;
 mod plan;
 mod ramp;
 mod stats;
@@ -56,7 +58,7 @@ impl Default for EngineConfig {
 }
 
 /// This worker's share of a run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Load {
     /// Users per user class, indexed like `Scenario::user_classes()`.
     pub class_users: Vec<u32>,
@@ -64,6 +66,13 @@ pub struct Load {
     pub spawn_rate: f64,
     /// Global index of this worker's first user.
     pub user_id_offset: u64,
+    /// Open model: iterations started per second whatever the response
+    /// times (0 = closed model). `class_users` is then the pool of virtual
+    /// users the iterations run on, and adds up to `max_in_flight`.
+    pub rate: f64,
+    /// Open model: most iterations in flight at once; an iteration due while
+    /// this many run is dropped (and counted in `Interval::dropped`).
+    pub max_in_flight: u32,
 }
 
 /// Why the engine could not start.
@@ -90,11 +99,15 @@ pub struct FailureKindCount {
 }
 
 /// What one endpoint recorded since the previous cut. Every completed
-/// request (success or failure) is in both `counts.requests` and `histogram`.
+/// request (success or failure) is in both `counts.requests` and `histogram`
+/// (and, in the open model, in `uncorrected`).
 #[derive(Debug, Clone, Default)]
 pub struct EndpointInterval {
     pub counts: Counts,
+    /// Latencies; in the open model measured from the intended start.
     pub histogram: LatencyHistogram,
+    /// Open model only: latencies measured from the actual send.
+    pub uncorrected: LatencyHistogram,
     pub failures_by_kind: Vec<FailureKindCount>,
 }
 
@@ -102,6 +115,9 @@ pub struct EndpointInterval {
 #[derive(Debug, Clone, Default)]
 pub struct Interval {
     pub endpoints: Vec<EndpointInterval>,
+    /// Open model: iterations due but not started because every virtual
+    /// user was busy (`max_in_flight` reached).
+    pub dropped: u64,
 }
 
 impl Interval {
@@ -126,6 +142,8 @@ pub struct Engine {
     load: watch::Sender<Load>,
     spawned: Arc<AtomicU64>,
     finished_threads: watch::Receiver<usize>,
+    /// The open model's schedule; `None` in the closed model.
+    arrivals: Option<arrival::Arrivals>,
 }
 
 impl Engine {
@@ -142,6 +160,8 @@ impl Engine {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let arrivals = arrival::Arrivals::new(&load, thread_count)?;
+        let thread_count = arrivals.as_ref().map_or(thread_count, |a| a.threads());
         // One plan per thread: cloning its `Bytes` (URIs, bodies, header
         // values) per request then never touches a refcount another core uses.
         let plans = (0..thread_count)
@@ -165,13 +185,20 @@ impl Engine {
                     commands: rx,
                     finished: finished_tx.clone(),
                 },
+                arrivals.as_ref().map(|a| a.thread(index)),
             )?;
             threads.push(stats);
             commands.push(tx);
         }
         let spawned = Arc::new(AtomicU64::new(0));
         let (load, load_rx) = watch::channel(load);
-        let spawner = tokio::spawn(ramp::spawner(load_rx, commands.clone(), spawned.clone()));
+        let spawner = match &arrivals {
+            Some(arrivals) => {
+                arrivals.start(&commands);
+                tokio::spawn(async {})
+            }
+            None => tokio::spawn(ramp::spawner(load_rx, commands.clone(), spawned.clone())),
+        };
         Ok(Engine {
             _scenario: scenario,
             endpoint_count,
@@ -181,6 +208,7 @@ impl Engine {
             load,
             spawned,
             finished_threads: finished_rx,
+            arrivals,
         })
     }
 
@@ -196,6 +224,38 @@ impl Engine {
     /// Users the engine is moving toward.
     pub fn target_users(&self) -> u32 {
         self.load.borrow().class_users.iter().sum()
+    }
+
+    /// Open model: changes the rate from now on (iterations per second; 0
+    /// pauses). An error in the closed model, whose load is users.
+    pub fn set_rate(&self, rate: f64) -> Result<(), EngineError> {
+        let Some(arrivals) = &self.arrivals else {
+            return Err(EngineError::InvalidLoad {
+                reason: "the rate of a closed-model run cannot change".to_owned(),
+            });
+        };
+        if !(rate.is_finite() && rate >= 0.0) {
+            return Err(EngineError::InvalidLoad {
+                reason: format!("rate must be a non-negative number, not {rate}"),
+            });
+        }
+        arrivals.set_rate(rate, &self.commands);
+        Ok(())
+    }
+
+    /// True for the open model (a rate), false for the closed one (users).
+    pub fn is_open(&self) -> bool {
+        self.arrivals.is_some()
+    }
+
+    /// Open model: the current rate (0 in the closed model).
+    pub fn rate(&self) -> f64 {
+        self.arrivals.as_ref().map_or(0.0, |a| a.rate())
+    }
+
+    /// Open model: arrivals handled so far (started + dropped).
+    pub fn arrivals_due(&self) -> u64 {
+        self.threads.iter().map(|t| t.arrivals()).sum()
     }
 
     /// Takes everything recorded since the previous cut.

@@ -208,15 +208,24 @@ impl Node {
     }
 }
 
+/// Applies a new share: a new rate in the open model (the in-flight bound
+/// stays what the work started with), new users in the closed model.
 fn retarget(engine: &Engine, change: ChangeWork) {
     let users: u32 = change.class_users.iter().sum();
-    let load = Load {
-        class_users: change.class_users,
-        spawn_rate: change.spawn_rate,
-        user_id_offset: change.user_id_offset,
+    let result = if engine.is_open() {
+        engine.set_rate(change.rate)
+    } else {
+        engine.retarget(Load {
+            class_users: change.class_users,
+            spawn_rate: change.spawn_rate,
+            user_id_offset: change.user_id_offset,
+            ..Load::default()
+        })
     };
-    match engine.retarget(load) {
-        Ok(()) => tracing::info!(run_id = %change.run_id, users, "work changed"),
+    match result {
+        Ok(()) => {
+            tracing::info!(run_id = %change.run_id, users, rate = change.rate, "work changed")
+        }
         Err(error) => tracing::warn!(run_id = %change.run_id, %error, "cannot apply ChangeWork"),
     }
 }

@@ -56,6 +56,8 @@ pub(crate) async fn execute(
         class_users: start.class_users.clone(),
         spawn_rate: start.spawn_rate,
         user_id_offset: start.user_id_offset,
+        rate: start.rate,
+        max_in_flight: start.max_in_flight,
     };
     let mut engine_config = node.config.engine.clone();
     let timeouts = scenario.timeouts();
@@ -67,7 +69,7 @@ pub(crate) async fn execute(
     };
     node.set_engine(&run_id, engine.clone());
     let users: u32 = start.class_users.iter().sum();
-    tracing::info!(run_id = %run_id, users, spawn_rate = start.spawn_rate, "work started");
+    tracing::info!(run_id = %run_id, users, spawn_rate = start.spawn_rate, rate = start.rate, max_in_flight = start.max_in_flight, "work started");
 
     let mut pump = Pump::start(collector, &run_id, &node.config.worker_id);
     let limit = (start.max_duration_ms > 0)

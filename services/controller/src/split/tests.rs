@@ -134,3 +134,50 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn open_model_rate_follows_the_in_flight_bound() {
+    let split = split_open(300.0, 30, &[2, 1], &[1, 2]);
+    let bounds: Vec<u32> = split.iter().map(|(p, _)| p.users).collect();
+    assert_eq!(bounds, vec![10, 20]);
+    assert_eq!(split[0].0.class_users, vec![7, 3]);
+    assert!((split[0].1 - 100.0).abs() < 1e-9);
+    assert!((split[1].1 - 200.0).abs() < 1e-9);
+    // Fewer in-flight slots than workers: the idle worker gets no rate.
+    let split = split_open(50.0, 1, &[1], &[1, 1]);
+    assert_eq!(split[0].1, 50.0);
+    assert_eq!(split[1].1, 0.0);
+    assert_eq!(default_max_in_flight(100_000.0), 100_000);
+    assert_eq!(default_max_in_flight(0.5), 1);
+    assert_eq!(default_max_in_flight(f64::NAN), 1);
+}
+
+proptest! {
+    #[test]
+    fn open_model_splits_are_exact(
+        rate in 0.001f64..1e7,
+        max_in_flight in 1u32..100_000,
+        weights in proptest::collection::vec(0u32..100, 1..5),
+        cores in proptest::collection::vec(0u32..64, 1..40),
+    ) {
+        let split = split_open(rate, max_in_flight, &weights, &cores);
+        prop_assert_eq!(split.len(), cores.len());
+        let bound: u64 = split.iter().map(|(p, _)| u64::from(p.users)).sum();
+        prop_assert_eq!(bound, u64::from(max_in_flight));
+        let total_rate: f64 = split.iter().map(|(_, r)| r).sum();
+        prop_assert!((total_rate - rate).abs() <= 1e-9 * rate, "{} vs {}", total_rate, rate);
+        let cores1: Vec<u64> = cores.iter().map(|&c| u64::from(c.max(1))).collect();
+        let core_sum: u64 = cores1.iter().sum();
+        for ((placement, worker_rate), &c) in split.iter().zip(&cores1) {
+            // No worker above its share of the bound by more than one.
+            prop_assert!(f64::from(placement.users) <= share(max_in_flight, c, core_sum) + 1.0);
+            prop_assert!(*worker_rate >= 0.0);
+            if placement.users == 0 {
+                prop_assert_eq!(*worker_rate, 0.0);
+            }
+            // Same rate per in-flight slot on every worker.
+            let expected = rate * f64::from(placement.users) / f64::from(max_in_flight);
+            prop_assert!((worker_rate - expected).abs() <= 1e-9 * rate.max(1.0));
+        }
+    }
+}

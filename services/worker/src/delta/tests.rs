@@ -20,6 +20,7 @@ fn interval(per_endpoint: &[(u64, u64)]) -> Interval {
                         bytes: requests * 3,
                     },
                     histogram,
+                    uncorrected: LatencyHistogram::new(),
                     failures_by_kind: if failures > 0 {
                         vec![FailureKindCount {
                             kind: "status 503".into(),
@@ -32,6 +33,7 @@ fn interval(per_endpoint: &[(u64, u64)]) -> Interval {
                 }
             })
             .collect(),
+        dropped: 0,
     }
 }
 
@@ -135,4 +137,39 @@ fn batches_respect_the_size_limit_but_always_make_progress() {
     assert_eq!(sizes.len(), 4);
     assert_eq!(pending.batch(10, sizes[0] + sizes[1]).len(), 2);
     assert_eq!(pending.batch(3, usize::MAX).len(), 3);
+}
+
+#[test]
+fn open_model_deltas_carry_dropped_and_the_uncorrected_histogram() {
+    let mut builder = DeltaBuilder::new("r", "w");
+    let mut cut = interval(&[(3, 0), (2, 0)]);
+    // The closed model leaves the uncorrected histogram out entirely.
+    let closed = builder.build(1, &cut, 0);
+    assert!(
+        closed
+            .endpoints
+            .iter()
+            .all(|e| e.uncorrected_histogram.is_empty())
+    );
+    assert_eq!(closed.dropped, 0);
+
+    let mut uncorrected = LatencyHistogram::new();
+    uncorrected.record_n_us(500, 3);
+    cut.endpoints[0].uncorrected = uncorrected.clone();
+    cut.dropped = 7;
+    let open = builder.build(2, &cut, 0);
+    assert_eq!(open.dropped, 7);
+    let decoded = LatencyHistogram::decode(&open.endpoints[0].uncorrected_histogram).unwrap();
+    assert_eq!(decoded, uncorrected);
+    assert!(open.endpoints[1].uncorrected_histogram.is_empty());
+    // An interval with only drops is still sent (its delta is never skipped).
+    let only_drops = builder.build(
+        3,
+        &Interval {
+            dropped: 4,
+            ..Interval::default()
+        },
+        0,
+    );
+    assert_eq!(only_drops.dropped, 4);
 }

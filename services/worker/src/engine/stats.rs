@@ -13,6 +13,22 @@ pub(crate) struct ThreadStats {
     /// Written only by the owning thread; read by `Engine::in_flight`.
     in_flight: AtomicU64,
     active_users: AtomicU32,
+    /// Open model: iterations due but not started (no free virtual user)
+    /// since the last cut. Written only by the owning thread.
+    dropped: AtomicU64,
+    /// Open model: arrivals this thread has handled (started or dropped)
+    /// since the engine started; never reset.
+    arrivals: AtomicU64,
+}
+
+/// A completed request's latency in microseconds. In the open model `us` is
+/// measured from the intended start (coordinated-omission corrected) and
+/// `uncorrected_us` from the actual send; in the closed model the latter is
+/// `None` and nothing goes to the uncorrected histogram.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Latency {
+    pub us: u64,
+    pub uncorrected_us: Option<u64>,
 }
 
 /// A failed request's kind and message.
@@ -74,6 +90,8 @@ impl ThreadStats {
             shard: Mutex::new(empty_shard(endpoints)),
             in_flight: AtomicU64::new(0),
             active_users: AtomicU32::new(0),
+            dropped: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
         }
     }
 
@@ -92,14 +110,32 @@ impl ThreadStats {
             .store(now.saturating_add_signed(delta), Ordering::Relaxed);
     }
 
-    fn record(&self, endpoint: usize, latency_us: u64, bytes: u64, failure: Option<Failure>) {
+    /// Counts one arrival handled (started or dropped). Single writer.
+    pub fn add_arrival(&self) {
+        let n = self.arrivals.load(Ordering::Relaxed);
+        self.arrivals.store(n + 1, Ordering::Relaxed);
+    }
+
+    pub fn arrivals(&self) -> u64 {
+        self.arrivals.load(Ordering::Relaxed)
+    }
+
+    /// Counts one iteration that was due but could not start.
+    pub fn add_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record(&self, endpoint: usize, latency: Latency, bytes: u64, failure: Option<Failure>) {
         let mut shard = self.shard.lock();
         let Some(e) = shard.get_mut(endpoint) else {
             return;
         };
         e.counts.requests += 1;
         e.counts.bytes += bytes;
-        e.histogram.record_us(latency_us);
+        e.histogram.record_us(latency.us);
+        if let Some(uncorrected) = latency.uncorrected_us {
+            e.uncorrected.record_us(uncorrected);
+        }
         if let Some(failure) = failure {
             e.counts.failures += 1;
             match e
@@ -148,8 +184,8 @@ impl<'a> InFlight<'a> {
         }
     }
 
-    pub fn finish(mut self, latency_us: u64, bytes: u64, failure: Option<Failure>) {
-        self.stats.record(self.endpoint, latency_us, bytes, failure);
+    pub fn finish(mut self, latency: Latency, bytes: u64, failure: Option<Failure>) {
+        self.stats.record(self.endpoint, latency, bytes, failure);
         self.finished = true;
     }
 }
@@ -169,7 +205,9 @@ impl Drop for InFlight<'_> {
 /// Swaps every thread's shard for an empty one and merges them.
 pub(crate) fn cut(threads: &[std::sync::Arc<ThreadStats>], endpoints: usize) -> Interval {
     let mut total = empty_shard(endpoints);
+    let mut dropped = 0;
     for thread in threads {
+        dropped += thread.dropped.swap(0, Ordering::Relaxed);
         // Allocate the replacement outside the lock so the owning thread
         // waits only for the swap.
         let mut taken = empty_shard(endpoints);
@@ -179,6 +217,9 @@ pub(crate) fn cut(threads: &[std::sync::Arc<ThreadStats>], endpoints: usize) -> 
             if !part.histogram.is_empty() {
                 // Both are auto-resizing microsecond histograms: merge cannot fail.
                 let _ = sum.histogram.merge(&part.histogram);
+            }
+            if !part.uncorrected.is_empty() {
+                let _ = sum.uncorrected.merge(&part.uncorrected);
             }
             for failure in part.failures_by_kind {
                 match sum
@@ -195,5 +236,8 @@ pub(crate) fn cut(threads: &[std::sync::Arc<ThreadStats>], endpoints: usize) -> 
             }
         }
     }
-    Interval { endpoints: total }
+    Interval {
+        endpoints: total,
+        dropped,
+    }
 }

@@ -1,5 +1,6 @@
 //! Engine tests against a real HTTP server on 127.0.0.1:0.
 
+mod open;
 mod server;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ fn load(class_users: Vec<u32>, spawn_rate: f64) -> Load {
         class_users,
         spawn_rate,
         user_id_offset: 0,
+        ..Load::default()
     }
 }
 
@@ -37,9 +39,11 @@ fn merge(total: &mut Interval, part: Interval) {
         *total = part;
         return;
     }
+    total.dropped += part.dropped;
     for (sum, e) in total.endpoints.iter_mut().zip(part.endpoints) {
         sum.counts.add(&e.counts);
         sum.histogram.merge(&e.histogram).unwrap();
+        sum.uncorrected.merge(&e.uncorrected).unwrap();
         for f in e.failures_by_kind {
             match sum.failures_by_kind.iter_mut().find(|s| s.kind == f.kind) {
                 Some(s) => {
@@ -234,6 +238,7 @@ users:
         class_users: vec![1],
         spawn_rate: 0.0,
         user_id_offset: 41,
+        ..Load::default()
     };
     let engine = Engine::start(s, &server.url(), load, config(1)).unwrap();
     let total = run_for(&engine, Duration::from_millis(150), Duration::from_secs(5)).await;
@@ -265,6 +270,7 @@ users:
         class_users: vec![1],
         spawn_rate: 0.0,
         user_id_offset: 7,
+        ..Load::default()
     };
     let engine = Engine::start(s, &server.url(), load, config(1)).unwrap();
     wait_until("first request", || server.served() >= 1).await;
@@ -293,6 +299,7 @@ users:
         class_users: vec![1],
         spawn_rate: 0.0,
         user_id_offset: 3,
+        ..Load::default()
     };
     let engine = Engine::start(s, &server.url(), load, config(1)).unwrap();
     wait_until("first request", || server.served() >= 1).await;
@@ -484,6 +491,7 @@ async fn retarget_starts_and_retires_users_live() {
         class_users: vec![9, 3],
         spawn_rate: 1000.0,
         user_id_offset: 100,
+        ..Load::default()
     };
     engine.retarget(up).unwrap();
     assert_eq!(engine.target_users(), 12);

@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Stop,
     /// Drop every user now; requests in flight count as cancelled.
     Abort,
+    /// Open model: follow this arrival schedule from now on.
+    SetSchedule(super::arrival::Schedule),
 }
 
 pub(crate) struct ThreadSetup {
@@ -76,7 +78,13 @@ impl Drop for FinishedGuard {
     }
 }
 
-pub(crate) fn spawn(index: usize, setup: ThreadSetup) -> std::io::Result<()> {
+/// Starts thread `index`: closed-model users, or with `open` the arrival
+/// executor of the open model.
+pub(crate) fn spawn(
+    index: usize,
+    setup: ThreadSetup,
+    open: Option<super::arrival::ThreadArrivals>,
+) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -85,27 +93,31 @@ pub(crate) fn spawn(index: usize, setup: ThreadSetup) -> std::io::Result<()> {
         .spawn(move || {
             let _finished = FinishedGuard(setup.finished.clone());
             let local = LocalSet::new();
-            local.block_on(&runtime, run(setup));
+            match open {
+                None => local.block_on(&runtime, run(setup)),
+                Some(open) => local.block_on(&runtime, super::arrival::run(setup, open)),
+            }
             // Dropping the LocalSet drops the connection drivers.
             drop(local);
         })?;
     Ok(())
 }
 
-async fn run(setup: ThreadSetup) {
+/// The context every user of the thread shares, and the command receiver.
+pub(crate) fn context(setup: ThreadSetup) -> (Rc<ThreadCtx>, mpsc::UnboundedReceiver<Command>) {
     let ThreadSetup {
         stats,
         plan,
         target,
         config,
-        mut commands,
+        commands,
         finished: _,
     } = setup;
     let class_count = plan.classes.len();
     let authority = HeaderValue::from_bytes(target.authority.as_bytes())
         .unwrap_or_else(|_| target.authority.clone());
     let ctx = Rc::new(ThreadCtx {
-        stats: stats.clone(),
+        stats,
         plan,
         authority,
         target,
@@ -115,6 +127,12 @@ async fn run(setup: ThreadSetup) {
         retire: (0..class_count).map(|_| Cell::new(0)).collect(),
         retire_wake: Notify::new(),
     });
+    (ctx, commands)
+}
+
+async fn run(setup: ThreadSetup) {
+    let (ctx, mut commands) = context(setup);
+    let stats = ctx.stats.clone();
     let mut users = JoinSet::new();
     loop {
         tokio::select! {
@@ -137,6 +155,7 @@ async fn run(setup: ThreadSetup) {
                     ctx.stop.notify_waiters();
                 }
                 Some(Command::Abort) | None => break,
+                Some(Command::SetSchedule(_)) => {}
             },
             Some(_) = users.join_next(), if !users.is_empty() => stats.add_active_users(-1),
         }

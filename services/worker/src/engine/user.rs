@@ -13,12 +13,12 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::plan::{BodyPlan, ClassPlan, StepPlan};
-use super::stats::{Failure, FailureKind, InFlight};
+use super::stats::{Failure, FailureKind, InFlight, Latency};
 use super::target::Sender;
 use super::thread::ThreadCtx;
 
 /// A user's state; kept small because there may be many idle users.
-struct User {
+pub(crate) struct User {
     user_id: u64,
     /// Requests sent so far (the `seq` template value).
     seq: u64,
@@ -27,28 +27,47 @@ struct User {
     conn: Option<Sender>,
 }
 
+/// How a request's latency is measured.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Timing {
+    /// From the actual send only.
+    Closed,
+    /// Open model: from `intended` (the iteration's scheduled start) when
+    /// set, else from the actual send; the uncorrected latency (from the
+    /// actual send) is recorded too.
+    Open { intended: Option<Instant> },
+}
+
+impl User {
+    /// A user of `class` with its variables rendered.
+    pub(crate) fn new(class: &ClassPlan, user_id: u64) -> User {
+        let mut user = User {
+            user_id,
+            seq: 0,
+            vars: vec![String::new(); class.var_count],
+            rng: SmallRng::from_rng(&mut rand::rng()),
+            conn: None,
+        };
+        for (index, template) in &class.variables {
+            let mut render = RenderContext {
+                vars: &user.vars,
+                seq: user.seq,
+                user_id,
+                rng: &mut user.rng,
+            };
+            let value = template.render(&mut render);
+            user.vars[*index] = value;
+        }
+        user
+    }
+}
+
 /// Runs one user until the thread stops (or aborts it).
 pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     let plan = ctx.plan.clone();
     let class: &ClassPlan = &plan.classes[class_index];
-    let mut user = User {
-        user_id,
-        seq: 0,
-        vars: vec![String::new(); class.var_count],
-        rng: SmallRng::from_rng(&mut rand::rng()),
-        conn: None,
-    };
-    for (index, template) in &class.variables {
-        let mut render = RenderContext {
-            vars: &user.vars,
-            seq: user.seq,
-            user_id,
-            rng: &mut user.rng,
-        };
-        let value = template.render(&mut render);
-        user.vars[*index] = value;
-    }
-    if !run_steps(&ctx, &mut user, &class.on_start).await {
+    let mut user = User::new(class, user_id);
+    if !run_steps(&ctx, &mut user, &class.on_start, Timing::Closed).await {
         return;
     }
     let total_weight = class.task_cumulative.last().copied().unwrap_or(0);
@@ -62,7 +81,7 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
         let started = Instant::now();
         let pick = user.rng.random_range(0..total_weight);
         let task = class.task_cumulative.partition_point(|&sum| sum <= pick);
-        if !run_steps(&ctx, &mut user, &class.tasks[task]).await {
+        if !run_steps(&ctx, &mut user, &class.tasks[task], Timing::Closed).await {
             return;
         }
         let pause = match class.wait {
@@ -97,18 +116,75 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     }
 }
 
+/// Open model: one iteration on `user` (a virtual user of `class`): its
+/// `on_start` steps if it has not run them yet, then one task picked by
+/// weight. The first request is timed from `intended`, the iteration's
+/// scheduled start; later ones from their own send.
+pub(crate) async fn iterate(
+    ctx: &ThreadCtx,
+    user: &mut User,
+    class: &ClassPlan,
+    started: &mut bool,
+    intended: Instant,
+) {
+    let mut timing = Timing::Open {
+        intended: Some(intended),
+    };
+    if !*started {
+        *started = true;
+        if !class.on_start.is_empty() {
+            if !run_steps(ctx, user, &class.on_start, timing).await {
+                return;
+            }
+            timing = Timing::Open { intended: None };
+        }
+    }
+    let total_weight = class.task_cumulative.last().copied().unwrap_or(0);
+    if total_weight == 0 {
+        return;
+    }
+    let pick = user.rng.random_range(0..total_weight);
+    let task = class.task_cumulative.partition_point(|&sum| sum <= pick);
+    run_steps(ctx, user, &class.tasks[task], timing).await;
+}
+
 /// Runs steps in order; a failed step ends the sequence. Returns false when
-/// the user must stop.
-async fn run_steps(ctx: &ThreadCtx, user: &mut User, steps: &[StepPlan]) -> bool {
+/// the user must stop. Only the first step gets an open-model intended start.
+async fn run_steps(ctx: &ThreadCtx, user: &mut User, steps: &[StepPlan], timing: Timing) -> bool {
+    let mut timing = timing;
     for step in steps {
-        if ctx.stopping.get() {
+        // An open-model iteration that was started sends its first request
+        // even if the run stops meanwhile, so every started iteration is a
+        // recorded (or cancelled) request.
+        let first_of_iteration = matches!(timing, Timing::Open { intended: Some(_) });
+        if ctx.stopping.get() && !first_of_iteration {
             return false;
         }
-        if !execute(ctx, user, step).await {
+        let ok = execute(ctx, user, step, timing).await;
+        if let Timing::Open { .. } = timing {
+            timing = Timing::Open { intended: None };
+        }
+        if !ok {
             break;
         }
     }
     !ctx.stopping.get()
+}
+
+/// The latency of a request sent at `started` that completes now.
+fn measure(started: Instant, timing: Timing) -> Latency {
+    let now = Instant::now();
+    let micros = |from: Instant| u64::try_from((now - from).as_micros()).unwrap_or(u64::MAX);
+    match timing {
+        Timing::Closed => Latency {
+            us: micros(started),
+            uncorrected_us: None,
+        },
+        Timing::Open { intended } => Latency {
+            us: micros(intended.map_or(started, |at| at.min(started))),
+            uncorrected_us: Some(micros(started)),
+        },
+    }
 }
 
 /// A completed exchange.
@@ -119,16 +195,14 @@ struct Response {
 }
 
 /// Sends one request and records it. Returns whether it succeeded.
-async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> bool {
+async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timing) -> bool {
     let guard = InFlight::start(&ctx.stats, step.endpoint);
     let started = Instant::now();
-    let elapsed_us =
-        |started: Instant| u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let request = match build_request(ctx, user, step) {
         Ok(request) => request,
         Err(message) => {
             guard.finish(
-                elapsed_us(started),
+                measure(started, timing),
                 0,
                 Some(Failure {
                     kind: FailureKind::Request,
@@ -142,7 +216,7 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan) -> bool {
     let keep_body = !step.extract.is_empty();
     let timeout = ctx.config.request_timeout;
     let outcome = tokio::time::timeout(timeout, send(ctx, user, request, keep_body)).await;
-    let latency = elapsed_us(started);
+    let latency = measure(started, timing);
     let response = match outcome {
         Ok(Ok(response)) => response,
         Ok(Err(failure)) => {

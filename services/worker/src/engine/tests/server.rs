@@ -1,6 +1,8 @@
 //! A tiny real HTTP/1.1 server on 127.0.0.1:0 that counts what it served.
 //!
 //! Routes: `/ok` (200 "hello"), `/status/CODE`, `/slow/MS` (sleeps, then 200),
+//! `/stall-once/MS` (the first one makes every request the server receives
+//! in the next MS milliseconds, on any path, wait until they are over),
 //! `/close` (200 and closes the connection), `POST /login` (200 with a JSON
 //! token), `/v/ANY` (200), `/echo` (records
 //! the request), `/me` (200 if `authorization: Bearer tok-N` was issued, else 401).
@@ -29,6 +31,8 @@ struct Counters {
     tokens: AtomicU64,
     /// The last `/echo` request as `METHOD QUERY CONTENT-TYPE BODY`.
     last_echo: Mutex<String>,
+    /// End of the one-off stall, once `/stall-once/MS` was hit.
+    stall_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 pub struct TestServer {
@@ -161,6 +165,17 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     *counters.by_path.lock().entry(path.clone()).or_default() += 1;
+    if let Some(ms) = path.strip_prefix("/stall-once/") {
+        let mut until = counters.stall_until.lock();
+        if until.is_none() {
+            let ms = ms.parse().unwrap_or(0);
+            *until = Some(tokio::time::Instant::now() + Duration::from_millis(ms));
+        }
+    }
+    let stall = *counters.stall_until.lock();
+    if let Some(until) = stall {
+        tokio::time::sleep_until(until).await;
+    }
     let respond = |status: u16, body: String| {
         Ok(Response::builder()
             .status(status)
@@ -199,6 +214,7 @@ async fn handle(
             }
         }
         ("v", Some(_)) => respond(200, "v".to_owned()),
+        ("stall-once", Some(_)) => respond(200, "stalled".to_owned()),
         ("echo", None) => {
             use http_body_util::BodyExt;
             let method = request.method().to_string();
