@@ -2,6 +2,7 @@
 
 mod fields;
 mod step;
+mod thresholds;
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::{Scenario, ScenarioError};
 
 use fields::Fields;
 
-const TOP_KEYS: &[&str] = &["name", "host", "timeouts", "users"];
+const TOP_KEYS: &[&str] = &["name", "host", "timeouts", "users", "thresholds"];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &["name", "weight", "wait", "variables", "on_start", "tasks"];
 const TASK_KEYS: &[&str] = &["weight", "request", "steps"];
@@ -83,6 +84,11 @@ impl<'a> Compiler<'a> {
                 weight: c.weight,
             })
             .collect();
+        // After the users: thresholds name endpoints from the complete table.
+        let thresholds = match top.get("thresholds") {
+            Some(node) => self.thresholds(node)?,
+            None => Vec::new(),
+        };
         Ok(Scenario {
             name,
             host,
@@ -90,6 +96,7 @@ impl<'a> Compiler<'a> {
             classes,
             endpoints: self.endpoints,
             timeouts,
+            thresholds,
         })
     }
 
@@ -388,7 +395,7 @@ impl<'a> Compiler<'a> {
 }
 
 /// Durations like `500ms`, `1s`, `1.5s`, `2m`, `1h`.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (number, unit) = text.split_at(split);
