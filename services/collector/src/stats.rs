@@ -7,6 +7,7 @@ use cicada_store::{Endpoint, RunRecord, RunStatus};
 
 use crate::convert::run_state;
 use crate::live::LiveWindow;
+use crate::threshold::{self, RunThreshold};
 
 /// Name of the all-endpoints row (`RunStats.total`).
 pub const TOTAL_NAME: &str = "total";
@@ -55,6 +56,8 @@ pub(crate) struct StatsInput<'a> {
     pub endpoints: &'a [Endpoint],
     /// Counts and merged histogram per endpoint, indexed by endpoint.
     pub totals: &'a [(Counts, LatencyHistogram)],
+    /// Checked against `totals`.
+    pub thresholds: &'a [RunThreshold],
     /// (endpoint, kind, count, last message).
     pub failures: Vec<(u32, &'a str, u64, &'a str)>,
     /// The live view; `None` once the run has ended.
@@ -107,6 +110,7 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         })
         .collect();
     let live = input.live.unwrap_or_default();
+    let thresholds = threshold::evaluate(input.thresholds, input.totals, duration_s);
     v1::RunStats {
         run_id: input.record.id.clone(),
         state: run_state(input.record.status) as i32,
@@ -128,6 +132,7 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         active_users: live.active_users,
         failures,
         scenario_name: input.record.scenario_name.clone(),
+        thresholds,
     }
 }
 
@@ -181,6 +186,7 @@ mod tests {
             record: &record,
             endpoints: &endpoints,
             totals: &totals,
+            thresholds: &[],
             failures: vec![(1, "status 500", 1, "boom")],
             live: None,
             now_ms: 99_999,
