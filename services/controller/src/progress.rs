@@ -25,6 +25,7 @@ pub fn progress(
         workers: run.workers.len() as u32,
         stats,
         error: status.error.clone(),
+        threshold_aborted: status.threshold_aborted,
     }
 }
 

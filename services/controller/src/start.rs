@@ -7,9 +7,9 @@ use std::time::Duration;
 use cicada_proto::v1::controller_message::Msg;
 use cicada_proto::v1::{
     ControllerMessage, CreateRunRequest, Endpoint, RunState, StartRunRequest, StartRunResponse,
-    StartWork,
+    StartWork, Threshold as ThresholdMessage,
 };
-use cicada_scenario::Scenario;
+use cicada_scenario::{Scenario, Threshold};
 
 use crate::lifecycle::{self, StopPolicy, unix_ms};
 use crate::registry::Claimed;
@@ -25,6 +25,8 @@ struct Plan {
     spawn_rate: f64,
     run_time: Option<Duration>,
     grace: Duration,
+    /// The scenario's thresholds, then the request's.
+    thresholds: Vec<Threshold>,
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
@@ -49,6 +51,13 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
     } else {
         request.host.clone()
     };
+    let mut thresholds = scenario.thresholds().to_vec();
+    for text in &request.thresholds {
+        let threshold = Threshold::from_flag(text, scenario.endpoints()).map_err(|error| {
+            ControllerError::InvalidArgument(format!("invalid threshold {text:?}: {error}"))
+        })?;
+        thresholds.push(threshold);
+    }
     let grace = if request.stop_grace_ms == 0 {
         shared.config.default_stop_grace
     } else {
@@ -61,6 +70,7 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         spawn_rate: request.spawn_rate,
         run_time: (request.run_time_ms > 0).then(|| Duration::from_millis(request.run_time_ms)),
         grace,
+        thresholds,
     })
 }
 
@@ -117,6 +127,7 @@ async fn place_and_announce(
         "run_time_ms": request.run_time_ms,
         "stop_grace_ms": plan.grace.as_millis() as u64,
         "host": plan.host,
+        "thresholds": plan.thresholds.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "workers": workers.iter().map(|(w, p)| serde_json::json!({
             "worker_id": w.worker_id,
             "cores": w.cores,
@@ -141,6 +152,16 @@ async fn place_and_announce(
                 index: index as u32,
                 method: endpoint.method.clone(),
                 name: endpoint.name.clone(),
+            })
+            .collect(),
+        thresholds: plan
+            .thresholds
+            .iter()
+            .map(|threshold| ThresholdMessage {
+                expression: threshold.expr.to_string(),
+                endpoint: threshold.endpoint.clone().unwrap_or_default(),
+                abort_on_fail: threshold.abort_on_fail,
+                delay_ms: threshold.delay.as_millis() as u64,
             })
             .collect(),
     };
@@ -211,6 +232,7 @@ fn launch(
     let policy = StopPolicy {
         run_time: plan.run_time,
         grace: plan.grace,
+        abort_on_fail: plan.thresholds.iter().any(|t| t.abort_on_fail),
     };
     tokio::spawn(lifecycle::drive(shared.clone(), run, events, policy));
     StartRunResponse {

@@ -315,6 +315,7 @@ fn start_request(host: String, run_time_ms: u64) -> StartRunRequest {
         run_time_ms,
         labels: Default::default(),
         stop_grace_ms: 2_000,
+        thresholds: Vec::new(),
     }
 }
 
