@@ -1,5 +1,8 @@
-//! The final report of a run: a Locust-style table per endpoint (stdout) and
-//! the machine-readable summary (`--summary-json`).
+//! The final report of a run: a Locust-style table per endpoint (stdout),
+//! the thresholds with PASS/FAIL, and the machine-readable summary
+//! (`--summary-json`).
+
+mod thresholds;
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -19,6 +22,7 @@ pub struct SummaryJson {
     pub endpoints: Vec<EndpointJson>,
     pub total: EndpointJson,
     pub failures: Vec<FailureJson>,
+    pub thresholds: Vec<thresholds::ThresholdJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +97,7 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
                 last_message: f.last_message.clone(),
             })
             .collect(),
+        thresholds: thresholds::json(&stats.thresholds),
     }
 }
 
@@ -186,6 +191,7 @@ pub fn render_table(stats: &RunStats) -> String {
             );
         }
     }
+    thresholds::render(&stats.thresholds, &mut out);
     out
 }
 

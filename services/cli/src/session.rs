@@ -32,6 +32,7 @@ pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest 
         run_time_ms: load.run_time.map_or(0, |d| d.as_millis() as u64),
         labels: load.labels.iter().cloned().collect::<HashMap<_, _>>(),
         stop_grace_ms: load.stop_timeout.as_millis() as u64,
+        thresholds: load.thresholds.clone(),
     }
 }
 
@@ -175,6 +176,7 @@ mod tests {
                 ..Default::default()
             }),
             error: String::new(),
+            threshold_aborted: false,
         };
         let line = progress_line(&progress, Duration::from_secs(12));
         assert!(line.contains("users 150/200 on 2 workers"), "{line}");
