@@ -3,6 +3,7 @@
 mod fields;
 mod stages;
 mod step;
+mod thresholds;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ const TOP_KEYS: &[&str] = &[
     "users",
     "rate",
     "max_in_flight",
+    "thresholds",
 ];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &["name", "weight", "wait", "variables", "on_start", "tasks"];
@@ -104,6 +106,11 @@ impl<'a> Compiler<'a> {
                 weight: c.weight,
             })
             .collect();
+        // After the users: thresholds name endpoints from the complete table.
+        let thresholds = match top.get("thresholds") {
+            Some(node) => self.thresholds(node)?,
+            None => Vec::new(),
+        };
         Ok(Scenario {
             name,
             host,
@@ -114,6 +121,7 @@ impl<'a> Compiler<'a> {
             stages,
             rate,
             max_in_flight,
+            thresholds,
         })
     }
 
@@ -441,7 +449,7 @@ impl<'a> Compiler<'a> {
 }
 
 /// Durations like `500ms`, `1s`, `1.5s`, `2m`, `1h`.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (number, unit) = text.split_at(split);

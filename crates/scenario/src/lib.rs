@@ -11,11 +11,13 @@
 //! - `compile`: the tree to the model, with every check and message
 //! - `model`: user classes, tasks, steps, bodies, expectations, extraction
 //! - `template`: `{{ expr }}` templates and JSON body templates
+//! - `threshold`: pass/fail thresholds (`p95 < 150ms`) and their flag syntax
 
 mod compile;
 mod model;
 mod node;
 pub mod template;
+pub mod threshold;
 
 use std::fmt::Write as _;
 
@@ -24,6 +26,7 @@ pub use model::{
     UserClassInfo, Wait,
 };
 pub use template::{JsonTemplate, RenderContext, Segment, Template};
+pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ pub struct Scenario {
     stages: Vec<Stage>,
     rate: Option<f64>,
     max_in_flight: Option<u32>,
+    thresholds: Vec<Threshold>,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -106,6 +110,11 @@ impl Scenario {
         &self.endpoints
     }
 
+    /// The scenario's `thresholds:`, in file order.
+    pub fn thresholds(&self) -> &[Threshold] {
+        &self.thresholds
+    }
+
     /// A human-readable summary (name, host, classes, endpoints), as
     /// `cicada validate` prints it.
     pub fn summary(&self) -> String {
@@ -132,6 +141,12 @@ impl Scenario {
         let _ = writeln!(out, "endpoints:");
         for endpoint in &self.endpoints {
             let _ = writeln!(out, "  {} {}", endpoint.method, endpoint.name);
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(out, "thresholds:");
+            for threshold in &self.thresholds {
+                let _ = writeln!(out, "  {threshold}");
+            }
         }
         out
     }

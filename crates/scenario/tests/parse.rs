@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use cicada_scenario::{Body, Expect, ExtractSource, Scenario, Segment, Stage, Timeouts, Wait};
+use cicada_scenario::{
+    Body, Expect, ExtractSource, Metric, Op, Scenario, Segment, Stage, Timeouts, Wait,
+};
 
 fn example(name: &str) -> Scenario {
     let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -206,7 +208,7 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     );
     assert_eq!(
         error("name: x\nratte: 5\nusers: []\n"),
-        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight"
+        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight, thresholds"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(
@@ -441,7 +443,7 @@ fn every_example_in_the_reference_parses() {
         .skip(1)
         .map(|rest| rest.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 4);
+    assert_eq!(blocks.len(), 6);
     for block in blocks {
         let s = Scenario::parse("SCENARIO.md", block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         assert!(!s.endpoints().is_empty());
@@ -470,4 +472,101 @@ fn open_model_rate_and_in_flight_bound() {
     );
     assert!(cicada_scenario::parse_rate("-1").is_err());
     assert!(cicada_scenario::parse_rate("inf").is_err());
+}
+
+const THRESHOLDS: &str = r#"
+name: t
+users:
+  - tasks:
+      - request: {method: POST, path: /login}
+      - request: {method: GET, path: "/items/{{ random_int(1, 9) }}", name: /items/:id}
+thresholds:
+  - p95 < 150ms
+  - "failure_rate < 1%"
+  - {expr: "p99.9 < 1s", endpoint: "GET /items/:id"}
+  - expr: rps >= 100000
+    abort_on_fail: true
+    delay: 30s
+"#;
+
+#[test]
+fn thresholds_parse_as_strings_or_mappings() {
+    let s = parse(THRESHOLDS);
+    let t = s.thresholds();
+    assert_eq!(t.len(), 4);
+    assert_eq!(t[0].expr.metric, Metric::Percentile(95.0));
+    assert_eq!((t[0].expr.op, t[0].expr.limit), (Op::Lt, 150.0));
+    assert_eq!(t[0].endpoint, None);
+    assert_eq!(t[1].expr.metric, Metric::FailureRate);
+    assert_eq!(t[2].endpoint.as_deref(), Some("GET /items/:id"));
+    assert_eq!(t[2].expr.to_string(), "p99.9 < 1s");
+    assert!(t[3].abort_on_fail);
+    assert_eq!(t[3].delay, Duration::from_secs(30));
+    assert!(!t[0].abort_on_fail);
+    let summary = s.summary();
+    assert!(
+        summary.contains("thresholds:\n  p95 < 150ms\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("GET /items/:id: p99.9 < 1s"), "{summary}");
+    assert!(
+        parse("name: x\nusers:\n  - tasks: [{request: {path: /}}]\n")
+            .thresholds()
+            .is_empty()
+    );
+}
+
+#[test]
+fn threshold_errors_point_at_the_value() {
+    let base = "name: x\nusers:\n  - tasks: [{request: {method: POST, path: /metrics}}]\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "thresholds:\n  - p95 < 150\n",
+            "x.yaml:5:5: latency \"150\" needs a unit; allowed: us, ms or s (e.g. 150ms)",
+        ),
+        (
+            "thresholds:\n  - p95 == 1s\n",
+            "x.yaml:5:5: unknown operator \"==\" in threshold \"p95 == 1s\"; allowed: <, <=, >, >=",
+        ),
+        (
+            "thresholds:\n  - latency < 1s\n",
+            "x.yaml:5:5: unknown metric \"latency\"; allowed: pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures",
+        ),
+        (
+            "thresholds:\n  - {expr: p95 < 1s, endpoint: GET /metrics}\n",
+            "x.yaml:5:32: unknown endpoint \"GET /metrics\" in threshold; expected METHOD NAME, one of: POST /metrics",
+        ),
+        (
+            "thresholds:\n  - {expr: p95 < 1s, abort: true}\n",
+            "x.yaml:5:22: unknown key \"abort\" in threshold; allowed: expr, endpoint, abort_on_fail, delay",
+        ),
+        (
+            "thresholds:\n  - {endpoint: POST /metrics}\n",
+            "x.yaml:5:5: missing key \"expr\" in threshold",
+        ),
+        (
+            "thresholds:\n  - {expr: p95 < 1s, abort_on_fail: yes}\n",
+            "x.yaml:5:37: \"abort_on_fail\" must be true or false, found a string",
+        ),
+        (
+            "thresholds:\n  - {expr: p95 < 1s, delay: 10s}\n",
+            "x.yaml:5:29: \"delay\" only applies with \"abort_on_fail: true\"",
+        ),
+        (
+            "thresholds:\n  - {expr: p95 < 1s, abort_on_fail: true, delay: soon}\n",
+            "x.yaml:5:50: invalid duration \"soon\"; expected a number with a unit, e.g. 500ms, 1s, 2m",
+        ),
+        (
+            "thresholds:\n  - 5\n",
+            "x.yaml:5:5: invalid threshold; expected a string like \"p95 < 150ms\" or a mapping with keys: expr, endpoint, abort_on_fail, delay, found an integer",
+        ),
+        (
+            "thresholds: p95 < 1s\n",
+            "x.yaml:4:13: \"thresholds\" must be a list of thresholds, found a string",
+        ),
+    ];
+    for (tail, want) in cases {
+        let yaml = format!("{base}{tail}");
+        assert_eq!(&error(&yaml), want, "for {yaml:?}");
+    }
 }

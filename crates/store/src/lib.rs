@@ -1,6 +1,7 @@
 //! The cicada run store: runs, their endpoint tables, per-second measurements
-//! merged across workers, failures, per-endpoint summaries and the per-worker
-//! sequence watermarks that make ingestion exactly-once.
+//! merged across workers, failures, per-endpoint summaries, pass/fail
+//! thresholds with their final results and the per-worker sequence
+//! watermarks that make ingestion exactly-once.
 //!
 //! One object-safe trait, [`Store`], with one implementation per database:
 //! Postgres ([`postgres::PgStore`]) for shared deployments and SQLite
@@ -37,7 +38,8 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Watermark,
+    FailureRecord, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, ThresholdDef,
+    ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// Persistent storage of runs and their measurements.
@@ -101,6 +103,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every worker's applied-sequence watermark, ordered by worker id.
     async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError>;
+
+    /// The run's thresholds ordered by index, with their results once
+    /// recorded (empty for an unknown run).
+    async fn thresholds(&self, run_id: &str) -> Result<Vec<ThresholdRecord>, StoreError>;
+
+    /// Records the final results of an ended run's thresholds (recording
+    /// again overwrites). [`StoreError::NotFound`] for an unknown run,
+    /// [`StoreError::Invalid`] for a run still running or an index outside
+    /// its list (then nothing is written).
+    async fn record_threshold_results(
+        &self,
+        run_id: &str,
+        results: &[ThresholdOutcome],
+    ) -> Result<(), StoreError>;
 }
 
 /// Which database a URL names.

@@ -70,6 +70,40 @@ pub struct NewRun {
     pub started_at_ms: i64,
     /// Indexed 0..n without holes.
     pub endpoints: Vec<Endpoint>,
+    /// Pass/fail criteria, in order.
+    pub thresholds: Vec<ThresholdDef>,
+}
+
+/// A pass/fail threshold as announced with its run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThresholdDef {
+    /// Canonical expression, e.g. `p95 < 150ms`.
+    pub expression: String,
+    /// `METHOD NAME` of one endpoint; `None` for all endpoints together.
+    pub endpoint: Option<String>,
+    pub abort_on_fail: bool,
+    pub delay_ms: u64,
+}
+
+/// A stored threshold and, once its run has ended, its final result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThresholdRecord {
+    /// Position in the run's list.
+    pub index: u32,
+    pub threshold: ThresholdDef,
+    /// In the metric's unit; `None` when nothing was measured (or not yet).
+    pub observed: Option<f64>,
+    /// `None` until the result is recorded.
+    pub passed: Option<bool>,
+}
+
+/// The final result of one threshold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThresholdOutcome {
+    /// Position in the run's list.
+    pub index: u32,
+    pub observed: Option<f64>,
+    pub passed: bool,
 }
 
 /// A stored run.
@@ -85,7 +119,8 @@ pub struct RunRecord {
     pub started_at_ms: i64,
     /// Set when the run finished.
     pub ended_at_ms: Option<i64>,
-    /// Why the run failed, when it did.
+    /// Why the run failed, or why it was stopped early (a threshold with
+    /// `abort_on_fail`).
     pub error: Option<String>,
 }
 

@@ -130,6 +130,29 @@ macro_rules! shared_reads {
                     })
                     .collect())
             }
+            pub(crate) async fn read_thresholds(&self, run_id: &str) -> Result<Vec<$crate::ThresholdRecord>, $crate::StoreError> {
+                let rows: Vec<(i32, Option<String>, String, bool, i64, Option<f64>, Option<bool>)> = sqlx::query_as(
+                    "SELECT idx, endpoint, expression, abort_on_fail, delay_ms, observed, passed
+                     FROM run_thresholds WHERE run_id = $1 ORDER BY idx",
+                )
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(index, endpoint, expression, abort_on_fail, delay_ms, observed, passed)| $crate::ThresholdRecord {
+                        index: index as u32,
+                        threshold: $crate::ThresholdDef {
+                            expression,
+                            endpoint,
+                            abort_on_fail,
+                            delay_ms: $crate::convert::from_db(delay_ms),
+                        },
+                        observed,
+                        passed,
+                    })
+                    .collect())
+            }
             pub(crate) async fn read_watermarks(&self, run_id: &str) -> Result<Vec<$crate::Watermark>, $crate::StoreError> {
                 let rows: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT worker_id, seq FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",

@@ -21,7 +21,8 @@ use crate::convert::{self, RUN_COLUMNS, RunRow, TotalsBuilder, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
-    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError, Watermark,
+    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
+    ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// How long a writer waits for another process's write lock.
@@ -152,6 +153,20 @@ impl Store for SqliteStore {
             .bind(endpoint.index as i32)
             .bind(&endpoint.method)
             .bind(&endpoint.name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (index, threshold) in run.thresholds.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO run_thresholds (run_id, idx, endpoint, expression, abort_on_fail, delay_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&run.id)
+            .bind(index as i32)
+            .bind(threshold.endpoint.as_deref())
+            .bind(&threshold.expression)
+            .bind(threshold.abort_on_fail)
+            .bind(to_db(threshold.delay_ms))
             .execute(&mut *tx)
             .await?;
         }
@@ -350,6 +365,51 @@ impl Store for SqliteStore {
 
     async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError> {
         self.read_watermarks(run_id).await
+    }
+
+    async fn thresholds(&self, run_id: &str) -> Result<Vec<ThresholdRecord>, StoreError> {
+        self.read_thresholds(run_id).await
+    }
+
+    async fn record_threshold_results(
+        &self,
+        run_id: &str,
+        results: &[ThresholdOutcome],
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.begin_write().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match status {
+            None => return Err(StoreError::NotFound(run_id.to_owned())),
+            Some(status) if status == RunStatus::Running.as_str() => {
+                return Err(StoreError::Invalid(format!(
+                    "run {run_id} is still running; threshold results are recorded once it has ended"
+                )));
+            }
+            Some(_) => {}
+        }
+        for result in results {
+            let updated = sqlx::query(
+                "UPDATE run_thresholds SET observed = $3, passed = $4 WHERE run_id = $1 AND idx = $2",
+            )
+            .bind(run_id)
+            .bind(i32::try_from(result.index).unwrap_or(i32::MAX))
+            .bind(result.observed)
+            .bind(result.passed)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                return Err(StoreError::Invalid(format!(
+                    "run {run_id} has no threshold {}",
+                    result.index
+                )));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_store::{
     ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunFilter, RunFinish,
-    RunStatus, Store, StoreError,
+    RunStatus, Store, StoreError, ThresholdDef, ThresholdOutcome, ThresholdRecord,
 };
 
 /// Expands each test function into a Postgres and a SQLite test.
@@ -50,6 +50,7 @@ conformance!(
     concurrent_workers_merge_exactly,
     repeated_failure_kinds_in_one_delta_add_up,
     open_model_uncorrected_histograms_and_dropped_merge_exactly_once,
+    thresholds_are_stored_with_the_run,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -75,7 +76,25 @@ fn new_run(id: &str, scenario: &str, started_at_ms: i64) -> NewRun {
                 name: "/orders".to_owned(),
             },
         ],
+        thresholds: thresholds(),
     }
+}
+
+fn thresholds() -> Vec<ThresholdDef> {
+    vec![
+        ThresholdDef {
+            expression: "p95 < 150ms".to_owned(),
+            endpoint: None,
+            abort_on_fail: false,
+            delay_ms: 0,
+        },
+        ThresholdDef {
+            expression: "failure_rate < 1%".to_owned(),
+            endpoint: Some("POST /orders".to_owned()),
+            abort_on_fail: true,
+            delay_ms: 30_000,
+        },
+    ]
 }
 
 /// Deterministic pseudo-random latencies (a linear congruential generator).
@@ -777,4 +796,88 @@ async fn open_model_uncorrected_histograms_and_dropped_merge_exactly_once(store:
     );
     assert_eq!(summaries[1].uncorrected, None);
     assert_eq!(store.dropped("r1").await.unwrap(), 17);
+}
+
+async fn thresholds_are_stored_with_the_run(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let announced: Vec<ThresholdRecord> = thresholds()
+        .into_iter()
+        .enumerate()
+        .map(|(index, threshold)| ThresholdRecord {
+            index: index as u32,
+            threshold,
+            observed: None,
+            passed: None,
+        })
+        .collect();
+    assert_eq!(store.thresholds("r1").await.unwrap(), announced);
+    assert!(store.thresholds("nope").await.unwrap().is_empty());
+
+    let results = [
+        ThresholdOutcome {
+            index: 0,
+            observed: Some(180.25),
+            passed: false,
+        },
+        ThresholdOutcome {
+            index: 1,
+            observed: None,
+            passed: false,
+        },
+    ];
+    // Results are final: not while the run is live.
+    assert!(matches!(
+        store.record_threshold_results("r1", &results).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.record_threshold_results("nope", &results).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let finish = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: 2,
+        error: Some("threshold failed: p95 < 150ms (observed 180.25 ms)".to_owned()),
+    };
+    let record = store.finish_run("r1", &finish).await.unwrap();
+    assert_eq!(record.error, finish.error);
+    store
+        .record_threshold_results("r1", &results)
+        .await
+        .unwrap();
+    let stored = store.thresholds("r1").await.unwrap();
+    assert_eq!(stored[0].observed, Some(180.25));
+    assert_eq!(stored[0].passed, Some(false));
+    assert_eq!(stored[1].observed, None);
+    assert_eq!(stored[1].passed, Some(false));
+    assert_eq!(stored[1].threshold, thresholds()[1]);
+
+    // Recording again overwrites; a bad index writes nothing at all.
+    let again = [
+        ThresholdOutcome {
+            index: 0,
+            observed: Some(120.5),
+            passed: true,
+        },
+        ThresholdOutcome {
+            index: 7,
+            observed: None,
+            passed: true,
+        },
+    ];
+    assert!(matches!(
+        store.record_threshold_results("r1", &again).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.thresholds("r1").await.unwrap(), stored);
+    store
+        .record_threshold_results("r1", &again[..1])
+        .await
+        .unwrap();
+    let stored = store.thresholds("r1").await.unwrap();
+    assert_eq!(
+        (stored[0].observed, stored[0].passed),
+        (Some(120.5), Some(true))
+    );
+    assert_eq!(stored[1].passed, Some(false));
 }

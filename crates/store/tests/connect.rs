@@ -12,6 +12,7 @@ fn run(id: &str) -> NewRun {
         labels: Default::default(),
         started_at_ms: 0,
         endpoints: Vec::new(),
+        thresholds: Vec::new(),
     }
 }
 

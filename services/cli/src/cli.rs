@@ -80,6 +80,11 @@ pub struct LoadArgs {
     /// Write the final numbers as JSON to this file.
     #[arg(long, env = "CICADA_SUMMARY_JSON")]
     pub summary_json: Option<PathBuf>,
+    /// Pass/fail threshold (repeatable), added to the scenario's: "p95<150ms",
+    /// "POST /metrics: p99<500ms", optionally ending in " abort_on_fail" or
+    /// " abort_on_fail=30s". Any failing threshold makes the exit code 99.
+    #[arg(long = "threshold", value_parser = parse_threshold)]
+    pub thresholds: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +193,14 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     cicada_scenario::parse_rate(text)
 }
 
+/// Checks the syntax of a `--threshold` (its endpoint is checked against the
+/// scenario once it is read).
+fn parse_threshold(text: &str) -> Result<String, String> {
+    cicada_scenario::Threshold::parse_flag(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| error.to_string())
+}
+
 fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
@@ -229,6 +242,28 @@ mod tests {
         );
         assert!(parse_label("nokey").is_err());
         assert!(parse_label("=x").is_err());
+    }
+
+    #[test]
+    fn thresholds_are_repeatable_and_checked() {
+        let cli = Cli::try_parse_from([
+            "cicada",
+            "start",
+            "s.yaml",
+            "--threshold",
+            "p95<150ms",
+            "--threshold",
+            "POST /metrics: p99 < 500ms abort_on_fail=30s",
+        ])
+        .unwrap();
+        let Command::Start(args) = cli.command else {
+            panic!("expected start")
+        };
+        assert_eq!(args.load.thresholds.len(), 2);
+        let error = Cli::try_parse_from(["cicada", "run", "s.yaml", "--threshold", "p95 < 150"])
+            .unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("needs a unit"), "{error}");
     }
 
     #[test]

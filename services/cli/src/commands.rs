@@ -4,6 +4,7 @@ mod run;
 mod start;
 mod validate;
 
+use std::fmt;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -81,13 +82,36 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Reads and validates a scenario file locally, so a bad file fails fast with
-/// its line and column before anything starts.
+/// Exit code when the run ended but a threshold failed (as k6).
+pub const EXIT_THRESHOLDS_FAILED: u8 = 99;
+
+/// A bad command line found after clap's own checks (exit code 2, like
+/// clap's errors), e.g. a `--threshold` naming an endpoint the scenario lacks.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Reads and validates a scenario file locally, with the `--threshold`
+/// flags, so a bad file or flag fails fast before anything starts.
 pub fn read_scenario(load: &LoadArgs) -> anyhow::Result<String> {
     let path = &load.scenario;
     let yaml = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read scenario file {}", path.display()))?;
-    cicada_scenario::Scenario::parse(&path.display().to_string(), &yaml)?;
+    let scenario = cicada_scenario::Scenario::parse(&path.display().to_string(), &yaml)?;
+    for text in &load.thresholds {
+        cicada_scenario::Threshold::from_flag(text, scenario.endpoints()).map_err(|error| {
+            UsageError(format!(
+                "invalid value {text:?} for '--threshold <THRESHOLDS>': {error}"
+            ))
+        })?;
+    }
     Ok(yaml)
 }
 
@@ -113,6 +137,17 @@ pub fn finish(progress: &RunProgress, load: &LoadArgs) -> anyhow::Result<ExitCod
     }
     if progress.state() == RunState::Failed {
         anyhow::bail!("run {} failed: {}", progress.run_id, progress.error);
+    }
+    if progress.threshold_aborted {
+        eprintln!("run {} stopped early: {}", progress.run_id, progress.error);
+    }
+    let failed = stats.thresholds.iter().filter(|t| !t.passed).count();
+    if failed > 0 || progress.threshold_aborted {
+        eprintln!(
+            "{failed} of {} thresholds failed (exit code {EXIT_THRESHOLDS_FAILED})",
+            stats.thresholds.len()
+        );
+        return Ok(ExitCode::from(EXIT_THRESHOLDS_FAILED));
     }
     Ok(ExitCode::SUCCESS)
 }

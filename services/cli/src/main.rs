@@ -6,8 +6,9 @@
 //! - `cicada stop`, `cicada workers`: steer a deployed controller.
 //! - `cicada validate`: check a scenario file without running it.
 //!
-//! Exit codes: 0 success, 1 error (bad input, setup or connection failure),
-//! 2 bad command line, 130 interrupted twice.
+//! Exit codes: 0 success, 1 error (bad input, setup or connection failure,
+//! failed run), 2 bad command line, 99 a threshold failed, 130 interrupted
+//! twice.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
@@ -26,7 +27,8 @@ async fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::from(1)
+            let usage = error.downcast_ref::<commands::UsageError>().is_some();
+            std::process::ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

@@ -1,5 +1,8 @@
-//! The final report of a run: a Locust-style table per endpoint (stdout) and
-//! the machine-readable summary (`--summary-json`).
+//! The final report of a run: a Locust-style table per endpoint (stdout),
+//! the thresholds with PASS/FAIL, and the machine-readable summary
+//! (`--summary-json`).
+
+mod thresholds;
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -19,6 +22,7 @@ pub struct SummaryJson {
     pub endpoints: Vec<EndpointJson>,
     pub total: EndpointJson,
     pub failures: Vec<FailureJson>,
+    pub thresholds: Vec<thresholds::ThresholdJson>,
     /// Open model: iterations due but not started because the in-flight
     /// bound was reached (0 in the closed model).
     pub dropped: u64,
@@ -174,6 +178,7 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
             .collect(),
         diagnoses: Vec::new(),
         dropped: stats.dropped,
+        thresholds: thresholds::json(&stats.thresholds),
     }
 }
 
@@ -284,6 +289,7 @@ pub fn render_table(stats: &RunStats) -> String {
             );
         }
     }
+    thresholds::render(&stats.thresholds, &mut out);
     out
 }
 

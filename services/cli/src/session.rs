@@ -34,6 +34,7 @@ pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest 
         run_time_ms: load.run_time.map_or(0, |d| d.as_millis() as u64),
         labels: load.labels.iter().cloned().collect::<HashMap<_, _>>(),
         stop_grace_ms: load.stop_timeout.as_millis() as u64,
+        thresholds: load.thresholds.clone(),
         stages: load
             .stages
             .iter()

@@ -7,6 +7,7 @@ use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_proto::v1;
 use cicada_store::{
     Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunFilter, RunRecord, RunStatus,
+    ThresholdDef,
 };
 
 use crate::error::CollectorError;
@@ -16,7 +17,8 @@ fn invalid(message: String) -> CollectorError {
 }
 
 /// A `CreateRun` request as a store record; `now_ms` stands in for a missing
-/// start time.
+/// start time. Thresholds are copied as they are; the service resolves
+/// (and so checks) them before storing the run.
 pub(crate) fn new_run(
     request: v1::CreateRunRequest,
     now_ms: i64,
@@ -36,6 +38,25 @@ pub(crate) fn new_run(
     } else {
         now_ms
     };
+    let endpoints: Vec<Endpoint> = request
+        .endpoints
+        .into_iter()
+        .map(|e| Endpoint {
+            index: e.index,
+            method: e.method,
+            name: e.name,
+        })
+        .collect();
+    let thresholds: Vec<ThresholdDef> = request
+        .thresholds
+        .into_iter()
+        .map(|t| ThresholdDef {
+            expression: t.expression,
+            endpoint: (!t.endpoint.is_empty()).then_some(t.endpoint),
+            abort_on_fail: t.abort_on_fail,
+            delay_ms: t.delay_ms,
+        })
+        .collect();
     Ok(NewRun {
         id: request.run_id,
         scenario_name: request.scenario_name,
@@ -44,15 +65,8 @@ pub(crate) fn new_run(
         config_json,
         labels: request.labels.into_iter().collect::<BTreeMap<_, _>>(),
         started_at_ms,
-        endpoints: request
-            .endpoints
-            .into_iter()
-            .map(|e| Endpoint {
-                index: e.index,
-                method: e.method,
-                name: e.name,
-            })
-            .collect(),
+        endpoints,
+        thresholds,
     })
 }
 

@@ -7,7 +7,9 @@
 //! - `convert`: protocol messages to store records, validated before anything
 //!   of a delta is applied.
 //! - `runs`: per-run state and its lock; `live`: the live aggregate;
-//!   `stats`: `RunStats` from merged histograms.
+//!   `stats`: `RunStats` from merged histograms; `threshold`: pass/fail
+//!   thresholds checked on those histograms (live in every `GetRunStats`,
+//!   final at `FinishRun`, when the results are stored with the run).
 //! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
 //!
 //! Exactly-once ingestion lives in the store: a delta, its (run, worker) seq
@@ -39,6 +41,7 @@ mod live;
 mod runs;
 mod service;
 mod stats;
+mod threshold;
 
 use std::future::Future;
 use std::sync::Arc;

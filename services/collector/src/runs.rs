@@ -19,12 +19,15 @@ use tokio::sync::{
 
 use crate::error::CollectorError;
 use crate::live::LiveAggregate;
+use crate::threshold::{self, RunThreshold};
 
 /// What the collector knows about one run.
 #[derive(Debug)]
 pub(crate) struct RunState {
     pub record: RunRecord,
     pub endpoints: Vec<Endpoint>,
+    /// Pass/fail thresholds, in order.
+    pub thresholds: Vec<RunThreshold>,
     /// The running aggregate while the run is live.
     pub live: Option<Mutex<LiveAggregate>>,
     /// Final statistics, computed once after the run ended.
@@ -33,11 +36,16 @@ pub(crate) struct RunState {
 
 impl RunState {
     /// The state of a run just created.
-    pub(crate) fn created(record: RunRecord, endpoints: Vec<Endpoint>) -> Self {
+    pub(crate) fn created(
+        record: RunRecord,
+        endpoints: Vec<Endpoint>,
+        thresholds: Vec<RunThreshold>,
+    ) -> Self {
         Self {
             live: Some(Mutex::new(LiveAggregate::new(endpoints.len()))),
             record,
             endpoints,
+            thresholds,
             final_stats: OnceCell::new(),
         }
     }
@@ -135,6 +143,15 @@ impl Runs {
             .await?
             .ok_or_else(|| StoreError::NotFound(run_id.to_owned()))?;
         let endpoints = self.store.endpoints(run_id).await?;
+        let defs: Vec<_> = self
+            .store
+            .thresholds(run_id)
+            .await?
+            .into_iter()
+            .map(|record| record.threshold)
+            .collect();
+        let thresholds = threshold::resolve_all(&defs, &endpoints)
+            .map_err(|error| StoreError::Corrupt(format!("run {run_id}: {error}")))?;
         let live = if record.status == RunStatus::Running {
             let mut live = LiveAggregate::new(endpoints.len());
             for row in self.store.seconds(run_id, None).await? {
@@ -154,6 +171,7 @@ impl Runs {
         Ok(RunState {
             record,
             endpoints,
+            thresholds,
             live,
             final_stats: OnceCell::new(),
         })

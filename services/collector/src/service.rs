@@ -12,6 +12,7 @@ use crate::convert;
 use crate::error::CollectorError;
 use crate::runs::{RunState, Runs};
 use crate::stats::{self, StatsInput};
+use crate::threshold;
 
 /// How often `FinishRun` re-reads the watermarks while waiting for deltas.
 const FINISH_POLL: Duration = Duration::from_millis(20);
@@ -41,6 +42,8 @@ impl CollectorService {
 
     async fn create(&self, request: v1::CreateRunRequest) -> Result<(), CollectorError> {
         let run = convert::new_run(request, now_ms())?;
+        let thresholds = threshold::resolve_all(&run.thresholds, &run.endpoints)
+            .map_err(CollectorError::InvalidArgument)?;
         self.store.create_run(&run).await?;
         tracing::info!(run_id = %run.id, scenario = %run.scenario_name, endpoints = run.endpoints.len(), "run created");
         let record = RunRecord {
@@ -56,7 +59,7 @@ impl CollectorService {
             error: None,
         };
         self.runs
-            .insert(RunState::created(record, run.endpoints))
+            .insert(RunState::created(record, run.endpoints, thresholds))
             .await;
         Ok(())
     }
@@ -147,6 +150,20 @@ impl CollectorService {
             }
         }
         let stats = self.stats(run_id).await?;
+        // Final results from the stored summaries, stored with the run
+        // (again on a repeated FinishRun: the same numbers).
+        if !stats.thresholds.is_empty() {
+            self.store
+                .record_threshold_results(run_id, &threshold::outcomes(&stats.thresholds))
+                .await?;
+            let failed = stats.thresholds.iter().filter(|t| !t.passed).count();
+            tracing::info!(
+                run_id,
+                thresholds = stats.thresholds.len(),
+                failed,
+                "thresholds checked"
+            );
+        }
         Ok(v1::FinishRunResponse {
             stats: Some(stats),
             incomplete: !complete,
@@ -172,6 +189,7 @@ impl CollectorService {
             totals: &totals,
             uncorrected: &uncorrected,
             dropped,
+            thresholds: &state.thresholds,
             failures: failures
                 .iter()
                 .map(|f| {
@@ -197,6 +215,7 @@ impl CollectorService {
                 totals: live.totals(),
                 uncorrected: live.uncorrected(),
                 dropped: live.dropped(),
+                thresholds: &state.thresholds,
                 failures: live.failures().collect(),
                 live: Some(live.window()),
                 now_ms: now_ms(),

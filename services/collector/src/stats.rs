@@ -7,6 +7,7 @@ use cicada_store::{Endpoint, RunRecord, RunStatus};
 
 use crate::convert::run_state;
 use crate::live::LiveWindow;
+use crate::threshold::{self, RunThreshold};
 
 /// Name of the all-endpoints row (`RunStats.total`).
 pub const TOTAL_NAME: &str = "total";
@@ -74,6 +75,8 @@ pub(crate) struct StatsInput<'a> {
     pub uncorrected: &'a [Option<LatencyHistogram>],
     /// Open model: dropped iterations.
     pub dropped: u64,
+    /// Checked against `totals`.
+    pub thresholds: &'a [RunThreshold],
     /// (endpoint, kind, count, last message).
     pub failures: Vec<(u32, &'a str, u64, &'a str)>,
     /// The live view; `None` once the run has ended.
@@ -138,6 +141,7 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         })
         .collect();
     let live = input.live.unwrap_or_default();
+    let thresholds = threshold::evaluate(input.thresholds, input.totals, duration_s);
     v1::RunStats {
         run_id: input.record.id.clone(),
         state: run_state(input.record.status) as i32,
@@ -162,6 +166,7 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         scenario_name: input.record.scenario_name.clone(),
         dropped: input.dropped,
         current_dropped_per_s: live.dropped_per_s,
+        thresholds,
     }
 }
 
@@ -217,6 +222,7 @@ mod tests {
             totals: &totals,
             uncorrected: &[],
             dropped: 0,
+            thresholds: &[],
             failures: vec![(1, "status 500", 1, "boom")],
             live: None,
             now_ms: 99_999,
@@ -263,6 +269,7 @@ mod tests {
             totals: &[(counts, corrected)],
             uncorrected: &[Some(uncorrected)],
             dropped: 42,
+            thresholds: &[],
             failures: Vec::new(),
             live: None,
             now_ms: 0,

@@ -48,6 +48,7 @@ both_databases!(
     two_collectors_share_one_database,
     runs_are_listed_newest_first_by_state,
     open_model_deltas_merge_exactly_live_final_and_after_a_restart,
+    thresholds_are_checked_live_and_stored_at_finish,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -111,6 +112,7 @@ fn create_request(run_id: &str) -> v1::CreateRunRequest {
                 name: "/orders".to_owned(),
             },
         ],
+        thresholds: Vec::new(),
     }
 }
 
@@ -822,5 +824,98 @@ async fn open_model_deltas_merge_exactly_live_final_and_after_a_restart(db: Test
     };
     let finished = client.finish_run(finish).await.unwrap().into_inner();
     check(finished.stats.as_ref().unwrap());
+    collector.stop().await;
+}
+
+fn threshold(expression: &str, endpoint: &str) -> v1::Threshold {
+    v1::Threshold {
+        expression: expression.to_owned(),
+        endpoint: endpoint.to_owned(),
+        abort_on_fail: false,
+        delay_ms: 0,
+    }
+}
+
+async fn thresholds_are_checked_live_and_stored_at_finish(db: TestDatabase) {
+    let collector = Collector::start(&db).await;
+    let mut client = collector.client.clone();
+    // Bad thresholds are rejected before anything is stored.
+    for bad in [
+        threshold("p95 < 150", ""),
+        threshold("p95 < 1s", "GET /orders"),
+    ] {
+        let request = v1::CreateRunRequest {
+            thresholds: vec![bad],
+            ..create_request("run-1")
+        };
+        let status = client.create_run(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    }
+    let request = v1::CreateRunRequest {
+        thresholds: vec![
+            threshold("p95 < 1s", ""),
+            threshold("p99 < 1us", ""),
+            threshold("failures <= 0", "POST /orders"),
+            threshold("requests >= 1", "GET /items"),
+        ],
+        ..create_request("run-1")
+    };
+    client.create_run(request).await.unwrap();
+    let mut expected = Expected::default();
+    let deltas = vec![
+        make_delta(&mut expected, "wa", 1, SECOND, 1),
+        make_delta(&mut expected, "wb", 1, SECOND, 1),
+    ];
+    push(&mut client, deltas).await.unwrap();
+
+    // Live: percentiles of the histograms merged across workers and endpoints.
+    let mut merged = LatencyHistogram::new();
+    for (_, histogram) in &expected.endpoints {
+        merged.merge(histogram).unwrap();
+    }
+    let p95_ms = merged.value_at_quantile_us(0.95) as f64 / 1000.0;
+    let live = stats(&mut client).await;
+    let passed: Vec<bool> = live.thresholds.iter().map(|t| t.passed).collect();
+    assert_eq!(passed, [true, false, false, true]);
+    assert_eq!(live.thresholds[0].observed, Some(p95_ms));
+    assert_eq!(live.thresholds[2].endpoint, "POST /orders");
+    assert_eq!(
+        live.thresholds[3].observed,
+        Some(expected.endpoints[0].0.requests as f64)
+    );
+
+    let finished = client
+        .finish_run(v1::FinishRunRequest {
+            run_id: "run-1".to_owned(),
+            state: v1::RunState::Finished as i32,
+            ended_at_ms: STARTED_AT_MS + 2_000,
+            workers: Vec::new(),
+            wait_ms: 0,
+            error: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert_eq!(finished.thresholds, live.thresholds);
+    collector.stop().await;
+
+    // Stored with the run, and served again by a fresh collector.
+    let store = cicada_store::connect(db.url()).await.unwrap();
+    let stored = store.thresholds("run-1").await.unwrap();
+    let stored_passed: Vec<Option<bool>> = stored.iter().map(|t| t.passed).collect();
+    assert_eq!(
+        stored_passed,
+        [Some(true), Some(false), Some(false), Some(true)]
+    );
+    assert_eq!(stored[0].observed, Some(p95_ms));
+    assert_eq!(
+        stored[2].threshold.endpoint.as_deref(),
+        Some("POST /orders")
+    );
+    let collector = Collector::start(&db).await;
+    let mut client = collector.client.clone();
+    assert_eq!(stats(&mut client).await.thresholds, finished.thresholds);
     collector.stop().await;
 }

@@ -6,12 +6,15 @@
 //! a pure function), announces the run to the collector and drives it to its
 //! end ([`lifecycle`]): `StopWork` at the run time limit or on `StopRun`,
 //! `WorkDone` from every worker, then `FinishRun` at the collector.
-//! `WatchRun` streams progress ([`progress`]).
+//! `WatchRun` streams progress ([`progress`]). Thresholds are checked by the
+//! collector on its merged histograms; the controller validates them at
+//! `StartRun` and stops a run whose `abort_on_fail` threshold fails ([`abort`]).
 //!
 //! Layout: [`run`] (this file) wires the gRPC server; `service` implements the
 //! `Controller` trait on top of [`registry`], [`runs`], `start`, [`lifecycle`]
 //! and [`progress`]; [`error`] maps every failure to a `tonic::Code`.
 
+pub mod abort;
 pub mod diagnosis;
 pub mod error;
 pub mod lifecycle;
@@ -61,6 +64,8 @@ pub struct ControllerConfig {
     pub max_duration_margin: Duration,
     /// Period of `WatchRun` progress messages.
     pub progress_interval: Duration,
+    /// How often a run with `abort_on_fail` thresholds has them checked.
+    pub threshold_check_interval: Duration,
     /// How long a new stream may take to send its `Register`.
     pub register_timeout: Duration,
     /// Timeout of each collector call (plus `finish_wait` for `FinishRun`).
@@ -81,6 +86,7 @@ impl ControllerConfig {
             finish_wait: Duration::from_secs(10),
             max_duration_margin: Duration::from_secs(60),
             progress_interval: Duration::from_secs(1),
+            threshold_check_interval: Duration::from_secs(1),
             register_timeout: Duration::from_secs(10),
             collector_timeout: Duration::from_secs(10),
             recovery_settle: Duration::from_secs(5),

@@ -40,6 +40,8 @@ pub struct StopPolicy {
     /// The run fails with this error whatever the workers report (a run
     /// adopted after a controller restart).
     pub failure: Option<String>,
+    /// Some threshold has `abort_on_fail`: check the live results while running.
+    pub abort_on_fail: bool,
 }
 
 /// How often a shaped run's target is recomputed.
@@ -201,8 +203,16 @@ pub(crate) async fn drive(
         History::new(Goals::default()),
         sampling_stopped,
     ));
+    let mut checks = policy.abort_on_fail.then(|| {
+        let period = shared.config.threshold_check_interval;
+        let mut checks = tokio::time::interval_at(started + period, period);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        checks
+    });
+    let mut aborted: Option<String> = None;
 
-    // Running: until the time limit, StopRun, shutdown or every worker ended.
+    // Running: until the time limit, StopRun, shutdown, every worker ended
+    // or an abort_on_fail threshold failed.
     loop {
         let time_limit = async {
             match stop_at {
@@ -210,8 +220,21 @@ pub(crate) async fn drive(
                 None => std::future::pending().await,
             }
         };
+        let check_due = async {
+            match checks.as_mut() {
+                Some(checks) => checks.tick().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = time_limit => break,
+            _ = check_due => {
+                if let Some(reason) = crate::abort::check(&shared, &run.id, started.elapsed()).await {
+                    tracing::info!(run_id = %run.id, %reason, "stopping the run");
+                    aborted = Some(reason);
+                    break;
+                }
+            }
             () = crate::shut_down(&mut shutdown) => {
                 shut_down = true;
                 break;
@@ -291,6 +314,9 @@ pub(crate) async fn drive(
     } else {
         RunState::Finished
     };
+    // A threshold stop is not a failure of the run: its numbers are complete.
+    let threshold_aborted = aborted.is_some();
+    let error = error.or(aborted);
     let request = FinishRunRequest {
         run_id: run.id.clone(),
         state: state as i32,
@@ -330,6 +356,7 @@ pub(crate) async fn drive(
     run.status.send_modify(|status| {
         status.state = state;
         status.error = error;
+        status.threshold_aborted = threshold_aborted;
         status.final_stats = stats;
         status.diagnoses = diagnoses;
     });

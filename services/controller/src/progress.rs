@@ -27,6 +27,7 @@ pub fn progress(
         error: status.error.clone(),
         diagnoses: status.diagnoses.clone(),
         target_rate: status.target_rate,
+        threshold_aborted: status.threshold_aborted,
     }
 }
 

@@ -110,6 +110,7 @@ fn adopt(shared: &Arc<Shared>, run_id: String) {
         grace: shared.config.default_stop_grace,
         stages: Vec::new(),
         failure: Some(RESTARTED.to_owned()),
+        abort_on_fail: false,
     };
     let placing = Placing {
         membership,

@@ -17,8 +17,10 @@ const KEEP_FINISHED: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStatus {
     pub state: RunState,
-    /// Why the run failed, when it did.
+    /// Why the run failed, or why a threshold stopped it early.
     pub error: String,
+    /// True when a threshold with `abort_on_fail` stopped the run.
+    pub threshold_aborted: bool,
     /// The collector's final statistics, once `FinishRun` answered.
     pub final_stats: Option<RunStats>,
     /// Total users the run aims at now (changed by scaling and stages).
@@ -77,6 +79,7 @@ impl Run {
         let (status, _) = watch::channel(RunStatus {
             state: RunState::Starting,
             error: String::new(),
+            threshold_aborted: false,
             final_stats: None,
             target_users,
             target_rate,

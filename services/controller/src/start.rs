@@ -7,9 +7,9 @@ use std::time::Duration;
 use cicada_proto::v1::controller_message::Msg;
 use cicada_proto::v1::{
     ControllerMessage, CreateRunRequest, Endpoint, RunState, StartRunRequest, StartRunResponse,
-    StartWork,
+    StartWork, Threshold as ThresholdMessage,
 };
-use cicada_scenario::Scenario;
+use cicada_scenario::{Scenario, Threshold};
 
 use crate::lifecycle::{self, Placing, StopPolicy, unix_ms};
 use crate::membership::Membership;
@@ -32,6 +32,8 @@ struct Plan {
     grace: Duration,
     /// The load shape; empty for a constant number of users.
     stages: Vec<Stage>,
+    /// The scenario's thresholds, then the request's.
+    thresholds: Vec<Threshold>,
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
@@ -75,6 +77,13 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
     } else {
         request.host.clone()
     };
+    let mut thresholds = scenario.thresholds().to_vec();
+    for text in &request.thresholds {
+        let threshold = Threshold::from_flag(text, scenario.endpoints()).map_err(|error| {
+            ControllerError::InvalidArgument(format!("invalid threshold {text:?}: {error}"))
+        })?;
+        thresholds.push(threshold);
+    }
     let grace = if request.stop_grace_ms == 0 {
         shared.config.default_stop_grace
     } else {
@@ -111,6 +120,7 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         run_time,
         grace,
         stages,
+        thresholds,
     })
 }
 
@@ -258,6 +268,7 @@ async fn place_and_announce(
             "users": stage.users,
         })).collect::<Vec<_>>(),
         "host": plan.host,
+        "thresholds": plan.thresholds.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "workers": workers.iter().map(|(w, p, rate)| serde_json::json!({
             "worker_id": w.worker_id,
             "cores": w.cores,
@@ -283,6 +294,16 @@ async fn place_and_announce(
                 index: index as u32,
                 method: endpoint.method.clone(),
                 name: endpoint.name.clone(),
+            })
+            .collect(),
+        thresholds: plan
+            .thresholds
+            .iter()
+            .map(|threshold| ThresholdMessage {
+                expression: threshold.expr.to_string(),
+                endpoint: threshold.endpoint.clone().unwrap_or_default(),
+                abort_on_fail: threshold.abort_on_fail,
+                delay_ms: threshold.delay.as_millis() as u64,
             })
             .collect(),
     };
@@ -366,6 +387,7 @@ fn launch(
         grace: plan.grace,
         stages: plan.stages,
         failure: None,
+        abort_on_fail: plan.thresholds.iter().any(|t| t.abort_on_fail),
     };
     let weights = plan
         .scenario

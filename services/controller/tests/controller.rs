@@ -45,6 +45,8 @@ struct Recorded {
     created: Vec<CreateRunRequest>,
     finished: Vec<FinishRunRequest>,
     stats_calls: usize,
+    /// Threshold results every `GetRunStats` answers with.
+    thresholds: Vec<ThresholdResult>,
 }
 
 #[derive(Clone, Default)]
@@ -120,12 +122,12 @@ impl Collector for RecordingCollector {
         &self,
         request: Request<GetRunStatsRequest>,
     ) -> Result<Response<RunStats>, Status> {
-        self.recorded.lock().stats_calls += 1;
-        Ok(Response::new(stats(
-            &request.into_inner().run_id,
-            RunState::Running,
-            7,
-        )))
+        let mut recorded = self.recorded.lock();
+        recorded.stats_calls += 1;
+        Ok(Response::new(RunStats {
+            thresholds: recorded.thresholds.clone(),
+            ..stats(&request.into_inner().run_id, RunState::Running, 7)
+        }))
     }
 }
 
@@ -681,5 +683,79 @@ async fn a_silent_worker_is_not_waited_for_forever() {
         .workers;
     assert_eq!(workers.len(), 1);
     assert!(workers[0].run_id.is_empty());
+    harness.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_abort_on_fail_threshold_stops_the_run() {
+    let harness = Harness::start_with(|config| {
+        config.threshold_check_interval = Duration::from_millis(50);
+    })
+    .await;
+    let mut client = harness.client().await;
+    let mut worker = TestWorker::connect(&harness, "w1", 1).await;
+
+    // Bad thresholds are rejected before anything starts.
+    for bad in [
+        "p95 < 150",
+        "GET /zzz: p95 < 1s",
+        "p95 < 1s abort_on_fail=soon",
+    ] {
+        let request = StartRunRequest {
+            thresholds: vec![bad.to_owned()],
+            ..start_request(1, 0)
+        };
+        let error = client.start_run(request).await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{bad}");
+        assert!(error.message().contains(bad), "{}", error.message());
+    }
+    assert!(harness.recorded(|r| r.created.is_empty()));
+
+    let request = StartRunRequest {
+        thresholds: vec!["GET /a: p95<1ms abort_on_fail=200ms".to_owned()],
+        ..start_request(1, 0)
+    };
+    let run_id = client.start_run(request).await.unwrap().into_inner().run_id;
+    let created = harness.recorded(|r| r.created[0].thresholds.clone());
+    assert_eq!(
+        created,
+        [Threshold {
+            expression: "p95 < 1ms".into(),
+            endpoint: "GET /a".into(),
+            abort_on_fail: true,
+            delay_ms: 200,
+        }]
+    );
+    worker.expect_start().await;
+    // Passing: the run goes on.
+    harness.collector.recorded.lock().thresholds = vec![ThresholdResult {
+        expression: "p95 < 1ms".into(),
+        endpoint: "GET /a".into(),
+        observed: Some(0.5),
+        observed_text: "0.5 ms".into(),
+        passed: true,
+        abort_on_fail: true,
+        delay_ms: 200,
+    }];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(harness.recorded(|r| r.finished.is_empty()));
+    // Failing after its delay: stopped like StopRun, the reason recorded.
+    harness.collector.recorded.lock().thresholds[0] = ThresholdResult {
+        observed: Some(180.2),
+        observed_text: "180.2 ms".into(),
+        passed: false,
+        ..harness.recorded(|r| r.thresholds[0].clone())
+    };
+    worker.expect_stop().await;
+    worker.work_done(&run_id, 3, "").await;
+    let progress = watch_to_end(&mut client, &run_id).await;
+    let last = progress.last().unwrap();
+    let reason = "threshold failed: GET /a: p95 < 1ms (observed 180.2 ms)";
+    assert_eq!(last.state, RunState::Finished as i32);
+    assert_eq!(last.error, reason);
+    assert!(last.threshold_aborted);
+    let finished = harness.recorded(|r| r.finished.clone());
+    assert_eq!(finished[0].state, RunState::Finished as i32);
+    assert_eq!(finished[0].error, reason);
     harness.shutdown().await;
 }
