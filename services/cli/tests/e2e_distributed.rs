@@ -445,3 +445,89 @@ async fn a_crashed_controller_ends_the_orphaned_run_on_restart() {
     assert_eq!(stored.summary_total.cancelled, 0);
     assert_eq!(stored.seconds_total, stored.summary_total);
 }
+
+/// A worker that stops heartbeating (SIGSTOP: a hung pod) is marked missing
+/// after three heartbeats and its users are re-placed on the other worker;
+/// when it comes back (SIGCONT) it rejoins and the load is rebalanced, all
+/// without stopping the run, and every request is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_worker_is_replaced_then_rejoins() {
+    let db = TestDatabase::sqlite().unwrap();
+    let cluster = start_cluster(db.url(), 1).await;
+    let hung = spawn_worker(&cluster.controller_url, "worker-hung");
+    wait_for_workers(&cluster.controller_url, 2).await;
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let (code, stdout, stderr) = run_cicada(
+        &[
+            "start",
+            scenario.to_str().unwrap(),
+            "--controller",
+            &cluster.controller_url,
+            "--host",
+            &cluster.target_url,
+            "-u",
+            "6",
+            "-r",
+            "100",
+            "--detach",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = stdout.trim().to_owned();
+    let controller = cluster.controller_url.clone();
+    wait_for_users(&controller, "3 + 3", |users| {
+        users.len() == 2 && users.iter().all(|(_, n)| *n == 3)
+    })
+    .await;
+
+    let pid = hung.0.id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    wait_for_users(&controller, "all 6 on worker-0", |users| {
+        users == [("worker-0".to_owned(), 6)]
+    })
+    .await;
+    signal("-CONT");
+    wait_for_users(&controller, "back to 3 + 3", |users| {
+        users.len() == 2 && users.iter().all(|(_, n)| *n == 3)
+    })
+    .await;
+
+    let (code, _, stderr) = run_cicada(
+        &["stop", &run_id, "--controller", &controller],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let store = cicada_store::connect(db.url()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store
+        .get_run(&run_id)
+        .await
+        .unwrap()
+        .expect("run")
+        .ended_at_ms
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "run did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
+    let stored = stored_run(db.url(), &run_id).await;
+    let served = target_stats(&cluster.target_url).await["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(stored.summary_total.requests, served, "stored != served");
+    assert_eq!(stored.summary_total.cancelled, 0);
+    assert_eq!(stored.seconds_total, stored.summary_total);
+    drop(hung);
+}
