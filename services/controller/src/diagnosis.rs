@@ -45,6 +45,8 @@ pub struct Sample {
     /// Totals so far (cumulative).
     pub requests: u64,
     pub failures: u64,
+    /// Open model: iterations dropped so far (cumulative).
+    pub dropped: u64,
     pub workers: Vec<WorkerLoad>,
 }
 
@@ -105,7 +107,17 @@ fn generator_bound(samples: &[Sample], goals: Goals) -> Option<Diagnosis> {
             ));
         }
     }
-    if saturated == 0 {
+    // Open model: iterations dropped lately mean the in-flight bound was hit.
+    let first = recent.first()?;
+    let dropped = last.dropped.saturating_sub(first.dropped);
+    let due = last.requests.saturating_sub(first.requests) + dropped;
+    if dropped > 0 {
+        evidence.push(format!(
+            "{dropped} of {due} iterations due in the last {} s were dropped: the in-flight bound was reached (raise --max-in-flight, or add workers)",
+            recent.len()
+        ));
+    }
+    if saturated == 0 && dropped == 0 {
         return None;
     }
     let workers = last.workers.len().max(1);
@@ -122,6 +134,9 @@ fn generator_bound(samples: &[Sample], goals: Goals) -> Option<Diagnosis> {
         ));
     }
     let mut scale = (mean_cpu / COMFORTABLE_CPU).max(1.0);
+    if dropped > 0 && due > dropped {
+        scale *= due as f64 / (due - dropped) as f64;
+    }
     if let Some(goal) = goals.rps.filter(|goal| *goal > 0.0) {
         evidence.push(format!("goal {goal:.0} requests/s"));
         if achieved > 0.0 {
@@ -132,7 +147,7 @@ fn generator_bound(samples: &[Sample], goals: Goals) -> Option<Diagnosis> {
     Some(Diagnosis {
         kind: DiagnosisKind::GeneratorBound as i32,
         summary: format!(
-            "generator-bound: {saturated} of {workers} workers are saturated, so latency and throughput measure the generators; add workers (about {suggested} in all)"
+            "generator-bound: the load generators limit the run ({saturated} of {workers} workers saturated), so latency and throughput measure the generators; add workers (about {suggested} in all)"
         ),
         evidence,
         suggested_workers: suggested as u32,

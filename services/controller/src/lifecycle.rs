@@ -42,6 +42,8 @@ pub struct StopPolicy {
     pub failure: Option<String>,
     /// Some threshold has `abort_on_fail`: check the live results while running.
     pub abort_on_fail: bool,
+    /// What the run aims at, for the diagnosis.
+    pub goals: Goals,
 }
 
 /// How often a shaped run's target is recomputed.
@@ -200,7 +202,7 @@ pub(crate) async fn drive(
     let sampler = tokio::spawn(sampler::sample(
         shared.clone(),
         run.clone(),
-        History::new(Goals::default()),
+        History::new(policy.goals),
         sampling_stopped,
     ));
     let mut checks = policy.abort_on_fail.then(|| {

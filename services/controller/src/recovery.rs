@@ -111,6 +111,7 @@ fn adopt(shared: &Arc<Shared>, run_id: String) {
         stages: Vec::new(),
         failure: Some(RESTARTED.to_owned()),
         abort_on_fail: false,
+        goals: Default::default(),
     };
     let placing = Placing {
         membership,

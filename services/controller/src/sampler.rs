@@ -80,6 +80,7 @@ pub(crate) async fn sample(
             active_users: shared.registry.active_users(&run.id),
             requests: total.requests,
             failures: total.failures,
+            dropped: stats.dropped,
             workers: shared.registry.loads(&run.id),
         });
         let diagnoses = history.diagnose(Some(&stats));

@@ -9,8 +9,9 @@ use cicada_proto::v1::{
     ControllerMessage, CreateRunRequest, Endpoint, RunState, StartRunRequest, StartRunResponse,
     StartWork, Threshold as ThresholdMessage,
 };
-use cicada_scenario::{Scenario, Threshold};
+use cicada_scenario::{Metric, Op, Scenario, Threshold};
 
+use crate::diagnosis::Goals;
 use crate::lifecycle::{self, Placing, StopPolicy, unix_ms};
 use crate::membership::Membership;
 use crate::registry::Claimed;
@@ -122,6 +123,22 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         stages,
         thresholds,
     })
+}
+
+/// The throughput the run aims at: its rate in the open model, else a
+/// total `rps >= N` (or `> N`) threshold.
+fn goals(plan: &Plan) -> Goals {
+    let rps = if plan.rate > 0.0 {
+        Some(plan.rate)
+    } else {
+        plan.thresholds
+            .iter()
+            .filter(|t| t.endpoint.is_none() && t.expr.metric == Metric::Rps)
+            .filter(|t| matches!(t.expr.op, Op::Gt | Op::Ge))
+            .map(|t| t.expr.limit)
+            .reduce(f64::max)
+    };
+    Goals { rps }
 }
 
 /// The request's stages, or else the scenario's.
@@ -382,12 +399,14 @@ fn launch(
     }
     run.set_state(RunState::Running);
     tracing::info!(run_id = %run_id, users = plan.users, rate = plan.rate, workers = workers.len(), "run started");
+    let goals = goals(&plan);
     let policy = StopPolicy {
         run_time: plan.run_time,
         grace: plan.grace,
         stages: plan.stages,
         failure: None,
         abort_on_fail: plan.thresholds.iter().any(|t| t.abort_on_fail),
+        goals,
     };
     let weights = plan
         .scenario

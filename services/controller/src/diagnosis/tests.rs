@@ -17,6 +17,7 @@ fn run(seconds: usize, rps: u64, cpu: &[f64], failures_at: impl Fn(usize) -> u64
                 active_users: 100,
                 requests,
                 failures,
+                dropped: 0,
                 workers: cpu
                     .iter()
                     .enumerate()
@@ -110,4 +111,21 @@ fn saturated_generators_are_not_blamed_on_the_target() {
     let samples = run(20, 1000, &[0.99], |_| 50);
     let found = diagnose(&samples, &[], Goals::default());
     assert_eq!(kinds(&found), [DiagnosisKind::GeneratorBound]);
+}
+
+#[test]
+fn dropped_iterations_mean_the_bound_was_hit() {
+    let mut samples = run(10, 900, &[0.5], |_| 0);
+    for (second, sample) in samples.iter_mut().enumerate() {
+        sample.dropped = second as u64 * 100;
+    }
+    let found = diagnose(&samples, &[], Goals::default());
+    assert_eq!(kinds(&found), [DiagnosisKind::GeneratorBound]);
+    assert!(
+        found[0].evidence[0].starts_with("400 of 4000 iterations due in the last 5 s were dropped"),
+        "{:?}",
+        found[0].evidence
+    );
+    // 10% dropped at 50% CPU: one worker does, but never fewer than one more.
+    assert_eq!(found[0].suggested_workers, 2);
 }
