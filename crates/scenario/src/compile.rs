@@ -126,7 +126,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// `rate: 500/s`, `6000/m`, or a number per second.
-    fn rate(&self, node: &Node) -> Result<f64, ScenarioError> {
+    pub(super) fn rate(&self, node: &Node) -> Result<f64, ScenarioError> {
         let text = match &node.kind {
             Kind::Int(n) => n.to_string(),
             Kind::Float(f) => f.to_string(),

@@ -22,8 +22,8 @@ pub mod threshold;
 use std::fmt::Write as _;
 
 pub use model::{
-    Body, EndpointDef, Expect, Extract, ExtractSource, Stage, Step, Task, Timeouts, UserClass,
-    UserClassInfo, Wait,
+    Body, EndpointDef, Expect, Extract, ExtractSource, Stage, StageTarget, Step, Task, Timeouts,
+    UserClass, UserClassInfo, Wait,
 };
 pub use template::{JsonTemplate, RenderContext, Segment, Template};
 pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};

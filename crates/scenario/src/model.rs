@@ -161,10 +161,19 @@ pub struct Timeouts {
     pub request: Option<Duration>,
 }
 
-/// One stage of the load shape (`stages:`): the users reached, linearly from
-/// the previous stage's (0 before the first), at the end of `duration`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One stage of the load shape (`stages:`): the target reached, linearly
+/// from the previous stage's (0 before the first), at the end of `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stage {
     pub duration: Duration,
-    pub users: u32,
+    pub target: StageTarget,
+}
+
+/// What a stage ramps: users (closed model) or a rate (open model). All
+/// stages of a scenario ramp the same kind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StageTarget {
+    Users(u32),
+    /// Iterations per second across all workers.
+    Rate(f64),
 }

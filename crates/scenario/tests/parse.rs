@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cicada_scenario::{
-    Body, Expect, ExtractSource, Metric, Op, Scenario, Segment, Stage, Timeouts, Wait,
+    Body, Expect, ExtractSource, Metric, Op, Scenario, Segment, Stage, StageTarget, Timeouts, Wait,
 };
 
 fn example(name: &str) -> Scenario {
@@ -331,7 +331,15 @@ fn value_errors_point_at_the_value() {
         ),
         (
             "name: x\nstages: [{duration: 1m, user: 5}]\nusers:\n  - tasks: [{request: {path: /}}]\n",
-            "x.yaml:2:25: unknown key \"user\" in stage; allowed: duration, users",
+            "x.yaml:2:25: unknown key \"user\" in stage; allowed: duration, users, rate",
+        ),
+        (
+            "name: x\nstages: [{duration: 1m, users: 5}, {duration: 1m, rate: 5/s}]\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:36: all stages must ramp the same thing: users (closed model) or rate (open model)",
+        ),
+        (
+            "name: x\nstages: [{duration: 1m}]\nusers:\n  - tasks: [{request: {path: /}}]\n",
+            "x.yaml:2:10: a stage needs exactly one of \"users\" (e.g. {duration: 2m, users: 100}) or \"rate\" (e.g. {duration: 2m, rate: 500/s})",
         ),
         (
             "name: x\nstages: []\nusers:\n  - tasks: [{request: {path: /}}]\n",
@@ -378,6 +386,13 @@ fn timeouts_are_optional_and_parsed() {
 }
 
 #[test]
+fn rate_stages_ramp_the_open_model() {
+    let yaml = "name: x\nstages:\n  - {duration: 1m, rate: 6000/m}\n  - {duration: 30s, rate: 0}\nusers:\n  - tasks: [{request: {path: /}}]\n";
+    let targets: Vec<StageTarget> = parse(yaml).stages().iter().map(|s| s.target).collect();
+    assert_eq!(targets, [StageTarget::Rate(100.0), StageTarget::Rate(0.0)]);
+}
+
+#[test]
 fn stages_ramp_targets() {
     let yaml = "name: x\nstages:\n  - {duration: 2m, users: 100}\n  - {duration: 30s, users: 0}\nusers:\n  - tasks: [{request: {path: /}}]\n";
     assert_eq!(
@@ -385,11 +400,11 @@ fn stages_ramp_targets() {
         [
             Stage {
                 duration: Duration::from_secs(120),
-                users: 100
+                target: StageTarget::Users(100)
             },
             Stage {
                 duration: Duration::from_secs(30),
-                users: 0
+                target: StageTarget::Users(0)
             }
         ]
     );

@@ -69,11 +69,12 @@ pub struct LoadArgs {
     /// are cancelled (and counted as cancelled).
     #[arg(long, env = "CICADA_STOP_TIMEOUT", value_parser = parse_run_time, default_value = "10s")]
     pub stop_timeout: Duration,
-    /// A stage of the load shape, DURATION:USERS (repeatable, in order):
-    /// --stage 2m:10000 --stage 5m:10000 --stage 1m:0 ramps linearly to each
-    /// target; replaces the scenario's `stages`. -u is then ignored.
+    /// A stage of the load shape, DURATION:USERS or DURATION:RATE
+    /// (repeatable, in order): --stage 2m:10000 --stage 5m:10000 --stage 1m:0
+    /// ramps users linearly to each target, --stage 1m:50000/s a rate (the
+    /// open model); replaces the scenario's `stages`.
     #[arg(long = "stage", value_parser = parse_stage)]
-    pub stages: Vec<(Duration, u32)>,
+    pub stages: Vec<StageArg>,
     /// Label the run (repeatable): --label env=staging --label release=1.4.2
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -174,19 +175,44 @@ pub fn parse_run_time(text: &str) -> Result<Duration, String> {
         .map_err(|error| format!("{error}; expected a duration like 30s, 5m or 1h30m"))
 }
 
-fn parse_stage(text: &str) -> Result<(Duration, u32), String> {
-    let (duration, users) = text
-        .split_once(':')
-        .ok_or_else(|| format!("stage {text:?} is not DURATION:USERS, e.g. 2m:1000"))?;
+/// One `--stage`: reach `users` or `rate` at the end of `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageArg {
+    pub duration: Duration,
+    pub users: u32,
+    /// Iterations per second (0 for a users stage).
+    pub rate: f64,
+}
+
+fn parse_stage(text: &str) -> Result<StageArg, String> {
+    let (duration, target) = text.split_once(':').ok_or_else(|| {
+        format!("stage {text:?} is not DURATION:USERS or DURATION:RATE, e.g. 2m:1000 or 1m:500/s")
+    })?;
     let duration = parse_run_time(duration)?;
     if duration.is_zero() {
         return Err(format!("stage {text:?}: the duration must be more than 0"));
     }
-    let users = users
-        .trim()
+    let target = target.trim();
+    if target.contains('/') {
+        let rate = match target.split_once('/') {
+            Some((zero, _)) if zero.trim().parse::<f64>() == Ok(0.0) => 0.0,
+            _ => cicada_scenario::parse_rate(target)
+                .map_err(|error| format!("stage {text:?}: {error}"))?,
+        };
+        return Ok(StageArg {
+            duration,
+            users: 0,
+            rate,
+        });
+    }
+    let users = target
         .parse()
         .map_err(|_| format!("stage {text:?}: users must be a whole number >= 0"))?;
-    Ok((duration, users))
+    Ok(StageArg {
+        duration,
+        users,
+        rate: 0.0,
+    })
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -227,7 +253,18 @@ mod tests {
     fn stages() {
         assert_eq!(
             parse_stage("2m:1000").unwrap(),
-            (Duration::from_secs(120), 1000)
+            StageArg {
+                duration: Duration::from_secs(120),
+                users: 1000,
+                rate: 0.0
+            }
+        );
+        assert_eq!(parse_stage("1m:6000/m").unwrap().rate, 100.0);
+        assert_eq!(parse_stage("1m:0/s").unwrap().rate, 0.0);
+        assert!(
+            parse_stage("1m:fast/s")
+                .unwrap_err()
+                .contains("invalid rate")
         );
         assert!(parse_stage("2m").unwrap_err().contains("DURATION:USERS"));
         assert!(parse_stage("0s:5").unwrap_err().contains("more than 0"));

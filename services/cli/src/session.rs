@@ -38,10 +38,10 @@ pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest 
         stages: load
             .stages
             .iter()
-            .map(|(duration, users)| Stage {
-                duration_ms: duration.as_millis() as u64,
-                users: *users,
-                rate: 0.0,
+            .map(|stage| Stage {
+                duration_ms: stage.duration.as_millis() as u64,
+                users: stage.users,
+                rate: stage.rate,
             })
             .collect(),
         rate: load.rate.unwrap_or(0.0),

@@ -382,3 +382,24 @@ async fn open_model_rate_conserves_and_drops_nothing() {
     assert_eq!(config["rate"], 200.0);
     assert_eq!(config["max_in_flight"], 40);
 }
+
+/// Rate stages drive the open model: the rate ramps 0 -> 100/s, holds and
+/// ramps down, so about 350 iterations start; every one is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_stages_shape_the_open_model() {
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let summary = cicada_run(
+        "examples/weighted-reads.yaml",
+        &target,
+        db.url(),
+        &[
+            "--stage", "2s:100/s", "--stage", "2s:100/s", "--stage", "1s:0/s",
+        ],
+    )
+    .await;
+    let requests = summary["total"]["requests"].as_u64().unwrap();
+    assert!((250..=450).contains(&requests), "{requests} iterations");
+    assert_eq!(summary["dropped"].as_u64().unwrap(), 0);
+    assert_conserved(&target.url, db.url(), &summary).await;
+}

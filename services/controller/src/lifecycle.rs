@@ -26,7 +26,7 @@ use crate::diagnosis::Goals;
 use crate::membership::{Assignment, Membership};
 use crate::runs::{Run, RunEvent};
 use crate::sampler::{self, History};
-use crate::shape::{self, Stage};
+use crate::shape::{Kind, Shape};
 
 /// How a run's load changes over time and how it is stopped.
 #[derive(Debug, Clone)]
@@ -35,8 +35,8 @@ pub struct StopPolicy {
     pub run_time: Option<Duration>,
     /// Grace for in-flight requests.
     pub grace: Duration,
-    /// The load shape followed while running (empty: constant users).
-    pub stages: Vec<Stage>,
+    /// The load shape followed while running.
+    pub shape: Option<Shape>,
     /// The run fails with this error whatever the workers report (a run
     /// adopted after a controller restart).
     pub failure: Option<String>,
@@ -241,22 +241,21 @@ pub(crate) async fn drive(
                 shut_down = true;
                 break;
             }
-            _ = shape_tick.tick(), if !policy.stages.is_empty() => {
-                // Reach the shape's next target by the next tick.
-                let users = shape::users_at(&policy.stages, started.elapsed() + SHAPE_TICK);
-                let moved = users.abs_diff(placing.membership.users());
-                if moved > 0 {
-                    let rate = f64::from(moved) / SHAPE_TICK.as_secs_f64();
-                    let changes = placing.membership.scale(users, Some(rate));
-                    send_changes(&shared, &run, &placing.template, placing.membership.rate() > 0.0, changes);
-                    run.status.send_modify(|status| status.target_users = users);
+            _ = shape_tick.tick(), if policy.shape.is_some() => {
+                if let Some(shape) = &policy.shape {
+                    let changes = follow_shape(shape, started.elapsed(), &mut placing.membership);
+                    send_changes(&shared, &run, &placing.template, placing.membership.is_open(), changes);
+                    run.status.send_modify(|status| {
+                        status.target_users = placing.membership.users();
+                        status.target_rate = placing.membership.rate();
+                    });
                 }
             }
             event = events.recv() => match event {
                 None | Some(RunEvent::Stop) => break,
                 Some(event) => {
                     let changes = place(&shared, &run, &mut tracker, &mut placing.membership, event);
-                    send_changes(&shared, &run, &placing.template, placing.membership.rate() > 0.0, changes);
+                    send_changes(&shared, &run, &placing.template, placing.membership.is_open(), changes);
                     run.status.send_modify(|status| {
                         status.target_users = placing.membership.users();
                         status.target_rate = placing.membership.rate();
@@ -362,6 +361,29 @@ pub(crate) async fn drive(
         status.final_stats = stats;
         status.diagnoses = diagnoses;
     });
+}
+
+/// Moves a shaped run toward the target its shape gives one tick ahead.
+fn follow_shape(shape: &Shape, elapsed: Duration, membership: &mut Membership) -> Vec<Assignment> {
+    let ahead = elapsed + SHAPE_TICK;
+    match shape.kind {
+        Kind::Users => {
+            let users = shape.users_at(ahead);
+            let moved = users.abs_diff(membership.users());
+            if moved == 0 {
+                return Vec::new();
+            }
+            let rate = f64::from(moved) / SHAPE_TICK.as_secs_f64();
+            membership.scale(users, Some(rate))
+        }
+        Kind::Rate => {
+            let rate = shape.at(ahead);
+            if (rate - membership.rate()).abs() < 1e-9 {
+                return Vec::new();
+            }
+            membership.scale_rate(rate)
+        }
+    }
 }
 
 /// Applies a running run's event to its workers and shares; returns the

@@ -47,6 +47,8 @@ pub struct Membership {
     /// Open model: the run's total rate, split like the in-flight bound
     /// (`users`); 0 in the closed model.
     rate: f64,
+    /// The open model: shares are rates over a fixed pool of users.
+    open: bool,
 }
 
 impl Membership {
@@ -78,12 +80,14 @@ impl Membership {
             members,
             next_user_id,
             rate: 0.0,
+            open: false,
         }
     }
 
     /// The open model: `rate` iterations per second in all, each member's
     /// share in proportion to its share of the in-flight bound.
-    pub fn with_rate(mut self, rate: f64) -> Self {
+    pub fn open_model(mut self, rate: f64) -> Self {
+        self.open = true;
         self.rate = rate;
         let users: Vec<u32> = self
             .members
@@ -103,6 +107,11 @@ impl Membership {
     /// The open model's total rate (0 in the closed model).
     pub fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// True for the open model (rate shares), false for the closed one.
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     /// Open model: a new total rate.

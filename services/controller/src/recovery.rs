@@ -108,7 +108,7 @@ fn adopt(shared: &Arc<Shared>, run_id: String) {
     let policy = StopPolicy {
         run_time: Some(Duration::ZERO),
         grace: shared.config.default_stop_grace,
-        stages: Vec::new(),
+        shape: None,
         failure: Some(RESTARTED.to_owned()),
         abort_on_fail: false,
         goals: Default::default(),

@@ -28,6 +28,8 @@ pub struct RunStatus {
     /// Open model: iterations per second across all workers now (0 in the
     /// closed model).
     pub target_rate: f64,
+    /// The open model (a rate), not the closed one (users).
+    pub open: bool,
     /// Workers taking part now (changed by joins, leaves and rebalancing).
     pub workers: u32,
     /// What limits the run, as last diagnosed.
@@ -83,6 +85,7 @@ impl Run {
             final_stats: None,
             target_users,
             target_rate,
+            open: target_rate > 0.0,
             workers,
             diagnoses: Vec::new(),
         });

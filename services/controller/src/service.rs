@@ -141,7 +141,7 @@ impl Controller for ControllerService {
             ))
             .into());
         }
-        let open = run.status.borrow().target_rate > 0.0;
+        let open = run.status.borrow().open;
         match (open, request.users, request.rate) {
             (true, None, Some(rate)) => {
                 if !(rate.is_finite() && rate > 0.0) {

@@ -9,14 +9,14 @@ use cicada_proto::v1::{
     ControllerMessage, CreateRunRequest, Endpoint, RunState, StartRunRequest, StartRunResponse,
     StartWork, Threshold as ThresholdMessage,
 };
-use cicada_scenario::{Metric, Op, Scenario, Threshold};
+use cicada_scenario::{Metric, Op, Scenario, StageTarget, Threshold};
 
 use crate::diagnosis::Goals;
 use crate::lifecycle::{self, Placing, StopPolicy, unix_ms};
 use crate::membership::Membership;
 use crate::registry::Claimed;
 use crate::runs::{Run, RunEvent};
-use crate::shape::{self, Stage};
+use crate::shape::{Kind, Shape, Stage};
 use crate::split::{self, Placement};
 use crate::{ControllerError, Shared};
 
@@ -31,8 +31,10 @@ struct Plan {
     rate: f64,
     run_time: Option<Duration>,
     grace: Duration,
-    /// The load shape; empty for a constant number of users.
-    stages: Vec<Stage>,
+    /// The load shape: users or a rate over time.
+    shape: Option<Shape>,
+    /// The open model: a rate of iterations, not looping users.
+    open: bool,
     /// The scenario's thresholds, then the request's.
     thresholds: Vec<Threshold>,
 }
@@ -44,18 +46,30 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         request.scenario_path.as_str()
     };
     let scenario = Scenario::parse(source, &request.scenario_yaml)?;
-    // The open model: the request's rate, else the scenario's `rate:`.
-    let rate = if request.rate != 0.0 {
+    let shape = shape(request, &scenario)?;
+    let rate_shape = shape.as_ref().is_some_and(|shape| shape.kind == Kind::Rate);
+    // The open model: the request's rate, else the scenario's `rate:`, or
+    // rate stages.
+    let fixed_rate = if request.rate != 0.0 {
         request.rate
     } else {
         scenario.rate().unwrap_or(0.0)
     };
-    let open = rate != 0.0;
-    if open && !(rate.is_finite() && rate > 0.0) {
+    if fixed_rate != 0.0 && !(fixed_rate.is_finite() && fixed_rate > 0.0) {
         return Err(ControllerError::InvalidArgument(
             "rate must be a positive number of iterations per second".into(),
         ));
     }
+    if fixed_rate != 0.0 && shape.is_some() {
+        return Err(ControllerError::InvalidArgument(
+            "a fixed rate and stages cannot be combined: give rate stages, or a rate without stages".into(),
+        ));
+    }
+    let open = fixed_rate != 0.0 || rate_shape;
+    let rate = match &shape {
+        Some(shape) if rate_shape => shape.at(Duration::ZERO),
+        _ => fixed_rate,
+    };
     // Users and spawn rate only matter in the closed model.
     let spawn_rate_ok = request.spawn_rate.is_finite() && request.spawn_rate > 0.0;
     if !open && !spawn_rate_ok {
@@ -68,10 +82,15 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         0 => scenario.max_in_flight().unwrap_or(0),
         bound => bound,
     };
-    let users = match (open, max_in_flight) {
-        (false, _) => request.users,
-        (true, 0) => split::default_max_in_flight(rate),
-        (true, bound) => bound,
+    let peak_rate = match &shape {
+        Some(shape) if rate_shape => shape.peak(),
+        _ => rate,
+    };
+    let users = match (open, max_in_flight, &shape) {
+        (false, _, Some(shape)) => shape.users_at(Duration::ZERO),
+        (false, _, None) => request.users,
+        (true, 0, _) => split::default_max_in_flight(peak_rate),
+        (true, bound, _) => bound,
     };
     let host = if request.host.is_empty() {
         scenario.host().ok_or(ControllerError::NoHost)?.to_owned()
@@ -90,37 +109,28 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
     } else {
         Duration::from_millis(request.stop_grace_ms)
     };
-    let stages = stages(request, &scenario)?;
-    if open && !stages.is_empty() {
-        return Err(ControllerError::InvalidArgument(
-            "stages shape users (the closed model); they cannot be combined with a rate".into(),
-        ));
-    }
-    if !open && stages.is_empty() && request.users == 0 {
+    if !open && shape.is_none() && request.users == 0 {
         return Err(ControllerError::InvalidArgument(
             "users must be greater than 0".into(),
         ));
     }
     let mut run_time =
         (request.run_time_ms > 0).then(|| Duration::from_millis(request.run_time_ms));
-    if !stages.is_empty() {
+    if let Some(shape) = &shape {
         // The shape ends the run unless --run-time caps it earlier.
-        let shape = shape::total_duration(&stages);
-        run_time = Some(run_time.map_or(shape, |cap| cap.min(shape)));
+        let duration = shape.duration();
+        run_time = Some(run_time.map_or(duration, |cap| cap.min(duration)));
     }
     Ok(Plan {
-        users: if stages.is_empty() {
-            users
-        } else {
-            shape::users_at(&stages, Duration::ZERO)
-        },
+        users,
+        open,
         scenario,
         host,
         spawn_rate: request.spawn_rate,
         rate,
         run_time,
         grace,
-        stages,
+        shape,
         thresholds,
     })
 }
@@ -128,8 +138,10 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
 /// The throughput the run aims at: its rate in the open model, else a
 /// total `rps >= N` (or `> N`) threshold.
 fn goals(plan: &Plan) -> Goals {
-    let rps = if plan.rate > 0.0 {
-        Some(plan.rate)
+    let rps = if plan.open {
+        plan.shape
+            .as_ref()
+            .map_or(Some(plan.rate), |shape| Some(shape.peak()))
     } else {
         plan.thresholds
             .iter()
@@ -141,41 +153,68 @@ fn goals(plan: &Plan) -> Goals {
     Goals { rps }
 }
 
-/// The request's stages, or else the scenario's.
-fn stages(request: &StartRunRequest, scenario: &Scenario) -> Result<Vec<Stage>, ControllerError> {
-    if request.stages.is_empty() {
-        return Ok(scenario
+/// The request's stages, or else the scenario's, as a shape.
+fn shape(request: &StartRunRequest, scenario: &Scenario) -> Result<Option<Shape>, ControllerError> {
+    // `None`: a stage to 0, which is 0 users or 0/s alike.
+    let stages: Vec<(Duration, Option<Kind>, f64)> = if request.stages.is_empty() {
+        scenario
             .stages()
             .iter()
-            .map(|stage| Stage {
-                duration: stage.duration,
-                users: stage.users,
+            .map(|stage| match stage.target {
+                StageTarget::Users(users) => (stage.duration, Some(Kind::Users), f64::from(users)),
+                StageTarget::Rate(rate) => (stage.duration, Some(Kind::Rate), rate),
             })
-            .collect());
+            .collect()
+    } else {
+        request
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(index, stage)| {
+                if stage.duration_ms == 0 {
+                    return Err(ControllerError::InvalidArgument(format!(
+                        "stage {}: duration must be more than 0",
+                        index + 1
+                    )));
+                }
+                if !(stage.rate.is_finite() && stage.rate >= 0.0) {
+                    return Err(ControllerError::InvalidArgument(format!(
+                        "stage {}: rate must be a number >= 0",
+                        index + 1
+                    )));
+                }
+                let duration = Duration::from_millis(stage.duration_ms);
+                Ok(match (stage.users, stage.rate) {
+                    (0, 0.0) => (duration, None, 0.0),
+                    (users, 0.0) => (duration, Some(Kind::Users), f64::from(users)),
+                    (0, rate) => (duration, Some(Kind::Rate), rate),
+                    _ => {
+                        return Err(ControllerError::InvalidArgument(format!(
+                            "stage {}: give users or a rate, not both",
+                            index + 1
+                        )));
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if stages.is_empty() {
+        return Ok(None);
     }
-    request
-        .stages
+    let kind = stages
         .iter()
-        .enumerate()
-        .map(|(index, stage)| {
-            if stage.duration_ms == 0 {
-                return Err(ControllerError::InvalidArgument(format!(
-                    "stage {}: duration must be more than 0",
-                    index + 1
-                )));
-            }
-            if stage.rate != 0.0 {
-                return Err(ControllerError::InvalidArgument(format!(
-                    "stage {}: rate stages need the open model (--rate)",
-                    index + 1
-                )));
-            }
-            Ok(Stage {
-                duration: Duration::from_millis(stage.duration_ms),
-                users: stage.users,
-            })
-        })
-        .collect()
+        .find_map(|&(_, kind, _)| kind)
+        .unwrap_or(Kind::Users);
+    if stages.iter().any(|&(_, k, _)| k.is_some_and(|k| k != kind)) {
+        return Err(ControllerError::InvalidArgument(
+            "all stages must ramp the same thing: users or a rate".into(),
+        ));
+    }
+    let stages = stages
+        .into_iter()
+        .map(|(duration, _, target)| Stage { duration, target })
+        .collect();
+    Ok(Some(Shape { kind, stages }))
 }
 
 /// Starts a run; returns once every worker has been sent its `StartWork`.
@@ -253,7 +292,7 @@ async fn place_and_announce(
         .map(|class| class.weight)
         .collect();
     let cores: Vec<u32> = claimed.iter().map(|worker| worker.cores).collect();
-    let placements: Vec<(Placement, f64)> = if plan.rate > 0.0 {
+    let placements: Vec<(Placement, f64)> = if plan.open {
         split::split_open(plan.rate, plan.users, &weights, &cores)
     } else {
         let placements = split::split(plan.users, &weights, &cores);
@@ -261,7 +300,7 @@ async fn place_and_announce(
     };
     // A shaped run starts small and grows: every worker takes part from the
     // start, even with no user yet.
-    let shaped = !plan.stages.is_empty();
+    let shaped = plan.shape.is_some();
     let (workers, idle): (Vec<_>, Vec<_>) = claimed
         .into_iter()
         .zip(placements)
@@ -271,7 +310,7 @@ async fn place_and_announce(
         .registry
         .release(run_id, idle.iter().map(|(w, _, _)| w.worker_id.as_str()));
 
-    let open = plan.rate > 0.0;
+    let open = plan.open;
     let config = serde_json::json!({
         "model": if open { "open" } else { "closed" },
         "users": if open { 0 } else { plan.users },
@@ -280,10 +319,10 @@ async fn place_and_announce(
         "max_in_flight": if open { plan.users } else { 0 },
         "run_time_ms": request.run_time_ms,
         "stop_grace_ms": plan.grace.as_millis() as u64,
-        "stages": plan.stages.iter().map(|stage| serde_json::json!({
+        "stages": plan.shape.iter().flat_map(|shape| shape.stages.iter().map(|stage| serde_json::json!({
             "duration_ms": stage.duration.as_millis() as u64,
-            "users": stage.users,
-        })).collect::<Vec<_>>(),
+            (if shape.kind == Kind::Rate { "rate" } else { "users" }): stage.target,
+        }))).collect::<Vec<_>>(),
         "host": plan.host,
         "thresholds": plan.thresholds.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "workers": workers.iter().map(|(w, p, rate)| serde_json::json!({
@@ -354,6 +393,7 @@ fn launch(
     workers: Vec<(Claimed, Placement, f64)>,
 ) -> StartRunResponse {
     let (run, events) = Run::new(run_id.clone(), plan.users, plan.rate, workers.len() as u32);
+    run.status.send_modify(|status| status.open = plan.open);
     shared.runs.insert(run.clone());
     let max_duration_ms = plan.run_time.map_or(0, |run_time| {
         (run_time + plan.grace + shared.config.max_duration_margin).as_millis() as u64
@@ -367,7 +407,7 @@ fn launch(
         max_duration_ms,
         ..StartWork::default()
     };
-    let open = plan.rate > 0.0;
+    let open = plan.open;
     for (worker, placement, rate) in &workers {
         let message = ControllerMessage {
             msg: Some(Msg::StartWork(StartWork {
@@ -403,7 +443,7 @@ fn launch(
     let policy = StopPolicy {
         run_time: plan.run_time,
         grace: plan.grace,
-        stages: plan.stages,
+        shape: plan.shape.clone(),
         failure: None,
         abort_on_fail: plan.thresholds.iter().any(|t| t.abort_on_fail),
         goals,
@@ -421,8 +461,12 @@ fn launch(
         workers
             .iter()
             .map(|(worker, placement, _)| (worker.worker_id.as_str(), worker.cores, placement)),
-    )
-    .with_rate(plan.rate);
+    );
+    let membership = if plan.open {
+        membership.open_model(plan.rate)
+    } else {
+        membership
+    };
     let placing = Placing {
         membership,
         template,

@@ -131,3 +131,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_open_model_moves_rates_with_the_members() {
+    let mut m = start(10, &[1], &[("a", 1), ("b", 1)]).open_model(100.0);
+    assert!(m.is_open());
+    let changes = m.scale_rate(300.0);
+    let rates: Vec<(&str, f64)> = changes
+        .iter()
+        .map(|c| (c.worker_id.as_str(), c.rate))
+        .collect();
+    assert_eq!(rates, [("a", 150.0), ("b", 150.0)]);
+    // b leaves: a takes the whole rate (and the whole in-flight bound).
+    let changes = m.leave("b");
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].rate, changes[0].class_users[0]), (300.0, 10));
+    assert!(m.scale_rate(300.0).is_empty(), "no change, no message");
+}

@@ -123,12 +123,14 @@ impl Arrivals {
     /// The open model for `load`, or `None` for the closed model. Uses at
     /// most `threads` threads and never more than one per virtual user.
     pub fn new(load: &Load, threads: usize) -> Result<Option<Arrivals>, EngineError> {
-        if load.rate == 0.0 {
+        // The open model is a pool of virtual users; its rate may start at 0
+        // (a shape that ramps up from nothing).
+        if load.rate == 0.0 && load.max_in_flight == 0 {
             return Ok(None);
         }
         let invalid = |reason: String| Err(EngineError::InvalidLoad { reason });
-        if !(load.rate.is_finite() && load.rate > 0.0) {
-            return invalid(format!("rate must be a positive number, not {}", load.rate));
+        if !(load.rate.is_finite() && load.rate >= 0.0) {
+            return invalid(format!("rate must be a number >= 0, not {}", load.rate));
         }
         if load.max_in_flight == 0 {
             return invalid("max_in_flight must be at least 1 in the open model".to_owned());
