@@ -21,6 +21,7 @@ mod fleet;
 mod phases;
 mod procs;
 mod report;
+mod scenario;
 mod sim;
 
 use std::path::PathBuf;
@@ -35,25 +36,6 @@ use crate::fleet::Fleet;
 use crate::phases::Bench;
 use crate::procs::Launcher;
 use crate::report::{Config, Results};
-
-/// The run's scenario. The workers never send a request, so the host is
-/// only a valid URL; two classes weighted 3:1 make the split's class
-/// rounding part of what is checked.
-pub const SCENARIO: &str = "\
-name: controller-scale
-host: http://127.0.0.1:9
-users:
-  - name: reader
-    weight: 3
-    tasks:
-      - request: {method: GET, path: /read}
-  - name: writer
-    weight: 1
-    tasks:
-      - request: {method: POST, path: /write}
-";
-/// The class weights of [`SCENARIO`], in order.
-pub const SCENARIO_WEIGHTS: [u32; 2] = [3, 1];
 
 /// Controller scale benchmark: N simulated workers against the real
 /// controller and collector.
@@ -71,6 +53,9 @@ struct Args {
         default_value = "1"
     )]
     cores: Vec<u32>,
+    /// User classes of the run's scenario (weights 3, 1, 4, 1, 5, ...).
+    #[arg(long, env = "CICADA_BENCH_CLASSES", default_value_t = 2)]
+    classes: usize,
     /// Users of the run.
     #[arg(long, env = "CICADA_BENCH_USERS", default_value_t = 100_000)]
     users: u32,
@@ -176,13 +161,13 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let controller_pid = controller.pid;
-    let result = measure(
-        &args,
-        &format!("http://{controller_addr}"),
-        controller_pid,
-        collector.pid,
-    )
-    .await;
+    let url = format!("http://{controller_addr}");
+    // On SIGINT/SIGTERM the measurement is dropped (its workers with it) and
+    // the services are still stopped below: nothing outlives the benchmark.
+    let result = tokio::select! {
+        result = measure(&args, &url, controller_pid, collector.pid) => result,
+        () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
     // Stop the services whatever happened (the simulated workers are gone by now).
     controller.stop().await?;
     collector.stop().await?;
@@ -255,6 +240,7 @@ async fn phases(args: &Args, bench: &mut Bench, started: Instant) -> anyhow::Res
     let placed_at = Instant::now();
     let (mut placement, watch) = bench
         .place(
+            args.classes,
             args.users,
             args.spawn_rate,
             args.steady + args.warmup,
@@ -277,6 +263,7 @@ async fn phases(args: &Args, bench: &mut Bench, started: Instant) -> anyhow::Res
         config: Config {
             workers: args.workers,
             cores: args.cores.clone(),
+            classes: args.classes,
             users: args.users,
             spawn_rate: args.spawn_rate,
             steady_s: args.steady.as_secs_f64(),
@@ -292,6 +279,19 @@ async fn phases(args: &Args, bench: &mut Bench, started: Instant) -> anyhow::Res
         stop,
         controller_peak_rss_kib: 0,
     })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }
 
 /// `bench/results/<UTC time>-controller-scale`, like bench/run.sh's folders.

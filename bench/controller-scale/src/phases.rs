@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use crate::fleet::Fleet;
 use crate::procs;
 use crate::report::{Connect, Placement, Steady, Stop};
-use crate::{SCENARIO, SCENARIO_WEIGHTS, check};
+use crate::{check, scenario};
 
 /// Upper bounds of the waits: far above anything a healthy controller needs.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -105,13 +105,14 @@ impl Bench {
     /// `StartWork`, and checks the split. Leaves a `WatchRun` stream open.
     pub async fn place(
         &mut self,
+        classes: usize,
         users: u32,
         spawn_rate: f64,
         hold: Duration,
         start: Instant,
     ) -> anyhow::Result<(Placement, JoinHandle<anyhow::Result<Watched>>)> {
         let request = StartRunRequest {
-            scenario_yaml: SCENARIO.to_owned(),
+            scenario_yaml: scenario::yaml(classes),
             scenario_path: "controller-scale.yaml".to_owned(),
             host: String::new(),
             users,
@@ -140,7 +141,7 @@ impl Bench {
         );
         let last = self.fleet.last_started_at.context("no StartWork")?;
         let received = self.fleet.received(&response.run_id);
-        let split = check::check(users, &SCENARIO_WEIGHTS, &received);
+        let split = check::check(users, &scenario::weights(classes), &received);
         Ok((
             Placement {
                 run_id: response.run_id,

@@ -195,7 +195,8 @@ pub fn open_files_limit() -> anyhow::Result<u64> {
 /// A line describing the machine, for the results.
 pub fn machine() -> serde_json::Value {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let cpu = read("/proc/cpuinfo")
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
         .lines()
         .find_map(|line| {
             line.strip_prefix("model name")
@@ -204,7 +205,8 @@ pub fn machine() -> serde_json::Value {
         .unwrap_or_default();
     serde_json::json!({
         "cpu": cpu,
-        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        // Not available_parallelism(): that is this process's affinity (pinned).
+        "cores": cpuinfo.lines().filter(|line| line.starts_with("processor")).count(),
         "kernel": read("/proc/sys/kernel/osrelease").trim(),
         "loadavg_before": read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     })

@@ -28,6 +28,7 @@ pub struct Results {
 pub struct Config {
     pub workers: usize,
     pub cores: Vec<u32>,
+    pub classes: usize,
     pub users: u32,
     pub spawn_rate: f64,
     pub steady_s: f64,
@@ -115,9 +116,10 @@ impl Results {
         };
         let split = &p.split;
         let mut out = format!(
-            "\ncontroller scale: {} simulated workers (cores {:?} cycled), {} users at {}/s; services on CPUs {}; log {}\n\n",
+            "\ncontroller scale: {} simulated workers (cores {:?} cycled), {} user classes, {} users at {}/s; services on CPUs {}; log {}\n\n",
             c.workers,
             c.cores,
+            c.classes,
             c.users,
             c.spawn_rate,
             c.services_cpus.as_deref().unwrap_or("any"),
