@@ -81,12 +81,16 @@ impl Bench {
             cpu(self.collector_pid)?,
             cpu(me)?,
         );
+        let busy0 = procs::machine_busy_seconds(self.ticks)?;
         let heartbeats0 = self.fleet.heartbeats();
         let start = Instant::now();
         self.fleet.idle_until(start + length).await?;
         let seconds = start.elapsed().as_secs_f64();
         let cpu = |pid| procs::cpu_seconds(pid, self.ticks);
+        let busy = procs::machine_busy_seconds(self.ticks)? - busy0;
         let controller_cpu_s = cpu(self.controller_pid)? - ctl0;
+        let collector_cpu_s = cpu(self.collector_pid)? - col0;
+        let bench_cpu_s = cpu(me)? - me0;
         let heartbeats = self.fleet.heartbeats() - heartbeats0;
         Ok(Steady {
             seconds,
@@ -96,8 +100,9 @@ impl Bench {
             controller_cpu_us_per_heartbeat: controller_cpu_s * 1e6 / heartbeats.max(1) as f64,
             controller_core_percent: controller_cpu_s * 100.0 / seconds,
             controller_rss_kib: procs::rss_kib(self.controller_pid)?.0,
-            collector_cpu_s: cpu(self.collector_pid)? - col0,
-            bench_cpu_s: cpu(me)? - me0,
+            collector_cpu_s,
+            bench_cpu_s,
+            other_cpu_s: busy - controller_cpu_s - collector_cpu_s - bench_cpu_s,
         })
     }
 

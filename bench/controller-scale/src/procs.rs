@@ -161,6 +161,22 @@ pub fn cpu_seconds(pid: u32, ticks: f64) -> anyhow::Result<f64> {
     Ok((utime + stime) / ticks)
 }
 
+/// CPU seconds all cores spent busy since boot (all but idle and iowait,
+/// the first line of `/proc/stat`).
+pub fn machine_busy_seconds(ticks: f64) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("failed to read /proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let mut busy = 0.0;
+    for (index, value) in line.split_whitespace().skip(1).enumerate() {
+        // Fields: user nice system idle iowait irq softirq steal (guest is
+        // already counted in user).
+        if index != 3 && index != 4 && index < 8 {
+            busy += value.parse::<f64>()?;
+        }
+    }
+    Ok(busy / ticks)
+}
+
 /// Current and peak resident memory of `pid` in KiB (`VmRSS`, `VmHWM`).
 pub fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -60,6 +60,9 @@ pub struct Steady {
     pub collector_cpu_s: f64,
     /// This process: the simulated workers' side.
     pub bench_cpu_s: f64,
+    /// CPU the rest of the machine used meanwhile (other work on these
+    /// cores); the numbers are trustworthy when it is near zero.
+    pub other_cpu_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,13 +107,14 @@ impl Results {
         let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"));
         let steady = |name: &str, st: &Steady| {
             format!(
-                "{name:<28} {:>9.0} heartbeats/s  controller {:>5.1} % of a core  {:>6.1} µs/heartbeat  RSS {:.1} MiB  (collector {:.2} CPU s, bench {:.2} CPU s in {:.0} s)\n",
+                "{name:<28} {:>9.0} heartbeats/s  controller {:>5.1} % of a core  {:>6.1} µs/heartbeat  RSS {:.1} MiB  (collector {:.2}, bench {:.2}, other {:.2} CPU s in {:.0} s)\n",
                 st.heartbeats_per_s,
                 st.controller_core_percent,
                 st.controller_cpu_us_per_heartbeat,
                 st.controller_rss_kib as f64 / 1024.0,
                 st.collector_cpu_s,
                 st.bench_cpu_s,
+                st.other_cpu_s,
                 st.seconds,
             )
         };
