@@ -1,5 +1,5 @@
 # cicada — see README.md. Every target works on a fresh machine.
-.PHONY: build test lint fmt demo bench release images compose-up k8s-validate
+.PHONY: build test lint fmt demo bench bench-controller release images compose-up k8s-validate
 
 build:
 	cargo build --workspace --all-targets --locked
@@ -17,8 +17,13 @@ fmt:
 demo:
 	scripts/demo.sh
 
+# Generator benchmark (BENCHMARKS.md); `make bench-controller` is the
+# controller scale benchmark (2,000 simulated workers, a 100,000-user run).
 bench:
 	bench/run.sh
+
+bench-controller:
+	bench/controller-scale.sh
 
 release:
 	cargo build --release --locked --workspace

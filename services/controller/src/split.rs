@@ -12,7 +12,8 @@
 //!
 //! Step 3 is a small bipartite flow: start from the floors, then hand the
 //! missing units of each worker to classes that still miss units, through
-//! cells with a fractional share. Such a rounding always exists (the
+//! cells with a fractional share (greedily first, to the class missing the
+//! most, then by augmenting paths for whatever the greedy pass left). Such a rounding always exists (the
 //! fractional parts themselves are a feasible fractional flow, and max flow
 //! has an integral optimum), and augmenting paths find it.
 
@@ -179,12 +180,30 @@ fn controlled_rounding(total: u32, rows: &[u32], cols: &[u32]) -> Vec<Vec<u32>> 
             col_missing[c] -= floor;
         }
     }
+    let mut raised = vec![vec![false; cols.len()]; rows.len()];
+    // Direct raises first (paths of one cell), each unit to the column that
+    // misses the most units so that early rows do not use up some columns
+    // and leave later rows nothing but searches. With 2,000 workers this
+    // places every unit directly; finding each by a search that costs
+    // O(rows) to set up made the split quadratic (60 classes: 2 s, blocking
+    // the runtime). Augmenting from any partial rounding is still exact:
+    // the searches below complete whatever is left.
+    for (r, missing) in row_missing.iter_mut().enumerate() {
+        while *missing > 0 {
+            let best = (0..cols.len())
+                .filter(|&c| fractional[r][c] && !raised[r][c] && col_missing[c] > 0)
+                .max_by_key(|&c| (col_missing[c], std::cmp::Reverse(c)));
+            let Some(c) = best else { break };
+            raised[r][c] = true;
+            *missing -= 1;
+            col_missing[c] -= 1;
+        }
+    }
     // Augment one unit at a time from a row that misses units to a column
     // that misses units. Paths alternate row -> column through a cell that
     // can take one more unit and is not raised yet, and column -> row back
     // through a raised cell (moving that unit elsewhere), as in bipartite
     // matching.
-    let mut raised = vec![vec![false; cols.len()]; rows.len()];
     for (start, missing) in row_missing.iter_mut().enumerate() {
         while *missing > 0 {
             let Some((path, end)) = augmenting_path(start, &fractional, &raised, &col_missing)

@@ -181,3 +181,29 @@ proptest! {
         }
     }
 }
+
+/// Fleet scale (the controller-scale benchmark's shape, more classes): the
+/// greedy pass and the searches together must still round exactly.
+#[test]
+fn fleet_scale_split_is_exact() {
+    let weights: Vec<u32> = (0..60).map(|i| [3, 1, 4, 1, 5, 9, 2, 6][i % 8]).collect();
+    let cores: Vec<u32> = (0..2_000).map(|i| 1 + i % 7).collect();
+    let users = 99_991;
+    let placements = split(users, &weights, &cores);
+    let expected = largest_remainder(
+        users,
+        &weights.iter().map(|&w| u64::from(w)).collect::<Vec<_>>(),
+    );
+    for (class, &class_total) in expected.iter().enumerate() {
+        let placed: u32 = placements.iter().map(|p| p.class_users[class]).sum();
+        assert_eq!(placed, class_total, "class {class}");
+    }
+    for placement in &placements {
+        for (&cell, &class_total) in placement.class_users.iter().zip(&expected) {
+            // floor or ceiling of users_w * class_total / users
+            let scaled = u64::from(cell) * u64::from(users);
+            let exact = u64::from(placement.users) * u64::from(class_total);
+            assert!(scaled.abs_diff(exact) < u64::from(users));
+        }
+    }
+}
