@@ -125,6 +125,7 @@ impl Bench {
             run_time_ms: (hold + RUN_TIME_MARGIN).as_millis() as u64,
             labels: [("bench".to_owned(), "controller-scale".to_owned())].into(),
             stop_grace_ms: 1000,
+            ..StartRunRequest::default()
         };
         let response = self
             .client

@@ -111,6 +111,15 @@ impl Sim {
                         let done = WorkDone { run_id: stop.run_id, ..Default::default() };
                         tx.send(message(Out::WorkDone(done))).await.context("failed to send WorkDone")?;
                     }
+                    Some(In::ChangeWork(change)) => {
+                        // A rebalance (no worker joins or leaves in this
+                        // benchmark, but a real controller may send one).
+                        if let Some((run_id, users)) = current.as_mut()
+                            && *run_id == change.run_id
+                        {
+                            *users = change.class_users.iter().sum();
+                        }
+                    }
                     Some(In::Registered(_)) | None => {}
                 },
                 // Drop the watch guard in the branch: it must not live across
