@@ -103,6 +103,73 @@ async fn wait_for_users(controller: &str, what: &str, check: impl Fn(&[(String, 
     }
 }
 
+impl Cluster {
+    /// `cicada ARGS --controller URL`; fails the test unless it exits 0.
+    async fn cicada(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--controller", &self.controller_url]);
+        let (code, stdout, stderr) = run_cicada(&all, Duration::from_secs(30)).await;
+        assert_eq!(code, 0, "cicada {args:?}: {stderr}");
+        stdout
+    }
+
+    /// Starts weighted-reads with `users` users in the background; returns
+    /// the run id.
+    async fn start_detached(&self, users: &str, extra: &[&str]) -> String {
+        let scenario = workspace_file("examples/weighted-reads.yaml");
+        let mut args = vec![
+            "start",
+            scenario.to_str().unwrap(),
+            "--host",
+            &self.target_url,
+            "-u",
+            users,
+            "-r",
+            "100",
+            "--detach",
+        ];
+        args.extend_from_slice(extra);
+        let stdout = self.cicada(&args).await;
+        let run_id = stdout.trim().to_owned();
+        assert_eq!(run_id.len(), 36, "a run id on stdout: {stdout:?}");
+        run_id
+    }
+
+    /// Every request stored once: the stored totals equal what the target
+    /// served, nothing cancelled, per-second rows equal the summaries.
+    async fn assert_stored_equals_served(&self, database_url: &str, run_id: &str) {
+        let stored = stored_run(database_url, run_id).await;
+        let served = target_stats(&self.target_url).await["total"]
+            .as_u64()
+            .unwrap();
+        assert!(served > 0);
+        assert_eq!(stored.summary_total.requests, served, "stored != served");
+        assert_eq!(stored.summary_total.cancelled, 0);
+        assert_eq!(stored.seconds_total, stored.summary_total);
+    }
+}
+
+/// Waits (bounded) until the run is stored as ended; returns it.
+async fn wait_ended(database_url: &str, run_id: &str) -> cicada_store::RunRecord {
+    let store = cicada_store::connect(database_url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let run = store.get_run(run_id).await.unwrap().expect("run stored");
+        if run.ended_at_ms.is_some() {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run did not end: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn total(users: &[(String, u32)]) -> u32 {
+    users.iter().map(|(_, n)| n).sum()
+}
+
 async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
     let target_url = format!("http://127.0.0.1:{}", free_port());
     let target = spawn(
@@ -189,99 +256,20 @@ async fn separate_processes_conserve_on_sqlite() {
 async fn detached_run_is_stopped_by_id() {
     let db = TestDatabase::sqlite().unwrap();
     let cluster = start_cluster(db.url(), 1).await;
-    let scenario = workspace_file("examples/weighted-reads.yaml");
-    let (code, stdout, stderr) = run_cicada(
-        &[
-            "start",
-            scenario.to_str().unwrap(),
-            "--controller",
-            &cluster.controller_url,
-            "--host",
-            &cluster.target_url,
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "-t",
-            "10m",
-            "--detach",
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    let run_id = stdout.trim().to_owned();
-    assert_eq!(run_id.len(), 36, "a run id on stdout: {stdout:?}");
+    let run_id = cluster.start_detached("4", &["-t", "10m"]).await;
+    let controller = &cluster.controller_url;
+    wait_for_users(controller, "4 users", |users| total(users) == 4).await;
+    cluster.cicada(&["scale", &run_id, "-u", "7"]).await;
+    wait_for_users(controller, "scaled to 7", |users| total(users) == 7).await;
+    cluster
+        .cicada(&["scale", &run_id, "-u", "2", "-r", "50"])
+        .await;
+    wait_for_users(controller, "scaled down to 2", |users| total(users) == 2).await;
+    cluster.cicada(&["stop", &run_id]).await;
 
-    wait_for_users(&cluster.controller_url, "4 users", |users| {
-        users.iter().map(|(_, n)| n).sum::<u32>() == 4
-    })
-    .await;
-    let (code, _, stderr) = run_cicada(
-        &[
-            "scale",
-            &run_id,
-            "-u",
-            "7",
-            "--controller",
-            &cluster.controller_url,
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    wait_for_users(&cluster.controller_url, "scaled to 7", |users| {
-        users.iter().map(|(_, n)| n).sum::<u32>() == 7
-    })
-    .await;
-    let (code, _, stderr) = run_cicada(
-        &[
-            "scale",
-            &run_id,
-            "-u",
-            "2",
-            "-r",
-            "50",
-            "--controller",
-            &cluster.controller_url,
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    wait_for_users(&cluster.controller_url, "scaled down to 2", |users| {
-        users.iter().map(|(_, n)| n).sum::<u32>() == 2
-    })
-    .await;
-    let (code, _, stderr) = run_cicada(
-        &["stop", &run_id, "--controller", &cluster.controller_url],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-
-    let store = cicada_store::connect(db.url()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let run = store.get_run(&run_id).await.unwrap().expect("run stored");
-        if run.ended_at_ms.is_some() {
-            assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "run did not finish: {run:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let stored = stored_run(db.url(), &run_id).await;
-    let served = target_stats(&cluster.target_url).await["total"]
-        .as_u64()
-        .unwrap();
-    assert!(served > 0);
-    assert_eq!(stored.summary_total.requests, served);
-    assert_eq!(stored.summary_total.cancelled, 0);
-    assert_eq!(stored.seconds_total, stored.summary_total);
+    let run = wait_ended(db.url(), &run_id).await;
+    assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
+    cluster.assert_stored_equals_served(db.url(), &run_id).await;
 }
 
 /// A worker killed (SIGTERM) mid-run: the run goes on, its users are
@@ -385,47 +373,16 @@ async fn expect_workers_waits_then_gives_up() {
 async fn a_crashed_controller_ends_the_orphaned_run_on_restart() {
     let db = TestDatabase::postgres().await.unwrap();
     let mut cluster = start_cluster(db.url(), 1).await;
-    let scenario = workspace_file("examples/weighted-reads.yaml");
-    let (code, stdout, stderr) = run_cicada(
-        &[
-            "start",
-            scenario.to_str().unwrap(),
-            "--controller",
-            &cluster.controller_url,
-            "--host",
-            &cluster.target_url,
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "--detach",
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    let run_id = stdout.trim().to_owned();
+    let run_id = cluster.start_detached("4", &[]).await;
     wait_for_users(&cluster.controller_url, "4 users", |users| {
-        users.iter().map(|(_, n)| n).sum::<u32>() == 4
+        total(users) == 4
     })
     .await;
 
     cluster.controller.kill();
     cluster.controller = spawn_controller(&cluster.controller_url, &cluster.collector_url);
 
-    let store = cicada_store::connect(db.url()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let run = loop {
-        let run = store.get_run(&run_id).await.unwrap().expect("run stored");
-        if run.ended_at_ms.is_some() {
-            break run;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the orphaned run was left running: {run:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let run = wait_ended(db.url(), &run_id).await;
     assert_eq!(run.status, cicada_store::RunStatus::Failed);
     assert_eq!(
         run.error.as_deref(),
@@ -436,14 +393,7 @@ async fn a_crashed_controller_ends_the_orphaned_run_on_restart() {
         users.len() == 1 && users[0].1 == 0
     })
     .await;
-    let stored = stored_run(db.url(), &run_id).await;
-    let served = target_stats(&cluster.target_url).await["total"]
-        .as_u64()
-        .unwrap();
-    assert!(served > 0);
-    assert_eq!(stored.summary_total.requests, served, "stored != served");
-    assert_eq!(stored.summary_total.cancelled, 0);
-    assert_eq!(stored.seconds_total, stored.summary_total);
+    cluster.assert_stored_equals_served(db.url(), &run_id).await;
 }
 
 /// A worker that stops heartbeating (SIGSTOP: a hung pod) is marked missing
@@ -456,31 +406,10 @@ async fn a_hung_worker_is_replaced_then_rejoins() {
     let cluster = start_cluster(db.url(), 1).await;
     let hung = spawn_worker(&cluster.controller_url, "worker-hung");
     wait_for_workers(&cluster.controller_url, 2).await;
-    let scenario = workspace_file("examples/weighted-reads.yaml");
-    let (code, stdout, stderr) = run_cicada(
-        &[
-            "start",
-            scenario.to_str().unwrap(),
-            "--controller",
-            &cluster.controller_url,
-            "--host",
-            &cluster.target_url,
-            "-u",
-            "6",
-            "-r",
-            "100",
-            "--detach",
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    let run_id = stdout.trim().to_owned();
+    let run_id = cluster.start_detached("6", &[]).await;
     let controller = cluster.controller_url.clone();
-    wait_for_users(&controller, "3 + 3", |users| {
-        users.len() == 2 && users.iter().all(|(_, n)| *n == 3)
-    })
-    .await;
+    let even = |users: &[(String, u32)]| users.len() == 2 && users.iter().all(|(_, n)| *n == 3);
+    wait_for_users(&controller, "3 + 3", even).await;
 
     let pid = hung.0.id().to_string();
     let signal = |name: &str| {
@@ -496,38 +425,11 @@ async fn a_hung_worker_is_replaced_then_rejoins() {
     })
     .await;
     signal("-CONT");
-    wait_for_users(&controller, "back to 3 + 3", |users| {
-        users.len() == 2 && users.iter().all(|(_, n)| *n == 3)
-    })
-    .await;
+    wait_for_users(&controller, "back to 3 + 3", even).await;
 
-    let (code, _, stderr) = run_cicada(
-        &["stop", &run_id, "--controller", &controller],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    let store = cicada_store::connect(db.url()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while store
-        .get_run(&run_id)
-        .await
-        .unwrap()
-        .expect("run")
-        .ended_at_ms
-        .is_none()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "run did not finish");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    cluster.cicada(&["stop", &run_id]).await;
+    let run = wait_ended(db.url(), &run_id).await;
     assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
-    let stored = stored_run(db.url(), &run_id).await;
-    let served = target_stats(&cluster.target_url).await["total"]
-        .as_u64()
-        .unwrap();
-    assert_eq!(stored.summary_total.requests, served, "stored != served");
-    assert_eq!(stored.summary_total.cancelled, 0);
-    assert_eq!(stored.seconds_total, stored.summary_total);
+    cluster.assert_stored_equals_served(db.url(), &run_id).await;
     drop(hung);
 }
