@@ -350,15 +350,15 @@ async fn open_model_rate_conserves_and_drops_nothing() {
         "examples/weighted-reads.yaml",
         &target,
         db.url(),
-        &["--rate", "200/s", "--max-in-flight", "40", "-t", "3s"],
+        &["--rate", "200/s", "--max-in-flight", "40", "-t", "4s"],
     )
     .await;
     assert_eq!(summary["dropped"].as_u64().unwrap(), 0);
     let total = &summary["total"];
     assert_eq!(total["failures"].as_u64().unwrap(), 0);
     let requests = total["requests"].as_u64().unwrap();
-    // 3 s at 200/s, started when the workers got the run: generous bounds.
-    assert!((450..=650).contains(&requests), "{requests} requests");
+    // 4 s at 200/s, started when the workers got the run: generous bounds.
+    assert!((650..=850).contains(&requests), "{requests} requests");
     let uncorrected = &total["uncorrected"];
     for key in ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"] {
         assert!(uncorrected[key].as_f64().is_some(), "uncorrected.{key}");
@@ -370,6 +370,20 @@ async fn open_model_rate_conserves_and_drops_nothing() {
     let run_id = summary["run_id"].as_str().unwrap();
     let store = cicada_store::connect(db.url()).await.unwrap();
     assert_eq!(store.dropped(run_id).await.unwrap(), 0);
+    // The achieved rate: every whole wall-clock second of the run (not the
+    // partial first and last) holds 200 requests, within 2%.
+    let mut per_second = std::collections::BTreeMap::<i64, u64>::new();
+    for row in store.seconds(run_id, None).await.unwrap() {
+        *per_second.entry(row.second).or_default() += row.counts.requests;
+    }
+    let counts: Vec<u64> = per_second.values().copied().collect();
+    assert!(counts.len() >= 4, "{per_second:?}");
+    for &count in &counts[1..counts.len() - 1] {
+        assert!(
+            (196..=204).contains(&count),
+            "achieved rate: {per_second:?}"
+        );
+    }
     for endpoint in store.summaries(run_id).await.unwrap() {
         if endpoint.counts.requests > 0 {
             let stored = endpoint.uncorrected.expect("uncorrected histogram stored");
