@@ -19,6 +19,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod lifecycle;
 pub mod membership;
+mod placing;
 pub mod progress;
 mod recovery;
 pub mod registry;

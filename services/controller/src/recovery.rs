@@ -19,8 +19,9 @@ use std::time::Duration;
 use cicada_proto::v1::{ListRunsRequest, RunState, StartWork};
 
 use crate::Shared;
-use crate::lifecycle::{self, Placing, StopPolicy};
+use crate::lifecycle::{self, StopPolicy};
 use crate::membership::Membership;
+use crate::placing::Placing;
 use crate::runs::Run;
 use crate::split::Placement;
 

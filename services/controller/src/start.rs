@@ -12,8 +12,9 @@ use cicada_proto::v1::{
 use cicada_scenario::{Metric, Op, Scenario, StageTarget, Threshold};
 
 use crate::diagnosis::Goals;
-use crate::lifecycle::{self, Placing, StopPolicy, unix_ms};
+use crate::lifecycle::{self, StopPolicy, unix_ms};
 use crate::membership::Membership;
+use crate::placing::Placing;
 use crate::registry::Claimed;
 use crate::runs::{Run, RunEvent};
 use crate::shape::{Kind, Shape, Stage};
