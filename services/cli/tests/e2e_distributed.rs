@@ -433,3 +433,33 @@ async fn a_hung_worker_is_replaced_then_rejoins() {
     cluster.assert_stored_equals_served(db.url(), &run_id).await;
     drop(hung);
 }
+
+/// A worker restarted under the same `--worker-id` (a StatefulSet pod)
+/// rejoins the run; its new deltas start at seq 1 again under a fresh source
+/// id, so none is taken for a re-sent old one: every request is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_restarted_under_the_same_id_loses_nothing() {
+    let db = TestDatabase::sqlite().unwrap();
+    let cluster = start_cluster(db.url(), 1).await;
+    let mut again = spawn_worker(&cluster.controller_url, "worker-again");
+    wait_for_workers(&cluster.controller_url, 2).await;
+    let run_id = cluster.start_detached("4", &[]).await;
+    let controller = cluster.controller_url.clone();
+    let even = |users: &[(String, u32)]| users.len() == 2 && users.iter().all(|(_, n)| *n == 2);
+    wait_for_users(&controller, "2 + 2", even).await;
+
+    again.terminate(Duration::from_secs(30));
+    wait_for_users(&controller, "all 4 on worker-0", |users| {
+        users == [("worker-0".to_owned(), 4)]
+    })
+    .await;
+    let _again = spawn_worker(&controller, "worker-again");
+    wait_for_users(&controller, "2 + 2 again", even).await;
+    // Long enough for the restarted worker to send a few deltas.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    cluster.cicada(&["stop", &run_id]).await;
+    let run = wait_ended(db.url(), &run_id).await;
+    assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
+    cluster.assert_stored_equals_served(db.url(), &run_id).await;
+}

@@ -59,6 +59,9 @@ enum WorkerState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracker {
     workers: BTreeMap<String, WorkerState>,
+    /// `WorkDone`s of workers that later came back to the run (a restarted
+    /// worker under the same id): their deltas still have to be waited for.
+    earlier: Vec<(String, WorkDone)>,
 }
 
 impl Tracker {
@@ -68,7 +71,10 @@ impl Tracker {
             .into_iter()
             .map(|id| (id.clone(), WorkerState::Running))
             .collect();
-        Self { workers }
+        Self {
+            workers,
+            earlier: Vec::new(),
+        }
     }
 
     /// Applies a worker's end (`Done`, `Gone`); other events change nothing here.
@@ -95,7 +101,14 @@ impl Tracker {
     /// false when it already reported `WorkDone` for this run.
     pub fn add(&mut self, worker_id: &str) -> bool {
         match self.workers.get_mut(worker_id) {
-            Some(WorkerState::Done(_)) => false,
+            // It could not run the work: it would fail again.
+            Some(WorkerState::Done(done)) if !done.error.is_empty() => false,
+            Some(state @ WorkerState::Done(_)) => {
+                if let WorkerState::Done(done) = std::mem::replace(state, WorkerState::Running) {
+                    self.earlier.push((worker_id.to_owned(), done));
+                }
+                true
+            }
             Some(state) => {
                 *state = WorkerState::Running;
                 true
@@ -147,14 +160,20 @@ impl Tracker {
 
     /// `FinishRun`'s worker list: every worker that reported `WorkDone`.
     pub fn finals(&self) -> Vec<WorkerFinal> {
-        self.workers
-            .iter()
-            .filter_map(|(id, state)| match state {
-                WorkerState::Done(done) => Some(WorkerFinal {
-                    worker_id: id.clone(),
-                    last_seq: done.last_seq,
-                }),
-                _ => None,
+        let current = self.workers.iter().filter_map(|(id, state)| match state {
+            WorkerState::Done(done) => Some((id, done)),
+            _ => None,
+        });
+        let earlier = self.earlier.iter().map(|(id, done)| (id, done));
+        earlier
+            .chain(current)
+            .map(|(id, done)| WorkerFinal {
+                worker_id: if done.delta_source.is_empty() {
+                    id.clone()
+                } else {
+                    done.delta_source.clone()
+                },
+                last_seq: done.last_seq,
             })
             .collect()
     }
@@ -373,7 +392,45 @@ mod tests {
             requests: 10,
             cancelled: 0,
             error: error.into(),
+            ..WorkDone::default()
         }
+    }
+
+    #[test]
+    fn finals_name_the_source_the_deltas_were_sent_under() {
+        let ids = vec!["a".to_owned()];
+        let mut tracker = Tracker::new(&ids);
+        tracker.apply(RunEvent::Done {
+            worker_id: "a".into(),
+            done: WorkDone {
+                delta_source: "a.0000beef".into(),
+                ..done(4, "")
+            },
+        });
+        let finals = tracker.finals();
+        assert_eq!(finals[0].worker_id, "a.0000beef");
+        assert_eq!(finals[0].last_seq, 4);
+
+        // It comes back (restarted under the same id) and finishes again:
+        // both sources are waited for.
+        assert!(tracker.add("a"));
+        assert!(!tracker.all_finished());
+        tracker.apply(RunEvent::Done {
+            worker_id: "a".into(),
+            done: WorkDone {
+                delta_source: "a.0000cafe".into(),
+                ..done(2, "")
+            },
+        });
+        let finals: Vec<(String, u64)> = tracker
+            .finals()
+            .into_iter()
+            .map(|f| (f.worker_id, f.last_seq))
+            .collect();
+        assert_eq!(
+            finals,
+            [("a.0000beef".to_owned(), 4), ("a.0000cafe".to_owned(), 2)]
+        );
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl TestWorker {
             requests: 100,
             cancelled: 1,
             error: error.to_owned(),
+            ..WorkDone::default()
         }))
         .await;
     }

@@ -71,7 +71,10 @@ pub(crate) async fn execute(
     let users: u32 = start.class_users.iter().sum();
     tracing::info!(run_id = %run_id, users, spawn_rate = start.spawn_rate, rate = start.rate, max_in_flight = start.max_in_flight, "work started");
 
-    let mut pump = Pump::start(collector, &run_id, &node.config.worker_id);
+    // Sequence numbers start at 1 for every execution: a fresh source id
+    // keeps a restarted worker's deltas from being taken for re-sent ones.
+    let delta_source = format!("{}.{:08x}", node.config.worker_id, rand::random::<u32>());
+    let mut pump = Pump::start(collector, &run_id, &delta_source);
     let limit = (start.max_duration_ms > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_millis(start.max_duration_ms));
     let mut interval_second = unix_now().as_secs() as i64;
@@ -120,6 +123,7 @@ pub(crate) async fn execute(
         requests: totals.requests,
         cancelled: totals.cancelled,
         error: String::new(),
+        delta_source,
     }
 }
 

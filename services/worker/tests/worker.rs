@@ -359,7 +359,10 @@ async fn every_request_served_arrives_once_in_gap_free_deltas() {
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].workers.len(), 1);
     let last_seq = finished[0].workers[0].last_seq;
-    assert_eq!(finished[0].workers[0].worker_id, "worker-1");
+    // The deltas' source: the worker id plus a suffix fresh for this work.
+    let source = &finished[0].workers[0].worker_id;
+    assert!(source.starts_with("worker-1."), "{source}");
+    assert!(deltas.iter().all(|d| &d.worker_id == source));
 
     // Gap-free, in order, one per interval, each second after the previous.
     let seqs: Vec<u64> = deltas.iter().map(|d| d.seq).collect();
