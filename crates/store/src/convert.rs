@@ -238,3 +238,13 @@ pub(crate) fn check_endpoints(run: &crate::NewRun) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Label keys are what `--label key=value` accepts: not empty, no `=`.
+pub(crate) fn check_label_key(key: &str) -> Result<(), StoreError> {
+    if key.trim().is_empty() || key.contains('=') {
+        return Err(StoreError::Invalid(format!(
+            "label key {key:?} is not allowed; a key is non-empty text without '='"
+        )));
+    }
+    Ok(())
+}

@@ -13,6 +13,8 @@
 //! - `error`: [`StoreError`]; `sqlx::Error` never leaves this crate unwrapped.
 //! - `convert`: column conversions and merging shared by both databases.
 //! - `reads`: the read queries both databases share (one macro).
+//! - `history`: labelling, deleting, windows and the latest passing run,
+//!   shared the same way.
 //! - `postgres`, `sqlite`: the implementations. Postgres locks rows (`FOR
 //!   SHARE` on the run, `FOR UPDATE` on the watermark and on merged rows) so
 //!   several collectors can ingest into one database; SQLite serializes
@@ -24,6 +26,7 @@
 
 mod convert;
 mod error;
+mod history;
 mod model;
 pub mod postgres;
 mod reads;
@@ -117,6 +120,42 @@ pub trait Store: Send + Sync + 'static {
         run_id: &str,
         results: &[ThresholdOutcome],
     ) -> Result<(), StoreError>;
+
+    /// Sets label `key` of a run to `value` (replacing an existing value)
+    /// and returns the run. [`StoreError::NotFound`] for an unknown run,
+    /// [`StoreError::Invalid`] for an empty key or one containing `=`.
+    async fn set_label(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<RunRecord, StoreError>;
+
+    /// Removes label `key` of a run (nothing happens when it has none) and
+    /// returns the run. [`StoreError::NotFound`] for an unknown run.
+    async fn remove_label(&self, run_id: &str, key: &str) -> Result<RunRecord, StoreError>;
+
+    /// Deletes an ended run and every row of it. [`StoreError::NotFound`]
+    /// for an unknown run, [`StoreError::Invalid`] for a run still running.
+    async fn delete_run(&self, run_id: &str) -> Result<(), StoreError>;
+
+    /// Per-second rows with `from_second <= second < to_second` (Unix
+    /// seconds), ordered by second then endpoint.
+    async fn seconds_between(
+        &self,
+        run_id: &str,
+        from_second: i64,
+        to_second: i64,
+    ) -> Result<Vec<SecondRow>, StoreError>;
+
+    /// The newest run of `scenario_name` started before `started_before_ms`
+    /// that finished without error with every threshold recorded as passed
+    /// (a run without thresholds passes).
+    async fn latest_passing_run(
+        &self,
+        scenario_name: &str,
+        started_before_ms: i64,
+    ) -> Result<Option<RunRecord>, StoreError>;
 }
 
 /// Which database a URL names.

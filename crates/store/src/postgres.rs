@@ -53,6 +53,7 @@ impl PgStore {
 }
 
 crate::reads::shared_reads!(PgStore);
+crate::history::shared_history!(PgStore, sqlx::Postgres);
 
 #[async_trait]
 impl Store for PgStore {
@@ -312,6 +313,45 @@ impl Store for PgStore {
 
     async fn thresholds(&self, run_id: &str) -> Result<Vec<ThresholdRecord>, StoreError> {
         self.read_thresholds(run_id).await
+    }
+
+    async fn set_label(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<RunRecord, StoreError> {
+        let tx = self.pool.begin().await?;
+        self.write_label(tx, run_id, key, Some(value)).await
+    }
+
+    async fn remove_label(&self, run_id: &str, key: &str) -> Result<RunRecord, StoreError> {
+        let tx = self.pool.begin().await?;
+        self.write_label(tx, run_id, key, None).await
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<(), StoreError> {
+        let tx = self.pool.begin().await?;
+        self.write_delete(tx, run_id).await
+    }
+
+    async fn seconds_between(
+        &self,
+        run_id: &str,
+        from_second: i64,
+        to_second: i64,
+    ) -> Result<Vec<SecondRow>, StoreError> {
+        self.read_seconds_between(run_id, from_second, to_second)
+            .await
+    }
+
+    async fn latest_passing_run(
+        &self,
+        scenario_name: &str,
+        started_before_ms: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        self.read_latest_passing(scenario_name, started_before_ms)
+            .await
     }
 
     async fn record_threshold_results(

@@ -109,6 +109,7 @@ impl SqliteStore {
 }
 
 crate::reads::shared_reads!(SqliteStore);
+crate::history::shared_history!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -369,6 +370,48 @@ impl Store for SqliteStore {
 
     async fn thresholds(&self, run_id: &str) -> Result<Vec<ThresholdRecord>, StoreError> {
         self.read_thresholds(run_id).await
+    }
+
+    async fn set_label(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<RunRecord, StoreError> {
+        let _writer = self.writer.lock().await;
+        let tx = self.begin_write().await?;
+        self.write_label(tx, run_id, key, Some(value)).await
+    }
+
+    async fn remove_label(&self, run_id: &str, key: &str) -> Result<RunRecord, StoreError> {
+        let _writer = self.writer.lock().await;
+        let tx = self.begin_write().await?;
+        self.write_label(tx, run_id, key, None).await
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let tx = self.begin_write().await?;
+        self.write_delete(tx, run_id).await
+    }
+
+    async fn seconds_between(
+        &self,
+        run_id: &str,
+        from_second: i64,
+        to_second: i64,
+    ) -> Result<Vec<SecondRow>, StoreError> {
+        self.read_seconds_between(run_id, from_second, to_second)
+            .await
+    }
+
+    async fn latest_passing_run(
+        &self,
+        scenario_name: &str,
+        started_before_ms: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        self.read_latest_passing(scenario_name, started_before_ms)
+            .await
     }
 
     async fn record_threshold_results(

@@ -51,6 +51,10 @@ conformance!(
     repeated_failure_kinds_in_one_delta_add_up,
     open_model_uncorrected_histograms_and_dropped_merge_exactly_once,
     thresholds_are_stored_with_the_run,
+    labels_are_set_replaced_and_removed,
+    delete_removes_every_row_of_the_run,
+    seconds_between_is_half_open,
+    latest_passing_run_skips_failed_and_later_runs,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -880,4 +884,229 @@ async fn thresholds_are_stored_with_the_run(store: Arc<dyn Store>) {
         (Some(120.5), Some(true))
     );
     assert_eq!(stored[1].passed, Some(false));
+}
+
+async fn labels_are_set_replaced_and_removed(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    store.create_run(&new_run("r2", "shop", 2)).await.unwrap();
+    let record = store.set_label("r1", "release", "1.4.2").await.unwrap();
+    assert_eq!(record.labels["release"], "1.4.2");
+    assert_eq!(record.labels["env"], "ci");
+    let record = store.set_label("r1", "env", "prod").await.unwrap();
+    assert_eq!(record.labels["env"], "prod");
+    assert_eq!(store.get_run("r1").await.unwrap().unwrap(), record);
+    // The label rows follow: the filter finds the new value only.
+    let prod = RunFilter {
+        label: Some(("env".to_owned(), "prod".to_owned())),
+        ..RunFilter::default()
+    };
+    let ids: Vec<String> = store
+        .list_runs(&prod)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["r1"]);
+    let record = store.remove_label("r1", "env").await.unwrap();
+    assert!(!record.labels.contains_key("env"));
+    assert!(store.list_runs(&prod).await.unwrap().is_empty());
+    // Removing a missing label is not an error.
+    store.remove_label("r1", "env").await.unwrap();
+    assert!(matches!(
+        store.set_label("nope", "k", "v").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.remove_label("nope", "k").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.set_label("r1", "a=b", "v").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.set_label("r1", " ", "v").await,
+        Err(StoreError::Invalid(_))
+    ));
+    // The other run is untouched.
+    assert_eq!(
+        store.get_run("r2").await.unwrap().unwrap().labels["env"],
+        "ci"
+    );
+}
+
+async fn delete_removes_every_row_of_the_run(store: Arc<dyn Store>) {
+    for id in ["r1", "r2"] {
+        store.create_run(&new_run(id, "shop", 1)).await.unwrap();
+        let mut values = latencies(7, 40);
+        values.push(1);
+        store
+            .apply_delta(&delta(
+                id,
+                "w1",
+                1,
+                SECOND,
+                vec![endpoint_delta(1, &values, 2)],
+            ))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store.delete_run("r1").await,
+        Err(StoreError::Invalid(_))
+    ));
+    let finish = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: 5_000,
+        error: None,
+    };
+    store.finish_run("r1", &finish).await.unwrap();
+    store.delete_run("r1").await.unwrap();
+    assert_eq!(store.get_run("r1").await.unwrap(), None);
+    assert!(store.endpoints("r1").await.unwrap().is_empty());
+    assert!(store.seconds("r1", None).await.unwrap().is_empty());
+    assert!(store.summaries("r1").await.unwrap().is_empty());
+    assert!(store.failures("r1").await.unwrap().is_empty());
+    assert!(store.thresholds("r1").await.unwrap().is_empty());
+    assert!(store.watermarks("r1").await.unwrap().is_empty());
+    assert!(store.active_users("r1", None).await.unwrap().is_empty());
+    let env = RunFilter {
+        label: Some(("env".to_owned(), "ci".to_owned())),
+        ..RunFilter::default()
+    };
+    let ids: Vec<String> = store
+        .list_runs(&env)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["r2"]);
+    assert!(matches!(
+        store.delete_run("r1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The other run keeps all of its rows.
+    assert_eq!(store.seconds("r2", None).await.unwrap().len(), 1);
+    assert_eq!(store.failures("r2").await.unwrap().len(), 1);
+}
+
+async fn seconds_between_is_half_open(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    for seq in 1..=6u64 {
+        let values = latencies(seq, 10);
+        store
+            .apply_delta(&delta(
+                "r1",
+                "w1",
+                seq,
+                SECOND + seq as i64,
+                vec![endpoint_delta(0, &values, 0), endpoint_delta(1, &values, 0)],
+            ))
+            .await
+            .unwrap();
+    }
+    let rows = store
+        .seconds_between("r1", SECOND + 2, SECOND + 5)
+        .await
+        .unwrap();
+    let keys: Vec<(i64, u32)> = rows
+        .iter()
+        .map(|r| (r.second - SECOND, r.endpoint))
+        .collect();
+    assert_eq!(keys, [(2, 0), (2, 1), (3, 0), (3, 1), (4, 0), (4, 1)]);
+    let all = store.seconds("r1", None).await.unwrap();
+    assert_eq!(rows[..], all[2..8]);
+    assert!(
+        store
+            .seconds_between("r1", SECOND + 5, SECOND + 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .seconds_between("nope", 0, i64::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn latest_passing_run_skips_failed_and_later_runs(store: Arc<dyn Store>) {
+    let passed = |index| ThresholdOutcome {
+        index,
+        observed: Some(1.0),
+        passed: true,
+    };
+    let failed = |index| ThresholdOutcome {
+        index,
+        observed: Some(1.0),
+        passed: false,
+    };
+    let finished = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: 0,
+        error: None,
+    };
+    // (id, started, how it ended, threshold results)
+    let runs: [(&str, i64, RunFinish, Vec<ThresholdOutcome>); 5] = [
+        ("a", 100, finished.clone(), vec![passed(0), passed(1)]),
+        ("b", 200, finished.clone(), vec![passed(0), failed(1)]),
+        (
+            "c",
+            300,
+            RunFinish {
+                status: RunStatus::Failed,
+                ended_at_ms: 0,
+                error: Some("boom".to_owned()),
+            },
+            vec![passed(0), passed(1)],
+        ),
+        ("d", 400, finished.clone(), vec![passed(0)]),
+        ("e", 500, finished.clone(), vec![passed(0), passed(1)]),
+    ];
+    for (id, started, finish, results) in &runs {
+        store
+            .create_run(&new_run(id, "shop", *started))
+            .await
+            .unwrap();
+        store.finish_run(id, finish).await.unwrap();
+        store.record_threshold_results(id, results).await.unwrap();
+    }
+    store
+        .create_run(&new_run("other", "other", 450))
+        .await
+        .unwrap();
+    store.finish_run("other", &finished).await.unwrap();
+    store
+        .record_threshold_results("other", &[passed(0), passed(1)])
+        .await
+        .unwrap();
+    store
+        .create_run(&new_run("live", "shop", 350))
+        .await
+        .unwrap();
+
+    let latest = |before| {
+        let store = store.clone();
+        async move {
+            store
+                .latest_passing_run("shop", before)
+                .await
+                .unwrap()
+                .map(|r| r.id)
+        }
+    };
+    // d has a threshold without a result: not passing.
+    assert_eq!(latest(501).await.as_deref(), Some("e"));
+    assert_eq!(latest(500).await.as_deref(), Some("a"));
+    assert_eq!(latest(100).await, None);
+    let mut none = new_run("n", "bare", 10);
+    none.thresholds.clear();
+    store.create_run(&none).await.unwrap();
+    store.finish_run("n", &finished).await.unwrap();
+    let bare = store.latest_passing_run("bare", i64::MAX).await.unwrap();
+    assert_eq!(bare.map(|r| r.id).as_deref(), Some("n"));
 }

@@ -35,6 +35,168 @@ pub enum Command {
     Workers(ControllerArgs),
     /// Check a scenario file without running it.
     Validate(ValidateArgs),
+    /// Stored runs: list, show, label, delete.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Compare run B with baseline run A per endpoint and in total; exit
+    /// code 3 when B regressed beyond --tolerance.
+    Compare(CompareArgs),
+    /// One metric across the latest finished runs of a scenario.
+    Trend(TrendArgs),
+}
+
+/// Where history commands read: the local database or a deployed collector.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The database `cicada run` writes: a SQLite file path or URL, or postgres://...
+    #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
+    pub database_url: String,
+    /// A deployed collector's history API (its --http-listen address),
+    /// e.g. http://127.0.0.1:7101; replaces --database-url.
+    #[arg(long, env = "CICADA_COLLECTOR")]
+    pub collector: Option<String>,
+}
+
+/// Output format of history commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// The part of a run to report, in seconds since it started.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// Only seconds from this offset on (e.g. 60s), to exclude ramp-up.
+    #[arg(long, value_parser = parse_run_time)]
+    pub from: Option<Duration>,
+    /// Only seconds before this offset (e.g. 300s).
+    #[arg(long, value_parser = parse_run_time)]
+    pub to: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Stored runs, newest first.
+    List(RunsListArgs),
+    /// A run: configuration, scenario, thresholds, per-endpoint numbers and
+    /// the per-second series.
+    Show(RunsShowArgs),
+    /// Set (key=value) or remove (--remove key) a label of a run.
+    Label(RunsLabelArgs),
+    /// Delete a finished run and everything stored with it.
+    Delete(RunsDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Only runs of this scenario (its `name:`).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Only runs with this label: --label env=staging
+    #[arg(long, value_parser = parse_label)]
+    pub label: Option<(String, String)>,
+    /// Only runs in this state: running, finished or failed.
+    #[arg(long, value_parser = ["running", "finished", "failed"])]
+    pub status: Option<String>,
+    /// Only runs started within this long before now (e.g. 24h, 7d).
+    #[arg(long, value_parser = parse_run_time)]
+    pub since: Option<Duration>,
+    /// Only runs started before this Unix time in milliseconds (the next
+    /// page: pass the value printed after a full page).
+    #[arg(long)]
+    pub before: Option<i64>,
+    /// Page size.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsShowArgs {
+    pub run_id: String,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsLabelArgs {
+    pub run_id: String,
+    /// The label to set.
+    #[arg(value_parser = parse_label, required_unless_present = "remove")]
+    pub label: Option<(String, String)>,
+    /// The label key to remove instead.
+    #[arg(long, conflicts_with = "label")]
+    pub remove: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsDeleteArgs {
+    pub run_id: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline run A (or, with --baseline, the run to check).
+    pub run_a: String,
+    /// The run B compared with A.
+    #[arg(conflicts_with = "baseline", required_unless_present = "baseline")]
+    pub run_b: Option<String>,
+    /// Compare RUN with the latest passing run of its scenario started
+    /// before it (finished without error, every threshold passed).
+    #[arg(long, value_parser = ["latest-passing"])]
+    pub baseline: Option<String>,
+    /// How much worse B's latency percentiles (p50..p99.9) and failure rate
+    /// may be than A's before it is a regression: 5% or 0.05.
+    #[arg(long, default_value = "5%", value_parser = parse_tolerance)]
+    pub tolerance: cicada_history::Tolerance,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrendArgs {
+    /// The scenario (its `name:`).
+    pub scenario: String,
+    /// requests, rps, failure_rate, p50, p90, p95, p99, p99.9 or max.
+    #[arg(long, default_value = "p95", value_parser = parse_metric)]
+    pub metric: cicada_history::Metric,
+    /// One endpoint, `METHOD NAME` (e.g. "GET /items"); all together by default.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// How many of the latest finished runs.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub last: u32,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+fn parse_tolerance(text: &str) -> Result<cicada_history::Tolerance, String> {
+    text.parse()
+        .map_err(|error: cicada_history::HistoryError| error.to_string())
+}
+
+fn parse_metric(text: &str) -> Result<cicada_history::Metric, String> {
+    text.parse()
+        .map_err(|error: cicada_history::HistoryError| error.to_string())
 }
 
 /// The load flags shared by `run` and `start` (named like Locust's).

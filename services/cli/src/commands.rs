@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+mod history;
 mod run;
 mod start;
 mod validate;
@@ -20,6 +21,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Start(args) => start::start(args).await,
         Command::Validate(args) => validate::validate(args),
+        Command::Runs(command) => history::runs(command).await,
+        Command::Compare(args) => history::compare(args).await,
+        Command::Trend(args) => history::trend(args).await,
         Command::Stop(args) => {
             let mut client = session::connect(&args.controller.controller).await?;
             client

@@ -5,14 +5,18 @@
 //! - `cicada start`: the same run against a deployed controller.
 //! - `cicada stop`, `cicada workers`: steer a deployed controller.
 //! - `cicada validate`: check a scenario file without running it.
+//! - `cicada runs`, `cicada compare`, `cicada trend`: run history, on the
+//!   local database or a deployed collector's HTTP API.
 //!
 //! Exit codes: 0 success, 1 error (bad input, setup or connection failure,
-//! failed run), 2 bad command line, 99 a threshold failed, 130 interrupted
+//! failed run), 2 bad command line, 3 `compare` found a regression, 99 a
+//! threshold failed, 130 interrupted
 //! twice.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
 mod commands;
+mod history_source;
 mod local;
 mod report;
 mod session;

@@ -11,6 +11,8 @@
 //!   thresholds checked on those histograms (live in every `GetRunStats`,
 //!   final at `FinishRun`, when the results are stored with the run).
 //! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
+//! - `http`: the history API over HTTP/JSON ([`serve_http`]) on its own
+//!   port, thin over `cicada_history`.
 //!
 //! Exactly-once ingestion lives in the store: a delta, its (run, worker) seq
 //! watermark and the merge into the (run, second, endpoint) rows commit in
@@ -37,6 +39,7 @@
 
 mod convert;
 mod error;
+mod http;
 mod live;
 mod runs;
 mod service;
@@ -53,6 +56,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::CollectorError;
+pub use http::serve_http;
 pub use service::CollectorService;
 pub use stats::TOTAL_NAME;
 
@@ -77,6 +81,26 @@ pub async fn run(
         .await
         .context("failed to open the run store")?;
     serve(store, listener, shutdown).await
+}
+
+/// Like [`run`], and also serves the history API over HTTP/JSON on
+/// `http_listener` (see [`serve_http`]) until `shutdown` completes.
+pub async fn run_with_http(
+    config: CollectorConfig,
+    listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use futures::FutureExt;
+    let store = cicada_store::connect(&config.database_url)
+        .await
+        .context("failed to open the run store")?;
+    let shutdown = shutdown.shared();
+    let (grpc, http) = tokio::join!(
+        serve(store.clone(), listener, shutdown.clone()),
+        serve_http(store, http_listener, shutdown)
+    );
+    grpc.and(http)
 }
 
 /// Serves the collector over an already opened store on `listener` until

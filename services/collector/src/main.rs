@@ -14,6 +14,9 @@ struct Args {
     /// Address to listen on for gRPC.
     #[arg(long, env = "CICADA_LISTEN", default_value = "127.0.0.1:7100")]
     listen: SocketAddr,
+    /// Address to listen on for the history API over HTTP/JSON.
+    #[arg(long, env = "CICADA_HTTP_LISTEN", default_value = "127.0.0.1:7101")]
+    http_listen: SocketAddr,
     /// Run store: postgres://..., sqlite:... or a SQLite file path
     /// [env: CICADA_DATABASE_URL, then DATABASE_URL; default: ./cicada.db].
     #[arg(long, env = "CICADA_DATABASE_URL")]
@@ -37,9 +40,13 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
-    cicada_collector::run(
+    let http_listener = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.http_listen))?;
+    cicada_collector::run_with_http(
         CollectorConfig { database_url },
         listener,
+        http_listener,
         shutdown_signal(),
     )
     .await
