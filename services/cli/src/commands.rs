@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+mod health;
 mod run;
 mod start;
 mod validate;
@@ -20,8 +21,13 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Start(args) => start::start(args).await,
         Command::Validate(args) => validate::validate(args),
+        Command::Health(args) => health::health(args).await,
         Command::Stop(args) => {
-            let mut client = session::connect(&args.controller.controller).await?;
+            let mut client = session::connect(
+                &args.controller.controller,
+                args.controller.token()?.as_ref(),
+            )
+            .await?;
             client
                 .stop_run(StopRunRequest {
                     run_id: args.run_id.clone(),
@@ -33,7 +39,11 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scale(args) => {
-            let mut client = session::connect(&args.controller.controller).await?;
+            let mut client = session::connect(
+                &args.controller.controller,
+                args.controller.token()?.as_ref(),
+            )
+            .await?;
             client
                 .scale_run(ScaleRunRequest {
                     run_id: args.run_id.clone(),
@@ -52,7 +62,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Workers(args) => {
-            let mut client = session::connect(&args.controller).await?;
+            let mut client = session::connect(&args.controller, args.token()?.as_ref()).await?;
             let workers = client
                 .list_workers(ListWorkersRequest {})
                 .await
