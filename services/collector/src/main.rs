@@ -28,7 +28,7 @@ struct Args {
     #[arg(long, env = "CICADA_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     /// Serve a non-loopback address without a token (trusted networks only).
-    #[arg(long, env = "CICADA_INSECURE_NO_AUTH")]
+    #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     insecure_no_auth: bool,
 }
 
