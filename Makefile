@@ -50,6 +50,7 @@ compose-up:
 		echo "compose-up: needs a Docker engine with the compose plugin (docker compose); none here." >&2; \
 		echo "compose-up: without Docker, run the same services as processes: see README 'A 5-minute tour'." >&2; \
 		echo "compose-up: 'make k8s-validate' checks docker-compose.yml offline." >&2; \
+		exit 1; \
 	fi
 
 # Offline checks of Dockerfile, docker-compose.yml and k8s/ (no cluster, no

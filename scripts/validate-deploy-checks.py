@@ -8,6 +8,8 @@
 `k8s` checks the output of `kubectl kustomize`: every object in the cicada
 namespace, every container with CPU and memory requests, non-root and a
 read-only root filesystem, gRPC probes on the controller and collector, the
+shared token Secret in controller, collector and workers, NetworkPolicy pod
+selectors that match pods, the
 cicada image tagged and the same everywhere, and the reference case's numbers
 (worker requests 200m / limits 500m; HPA min 10, max 100, CPU 50%; internal
 LoadBalancer on GKE).
@@ -59,6 +61,67 @@ def check_pod(where, pod_spec):
             error(cw, "allowPrivilegeEscalation is not false")
         if "ALL" not in sc.get("capabilities", {}).get("drop", []):
             error(cw, "capabilities are not dropped")
+
+
+def selector_matches(selector, labels):
+    """A LabelSelector (matchLabels + matchExpressions) against pod labels."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def check_network_policies(name, docs):
+    """Every pod selector of a NetworkPolicy (the policy's own, and each
+    from/to peer in this namespace) matches at least one pod template of the
+    rendering: a selector that matches nothing silently allows nothing."""
+    pods = [
+        (f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"].get("metadata", {}).get("labels", {}) or {})
+        for d in docs
+        if d["kind"] in POD_OWNERS
+    ]
+    for d in docs:
+        if d["kind"] != "NetworkPolicy":
+            continue
+        where = f"{name}: NetworkPolicy/{d['metadata']['name']}"
+        spec = d["spec"]
+        selectors = [("podSelector", spec.get("podSelector") or {})]
+        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+            for i, rule in enumerate(spec.get(direction) or []):
+                for peer in rule.get(peers_key) or []:
+                    # A namespaceSelector picks pods of other namespaces too.
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        selectors.append((f"{direction}[{i}].{peers_key} podSelector", peer["podSelector"]))
+        for what, selector in selectors:
+            if not selector:
+                continue  # {} selects every pod
+            if not any(selector_matches(selector, labels) for _, labels in pods):
+                error(where, f"{what} {selector} matches no pod template")
+
+
+def check_token(name, by_kind):
+    """The shared token Secret exists and reaches every cicada gRPC party."""
+    secret = by_kind.get("Secret", {}).get("cicada-token")
+    if secret is None or "token" not in {**secret.get("stringData", {}), **secret.get("data", {})}:
+        error(name, "no cicada-token Secret with key token")
+    for dep_name in ("cicada-controller", "cicada-collector", "cicada-worker"):
+        dep = by_kind.get("Deployment", {}).get(dep_name)
+        if dep is None:
+            continue
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        ref = env.get("CICADA_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if (ref.get("name"), ref.get("key")) != ("cicada-token", "token"):
+            error(f"{name}: {dep_name}", "CICADA_TOKEN does not come from Secret cicada-token, key token")
 
 
 def check_k8s(path):
@@ -116,6 +179,8 @@ def check_k8s(path):
             error(f"{name}: hpa/cicada-target", "is not min 10, max 100, CPU 50%")
         if "replicas" in deployments.get("cicada-target", {}).get("spec", {}):
             error(f"{name}: cicada-target", "sets replicas, which the HPA owns")
+    check_network_policies(name, docs)
+    check_token(name, by_kind)
     if by_kind.get("NetworkPolicy", {}).get("default-deny") is None:
         error(name, "no default-deny NetworkPolicy")
     for kind in POD_OWNERS:
@@ -162,6 +227,9 @@ def check_compose(path, resolved_out):
     worker = services.get("worker", {})
     if "container_name" in worker or worker.get("ports"):
         error(f"{path}: worker", "container_name or ports prevent --scale worker=N")
+    for name in ("collector", "controller", "worker", "cli"):
+        if "CICADA_TOKEN" not in (services.get(name, {}).get("environment") or {}):
+            error(f"{path}: {name}", "no CICADA_TOKEN")
     if "healthcheck" not in services.get("postgres", {}):
         error(f"{path}: postgres", "no healthcheck")
     if not any(v.split(":")[0] == "pgdata" for v in services.get("postgres", {}).get("volumes", [])):

@@ -135,6 +135,9 @@ async fn main() -> anyhow::Result<()> {
             &[
                 "--listen".into(),
                 collector_addr.clone(),
+                // The history API is not measured: any free port.
+                "--http-listen".into(),
+                "127.0.0.1:0".into(),
                 "--database-url".into(),
                 db,
             ],

@@ -1,7 +1,12 @@
 //! The `cicada.v1` wire protocol: messages and tonic clients/servers generated
-//! from `proto/cicada/v1/cicada.proto` at build time.
+//! from `proto/cicada/v1/cicada.proto` at build time, plus what every cicada
+//! server and client shares around them: the shared-token check ([`auth`])
+//! and `grpc.health.v1` ([`health`]).
 //!
 //! Every service and message is re-exported from [`v1`].
+
+pub mod auth;
+pub mod health;
 
 /// Version 1 of the protocol.
 pub mod v1 {

@@ -35,6 +35,10 @@ pub enum Command {
     Workers(ControllerArgs),
     /// Check a scenario file without running it.
     Validate(ValidateArgs),
+    /// Ask a controller or collector whether it is serving (grpc.health.v1,
+    /// no token needed): exit 0 when SERVING, 1 otherwise. For container
+    /// healthchecks.
+    Health(HealthArgs),
     /// Stored runs: list, show, label, delete.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -55,6 +59,8 @@ pub struct SourceArgs {
     /// e.g. http://127.0.0.1:7101; replaces --database-url.
     #[arg(long, env = "CICADA_COLLECTOR")]
     pub collector: Option<String>,
+    #[command(flatten)]
+    pub auth: TokenArgs,
 }
 
 /// Output format of history commands.
@@ -271,6 +277,42 @@ pub struct ControllerArgs {
         default_value = "http://127.0.0.1:7000"
     )]
     pub controller: String,
+    #[command(flatten)]
+    pub auth: TokenArgs,
+}
+
+/// The shared token a deployed controller or collector requires.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Shared token the server requires (`authorization: Bearer`).
+    #[arg(long, env = "CICADA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the shared token (used when --token is not given).
+    #[arg(long, env = "CICADA_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token from --token or --token-file, if any.
+    pub fn token(&self) -> anyhow::Result<Option<cicada_proto::auth::Token>> {
+        use anyhow::Context;
+        cicada_proto::auth::Token::resolve(self.token.as_deref(), self.token_file.as_deref())
+            .context("bad --token / --token-file")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// gRPC address of the server: HOST:PORT or http://HOST:PORT.
+    #[arg(long = "grpc", value_name = "ADDR")]
+    pub addr: String,
+    /// Service to ask about (default: the server as a whole), e.g.
+    /// cicada.v1.Controller.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// Give up (unhealthy) after this long.
+    #[arg(long, value_parser = parse_run_time, default_value = "3s")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+mod health;
 mod history;
 mod run;
 mod start;
@@ -24,8 +25,13 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Runs(command) => history::runs(command).await,
         Command::Compare(args) => history::compare(args).await,
         Command::Trend(args) => history::trend(args).await,
+        Command::Health(args) => health::health(args).await,
         Command::Stop(args) => {
-            let mut client = session::connect(&args.controller.controller).await?;
+            let mut client = session::connect(
+                &args.controller.controller,
+                args.controller.auth.token()?.as_ref(),
+            )
+            .await?;
             client
                 .stop_run(StopRunRequest {
                     run_id: args.run_id.clone(),
@@ -37,7 +43,11 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scale(args) => {
-            let mut client = session::connect(&args.controller.controller).await?;
+            let mut client = session::connect(
+                &args.controller.controller,
+                args.controller.auth.token()?.as_ref(),
+            )
+            .await?;
             client
                 .scale_run(ScaleRunRequest {
                     run_id: args.run_id.clone(),
@@ -56,7 +66,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Workers(args) => {
-            let mut client = session::connect(&args.controller).await?;
+            let mut client =
+                session::connect(&args.controller, args.auth.token()?.as_ref()).await?;
             let workers = client
                 .list_workers(ListWorkersRequest {})
                 .await

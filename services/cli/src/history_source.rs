@@ -12,12 +12,19 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use cicada_proto::auth::Token;
+
 use crate::cli::SourceArgs;
 
 pub enum Source {
     Local(Arc<dyn Store>),
-    /// The collector's HTTP base URL.
-    Remote(url::Url),
+    /// The collector's HTTP base URL, and the token it requires.
+    Remote(Remote),
+}
+
+pub struct Remote {
+    base: url::Url,
+    token: Option<Token>,
 }
 
 impl Source {
@@ -30,7 +37,10 @@ impl Source {
                 if url.scheme() != "http" {
                     anyhow::bail!("--collector {base:?}: only http:// is supported");
                 }
-                Ok(Source::Remote(url))
+                Ok(Source::Remote(Remote {
+                    base: url,
+                    token: args.auth.token()?,
+                }))
             }
             None => {
                 let store = cicada_store::connect(&args.database_url)
@@ -205,7 +215,7 @@ fn window_query(window: Window) -> Vec<(&'static str, String)> {
 }
 
 async fn get<T: serde::de::DeserializeOwned>(
-    base: &url::Url,
+    base: &Remote,
     path: &[&str],
     query: &[(&str, String)],
 ) -> anyhow::Result<T> {
@@ -215,12 +225,13 @@ async fn get<T: serde::de::DeserializeOwned>(
 /// One HTTP/1.1 request to the collector; a non-2xx answer becomes an error
 /// carrying the collector's message.
 async fn request<T: serde::de::DeserializeOwned>(
-    base: &url::Url,
+    remote: &Remote,
     method: Method,
     path: &[&str],
     query: &[(&str, String)],
     body: String,
 ) -> anyhow::Result<T> {
+    let base = &remote.base;
     let mut url = base.clone();
     url.path_segments_mut()
         .map_err(|()| anyhow::anyhow!("--collector {base} cannot have a path"))?
@@ -245,10 +256,14 @@ async fn request<T: serde::de::DeserializeOwned>(
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     };
-    let request = Request::builder()
+    let mut builder = Request::builder()
         .method(method)
         .uri(path_and_query)
-        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::HOST, format!("{host}:{port}"));
+    if let Some(token) = &remote.token {
+        builder = builder.header(hyper::header::AUTHORIZATION, token.authorization());
+    }
+    let request = builder
         .body(Full::new(Bytes::from(body)))
         .context("failed to build the request")?;
     let response = sender

@@ -88,7 +88,7 @@ impl LocalCluster {
     }
 
     async fn wait_for_workers(&self, expected: u32) -> anyhow::Result<()> {
-        let mut client = crate::session::connect(&self.controller_url).await?;
+        let mut client = crate::session::connect(&self.controller_url, None).await?;
         let deadline = tokio::time::Instant::now() + REGISTER_TIMEOUT;
         loop {
             let connected = client

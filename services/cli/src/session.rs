@@ -5,22 +5,29 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use cicada_proto::auth::{AttachToken, AuthChannel, Token};
 use cicada_proto::v1::controller_client::ControllerClient;
 use cicada_proto::v1::{
     RunProgress, RunState, Stage, StartRunRequest, StopRunRequest, WatchRunRequest,
 };
-use tonic::transport::Channel;
+use tonic::transport::Endpoint;
 
 use crate::cli::LoadArgs;
 
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
+/// A controller client whose calls carry the shared token (if any).
+pub type Client = ControllerClient<AuthChannel>;
+
 /// Connects to a controller, with a message that says where it tried.
-pub async fn connect(controller_url: &str) -> anyhow::Result<ControllerClient<Channel>> {
-    ControllerClient::connect(controller_url.to_owned())
+pub async fn connect(controller_url: &str, token: Option<&Token>) -> anyhow::Result<Client> {
+    let channel = Endpoint::from_shared(controller_url.to_owned())
+        .with_context(|| format!("invalid controller url {controller_url:?}"))?
+        .connect()
         .await
-        .with_context(|| format!("failed to connect to the controller at {controller_url}"))
+        .with_context(|| format!("failed to connect to the controller at {controller_url}"))?;
+    Ok(ControllerClient::new(AttachToken::new(token).wrap(channel)))
 }
 
 /// Builds the StartRun request from the load flags and the scenario text.
@@ -51,10 +58,7 @@ pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest 
 }
 
 /// Starts the run and returns its id.
-pub async fn start(
-    client: &mut ControllerClient<Channel>,
-    request: StartRunRequest,
-) -> anyhow::Result<(String, u32)> {
+pub async fn start(client: &mut Client, request: StartRunRequest) -> anyhow::Result<(String, u32)> {
     let response = client
         .start_run(request)
         .await
@@ -66,10 +70,7 @@ pub async fn start(
 
 /// Follows a run until it has ended and returns its last progress message
 /// (which carries the final statistics).
-pub async fn follow(
-    client: &mut ControllerClient<Channel>,
-    run_id: &str,
-) -> anyhow::Result<RunProgress> {
+pub async fn follow(client: &mut Client, run_id: &str) -> anyhow::Result<RunProgress> {
     let mut stream = client
         .watch_run(WatchRunRequest {
             run_id: run_id.to_owned(),

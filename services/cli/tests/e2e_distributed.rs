@@ -179,7 +179,14 @@ async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
     let collector_addr = format!("127.0.0.1:{}", free_port());
     let collector = spawn(
         "cicada-collector",
-        &["--listen", &collector_addr, "--database-url", database_url],
+        &[
+            "--listen",
+            &collector_addr,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ],
     );
     let collector_url = format!("http://{collector_addr}");
     let controller_url = format!("http://127.0.0.1:{}", free_port());

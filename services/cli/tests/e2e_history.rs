@@ -227,9 +227,14 @@ async fn history_on_sqlite_and_through_a_collector() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let collector = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cicada_collector::serve_http(store, listener, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(cicada_collector::serve_http(
+        store,
+        None,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let remote = ["--collector", collector.as_str()];
     let via = json(
         &[&["compare", a_id, b_id, "--format", "json"][..], &remote].concat(),

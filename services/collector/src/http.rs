@@ -21,6 +21,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 use cicada_history::{HistoryError, Metric, Tolerance, Window};
+use cicada_proto::auth::Token;
 use cicada_store::{RunFilter, RunStatus, Store, StoreError};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -34,6 +35,7 @@ type Reply = Response<Full<Bytes>>;
 /// Serves the history API on `listener` until `shutdown` completes.
 pub async fn serve_http(
     store: Arc<dyn Store>,
+    token: Option<Token>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -54,10 +56,24 @@ pub async fn serve_http(
             },
         };
         let store = store.clone();
+        let token = token.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let store = store.clone();
-                async move { Ok::<_, Infallible>(handle(&*store, request).await) }
+                // Every route needs the shared token when one is set.
+                let denied = token.as_ref().and_then(|token| {
+                    let presented = request
+                        .headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .map(|value| value.as_bytes());
+                    token.check(presented).err()
+                });
+                async move {
+                    Ok::<_, Infallible>(match denied {
+                        Some(message) => error_reply(StatusCode::UNAUTHORIZED, message),
+                        None => handle(&*store, request).await,
+                    })
+                }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

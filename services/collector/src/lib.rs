@@ -50,10 +50,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cicada_proto::auth::{RequireToken, Token};
 use cicada_proto::v1::collector_server::CollectorServer;
 use cicada_store::Store;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 pub use error::CollectorError;
 pub use http::serve_http;
@@ -68,6 +70,10 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct CollectorConfig {
     /// `postgres://...`, `postgresql://...`, `sqlite:...` or a SQLite file path.
     pub database_url: String,
+    /// Shared token every call but `grpc.health.v1` must carry; `None`
+    /// accepts unauthenticated calls (loopback only, see
+    /// [`cicada_proto::auth::check_listen`]).
+    pub token: Option<Token>,
 }
 
 /// Opens the store named by `config.database_url` (applying its migrations)
@@ -80,7 +86,7 @@ pub async fn run(
     let store = cicada_store::connect(&config.database_url)
         .await
         .context("failed to open the run store")?;
-    serve(store, listener, shutdown).await
+    serve_with_token(store, config.token, listener, shutdown).await
 }
 
 /// Like [`run`], and also serves the history API over HTTP/JSON on
@@ -97,17 +103,33 @@ pub async fn run_with_http(
         .context("failed to open the run store")?;
     let shutdown = shutdown.shared();
     let (grpc, http) = tokio::join!(
-        serve(store.clone(), listener, shutdown.clone()),
-        serve_http(store, http_listener, shutdown)
+        serve_with_token(
+            store.clone(),
+            config.token.clone(),
+            listener,
+            shutdown.clone()
+        ),
+        serve_http(store, config.token, http_listener, shutdown)
     );
     grpc.and(http)
 }
 
 /// Serves the collector over an already opened store on `listener` until
-/// `shutdown` completes (in-flight requests are finished first). Used in
-/// process by `cicada run`.
+/// `shutdown` completes (in-flight requests are finished first), without
+/// authentication. Used in process (on loopback) by `cicada run`.
 pub async fn serve(
     store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_token(store, None, listener, shutdown).await
+}
+
+/// [`serve`], requiring `token` (when set) on every call except
+/// `grpc.health.v1`.
+pub async fn serve_with_token(
+    store: Arc<dyn Store>,
+    token: Option<Token>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -117,9 +139,12 @@ pub async fn serve(
     let service = CollectorServer::new(CollectorService::new(store))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    tracing::info!(%address, "collector listening");
+    // Health answers without the token: probes carry none.
+    let health = cicada_proto::health::serving::<CollectorServer<CollectorService>>().await;
+    tracing::info!(%address, authenticated = token.is_some(), "collector listening");
     tonic::transport::Server::builder()
-        .add_service(service)
+        .add_service(health)
+        .add_service(InterceptedService::new(service, RequireToken::new(token)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("failed to serve the collector")?;

@@ -1,9 +1,11 @@
 //! `cicada-collector`: runs the collector service.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use cicada_collector::CollectorConfig;
+use cicada_proto::auth::{self, Token};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -21,6 +23,16 @@ struct Args {
     /// [env: CICADA_DATABASE_URL, then DATABASE_URL; default: ./cicada.db].
     #[arg(long, env = "CICADA_DATABASE_URL")]
     database_url: Option<String>,
+    /// Shared token every gRPC call must carry (workers, the controller).
+    /// Required unless --listen is loopback.
+    #[arg(long, env = "CICADA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the shared token (used when --token is not given).
+    #[arg(long, env = "CICADA_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without a token (trusted networks only).
+    #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
+    insecure_no_auth: bool,
 }
 
 #[tokio::main]
@@ -37,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "./cicada.db".to_owned());
     cicada_store::check_database_url(&database_url)
         .context("invalid --database-url (or CICADA_DATABASE_URL / DATABASE_URL)")?;
+    let token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
+        .context("bad --token / --token-file")?;
+    auth::check_listen(args.listen, token.as_ref(), args.insecure_no_auth)?;
+    auth::check_listen(args.http_listen, token.as_ref(), args.insecure_no_auth)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -44,7 +60,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to listen on {}", args.http_listen))?;
     cicada_collector::run_with_http(
-        CollectorConfig { database_url },
+        CollectorConfig {
+            database_url,
+            token,
+        },
         listener,
         http_listener,
         shutdown_signal(),

@@ -13,6 +13,8 @@
 //! Layout: [`run`] (this file) wires the gRPC server; `service` implements the
 //! `Controller` trait on top of [`registry`], [`runs`], `start`, [`lifecycle`]
 //! and [`progress`]; [`error`] maps every failure to a `tonic::Code`.
+//! Every call but `grpc.health.v1` must carry the shared token when
+//! [`ControllerConfig::token`] is set.
 
 pub mod abort;
 pub mod diagnosis;
@@ -35,12 +37,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cicada_proto::auth::{AttachToken, AuthChannel, RequireToken, Token};
 use cicada_proto::v1::collector_client::CollectorClient;
 use cicada_proto::v1::controller_server::ControllerServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Endpoint, Server};
 
 pub use error::ControllerError;
 
@@ -74,6 +78,11 @@ pub struct ControllerConfig {
     /// How long after starting the controller waits for workers to come back
     /// before it ends the runs a previous controller left running.
     pub recovery_settle: Duration,
+    /// Shared token: required on every call to the controller (except
+    /// grpc.health.v1) and sent on every call to the collector. `None`
+    /// accepts unauthenticated calls (for loopback only; see
+    /// [`cicada_proto::auth::check_listen`]).
+    pub token: Option<Token>,
 }
 
 impl ControllerConfig {
@@ -91,6 +100,7 @@ impl ControllerConfig {
             register_timeout: Duration::from_secs(10),
             collector_timeout: Duration::from_secs(10),
             recovery_settle: Duration::from_secs(5),
+            token: None,
         }
     }
 }
@@ -119,7 +129,7 @@ pub(crate) struct Shared {
     pub(crate) config: ControllerConfig,
     pub(crate) registry: registry::Registry,
     pub(crate) runs: runs::Runs,
-    pub(crate) collector: CollectorClient<Channel>,
+    pub(crate) collector: CollectorClient<AuthChannel>,
     /// Flips to true when the controller shuts down; long-lived streams end.
     pub(crate) shutdown: watch::Receiver<bool>,
     /// True once the runs of a previous controller have been dealt with.
@@ -136,7 +146,9 @@ pub async fn run(
     let endpoint = grpc_endpoint(&config.collector_url)?.connect_timeout(Duration::from_secs(5));
     // Lazy: the controller starts (and takes its workers back) even while
     // the collector is down; only runs need it.
-    let collector = CollectorClient::new(endpoint.connect_lazy());
+    let collector =
+        CollectorClient::new(AttachToken::new(config.token.as_ref()).wrap(endpoint.connect_lazy()));
+    let auth = RequireToken::new(config.token.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         config,
@@ -156,13 +168,18 @@ pub async fn run(
         tracing::info!("controller shutting down");
         let _ = shutdown_tx.send(true);
     };
+    // Health answers without the token: probes carry none.
+    let health =
+        cicada_proto::health::serving::<ControllerServer<service::ControllerService>>().await;
     let server = Server::builder()
         // Detects workers whose machine vanished without closing the stream.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .add_service(ControllerServer::new(service::ControllerService::new(
-            shared.clone(),
-        )))
+        .add_service(health)
+        .add_service(InterceptedService::new(
+            ControllerServer::new(service::ControllerService::new(shared.clone())),
+            auth,
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
 
     let mut drained = shutdown_rx;

@@ -2,9 +2,11 @@
 //! until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use cicada_controller::ControllerConfig;
+use cicada_proto::auth::{self, Token};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -18,6 +20,16 @@ struct Args {
     /// gRPC URL of the collector, e.g. http://127.0.0.1:7100.
     #[arg(long, env = "CICADA_COLLECTOR")]
     collector: String,
+    /// Shared token every gRPC call must carry (workers, the CLI) and that is
+    /// sent to the collector. Required unless --listen is loopback.
+    #[arg(long, env = "CICADA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the shared token (used when --token is not given).
+    #[arg(long, env = "CICADA_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without a token (trusted networks only).
+    #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
+    insecure_no_auth: bool,
 }
 
 #[tokio::main]
@@ -26,9 +38,12 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let config = ControllerConfig::new(args.collector);
+    let mut config = ControllerConfig::new(args.collector);
     // Validate before binding: bad flags should not hold a port.
     config.validate().context("bad --collector")?;
+    config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
+        .context("bad --token / --token-file")?;
+    auth::check_listen(args.listen, config.token.as_ref(), args.insecure_no_auth)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;

@@ -51,6 +51,8 @@ pub struct WorkerConfig {
     pub flush_timeout: Duration,
     /// Cap of the redial backoff.
     pub reconnect_max: Duration,
+    /// Shared token sent on every call to the controller and the collector.
+    pub token: Option<cicada_proto::auth::Token>,
 }
 
 impl WorkerConfig {
@@ -66,6 +68,7 @@ impl WorkerConfig {
             default_stop_grace: Duration::from_secs(5),
             flush_timeout: Duration::from_secs(60),
             reconnect_max: Duration::from_secs(5),
+            token: None,
         }
     }
 }

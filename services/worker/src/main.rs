@@ -1,7 +1,10 @@
 //! `cicada-worker`: parses flags, sets up logging and runs the worker until
 //! SIGINT or SIGTERM.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use cicada_proto::auth::Token;
 use cicada_worker::WorkerConfig;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -22,6 +25,13 @@ struct Args {
     /// OS threads running users (default: one per available core).
     #[arg(long, env = "CICADA_THREADS")]
     threads: Option<usize>,
+    /// Shared token sent to the controller and the collector (set when they
+    /// require one).
+    #[arg(long, env = "CICADA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the shared token (used when --token is not given).
+    #[arg(long, env = "CICADA_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -40,6 +50,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         config.engine.threads = threads;
     }
+    config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
+        .context("bad --token / --token-file")?;
     config.validate().context("bad flags")?;
     cicada_worker::run(config, shutdown_signal()).await
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cicada_histogram::Counts;
+use cicada_proto::auth::AuthChannel;
 use cicada_proto::v1::PushDeltasRequest;
 use cicada_proto::v1::collector_client::CollectorClient;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 use crate::backoff::Backoff;
 use crate::delta::{DeltaBuilder, Pending};
@@ -36,7 +36,7 @@ pub struct Pump {
 
 impl Pump {
     /// Starts the sender task for `run_id`.
-    pub fn start(collector: CollectorClient<Channel>, run_id: &str, worker_id: &str) -> Self {
+    pub fn start(collector: CollectorClient<AuthChannel>, run_id: &str, worker_id: &str) -> Self {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let wake = Arc::new(Notify::new());
         let (acked_tx, acked) = watch::channel(0);
@@ -90,7 +90,7 @@ impl Drop for Pump {
 }
 
 async fn send_loop(
-    mut collector: CollectorClient<Channel>,
+    mut collector: CollectorClient<AuthChannel>,
     pending: Arc<Mutex<Pending>>,
     wake: Arc<Notify>,
     acked: watch::Sender<u64>,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cicada_proto::auth::AttachToken;
 use cicada_proto::v1::controller_client::ControllerClient;
 use cicada_proto::v1::controller_message::Msg as In;
 use cicada_proto::v1::worker_message::Msg as Out;
@@ -68,7 +69,7 @@ async fn session(
         .connect()
         .await
         .map_err(SessionError::Connect)?;
-    let mut client = ControllerClient::new(channel);
+    let mut client = ControllerClient::new(AttachToken::new(config.token.as_ref()).wrap(channel));
     let (tx, rx) = mpsc::channel(32);
     let register = Register {
         worker_id: config.worker_id.clone(),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cicada_proto::auth::AttachToken;
 use cicada_proto::v1::collector_client::CollectorClient;
 use cicada_proto::v1::{StartWork, WorkDone};
 use cicada_scenario::Scenario;
@@ -41,9 +42,11 @@ pub(crate) async fn execute(
     };
     let collector = match Endpoint::from_shared(start.collector_url.clone()) {
         Ok(endpoint) => CollectorClient::new(
-            endpoint
-                .connect_timeout(Duration::from_secs(5))
-                .connect_lazy(),
+            AttachToken::new(node.config.token.as_ref()).wrap(
+                endpoint
+                    .connect_timeout(Duration::from_secs(5))
+                    .connect_lazy(),
+            ),
         ),
         Err(error) => {
             return failed(format!(

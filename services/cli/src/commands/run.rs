@@ -15,7 +15,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let cluster = LocalCluster::start(&args.database_url, workers).await?;
     let outcome = async {
-        let mut client = session::connect(&cluster.controller_url).await?;
+        let mut client = session::connect(&cluster.controller_url, None).await?;
         let (run_id, workers) =
             session::start(&mut client, session::start_request(&args.load, yaml)).await?;
         eprintln!(

@@ -7,7 +7,11 @@ use crate::session;
 
 pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     let yaml = super::read_scenario(&args.load)?;
-    let mut client = session::connect(&args.controller.controller).await?;
+    let mut client = session::connect(
+        &args.controller.controller,
+        args.controller.auth.token()?.as_ref(),
+    )
+    .await?;
     let mut request = session::start_request(&args.load, yaml);
     if let Some(expected) = args.expect_workers {
         eprintln!(

@@ -77,9 +77,19 @@ pub fn workspace_file(relative: &str) -> PathBuf {
 
 /// Runs a cicada command to completion (bounded) and returns (exit code, stdout, stderr).
 pub async fn run_cicada(args: &[&str], timeout: Duration) -> (i32, String, String) {
+    run_cicada_env(args, &[], timeout).await
+}
+
+/// [`run_cicada`] with extra environment variables.
+pub async fn run_cicada_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (i32, String, String) {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cicada"))
         .args(args)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(timeout, child)
@@ -126,10 +136,16 @@ impl Process {
 }
 
 pub fn spawn(name: &str, args: &[&str]) -> Process {
+    spawn_env(name, args, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+pub fn spawn_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
     Process(
         Command::new(binary(name))
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("failed to start {name}: {error}")),

@@ -1,0 +1,17 @@
+//! `grpc.health.v1` for cicada's servers: Kubernetes `grpc:` probes and
+//! `cicada health --grpc` ask it. It is served next to the cicada service,
+//! outside the token check, and reports SERVING for the server as a whole
+//! ("") and for the named cicada service.
+
+use tonic::server::NamedService;
+pub use tonic_health::ServingStatus;
+pub use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::health_server::{Health, HealthServer};
+pub use tonic_health::pb::{HealthCheckRequest, health_check_response};
+
+/// The health service, reporting `S` (and the whole server) as SERVING.
+pub async fn serving<S: NamedService>() -> HealthServer<impl Health> {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_serving::<S>().await;
+    service
+}
