@@ -11,6 +11,8 @@
 //!   thresholds checked on those histograms (live in every `GetRunStats`,
 //!   final at `FinishRun`, when the results are stored with the run).
 //! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
+//! - `otlp`: live metrics exported over OTLP/gRPC from the deltas applied
+//!   (off unless [`CollectorConfig::otlp`] is set).
 //!
 //! Exactly-once ingestion lives in the store: a delta, its (run, worker) seq
 //! watermark and the merge into the (run, second, endpoint) rows commit in
@@ -38,6 +40,7 @@
 mod convert;
 mod error;
 mod live;
+pub mod otlp;
 mod runs;
 mod service;
 mod stats;
@@ -53,6 +56,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::CollectorError;
+pub use otlp::OtlpConfig;
 pub use service::CollectorService;
 pub use stats::TOTAL_NAME;
 
@@ -60,10 +64,19 @@ pub use stats::TOTAL_NAME;
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Configuration of a collector process.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CollectorConfig {
     /// `postgres://...`, `postgresql://...`, `sqlite:...` or a SQLite file path.
     pub database_url: String,
+    /// Live metrics export over OTLP/gRPC; off when `None`.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Options of [`serve_with`] beyond the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Live metrics export over OTLP/gRPC; off when `None`.
+    pub otlp: Option<OtlpConfig>,
 }
 
 /// Opens the store named by `config.database_url` (applying its migrations)
@@ -76,7 +89,8 @@ pub async fn run(
     let store = cicada_store::connect(&config.database_url)
         .await
         .context("failed to open the run store")?;
-    serve(store, listener, shutdown).await
+    let options = ServeOptions { otlp: config.otlp };
+    serve_with(store, options, listener, shutdown).await
 }
 
 /// Serves the collector over an already opened store on `listener` until
@@ -87,18 +101,42 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(store, ServeOptions::default(), listener, shutdown).await
+}
+
+/// [`serve`] with options (OTLP export). The exporter is flushed last, after
+/// the service has stopped.
+pub async fn serve_with(
+    store: Arc<dyn Store>,
+    options: ServeOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("failed to read the listener address")?;
-    let service = CollectorServer::new(CollectorService::new(store))
+    let exporter = options
+        .otlp
+        .as_ref()
+        .map(otlp::Exporter::start)
+        .transpose()?;
+    let mut collector = CollectorService::new(store);
+    if let Some(exporter) = &exporter {
+        collector = collector.with_otlp(exporter.feed.clone());
+    }
+    let service = CollectorServer::new(collector)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(%address, "collector listening");
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .context("failed to serve the collector")?;
+        .context("failed to serve the collector");
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
+    served?;
     tracing::info!("collector stopped");
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! `cicada-collector`: runs the collector service.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
-use cicada_collector::CollectorConfig;
+use cicada_collector::{CollectorConfig, OtlpConfig};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -18,6 +19,55 @@ struct Args {
     /// [env: CICADA_DATABASE_URL, then DATABASE_URL; default: ./cicada.db].
     #[arg(long, env = "CICADA_DATABASE_URL")]
     database_url: Option<String>,
+    /// Export live metrics over OTLP/gRPC to this endpoint, e.g.
+    /// http://otel-collector:4317 (off when neither this nor
+    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT is set).
+    #[arg(long, env = "CICADA_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// OTLP export interval, e.g. 10s [default: OTEL_METRIC_EXPORT_INTERVAL
+    /// in milliseconds, else 10s].
+    #[arg(long, env = "CICADA_OTLP_INTERVAL", value_parser = humantime::parse_duration)]
+    otlp_interval: Option<Duration>,
+    /// Extra gRPC metadata for OTLP exports, key=value,key2=value2 (added to
+    /// OTEL_EXPORTER_OTLP_HEADERS, which the exporter reads itself).
+    #[arg(long, env = "CICADA_OTLP_HEADERS", value_parser = parse_headers)]
+    otlp_headers: Option<Headers>,
+}
+
+type Headers = Vec<(String, String)>;
+
+fn parse_headers(text: &str) -> Result<Headers, String> {
+    cicada_collector::otlp::parse_headers(text)
+}
+
+/// The OTLP export configuration from flags and the OTLP environment
+/// variables; `None` (export off) without an endpoint.
+fn otlp_config(args: &Args) -> anyhow::Result<Option<OtlpConfig>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let Some(endpoint) = args
+        .otlp_endpoint
+        .clone()
+        .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    else {
+        return Ok(None);
+    };
+    let mut config = OtlpConfig::new(endpoint);
+    if let Some(interval) = args.otlp_interval {
+        config.interval = interval;
+    } else if let Some(ms) = env("OTEL_METRIC_EXPORT_INTERVAL") {
+        let ms: u64 = ms
+            .trim()
+            .parse()
+            .context("OTEL_METRIC_EXPORT_INTERVAL must be milliseconds")?;
+        config.interval = Duration::from_millis(ms);
+    }
+    anyhow::ensure!(
+        !config.interval.is_zero(),
+        "the otlp export interval must be above zero"
+    );
+    config.headers = args.otlp_headers.clone().unwrap_or_default();
+    Ok(Some(config))
 }
 
 #[tokio::main]
@@ -28,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let otlp = otlp_config(&args)?;
     let database_url = args
         .database_url
         .or_else(|| std::env::var("DATABASE_URL").ok())
@@ -38,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
     cicada_collector::run(
-        CollectorConfig { database_url },
+        CollectorConfig { database_url, otlp },
         listener,
         shutdown_signal(),
     )

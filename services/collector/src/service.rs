@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::error::CollectorError;
+use crate::otlp::Feed;
 use crate::runs::{RunState, Runs};
 use crate::stats::{self, StatsInput};
 use crate::threshold;
@@ -29,6 +30,8 @@ pub(crate) fn now_ms() -> i64 {
 pub struct CollectorService {
     store: Arc<dyn Store>,
     runs: Runs,
+    /// OTLP export of applied deltas, when configured.
+    otlp: Option<Arc<Feed>>,
 }
 
 impl CollectorService {
@@ -37,7 +40,14 @@ impl CollectorService {
         Self {
             runs: Runs::new(store.clone()),
             store,
+            otlp: None,
         }
+    }
+
+    /// Also exports applied deltas through `feed`.
+    pub(crate) fn with_otlp(mut self, feed: Arc<Feed>) -> Self {
+        self.otlp = Some(feed);
+        self
     }
 
     async fn create(&self, request: v1::CreateRunRequest) -> Result<(), CollectorError> {
@@ -79,6 +89,9 @@ impl CollectorService {
         };
         if outcome == ApplyOutcome::Applied {
             state.with_live(|live| live.apply(&delta));
+            if let Some(feed) = &self.otlp {
+                feed.applied(&state.record, &state.endpoints, &delta);
+            }
         }
         Ok(outcome)
     }
@@ -147,6 +160,9 @@ impl CollectorService {
             state.live = None;
             if was_running {
                 tracing::info!(run_id, status = %state.record.status, complete, "run finished");
+            }
+            if let Some(feed) = &self.otlp {
+                feed.finished(run_id);
             }
         }
         let stats = self.stats(run_id).await?;
