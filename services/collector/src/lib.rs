@@ -11,6 +11,9 @@
 //!   thresholds checked on those histograms (live in every `GetRunStats`,
 //!   final at `FinishRun`, when the results are stored with the run).
 //! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
+//! - `sampler`: the run's target CPU sampled each second from a
+//!   Prometheus-compatible API (`target_cpu` in `config_json`) and stored;
+//!   totals in the final `RunStats.target_cpu`.
 //! - `otlp`: live metrics exported over OTLP/gRPC from the deltas applied
 //!   (off unless [`CollectorConfig::otlp`] is set).
 //!
@@ -42,6 +45,7 @@ mod error;
 mod live;
 pub mod otlp;
 mod runs;
+mod sampler;
 mod service;
 mod stats;
 mod threshold;

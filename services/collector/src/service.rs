@@ -1,6 +1,7 @@
 //! The `cicada.v1.Collector` gRPC service.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicada_proto::v1;
@@ -12,6 +13,7 @@ use crate::convert;
 use crate::error::CollectorError;
 use crate::otlp::Feed;
 use crate::runs::{RunState, Runs};
+use crate::sampler::{self, Sampler, TargetCpuConfig};
 use crate::stats::{self, StatsInput};
 use crate::threshold;
 
@@ -32,6 +34,8 @@ pub struct CollectorService {
     runs: Runs,
     /// OTLP export of applied deltas, when configured.
     otlp: Option<Arc<Feed>>,
+    /// Target resource samplers of the live runs that asked for one.
+    samplers: Mutex<HashMap<String, Sampler>>,
 }
 
 impl CollectorService {
@@ -41,6 +45,7 @@ impl CollectorService {
             runs: Runs::new(store.clone()),
             store,
             otlp: None,
+            samplers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -56,6 +61,18 @@ impl CollectorService {
             .map_err(CollectorError::InvalidArgument)?;
         self.store.create_run(&run).await?;
         tracing::info!(run_id = %run.id, scenario = %run.scenario_name, endpoints = run.endpoints.len(), "run created");
+        if let Some(target) = TargetCpuConfig::from_config_json(&run.config_json) {
+            tracing::info!(run_id = %run.id, query = %target.query, "sampling target cpu");
+            let sampler = Sampler::start(self.store.clone(), run.id.clone(), target);
+            let previous = self
+                .samplers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(run.id.clone(), sampler);
+            if let Some(previous) = previous {
+                previous.stop().await;
+            }
+        }
         let record = RunRecord {
             id: run.id,
             scenario_name: run.scenario_name,
@@ -144,6 +161,14 @@ impl CollectorService {
                 Duration::from_millis(request.wait_ms).min(MAX_FINISH_WAIT),
             )
             .await?;
+        let sampler = self
+            .samplers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(run_id);
+        if let Some(sampler) = sampler {
+            sampler.stop().await;
+        }
         let finish = RunFinish {
             status: convert::finish_status(request.state),
             ended_at_ms: if request.ended_at_ms > 0 {
@@ -199,7 +224,15 @@ impl CollectorService {
         }
         let dropped = self.store.dropped(run_id).await?;
         let failures = self.store.failures(run_id).await?;
-        Ok(stats::run_stats(StatsInput {
+        let target_cpu = match TargetCpuConfig::from_config_json(&state.record.config_json) {
+            Some(target) => {
+                let samples = self.store.target_samples(run_id).await?;
+                let requests = totals.iter().map(|(counts, _)| counts.requests).sum();
+                Some(sampler::totals(&target.query, &samples, requests))
+            }
+            None => None,
+        };
+        let mut stats = stats::run_stats(StatsInput {
             record: &state.record,
             endpoints: &state.endpoints,
             totals: &totals,
@@ -219,7 +252,9 @@ impl CollectorService {
                 .collect(),
             live: None,
             now_ms: now_ms(),
-        }))
+        });
+        stats.target_cpu = target_cpu;
+        Ok(stats)
     }
 
     async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {
