@@ -279,4 +279,46 @@ mod tests {
         assert!(parse_headers("").unwrap().is_empty());
         assert!(parse_headers("nokey").is_err());
     }
+
+    #[test]
+    fn a_full_queue_drops_from_the_export_without_waiting() {
+        let (sender, mut receiver) = mpsc::channel(2);
+        let feed = Feed {
+            sender,
+            dropped: AtomicU64::new(0),
+            runs: Mutex::new(HashMap::new()),
+        };
+        let record = RunRecord {
+            id: "r".into(),
+            scenario_name: "shop".into(),
+            scenario_yaml: String::new(),
+            host: String::new(),
+            config_json: r#"{"users":5,"rate":0}"#.into(),
+            labels: Default::default(),
+            status: cicada_store::RunStatus::Running,
+            started_at_ms: 0,
+            ended_at_ms: None,
+            error: None,
+        };
+        let delta = Delta {
+            run_id: "r".into(),
+            worker_id: "w".into(),
+            seq: 1,
+            second: 1,
+            active_users: 1,
+            dropped: 0,
+            endpoints: Vec::new(),
+        };
+        for _ in 0..5 {
+            feed.applied(&record, &[], &delta);
+        }
+        assert_eq!(feed.dropped.load(Ordering::Relaxed), 3);
+        let Ok(Item::Applied(meta, _)) = receiver.try_recv() else {
+            panic!("a queued delta");
+        };
+        assert_eq!(meta.target_users, Some(5));
+        assert_eq!(meta.target_rate, None);
+        feed.finished("r");
+        assert!(feed.runs.lock().unwrap().is_empty());
+    }
 }

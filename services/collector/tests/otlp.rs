@@ -365,3 +365,87 @@ async fn exported_metrics_match_the_stored_run() {
     assert_eq!(gauge(TARGET_USERS), 20.0);
     assert_eq!(gauge(ACTIVE_USERS), 12.0);
 }
+
+/// An unreachable OTLP endpoint (a closed loopback port) changes nothing for
+/// ingestion: every delta is applied, the run finishes with exact totals and
+/// the collector stops cleanly.
+#[tokio::test]
+async fn an_unreachable_receiver_never_blocks_ingestion() {
+    let db = TestDatabase::sqlite().expect("temp dir");
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_address = closed.local_addr().unwrap();
+    drop(closed);
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut otlp = OtlpConfig::new(format!("http://{closed_address}"));
+    otlp.interval = Duration::from_millis(100);
+    let config = CollectorConfig {
+        database_url: db.url().to_owned(),
+        otlp: Some(otlp),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let collector = tokio::spawn(cicada_collector::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut client = CollectorClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    client
+        .create_run(v1::CreateRunRequest {
+            run_id: RUN.into(),
+            scenario_name: "shop".into(),
+            config_json: r#"{"users":2}"#.into(),
+            started_at_ms: SECOND * 1000,
+            endpoints: vec![
+                v1::Endpoint {
+                    index: 0,
+                    method: "GET".into(),
+                    name: "/items".into(),
+                },
+                v1::Endpoint {
+                    index: 1,
+                    method: "POST".into(),
+                    name: "/orders".into(),
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut expected = 0;
+    for seq in 1..=50u64 {
+        let delta = delta("w1", seq, SECOND + seq as i64, 2, 1_000);
+        expected += delta.endpoints.iter().map(|e| e.requests).sum::<u64>();
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.push_deltas(v1::PushDeltasRequest {
+                deltas: vec![delta],
+            }),
+        )
+        .await
+        .expect("ingestion is not blocked by the exporter")
+        .unwrap()
+        .into_inner();
+        assert_eq!(response.applied, 1);
+    }
+    let stats = client
+        .finish_run(v1::FinishRunRequest {
+            run_id: RUN.into(),
+            state: v1::RunState::Finished as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert_eq!(stats.total.unwrap().requests, expected);
+    drop(client);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), collector)
+        .await
+        .expect("collector stops despite the unreachable receiver")
+        .unwrap()
+        .expect("collector ran cleanly");
+}
