@@ -128,6 +128,10 @@ pub async fn serve_with(
     if let Some(exporter) = &exporter {
         collector = collector.with_otlp(exporter.feed.clone());
     }
+    if let Err(error) = collector.resume_sampling().await {
+        // Sampling is optional: serve anyway.
+        tracing::warn!(%error, "failed to resume target cpu sampling");
+    }
     let service = CollectorServer::new(collector)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

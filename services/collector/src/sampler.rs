@@ -14,12 +14,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cicada_proto::v1;
-use cicada_store::{Store, TargetSample};
+use cicada_store::{RunStatus, Store, TargetSample};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// Every this many seconds the sampler checks the run is still running
+/// (it may have been finished through another collector, or deleted).
+const RUNNING_CHECK_EVERY: u64 = 10;
 /// Time allowed for one query, within its second.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(900);
 /// Largest query response read.
@@ -74,10 +77,16 @@ impl Sampler {
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut failures = 0u64;
-            loop {
+            for tick in 0u64.. {
                 tokio::select! {
                     _ = ticks.tick() => {}
                     _ = stopped.changed() => break,
+                }
+                if tick % RUNNING_CHECK_EVERY == RUNNING_CHECK_EVERY - 1
+                    && !running(&*store, &run_id).await
+                {
+                    tracing::info!(run_id, "run no longer running: target cpu sampling stops");
+                    break;
                 }
                 let second = unix_second();
                 let sampled = tokio::time::timeout(QUERY_TIMEOUT, query(&config, second)).await;
@@ -107,6 +116,16 @@ impl Sampler {
         if let Err(error) = self.task.await {
             tracing::error!(%error, "target cpu sampler failed");
         }
+    }
+}
+
+/// False once the run is known to have ended or to be gone.
+async fn running(store: &dyn Store, run_id: &str) -> bool {
+    match store.get_run(run_id).await {
+        Ok(Some(record)) => record.status == RunStatus::Running,
+        Ok(None) => false,
+        // Unknown: keep sampling.
+        Err(_) => true,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicada_proto::v1;
 use cicada_proto::v1::collector_server::Collector;
-use cicada_store::{ApplyOutcome, RunFinish, RunRecord, RunStatus, Store, StoreError};
+use cicada_store::{ApplyOutcome, RunFilter, RunFinish, RunRecord, RunStatus, Store, StoreError};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
@@ -19,6 +19,9 @@ use crate::threshold;
 
 /// How often `FinishRun` re-reads the watermarks while waiting for deltas.
 const FINISH_POLL: Duration = Duration::from_millis(20);
+/// Runs older than this are not sampled again after a restart (a run left
+/// running by a lost controller would otherwise be sampled forever).
+const RESUME_SAMPLING_WITHIN: Duration = Duration::from_secs(24 * 3600);
 /// Upper bound on `FinishRun.wait_ms`, whatever the caller asks for.
 const MAX_FINISH_WAIT: Duration = Duration::from_secs(600);
 
@@ -62,16 +65,7 @@ impl CollectorService {
         self.store.create_run(&run).await?;
         tracing::info!(run_id = %run.id, scenario = %run.scenario_name, endpoints = run.endpoints.len(), "run created");
         if let Some(target) = TargetCpuConfig::from_config_json(&run.config_json) {
-            tracing::info!(run_id = %run.id, query = %target.query, "sampling target cpu");
-            let sampler = Sampler::start(self.store.clone(), run.id.clone(), target);
-            let previous = self
-                .samplers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(run.id.clone(), sampler);
-            if let Some(previous) = previous {
-                previous.stop().await;
-            }
+            self.start_sampler(&run.id, target).await;
         }
         let record = RunRecord {
             id: run.id,
@@ -88,6 +82,38 @@ impl CollectorService {
         self.runs
             .insert(RunState::created(record, run.endpoints, thresholds))
             .await;
+        Ok(())
+    }
+
+    async fn start_sampler(&self, run_id: &str, target: TargetCpuConfig) {
+        tracing::info!(run_id, query = %target.query, "sampling target cpu");
+        let sampler = Sampler::start(self.store.clone(), run_id.to_owned(), target);
+        let previous = self
+            .samplers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id.to_owned(), sampler);
+        if let Some(previous) = previous {
+            previous.stop().await;
+        }
+    }
+
+    /// Resumes target CPU sampling of the runs still running (started in
+    /// the last [`RESUME_SAMPLING_WITHIN`]) after a collector (re)start.
+    /// Several collectors sampling one run store the same seconds: the last
+    /// value of a second wins.
+    pub(crate) async fn resume_sampling(&self) -> Result<(), CollectorError> {
+        let filter = RunFilter {
+            limit: 1000,
+            status: Some(RunStatus::Running),
+            started_after_ms: Some(now_ms() - RESUME_SAMPLING_WITHIN.as_millis() as i64),
+            ..RunFilter::default()
+        };
+        for record in self.store.list_runs(&filter).await? {
+            if let Some(target) = TargetCpuConfig::from_config_json(&record.config_json) {
+                self.start_sampler(&record.id, target).await;
+            }
+        }
         Ok(())
     }
 
