@@ -43,31 +43,13 @@ fn parse_headers(text: &str) -> Result<Headers, String> {
 /// The OTLP export configuration from flags and the OTLP environment
 /// variables; `None` (export off) without an endpoint.
 fn otlp_config(args: &Args) -> anyhow::Result<Option<OtlpConfig>> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let Some(endpoint) = args
-        .otlp_endpoint
-        .clone()
-        .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
-        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    else {
-        return Ok(None);
-    };
-    let mut config = OtlpConfig::new(endpoint);
-    if let Some(interval) = args.otlp_interval {
-        config.interval = interval;
-    } else if let Some(ms) = env("OTEL_METRIC_EXPORT_INTERVAL") {
-        let ms: u64 = ms
-            .trim()
-            .parse()
-            .context("OTEL_METRIC_EXPORT_INTERVAL must be milliseconds")?;
-        config.interval = Duration::from_millis(ms);
-    }
-    anyhow::ensure!(
-        !config.interval.is_zero(),
-        "the otlp export interval must be above zero"
-    );
-    config.headers = args.otlp_headers.clone().unwrap_or_default();
-    Ok(Some(config))
+    OtlpConfig::from_env(
+        args.otlp_endpoint.clone(),
+        args.otlp_interval,
+        args.otlp_headers.clone().unwrap_or_default(),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("invalid otlp export configuration")
 }
 
 #[tokio::main]

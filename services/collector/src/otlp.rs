@@ -56,6 +56,41 @@ impl OtlpConfig {
     }
 }
 
+impl OtlpConfig {
+    /// The export configuration from explicit values (flags) over the OTLP
+    /// environment variables: the endpoint from
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// the interval from `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds).
+    /// `None` (export off) without an endpoint.
+    pub fn from_env(
+        endpoint: Option<String>,
+        interval: Option<Duration>,
+        headers: Vec<(String, String)>,
+    ) -> Result<Option<Self>, String> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let Some(endpoint) = endpoint
+            .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        else {
+            return Ok(None);
+        };
+        let mut config = Self::new(endpoint);
+        if let Some(interval) = interval {
+            config.interval = interval;
+        } else if let Some(ms) = env("OTEL_METRIC_EXPORT_INTERVAL") {
+            let ms: u64 = ms.trim().parse().map_err(|_| {
+                format!("OTEL_METRIC_EXPORT_INTERVAL must be milliseconds, not {ms:?}")
+            })?;
+            config.interval = Duration::from_millis(ms);
+        }
+        if config.interval.is_zero() {
+            return Err("the otlp export interval must be above zero".into());
+        }
+        config.headers = headers;
+        Ok(Some(config))
+    }
+}
+
 /// Parses `key=value,key2=value2` (the `OTEL_EXPORTER_OTLP_HEADERS` format).
 pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     text.split(',')
@@ -278,6 +313,23 @@ mod tests {
         );
         assert!(parse_headers("").unwrap().is_empty());
         assert!(parse_headers("nokey").is_err());
+    }
+
+    #[test]
+    fn explicit_values_win_over_the_environment() {
+        let config = OtlpConfig::from_env(
+            Some("http://127.0.0.1:4317".into()),
+            Some(Duration::from_secs(2)),
+            vec![("k".into(), "v".into())],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.endpoint, "http://127.0.0.1:4317");
+        assert_eq!(config.interval, Duration::from_secs(2));
+        assert_eq!(config.headers.len(), 1);
+        assert!(
+            OtlpConfig::from_env(Some("http://x".into()), Some(Duration::ZERO), vec![]).is_err()
+        );
     }
 
     #[test]
