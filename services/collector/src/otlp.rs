@@ -36,7 +36,8 @@ const QUEUE: usize = 4096;
 /// Where and how often live metrics are exported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OtlpConfig {
-    /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317`.
+    /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` (plain) or
+    /// `https://…` (TLS with the Mozilla roots).
     pub endpoint: String,
     /// Export interval of the periodic reader.
     pub interval: Duration,
@@ -235,10 +236,19 @@ impl Exporter {
                 .map_err(|_| anyhow::anyhow!("invalid otlp header value for {key:?}"))?;
             metadata.insert(key, value);
         }
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
+        let mut builder = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
             .with_endpoint(config.endpoint.clone())
-            .with_metadata(metadata)
+            .with_metadata(metadata);
+        if config.endpoint.starts_with("https://") {
+            // Remote receivers (e.g. telemetry.googleapis.com): rustls on
+            // ring with the Mozilla roots, like the rest of the workspace.
+            builder = builder.with_tls_config(
+                opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new()
+                    .with_webpki_roots(),
+            );
+        }
+        let exporter = builder
             .build()
             .map_err(|error| anyhow::anyhow!("failed to build the otlp exporter: {error}"))?;
         let reader = PeriodicReader::builder(exporter)
@@ -313,6 +323,13 @@ mod tests {
         );
         assert!(parse_headers("").unwrap().is_empty());
         assert!(parse_headers("nokey").is_err());
+    }
+
+    #[tokio::test]
+    async fn https_endpoints_get_tls() {
+        // A closed loopback port: building and shutting down must not fail.
+        let exporter = Exporter::start(&OtlpConfig::new("https://127.0.0.1:1")).unwrap();
+        exporter.shutdown().await;
     }
 
     #[test]
