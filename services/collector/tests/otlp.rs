@@ -449,3 +449,134 @@ async fn an_unreachable_receiver_never_blocks_ingestion() {
         .unwrap()
         .expect("collector ran cleanly");
 }
+
+/// The binary takes its export configuration from the OTLP environment
+/// variables (endpoint, headers, interval, resource attributes) and the pod's
+/// `K8S_*` variables, as deployed on GKE.
+#[tokio::test]
+async fn the_binary_follows_the_otlp_environment_variables() {
+    let db = TestDatabase::sqlite().expect("temp dir");
+    let receiver = Receiver::default();
+    let otlp_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp_address = otlp_listener.local_addr().unwrap();
+    let (stop_receiver, receiver_stopped) = tokio::sync::oneshot::channel::<()>();
+    let receiver_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(receiver.clone()))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(otlp_listener), async {
+                let _ = receiver_stopped.await;
+            }),
+    );
+    // The binary binds its own port: a free one, taken just before.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cicada-collector"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", db.url()])
+        .env("RUST_LOG", "warn")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{otlp_address}"),
+        )
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-test=from-env")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "k8s.cluster.name=c1,deployment.environment=ci",
+        )
+        .env("K8S_POD_NAME", "cicada-collector-abc")
+        .env("K8S_NAMESPACE_NAME", "cicada")
+        .env("K8S_CONTAINER_NAME", "collector")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut client = loop {
+        if let Ok(client) = CollectorClient::connect(format!("http://127.0.0.1:{port}")).await {
+            break client;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "collector did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    client
+        .create_run(v1::CreateRunRequest {
+            run_id: RUN.into(),
+            scenario_name: "shop".into(),
+            config_json: r#"{"users":2}"#.into(),
+            started_at_ms: SECOND * 1000,
+            endpoints: vec![
+                v1::Endpoint {
+                    index: 0,
+                    method: "GET".into(),
+                    name: "/items".into(),
+                },
+                v1::Endpoint {
+                    index: 1,
+                    method: "POST".into(),
+                    name: "/orders".into(),
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .push_deltas(v1::PushDeltasRequest {
+            deltas: vec![delta("w1", 1, SECOND, 2, 1_000)],
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let request = loop {
+        let found = receiver
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|(header, r)| {
+                let has_requests = r
+                    .resource_metrics
+                    .iter()
+                    .flat_map(|rm| &rm.scope_metrics)
+                    .flat_map(|sm| &sm.metrics)
+                    .any(|m| m.name == REQUESTS);
+                has_requests.then(|| (header.clone(), r.clone()))
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no export from the binary"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    child.kill().await.unwrap();
+    stop_receiver.send(()).unwrap();
+    receiver_task.await.unwrap().unwrap();
+
+    let (header, request) = request;
+    assert_eq!(header.as_deref(), Some("from-env"));
+    let resource = request.resource_metrics[0].resource.as_ref().unwrap();
+    for (key, value) in [
+        ("service.name", "cicada-collector"),
+        ("service.instance.id", "cicada-collector-abc"),
+        ("k8s.pod.name", "cicada-collector-abc"),
+        ("k8s.namespace.name", "cicada"),
+        ("k8s.container.name", "collector"),
+        ("k8s.cluster.name", "c1"),
+        ("deployment.environment", "ci"),
+    ] {
+        assert_eq!(
+            text(&resource.attributes, key).as_deref(),
+            Some(value),
+            "{key}"
+        );
+    }
+}
