@@ -145,7 +145,9 @@ async fn target_cpu_is_sampled_each_second_and_stored_with_the_run() {
     assert!(
         samples
             .iter()
-            .all(|s| s.second >= start && s.second <= end + 1),
+            // Sampling runs from CreateRun to FinishRun, which comes after
+            // the stop grace: a few seconds past the end at most.
+            .all(|s| s.second >= start && s.second <= end + 5),
         "samples outside the run {start}..{end}: {samples:?}"
     );
     // Cores: the target served requests, on at most the machine's cores.
