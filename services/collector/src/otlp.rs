@@ -14,7 +14,7 @@ mod record;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use cicada_store::{Delta, Endpoint, RunRecord};
@@ -146,7 +146,9 @@ enum Item {
 
 /// The ingestion side of the exporter: cheap, never blocks.
 pub(crate) struct Feed {
-    sender: mpsc::Sender<Item>,
+    /// `None` once the exporter shuts down (which ends the recording
+    /// thread even if a `Feed` is still referenced somewhere).
+    sender: RwLock<Option<mpsc::Sender<Item>>>,
     dropped: AtomicU64,
     /// Run metadata by run id, built once per run.
     runs: Mutex<HashMap<String, Arc<RunMeta>>>,
@@ -163,11 +165,7 @@ impl Feed {
             .entry(record.id.clone())
             .or_insert_with(|| Arc::new(RunMeta::new(record, endpoints)))
             .clone();
-        if self
-            .sender
-            .try_send(Item::Applied(meta, delta.clone()))
-            .is_err()
-        {
+        if !self.send(Item::Applied(meta, delta.clone())) {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(
@@ -184,7 +182,24 @@ impl Feed {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(run_id);
-        let _ = self.sender.try_send(Item::Finished(run_id.to_owned()));
+        let _ = self.send(Item::Finished(run_id.to_owned()));
+    }
+
+    /// Queues `item` without waiting; false when the queue is full or closed.
+    fn send(&self, item: Item) -> bool {
+        self.sender
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|sender| sender.try_send(item).is_ok())
+    }
+
+    /// Closes the queue: the recording thread ends after what is queued.
+    fn close(&self) {
+        self.sender
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 
@@ -276,7 +291,7 @@ impl Exporter {
         tracing::info!(endpoint = %config.endpoint, interval = ?config.interval, "otlp metrics export on");
         Ok(Self {
             feed: Arc::new(Feed {
-                sender,
+                sender: RwLock::new(Some(sender)),
                 dropped: AtomicU64::new(0),
                 runs: Mutex::new(HashMap::new()),
             }),
@@ -293,6 +308,7 @@ impl Exporter {
             recorder,
             provider,
         } = self;
+        feed.close();
         drop(feed);
         let done = tokio::task::spawn_blocking(move || {
             if recorder.join().is_err() {
@@ -353,7 +369,7 @@ mod tests {
     fn a_full_queue_drops_from_the_export_without_waiting() {
         let (sender, mut receiver) = mpsc::channel(2);
         let feed = Feed {
-            sender,
+            sender: RwLock::new(Some(sender)),
             dropped: AtomicU64::new(0),
             runs: Mutex::new(HashMap::new()),
         };
@@ -389,5 +405,14 @@ mod tests {
         assert_eq!(meta.target_rate, None);
         feed.finished("r");
         assert!(feed.runs.lock().unwrap().is_empty());
+        // Closed: nothing more is queued, and the receiver sees the end.
+        feed.close();
+        feed.applied(&record, &[], &delta);
+        assert!(matches!(receiver.try_recv(), Ok(Item::Applied(..))));
+        assert!(matches!(receiver.try_recv(), Ok(Item::Finished(_))));
+        assert!(matches!(
+            receiver.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
     }
 }
