@@ -154,18 +154,26 @@ async fn target_cpu_is_sampled_each_second_and_stored_with_the_run() {
     let cores = std::thread::available_parallelism().unwrap().get() as f64;
     assert!(samples.iter().all(|s| s.value >= 0.0 && s.value <= cores));
 
-    // The summary's totals are the stored samples' totals.
+    // The summary's totals are the stored samples' totals (to the last bit
+    // in the collector; serde_json's default float parsing may be one ulp off).
+    let same = |json: &serde_json::Value, value: f64| {
+        let parsed = json.as_f64().unwrap();
+        assert!(
+            (parsed - value).abs() <= value.abs() * 1e-12,
+            "{parsed} != {value}"
+        );
+    };
     let stored_cpu_seconds: f64 = samples.iter().map(|s| s.value).sum();
     assert_eq!(cpu["samples"].as_u64().unwrap(), samples.len() as u64);
-    assert_eq!(cpu["cpu_seconds"].as_f64().unwrap(), stored_cpu_seconds);
+    same(&cpu["cpu_seconds"], stored_cpu_seconds);
     assert!(
         stored_cpu_seconds > 0.0,
         "the target burnt no CPU: {samples:?}"
     );
     let requests = summary["total"]["requests"].as_u64().unwrap();
     assert!(requests > 0);
-    assert_eq!(
-        cpu["requests_per_cpu_second"].as_f64().unwrap(),
-        requests as f64 / stored_cpu_seconds
+    same(
+        &cpu["requests_per_cpu_second"],
+        requests as f64 / stored_cpu_seconds,
     );
 }
