@@ -104,6 +104,30 @@ for f in k8s/base/scenarios/*.yaml; do
   [ -e "examples/$(basename "$f")" ] || fail "$f has no examples/ original"
 done
 
+# The Cloud Monitoring dashboard parses and charts the metrics the collector
+# exports (services/collector/src/otlp/record.rs) next to the target's CPU.
+if "$py" - k8s/overlays/gke/dashboard.json services/collector/src/otlp/record.rs <<'PY'; then
+import json, re, sys
+dashboard = json.load(open(sys.argv[1]))
+exported = set(re.findall(r'pub const [A-Z_]+: &str = "(cicada\.[a-z._]+)"', open(sys.argv[2]).read()))
+filters = [ds["timeSeriesQuery"]["timeSeriesFilter"]
+           for tile in dashboard["mosaicLayout"]["tiles"]
+           for ds in tile["widget"].get("xyChart", {}).get("dataSets", [])]
+used = {m for f in filters for m in re.findall(r'workload\.googleapis\.com/(cicada\.[a-z._]+)', f["filter"])}
+assert used, "the dashboard charts no cicada metric"
+assert used <= exported, f"dashboard metrics not exported: {sorted(used - exported)}"
+cpu = [ds for tile in dashboard["mosaicLayout"]["tiles"]
+       for ds in tile["widget"].get("xyChart", {}).get("dataSets", [])
+       if "kubernetes.io/container/cpu/core_usage_time" in ds["timeSeriesQuery"]["timeSeriesFilter"]["filter"]]
+assert cpu and all(ds["targetAxis"] == "Y2" and
+                   ds["timeSeriesQuery"]["timeSeriesFilter"]["aggregation"]["perSeriesAligner"] == "ALIGN_RATE"
+                   for ds in cpu), "target CPU must be ALIGN_RATE on the Y2 axis"
+PY
+  log "k8s/overlays/gke/dashboard.json parses and charts exported metrics"
+else
+  fail "k8s/overlays/gke/dashboard.json"
+fi
+
 # --- 2. Compose ----------------------------------------------------------------
 "$py" scripts/validate-deploy-checks.py compose docker-compose.yml "$work/docker-compose.resolved.yml" ||
   fail "compose rules"

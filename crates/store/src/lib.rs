@@ -19,6 +19,7 @@
 //!   SHARE` on the run, `FOR UPDATE` on the watermark and on merged rows) so
 //!   several collectors can ingest into one database; SQLite serializes
 //!   writers (`BEGIN IMMEDIATE` plus an in-process lock).
+//! - `target`: per-second target resource samples (SQL shared by both).
 //! - `testing` (feature `testsuite`): fresh databases for tests.
 //!
 //! The conformance suite in `tests/conformance.rs` runs the same tests
@@ -31,6 +32,7 @@ mod model;
 pub mod postgres;
 mod reads;
 pub mod sqlite;
+mod target;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testing;
 
@@ -41,8 +43,8 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, ThresholdDef,
-    ThresholdOutcome, ThresholdRecord, Watermark,
+    FailureRecord, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, TargetSample,
+    ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// Persistent storage of runs and their measurements.
@@ -156,6 +158,17 @@ pub trait Store: Send + Sync + 'static {
         scenario_name: &str,
         started_before_ms: i64,
     ) -> Result<Option<RunRecord>, StoreError>;
+    /// Stores one target resource sample of a run (a second sampled again
+    /// is overwritten). [`StoreError::NotFound`] for an unknown run.
+    async fn record_target_sample(
+        &self,
+        run_id: &str,
+        sample: &TargetSample,
+    ) -> Result<(), StoreError>;
+
+    /// The run's target resource samples ordered by second (empty when the
+    /// run sampled none).
+    async fn target_samples(&self, run_id: &str) -> Result<Vec<TargetSample>, StoreError>;
 }
 
 /// Which database a URL names.

@@ -254,3 +254,13 @@ pub struct Watermark {
     pub worker_id: String,
     pub seq: u64,
 }
+
+/// One sample of a run's target resource query (e.g. the target's CPU in
+/// cores), taken during the run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetSample {
+    /// Unix second of the query's evaluation time.
+    pub second: i64,
+    /// The query's value (summed over the series it returned).
+    pub value: f64,
+}

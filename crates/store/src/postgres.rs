@@ -17,7 +17,7 @@ use crate::convert::{self, RUN_COLUMNS, RunRow, TotalsBuilder, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
-    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
+    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError, TargetSample,
     ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
@@ -54,6 +54,7 @@ impl PgStore {
 
 crate::reads::shared_reads!(PgStore);
 crate::history::shared_history!(PgStore, sqlx::Postgres);
+crate::target::target_samples!(PgStore);
 
 #[async_trait]
 impl Store for PgStore {
@@ -393,6 +394,18 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_target_sample(
+        &self,
+        run_id: &str,
+        sample: &TargetSample,
+    ) -> Result<(), StoreError> {
+        self.write_target_sample(run_id, sample).await
+    }
+
+    async fn target_samples(&self, run_id: &str) -> Result<Vec<TargetSample>, StoreError> {
+        self.read_target_samples(run_id).await
     }
 }
 

@@ -21,7 +21,7 @@ use crate::convert::{self, RUN_COLUMNS, RunRow, TotalsBuilder, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
-    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
+    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError, TargetSample,
     ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
@@ -110,6 +110,7 @@ impl SqliteStore {
 
 crate::reads::shared_reads!(SqliteStore);
 crate::history::shared_history!(SqliteStore, sqlx::Sqlite);
+crate::target::target_samples!(SqliteStore);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -453,6 +454,19 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_target_sample(
+        &self,
+        run_id: &str,
+        sample: &TargetSample,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        self.write_target_sample(run_id, sample).await
+    }
+
+    async fn target_samples(&self, run_id: &str) -> Result<Vec<TargetSample>, StoreError> {
+        self.read_target_samples(run_id).await
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_store::{
     ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunFilter, RunFinish,
-    RunStatus, Store, StoreError, ThresholdDef, ThresholdOutcome, ThresholdRecord,
+    RunStatus, Store, StoreError, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord,
 };
 
 /// Expands each test function into a Postgres and a SQLite test.
@@ -55,6 +55,7 @@ conformance!(
     delete_removes_every_row_of_the_run,
     seconds_between_is_half_open,
     latest_passing_run_skips_failed_and_later_runs,
+    target_samples_are_stored_per_second,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -1109,4 +1110,60 @@ async fn latest_passing_run_skips_failed_and_later_runs(store: Arc<dyn Store>) {
     store.finish_run("n", &finished).await.unwrap();
     let bare = store.latest_passing_run("bare", i64::MAX).await.unwrap();
     assert_eq!(bare.map(|r| r.id).as_deref(), Some("n"));
+}
+
+async fn target_samples_are_stored_per_second(store: Arc<dyn Store>) {
+    store
+        .create_run(&new_run("run-t", "shop", SECOND * 1000))
+        .await
+        .unwrap();
+    assert!(store.target_samples("run-t").await.unwrap().is_empty());
+    for (second, value) in [(SECOND + 2, 0.25), (SECOND, 1.5), (SECOND + 1, 0.0)] {
+        store
+            .record_target_sample("run-t", &TargetSample { second, value })
+            .await
+            .unwrap();
+    }
+    // A second sampled again keeps the latest value.
+    store
+        .record_target_sample(
+            "run-t",
+            &TargetSample {
+                second: SECOND + 2,
+                value: 0.75,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.target_samples("run-t").await.unwrap(),
+        [
+            TargetSample {
+                second: SECOND,
+                value: 1.5
+            },
+            TargetSample {
+                second: SECOND + 1,
+                value: 0.0
+            },
+            TargetSample {
+                second: SECOND + 2,
+                value: 0.75
+            },
+        ]
+    );
+    let unknown = store
+        .record_target_sample(
+            "nope",
+            &TargetSample {
+                second: SECOND,
+                value: 1.0,
+            },
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "{unknown:?}"
+    );
+    assert!(store.target_samples("nope").await.unwrap().is_empty());
 }

@@ -254,6 +254,17 @@ pub struct LoadArgs {
     /// " abort_on_fail=30s". Any failing threshold makes the exit code 99.
     #[arg(long = "threshold", value_parser = parse_threshold)]
     pub thresholds: Vec<String>,
+    /// PromQL giving the target's CPU in cores, sampled each second of the
+    /// run by the collector (instant query) and stored with it, e.g.
+    /// 'sum(rate(container_cpu_usage_seconds_total{namespace="shop"}[1m]))';
+    /// the summary then reports target CPU-seconds and requests per target
+    /// CPU-second. Needs --prometheus-url.
+    #[arg(long, env = "CICADA_TARGET_CPU_QUERY", requires = "prometheus_url")]
+    pub target_cpu_query: Option<String>,
+    /// Prometheus-compatible HTTP API (http://host:9090) the collector
+    /// queries for --target-cpu-query.
+    #[arg(long, env = "CICADA_PROMETHEUS_URL", requires = "target_cpu_query")]
+    pub prometheus_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

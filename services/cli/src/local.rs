@@ -40,14 +40,19 @@ impl LocalCluster {
         let store = cicada_store::connect(database_url)
             .await
             .with_context(|| format!("failed to open the run database {database_url}"))?;
+        // OTLP export of the in-process collector, per the OTLP environment
+        // variables (off without OTEL_EXPORTER_OTLP_ENDPOINT).
+        let otlp = cicada_collector::OtlpConfig::from_env(None, None, Vec::new())
+            .map_err(anyhow::Error::msg)?;
         let (shutdown, receiver) = watch::channel(false);
         let mut tasks = Vec::new();
 
         let (listener, collector_url) = bind_loopback("collector").await?;
         tasks.push((
             "collector",
-            tokio::spawn(cicada_collector::serve(
+            tokio::spawn(cicada_collector::serve_with(
                 store,
+                cicada_collector::ServeOptions { otlp, token: None },
                 listener,
                 shutdown_signal(receiver.clone()),
             )),

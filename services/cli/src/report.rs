@@ -29,6 +29,21 @@ pub struct SummaryJson {
     /// What limited the run (generator-bound, failing before the target
     /// scaled, target errors), with the evidence.
     pub diagnoses: Vec<DiagnosisJson>,
+    /// The target's CPU sampled during the run (with --target-cpu-query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_cpu: Option<TargetCpuJson>,
+}
+
+/// Target CPU over the run, from per-second samples of a Prometheus query.
+#[derive(Debug, Serialize)]
+pub struct TargetCpuJson {
+    pub query: String,
+    /// Seconds sampled.
+    pub samples: u32,
+    /// Target CPU-seconds: the sum of the per-second samples (cores).
+    pub cpu_seconds: f64,
+    /// Completed requests per target CPU-second (0 without CPU).
+    pub requests_per_cpu_second: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -179,6 +194,12 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
         diagnoses: Vec::new(),
         dropped: stats.dropped,
         thresholds: thresholds::json(&stats.thresholds),
+        target_cpu: stats.target_cpu.as_ref().map(|t| TargetCpuJson {
+            query: t.query.clone(),
+            samples: t.samples,
+            cpu_seconds: t.cpu_seconds,
+            requests_per_cpu_second: t.requests_per_cpu_second,
+        }),
     }
 }
 
@@ -288,6 +309,13 @@ pub fn render_table(stats: &RunStats) -> String {
                 f.count, f.method, f.name, f.kind, f.last_message
             );
         }
+    }
+    if let Some(cpu) = &stats.target_cpu {
+        let _ = writeln!(
+            out,
+            "\nTarget CPU: {:.2} CPU-seconds over {} sampled seconds ({}); {:.0} requests per target CPU-second",
+            cpu.cpu_seconds, cpu.samples, cpu.query, cpu.requests_per_cpu_second
+        );
     }
     thresholds::render(&stats.thresholds, &mut out);
     out

@@ -53,6 +53,8 @@ pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest 
             .collect(),
         rate: load.rate.unwrap_or(0.0),
         max_in_flight: load.max_in_flight.unwrap_or(0),
+        prometheus_url: load.prometheus_url.clone().unwrap_or_default(),
+        target_cpu_query: load.target_cpu_query.clone().unwrap_or_default(),
         ..StartRunRequest::default()
     }
 }

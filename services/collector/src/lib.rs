@@ -13,6 +13,11 @@
 //! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
 //! - `http`: the history API over HTTP/JSON ([`serve_http`]) on its own
 //!   port, thin over `cicada_history`.
+//! - `sampler`: the run's target CPU sampled each second from a
+//!   Prometheus-compatible API (`target_cpu` in `config_json`) and stored;
+//!   totals in the final `RunStats.target_cpu`.
+//! - `otlp`: live metrics exported over OTLP/gRPC from the deltas applied
+//!   (off unless [`CollectorConfig::otlp`] is set).
 //!
 //! Exactly-once ingestion lives in the store: a delta, its (run, worker) seq
 //! watermark and the merge into the (run, second, endpoint) rows commit in
@@ -41,7 +46,9 @@ mod convert;
 mod error;
 mod http;
 mod live;
+pub mod otlp;
 mod runs;
+mod sampler;
 mod service;
 mod stats;
 mod threshold;
@@ -59,6 +66,7 @@ use tonic::service::interceptor::InterceptedService;
 
 pub use error::CollectorError;
 pub use http::serve_http;
+pub use otlp::OtlpConfig;
 pub use service::CollectorService;
 pub use stats::TOTAL_NAME;
 
@@ -66,13 +74,24 @@ pub use stats::TOTAL_NAME;
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Configuration of a collector process.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CollectorConfig {
     /// `postgres://...`, `postgresql://...`, `sqlite:...` or a SQLite file path.
     pub database_url: String,
     /// Shared token every call but `grpc.health.v1` must carry; `None`
     /// accepts unauthenticated calls (loopback only, see
     /// [`cicada_proto::auth::check_listen`]).
+    pub token: Option<Token>,
+    /// Live metrics export over OTLP/gRPC; off when `None`.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Options of [`serve_with`] beyond the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Live metrics export over OTLP/gRPC; off when `None`.
+    pub otlp: Option<OtlpConfig>,
+    /// Shared token every call but `grpc.health.v1` must carry.
     pub token: Option<Token>,
 }
 
@@ -86,7 +105,11 @@ pub async fn run(
     let store = cicada_store::connect(&config.database_url)
         .await
         .context("failed to open the run store")?;
-    serve_with_token(store, config.token, listener, shutdown).await
+    let options = ServeOptions {
+        otlp: config.otlp,
+        token: config.token,
+    };
+    serve_with(store, options, listener, shutdown).await
 }
 
 /// Like [`run`], and also serves the history API over HTTP/JSON on
@@ -102,13 +125,12 @@ pub async fn run_with_http(
         .await
         .context("failed to open the run store")?;
     let shutdown = shutdown.shared();
+    let options = ServeOptions {
+        otlp: config.otlp,
+        token: config.token.clone(),
+    };
     let (grpc, http) = tokio::join!(
-        serve_with_token(
-            store.clone(),
-            config.token.clone(),
-            listener,
-            shutdown.clone()
-        ),
+        serve_with(store.clone(), options, listener, shutdown.clone()),
         serve_http(store, config.token, http_listener, shutdown)
     );
     grpc.and(http)
@@ -122,32 +144,50 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_token(store, None, listener, shutdown).await
+    serve_with(store, ServeOptions::default(), listener, shutdown).await
 }
 
-/// [`serve`], requiring `token` (when set) on every call except
-/// `grpc.health.v1`.
-pub async fn serve_with_token(
+/// [`serve`] with options (OTLP export). The exporter is flushed last, after
+/// the service has stopped.
+pub async fn serve_with(
     store: Arc<dyn Store>,
-    token: Option<Token>,
+    options: ServeOptions,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("failed to read the listener address")?;
-    let service = CollectorServer::new(CollectorService::new(store))
+    let exporter = options
+        .otlp
+        .as_ref()
+        .map(otlp::Exporter::start)
+        .transpose()?;
+    let mut collector = CollectorService::new(store);
+    if let Some(exporter) = &exporter {
+        collector = collector.with_otlp(exporter.feed.clone());
+    }
+    if let Err(error) = collector.resume_sampling().await {
+        // Sampling is optional: serve anyway.
+        tracing::warn!(%error, "failed to resume target cpu sampling");
+    }
+    let service = CollectorServer::new(collector)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // Health answers without the token: probes carry none.
     let health = cicada_proto::health::serving::<CollectorServer<CollectorService>>().await;
+    let token = options.token;
     tracing::info!(%address, authenticated = token.is_some(), "collector listening");
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(service, RequireToken::new(token)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .context("failed to serve the collector")?;
+        .context("failed to serve the collector");
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
+    served?;
     tracing::info!("collector stopped");
     Ok(())
 }

@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use cicada_collector::CollectorConfig;
+use cicada_collector::{CollectorConfig, OtlpConfig};
 use cicada_proto::auth::{self, Token};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -33,6 +34,37 @@ struct Args {
     /// Serve a non-loopback address without a token (trusted networks only).
     #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     insecure_no_auth: bool,
+    /// Export live metrics over OTLP/gRPC to this endpoint, e.g.
+    /// http://otel-collector:4317 (off when neither this nor
+    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT is set).
+    #[arg(long, env = "CICADA_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// OTLP export interval, e.g. 10s [default: OTEL_METRIC_EXPORT_INTERVAL
+    /// in milliseconds, else 10s].
+    #[arg(long, env = "CICADA_OTLP_INTERVAL", value_parser = humantime::parse_duration)]
+    otlp_interval: Option<Duration>,
+    /// Extra gRPC metadata for OTLP exports, key=value,key2=value2 (added to
+    /// OTEL_EXPORTER_OTLP_HEADERS, which the exporter reads itself).
+    #[arg(long, env = "CICADA_OTLP_HEADERS", value_parser = parse_headers)]
+    otlp_headers: Option<Headers>,
+}
+
+type Headers = Vec<(String, String)>;
+
+fn parse_headers(text: &str) -> Result<Headers, String> {
+    cicada_collector::otlp::parse_headers(text)
+}
+
+/// The OTLP export configuration from flags and the OTLP environment
+/// variables; `None` (export off) without an endpoint.
+fn otlp_config(args: &Args) -> anyhow::Result<Option<OtlpConfig>> {
+    OtlpConfig::from_env(
+        args.otlp_endpoint.clone(),
+        args.otlp_interval,
+        args.otlp_headers.clone().unwrap_or_default(),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("invalid otlp export configuration")
 }
 
 #[tokio::main]
@@ -43,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let otlp = otlp_config(&args)?;
     let database_url = args
         .database_url
         .or_else(|| std::env::var("DATABASE_URL").ok())
@@ -63,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         CollectorConfig {
             database_url,
             token,
+            otlp,
         },
         listener,
         http_listener,

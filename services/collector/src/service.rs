@@ -1,21 +1,27 @@
 //! The `cicada.v1.Collector` gRPC service.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicada_proto::v1;
 use cicada_proto::v1::collector_server::Collector;
-use cicada_store::{ApplyOutcome, RunFinish, RunRecord, RunStatus, Store, StoreError};
+use cicada_store::{ApplyOutcome, RunFilter, RunFinish, RunRecord, RunStatus, Store, StoreError};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::error::CollectorError;
+use crate::otlp::Feed;
 use crate::runs::{RunState, Runs};
+use crate::sampler::{self, Sampler, TargetCpuConfig};
 use crate::stats::{self, StatsInput};
 use crate::threshold;
 
 /// How often `FinishRun` re-reads the watermarks while waiting for deltas.
 const FINISH_POLL: Duration = Duration::from_millis(20);
+/// Runs older than this are not sampled again after a restart (a run left
+/// running by a lost controller would otherwise be sampled forever).
+const RESUME_SAMPLING_WITHIN: Duration = Duration::from_secs(24 * 3600);
 /// Upper bound on `FinishRun.wait_ms`, whatever the caller asks for.
 const MAX_FINISH_WAIT: Duration = Duration::from_secs(600);
 
@@ -29,6 +35,10 @@ pub(crate) fn now_ms() -> i64 {
 pub struct CollectorService {
     store: Arc<dyn Store>,
     runs: Runs,
+    /// OTLP export of applied deltas, when configured.
+    otlp: Option<Arc<Feed>>,
+    /// Target resource samplers of the live runs that asked for one.
+    samplers: Mutex<HashMap<String, Sampler>>,
 }
 
 impl CollectorService {
@@ -37,7 +47,15 @@ impl CollectorService {
         Self {
             runs: Runs::new(store.clone()),
             store,
+            otlp: None,
+            samplers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also exports applied deltas through `feed`.
+    pub(crate) fn with_otlp(mut self, feed: Arc<Feed>) -> Self {
+        self.otlp = Some(feed);
+        self
     }
 
     async fn create(&self, request: v1::CreateRunRequest) -> Result<(), CollectorError> {
@@ -46,6 +64,9 @@ impl CollectorService {
             .map_err(CollectorError::InvalidArgument)?;
         self.store.create_run(&run).await?;
         tracing::info!(run_id = %run.id, scenario = %run.scenario_name, endpoints = run.endpoints.len(), "run created");
+        if let Some(target) = TargetCpuConfig::from_config_json(&run.config_json) {
+            self.start_sampler(&run.id, target).await;
+        }
         let record = RunRecord {
             id: run.id,
             scenario_name: run.scenario_name,
@@ -64,6 +85,38 @@ impl CollectorService {
         Ok(())
     }
 
+    async fn start_sampler(&self, run_id: &str, target: TargetCpuConfig) {
+        tracing::info!(run_id, query = %target.query, "sampling target cpu");
+        let sampler = Sampler::start(self.store.clone(), run_id.to_owned(), target);
+        let previous = self
+            .samplers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id.to_owned(), sampler);
+        if let Some(previous) = previous {
+            previous.stop().await;
+        }
+    }
+
+    /// Resumes target CPU sampling of the runs still running (started in
+    /// the last [`RESUME_SAMPLING_WITHIN`]) after a collector (re)start.
+    /// Several collectors sampling one run store the same seconds: the last
+    /// value of a second wins.
+    pub(crate) async fn resume_sampling(&self) -> Result<(), CollectorError> {
+        let filter = RunFilter {
+            limit: 1000,
+            status: Some(RunStatus::Running),
+            started_after_ms: Some(now_ms() - RESUME_SAMPLING_WITHIN.as_millis() as i64),
+            ..RunFilter::default()
+        };
+        for record in self.store.list_runs(&filter).await? {
+            if let Some(target) = TargetCpuConfig::from_config_json(&record.config_json) {
+                self.start_sampler(&record.id, target).await;
+            }
+        }
+        Ok(())
+    }
+
     async fn push(&self, delta: &v1::WorkerDelta) -> Result<ApplyOutcome, CollectorError> {
         let state = self.runs.read(&delta.run_id).await?;
         let delta = convert::delta(delta, state.endpoints.len())?;
@@ -79,6 +132,9 @@ impl CollectorService {
         };
         if outcome == ApplyOutcome::Applied {
             state.with_live(|live| live.apply(&delta));
+            if let Some(feed) = &self.otlp {
+                feed.applied(&state.record, &state.endpoints, &delta);
+            }
         }
         Ok(outcome)
     }
@@ -131,6 +187,14 @@ impl CollectorService {
                 Duration::from_millis(request.wait_ms).min(MAX_FINISH_WAIT),
             )
             .await?;
+        let sampler = self
+            .samplers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(run_id);
+        if let Some(sampler) = sampler {
+            sampler.stop().await;
+        }
         let finish = RunFinish {
             status: convert::finish_status(request.state),
             ended_at_ms: if request.ended_at_ms > 0 {
@@ -147,6 +211,9 @@ impl CollectorService {
             state.live = None;
             if was_running {
                 tracing::info!(run_id, status = %state.record.status, complete, "run finished");
+            }
+            if let Some(feed) = &self.otlp {
+                feed.finished(run_id);
             }
         }
         let stats = self.stats(run_id).await?;
@@ -183,7 +250,15 @@ impl CollectorService {
         }
         let dropped = self.store.dropped(run_id).await?;
         let failures = self.store.failures(run_id).await?;
-        Ok(stats::run_stats(StatsInput {
+        let target_cpu = match TargetCpuConfig::from_config_json(&state.record.config_json) {
+            Some(target) => {
+                let samples = self.store.target_samples(run_id).await?;
+                let requests = totals.iter().map(|(counts, _)| counts.requests).sum();
+                Some(sampler::totals(&target.query, &samples, requests))
+            }
+            None => None,
+        };
+        let mut stats = stats::run_stats(StatsInput {
             record: &state.record,
             endpoints: &state.endpoints,
             totals: &totals,
@@ -203,7 +278,9 @@ impl CollectorService {
                 .collect(),
             live: None,
             now_ms: now_ms(),
-        }))
+        });
+        stats.target_cpu = target_cpu;
+        Ok(stats)
     }
 
     async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {

@@ -167,6 +167,8 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         dropped: input.dropped,
         current_dropped_per_s: live.dropped_per_s,
         thresholds,
+        // Filled in by the service for ended runs that sampled it.
+        target_cpu: None,
     }
 }
 

@@ -28,6 +28,7 @@ async fn a_collector_with_a_token_rejects_other_callers_but_answers_health() {
     let config = CollectorConfig {
         database_url: db.url().to_owned(),
         token: Some(Token::new("right-token").unwrap()),
+        ..CollectorConfig::default()
     };
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(cicada_collector::run(config, listener, async {

@@ -67,7 +67,7 @@ impl Collector {
         let (shutdown, signal) = oneshot::channel::<()>();
         let config = CollectorConfig {
             database_url: db.url().to_owned(),
-            token: None,
+            ..Default::default()
         };
         let task = tokio::spawn(cicada_collector::run(config, listener, async {
             let _ = signal.await;

@@ -105,6 +105,17 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         })?;
         thresholds.push(threshold);
     }
+    if request.prometheus_url.is_empty() != request.target_cpu_query.is_empty() {
+        return Err(ControllerError::InvalidArgument(
+            "target CPU sampling needs both a Prometheus URL and a query".into(),
+        ));
+    }
+    if !request.prometheus_url.is_empty() && !request.prometheus_url.starts_with("http://") {
+        return Err(ControllerError::InvalidArgument(format!(
+            "the Prometheus URL must start with http:// (got {:?})",
+            request.prometheus_url
+        )));
+    }
     let grace = if request.stop_grace_ms == 0 {
         shared.config.default_stop_grace
     } else {
@@ -312,7 +323,7 @@ async fn place_and_announce(
         .release(run_id, idle.iter().map(|(w, _, _)| w.worker_id.as_str()));
 
     let open = plan.open;
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "model": if open { "open" } else { "closed" },
         "users": if open { 0 } else { plan.users },
         "spawn_rate": if open { 0.0 } else { plan.spawn_rate },
@@ -334,6 +345,13 @@ async fn place_and_announce(
             "rate": rate,
         })).collect::<Vec<_>>(),
     });
+    if !request.target_cpu_query.is_empty() {
+        // The collector samples it (it owns the run and the store).
+        config["target_cpu"] = serde_json::json!({
+            "prometheus_url": request.prometheus_url,
+            "query": request.target_cpu_query,
+        });
+    }
     let create = CreateRunRequest {
         run_id: run_id.to_owned(),
         scenario_name: plan.scenario.name().to_owned(),

@@ -395,6 +395,17 @@ async fn start_run_rejects_bad_requests() {
         error.message()
     );
 
+    let mut half_sampling = start_request(10, 0);
+    half_sampling.target_cpu_query = "up".into();
+    let error = client.start_run(half_sampling).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let mut https_prometheus = start_request(10, 0);
+    https_prometheus.target_cpu_query = "up".into();
+    https_prometheus.prometheus_url = "https://prometheus:9090".into();
+    let error = client.start_run(https_prometheus).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("http://"), "{}", error.message());
+
     let mut no_host = start_request(10, 0);
     no_host.scenario_yaml = SCENARIO.replace("host: http://127.0.0.1:9\n", "");
     let error = client.start_run(no_host).await.unwrap_err();

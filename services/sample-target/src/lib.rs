@@ -6,7 +6,8 @@
 //! `GET /Test/V4`, `GET /` and `GET /health`, with configurable injected
 //! latency and error rate (globally and per route), and keeps exact counts of
 //! the responses it produced per `METHOD /path`, readable at `GET /stats` and
-//! zeroed by `POST /stats/reset`. Tests compare those counts with what a load
+//! zeroed by `POST /stats/reset`. `GET /process-metrics` exposes its own
+//! `process_cpu_seconds_total` for Prometheus. Tests compare those counts with what a load
 //! generator recorded: they must match exactly.
 //!
 //! Layout:
@@ -23,6 +24,7 @@ mod delay;
 pub mod error;
 mod form;
 pub mod latency;
+mod process;
 pub mod route;
 mod server;
 mod service;

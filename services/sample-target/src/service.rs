@@ -14,6 +14,7 @@ use crate::chance;
 use crate::config::{RoutePlan, TargetConfig};
 use crate::delay::DelayQueue;
 use crate::form;
+use crate::process;
 use crate::route::Route;
 use crate::stats::{Outcome, Stats};
 
@@ -64,6 +65,13 @@ pub(crate) async fn handle(
                 )
             }
         }
+    } else if method == Method::GET && path == "/process-metrics" {
+        let mut response = Response::new(Full::new(Bytes::from(process::exposition())));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        response
     } else if method == Method::POST && path == "/stats/reset" {
         state.stats.reset();
         text(StatusCode::OK, "reset\n")

@@ -1,0 +1,170 @@
+//! OTLP export end to end through `cicada run`: real workers load the real
+//! sample target, the in-process collector exports to a real OTLP/gRPC
+//! receiver (opentelemetry-proto's `MetricsService` on 127.0.0.1:0) per
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`, and the exported counters and histogram
+//! counts equal what the run stored and what the target served, exactly.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cicada_sample_target::TargetConfig;
+use cicada_store::testing::TestDatabase;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use support::*;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.received.lock().unwrap().push(request.into_inner());
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+fn text(attributes: &[KeyValue], key: &str) -> String {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(any_value::Value::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cicada_run_exports_exactly_what_it_stored() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(receiver.clone()))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let scenario = workspace_file("examples/weighted-reads.yaml");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cicada"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--host",
+            &target.url,
+            "--database-url",
+            db.url(),
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--workers",
+            "2",
+            "-u",
+            "4",
+            "-r",
+            "100",
+            "-t",
+            "3s",
+        ])
+        .env("RUST_LOG", "warn")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp_url)
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("cicada run finishes")
+        .expect("cicada ran");
+    assert!(
+        output.status.success(),
+        "cicada run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let stored = stored_run(db.url(), run_id).await;
+    let served = target_stats(&target.url).await;
+
+    // Cumulative: the last export (the flush at shutdown) holds the totals.
+    let received = receiver.received.lock().unwrap();
+    let last = received.last().expect("exports received");
+    let mut requests: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut latency_counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for metric in last
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+    {
+        match (metric.name.as_str(), metric.data.as_ref()) {
+            ("cicada.requests", Some(metric::Data::Sum(sum))) => {
+                for point in &sum.data_points {
+                    assert_eq!(text(&point.attributes, "run_id"), run_id);
+                    assert_eq!(text(&point.attributes, "scenario"), summary["scenario"]);
+                    let value = match point.value {
+                        Some(number_data_point::Value::AsInt(i)) => i as f64,
+                        Some(number_data_point::Value::AsDouble(d)) => d,
+                        None => 0.0,
+                    };
+                    *requests
+                        .entry((
+                            text(&point.attributes, "method"),
+                            text(&point.attributes, "endpoint"),
+                        ))
+                        .or_default() += value;
+                }
+            }
+            ("cicada.latency", Some(metric::Data::Histogram(histogram))) => {
+                for point in &histogram.data_points {
+                    *latency_counts
+                        .entry((
+                            text(&point.attributes, "method"),
+                            text(&point.attributes, "endpoint"),
+                        ))
+                        .or_default() += point.count;
+                }
+            }
+            _ => {}
+        }
+    }
+    let total: f64 = requests.values().sum();
+    assert!(total > 0.0, "no requests exported");
+    assert_eq!(total, stored.summary_total.requests as f64);
+    assert_eq!(total, served["total"].as_u64().unwrap() as f64);
+    for (method, name, counts, histogram) in &stored.summary_by_endpoint {
+        if counts.requests == 0 {
+            continue;
+        }
+        let key = (method.clone(), name.clone());
+        assert_eq!(requests[&key], counts.requests as f64, "{method} {name}");
+        assert_eq!(latency_counts[&key], histogram.len(), "{method} {name}");
+    }
+}
