@@ -57,29 +57,11 @@ macro_rules! shared_reads {
                 run_id: &str,
                 from_second: Option<i64>,
             ) -> Result<Vec<$crate::SecondRow>, $crate::StoreError> {
-                let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
-                    "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
-                     FROM run_seconds WHERE run_id = $1 AND second >= $2 ORDER BY second, endpoint",
-                )
-                .bind(run_id)
-                .bind(from_second.unwrap_or(i64::MIN))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter()
-                    .map(
-                        |(second, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected)| {
-                            let row: $crate::convert::CountsRow = (requests, failures, cancelled, bytes, histogram);
-                            Ok($crate::SecondRow {
-                                second,
-                                endpoint: endpoint as u32,
-                                counts: $crate::convert::counts_from_row(&row),
-                                histogram: $crate::convert::decode(&row.4)?,
-                                uncorrected: $crate::convert::decode_optional(uncorrected.as_deref())?,
-                            })
-                        },
-                    )
-                    .collect()
+                // The open-ended window (shared_history's query and row mapping).
+                self.read_seconds_between(run_id, from_second.unwrap_or(i64::MIN), i64::MAX)
+                    .await
             }
+
             pub(crate) async fn read_active_users(
                 &self,
                 run_id: &str,
