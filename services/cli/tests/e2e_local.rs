@@ -10,39 +10,36 @@ use cicada_sample_target::{Latency, TargetConfig};
 use cicada_store::testing::TestDatabase;
 use support::*;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `cicada run` and returns the parsed summary JSON.
+/// Runs `cicada run` of a workspace scenario on 2 workers, checks it
+/// succeeded with live progress and a final table, and returns the summary.
 async fn cicada_run(
     scenario: &str,
     target: &Target,
     database_url: &str,
     extra: &[&str],
 ) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let summary = dir.path().join("summary.json");
-    let scenario = workspace_file(scenario);
-    let mut args = vec![
-        "run",
-        scenario.to_str().unwrap(),
-        "--host",
-        &target.url,
-        "--database-url",
-        database_url,
-        "--summary-json",
-        summary.to_str().unwrap(),
-        "--workers",
-        "2",
-    ];
+    let mut args = vec!["--workers", "2"];
     args.extend_from_slice(extra);
-    let (code, stdout, stderr) = run_cicada(&args, RUN_TIMEOUT).await;
-    assert_eq!(code, 0, "cicada run failed: {stderr}");
+    let run = cicada_run_with(
+        &workspace_file(scenario),
+        &target.url,
+        database_url,
+        &args,
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 0, "cicada run failed: {}", run.stderr);
     assert!(
-        stdout.contains("Aggregated"),
-        "final table missing: {stdout}"
+        run.stdout.contains("Aggregated"),
+        "final table missing: {}",
+        run.stdout
     );
-    assert!(stderr.contains("req/s"), "no live progress line: {stderr}");
-    serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap()
+    assert!(
+        run.stderr.contains("req/s"),
+        "no live progress line: {}",
+        run.stderr
+    );
+    run.summary
 }
 
 /// The weighted-reads scenario against the sample target: exact conservation
@@ -241,42 +238,23 @@ async fn stages_shape_the_users() {
     let db = TestDatabase::sqlite().unwrap();
     let target = start_target(TargetConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("staged.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = scenario_file(
+        &dir,
         "name: staged\nstages:\n  - {duration: 2s, users: 6}\n  - {duration: 2s, users: 6}\n  - {duration: 2s, users: 2}\nusers:\n  - wait: {constant: 10ms}\n    tasks: [{request: {path: /Test/V1}}]\n",
-    )
-    .unwrap();
-    let summary_path = dir.path().join("summary.json");
-    let (code, _stdout, stderr) = run_cicada(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--host",
-            &target.url,
-            "--database-url",
-            db.url(),
-            "--summary-json",
-            summary_path.to_str().unwrap(),
-            "--workers",
-            "2",
-        ],
-        RUN_TIMEOUT,
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("/6 on 2 workers"),
-        "the peak target shows: {stderr}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
-    let duration = summary["duration_s"].as_f64().unwrap();
+    let run = cicada_run_with(&scenario, &target.url, db.url(), &["--workers", "2"], &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/6 on 2 workers"),
+        "the peak target shows: {}",
+        run.stderr
+    );
+    let duration = run.summary["duration_s"].as_f64().unwrap();
     assert!(
         (5.5..15.0).contains(&duration),
         "the shape ends the run: {duration} s"
     );
-    assert_conserved(&target.url, db.url(), &summary).await;
+    assert_conserved(&target.url, db.url(), &run.summary).await;
 }
 
 /// A target that fails a fifth of its answers while the generators idle:
@@ -291,33 +269,21 @@ async fn target_errors_are_diagnosed() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("paced.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = scenario_file(
+        &dir,
         "name: paced\nusers:\n  - wait: {constant: 20ms}\n    tasks: [{request: {method: GET, path: /Test/V1}}]\n",
-    )
-    .unwrap();
-    let summary_path = dir.path().join("summary.json");
-    let (code, stdout, stderr) = run_cicada(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--host",
-            &target.url,
-            "--database-url",
-            db.url(),
-            "--summary-json",
-            summary_path.to_str().unwrap(),
-            "--workers",
-            "1",
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "-t",
-            "5s",
-        ],
-        RUN_TIMEOUT,
+    );
+    let LocalRun {
+        code,
+        stdout,
+        stderr,
+        summary,
+    } = cicada_run_with(
+        &scenario,
+        &target.url,
+        db.url(),
+        &["--workers", "1", "-u", "4", "-r", "100", "-t", "5s"],
+        &[],
     )
     .await;
     assert_eq!(code, 0, "failures alone do not fail the run: {stderr}");
@@ -327,8 +293,6 @@ async fn target_errors_are_diagnosed() {
         "{stdout}"
     );
     assert!(stdout.contains("x status 500 on GET /Test/V1"), "{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     assert_eq!(
         summary["diagnoses"][0]["kind"], "target_errors",
         "{summary}"

@@ -8,7 +8,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use cicada_sample_target::TargetConfig;
 use cicada_store::testing::TestDatabase;
@@ -68,47 +67,22 @@ async fn cicada_run_exports_exactly_what_it_stored() {
 
     let db = TestDatabase::sqlite().unwrap();
     let target = start_target(TargetConfig::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let summary_path = dir.path().join("summary.json");
-    let scenario = workspace_file("examples/weighted-reads.yaml");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cicada"))
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--host",
-            &target.url,
-            "--database-url",
-            db.url(),
-            "--summary-json",
-            summary_path.to_str().unwrap(),
-            "--workers",
-            "2",
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "-t",
-            "3s",
-        ])
-        .env("RUST_LOG", "warn")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp_url)
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), output)
-        .await
-        .expect("cicada run finishes")
-        .expect("cicada ran");
-    assert!(
-        output.status.success(),
-        "cicada run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let run = cicada_run_with(
+        &workspace_file("examples/weighted-reads.yaml"),
+        &target.url,
+        db.url(),
+        &["--workers", "2", "-u", "4", "-r", "100", "-t", "3s"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_url.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "cicada run failed: {}", run.stderr);
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let summary = run.summary;
     let run_id = summary["run_id"].as_str().unwrap();
     let stored = stored_run(db.url(), run_id).await;
     let served = target_stats(&target.url).await;

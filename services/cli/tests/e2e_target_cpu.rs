@@ -89,18 +89,16 @@ async fn target_cpu_is_sampled_each_second_and_stored_with_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let (_prometheus, prometheus_url) = start_prometheus(dir.path(), &target.url).await;
 
-    let summary_path = dir.path().join("summary.json");
-    let scenario = workspace_file("examples/weighted-reads.yaml");
-    let (code, stdout, stderr) = run_cicada(
+    let LocalRun {
+        code,
+        stdout,
+        stderr,
+        summary,
+    } = cicada_run_with(
+        &workspace_file("examples/weighted-reads.yaml"),
+        &target.url,
+        db.url(),
         &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--host",
-            &target.url,
-            "--database-url",
-            db.url(),
-            "--summary-json",
-            summary_path.to_str().unwrap(),
             "--workers",
             "1",
             "-u",
@@ -114,7 +112,7 @@ async fn target_cpu_is_sampled_each_second_and_stored_with_the_run() {
             "--prometheus-url",
             &prometheus_url,
         ],
-        Duration::from_secs(120),
+        &[],
     )
     .await;
     assert_eq!(code, 0, "cicada run failed: {stderr}");
@@ -122,8 +120,6 @@ async fn target_cpu_is_sampled_each_second_and_stored_with_the_run() {
         stdout.contains("Target CPU:"),
         "no target CPU line: {stdout}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     let cpu = &summary["target_cpu"];
     assert_eq!(cpu["query"], QUERY);
 

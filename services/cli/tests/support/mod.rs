@@ -291,3 +291,53 @@ pub async fn stored_p50_ms(database_url: &str, run_id: &str) -> f64 {
     }
     merged.value_at_quantile_us(0.5) as f64 / 1000.0
 }
+
+/// What one finished `cicada run` printed and wrote.
+pub struct LocalRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The `--summary-json` document (`Null` when none was written).
+    pub summary: serde_json::Value,
+}
+
+/// `cicada run SCENARIO --host HOST --database-url DB --summary-json TMP
+/// EXTRA...` with `env` set, bounded by two minutes.
+pub async fn cicada_run_with(
+    scenario: &std::path::Path,
+    host: &str,
+    database_url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> LocalRun {
+    let dir = tempfile::tempdir().unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let mut args = vec![
+        "run",
+        scenario.to_str().unwrap(),
+        "--host",
+        host,
+        "--database-url",
+        database_url,
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = run_cicada_env(&args, env, Duration::from_secs(120)).await;
+    let summary = std::fs::read_to_string(&summary_path)
+        .map(|text| serde_json::from_str(&text).expect("summary JSON"))
+        .unwrap_or(serde_json::Value::Null);
+    LocalRun {
+        code,
+        stdout,
+        stderr,
+        summary,
+    }
+}
+
+/// Writes `yaml` as a scenario file in `dir`.
+pub fn scenario_file(dir: &tempfile::TempDir, yaml: &str) -> PathBuf {
+    let path = dir.path().join("scenario.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
