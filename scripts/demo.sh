@@ -9,6 +9,12 @@ port="${CICADA_DEMO_PORT:-8080}"
 run_time="${CICADA_DEMO_RUN_TIME:-30s}"
 host="http://127.0.0.1:$port"
 
+if ! command -v curl >/dev/null 2>&1; then
+  echo "demo: installing curl from Debian's packages" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2
+fi
+
 echo "demo: building (release)..." >&2
 cargo build --release --locked -p cicada-cli -p cicada-sample-target
 
