@@ -1,0 +1,2 @@
+// cicada web UI: single page, hash routes (docs/WEB.md).
+"use strict";

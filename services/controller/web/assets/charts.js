@@ -1,0 +1,2 @@
+// cicada charts: line charts on <canvas>.
+"use strict";
