@@ -107,7 +107,10 @@ async fn add_window(
     }
     for (edge_from, edge_to) in [(from, span.from_second), (span.to_second, to)] {
         if edge_from < edge_to {
-            for row in store.seconds_between(&record.id, edge_from, edge_to).await? {
+            for row in store
+                .seconds_between(&record.id, edge_from, edge_to)
+                .await?
+            {
                 add(merged, row.endpoint, &row.counts, &row.histogram)?;
             }
         }

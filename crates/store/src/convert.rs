@@ -335,7 +335,7 @@ mod tests {
         // Open ends.
         let (first, end) = whole_minutes(o, i64::MIN, i64::MAX);
         assert!(first <= o && end > o + 1_000_000_000);
-        assert_eq!((first - o) % 60, 0);
+        assert_eq!((i128::from(first) - i128::from(o)) % 60, 0);
         assert_eq!((end - o) % 60, 0);
     }
 }

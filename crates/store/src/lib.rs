@@ -46,8 +46,8 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, MinuteRow, MinuteSpan, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, TargetSample,
-    ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
+    FailureRecord, MinuteRow, MinuteSpan, NewRun, RunFilter, RunFinish, RunRecord, RunStatus,
+    SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// Persistent storage of runs and their measurements.
