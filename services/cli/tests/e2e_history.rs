@@ -302,6 +302,29 @@ async fn history_on_sqlite_and_through_a_collector() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 
+    // Runs finished by this version were rolled up at finish; an unknown
+    // run is an error that names it.
+    let (code, _, stderr) = run_cicada(
+        &[&["runs", "rollup", "--all"][..], &db_args].concat(),
+        TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("rolled up 0 of 1 runs (1 already had a rollup)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_cicada(
+        &[&["runs", "rollup", "nope"][..], &db_args].concat(),
+        TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("nope") && stderr.contains("not found"),
+        "{stderr}"
+    );
+
     // Deleted for the local path too.
     let (code, _, _) =
         run_cicada(&[&["runs", "delete", b_id][..], &db_args].concat(), TIMEOUT).await;
