@@ -73,8 +73,14 @@ macro_rules! shared_rollup {
                     .bind(to_db(minute.counts.failures))
                     .bind(to_db(minute.counts.cancelled))
                     .bind(to_db(minute.counts.bytes))
-                    .bind($crate::convert::encode(&minute.histogram)?)
-                    .bind($crate::convert::encode_optional(minute.uncorrected.as_ref())?)
+                    .bind($crate::convert::encode_uncompressed(&minute.histogram)?)
+                    .bind(
+                        minute
+                            .uncorrected
+                            .as_ref()
+                            .map($crate::convert::encode_uncompressed)
+                            .transpose()?,
+                    )
                     .execute(&mut **tx)
                     .await?;
                 }

@@ -1352,7 +1352,8 @@ async fn minute_rollup_equals_the_merged_seconds(store: Arc<dyn Store>) {
     // and rollup + edge seconds == every second of the window, exactly.
     // (window, the whole minutes inside it), seconds after the origin;
     // `None`: the open end, minutes up to the last one of the run.
-    let windows: [((i64, i64), Option<(i64, i64)>); 9] = [
+    type Span = (i64, i64);
+    let windows: [(Span, Option<Span>); 9] = [
         ((60, 120), Some((60, 120))),
         ((0, 180), Some((0, 180))),
         ((61, 179), Some((179, 179))),
