@@ -126,14 +126,16 @@ impl History for HistoryService {
         request: Request<pb::LabelRunRequest>,
     ) -> Answer<pb::LabelRunResponse> {
         let request = request.into_inner();
-        async {
+        let run = async {
             let run_id = grpc::run_id_of(&request.run_id, "run_id")?;
             cicada_history::label(&*self.store, run_id, &request.key, request.value.as_deref())
                 .await
         }
         .await
         .map_err(status)?;
-        Ok(Response::new(pb::LabelRunResponse {}))
+        Ok(Response::new(pb::LabelRunResponse {
+            run: Some(run.into()),
+        }))
     }
 
     async fn delete_run(

@@ -269,7 +269,12 @@ async fn answers_equal_the_local_queries(db: TestDatabase) {
         assert_eq!(remote.points.len(), 2);
     }
 
-    client.label("b", "env", Some("ci")).await.unwrap();
+    let labelled = client.label("b", "env", Some("ci")).await.unwrap();
+    assert_eq!(labelled.labels.get("env").map(String::as_str), Some("ci"));
+    assert_eq!(
+        labelled.labels.get("release").map(String::as_str),
+        Some("b")
+    );
     let ci = RunFilter {
         label: Some(("env".to_owned(), "ci".to_owned())),
         ..all.clone()
@@ -291,7 +296,11 @@ async fn answers_equal_the_local_queries(db: TestDatabase) {
             .map(String::as_str),
         Some("ci")
     );
-    client.label("b", "env", None).await.unwrap();
+    let unlabelled = client.label("b", "env", None).await.unwrap();
+    assert_eq!(
+        unlabelled,
+        cicada_history::search(store, &all).await.unwrap()[0]
+    );
     assert!(client.search(&ci).await.unwrap().is_empty());
 
     client.delete("a").await.unwrap();
@@ -352,8 +361,8 @@ async fn errors_keep_their_codes_and_variants(db: TestDatabase) {
             .await
             .map(|_| ()),
         client.baseline("nope").await.map(|_| ()),
-        client.label("nope", "k", Some("v")).await,
-        client.label("nope", "k", None).await,
+        client.label("nope", "k", Some("v")).await.map(|_| ()),
+        client.label("nope", "k", None).await.map(|_| ()),
         client.delete("nope").await,
     ] {
         assert!(

@@ -127,24 +127,28 @@ impl HistoryClient {
     }
 
     /// Sets label `key` of a run to `value`, or removes it when `value` is
-    /// `None` ([`crate::label`]).
+    /// `None`, and returns the run ([`crate::label`]).
     pub async fn label(
         &self,
         run_id: &str,
         key: &str,
         value: Option<&str>,
-    ) -> Result<(), HistoryError> {
+    ) -> Result<RunInfo, HistoryError> {
         let request = pb::LabelRunRequest {
             run_id: run_id.to_owned(),
             key: key.to_owned(),
             value: value.map(str::to_owned),
         };
-        self.inner
+        let answer = self
+            .inner
             .clone()
             .label_run(request)
             .await
             .map_err(super::error)?;
-        Ok(())
+        let run = answer.into_inner().run;
+        Ok(run
+            .ok_or_else(|| super::convert::malformed("the labelled run is missing"))?
+            .into())
     }
 
     /// Deletes an ended run and everything stored with it ([`crate::delete`]).

@@ -17,7 +17,7 @@ pub const DEFAULT_SEARCH_LIMIT: u32 = 50;
 /// Runs a trend reads when the request says 0.
 pub const DEFAULT_TREND_LAST: u32 = 30;
 
-fn malformed(what: &str) -> HistoryError {
+pub(super) fn malformed(what: &str) -> HistoryError {
     HistoryError::Remote {
         code: tonic::Code::Internal,
         message: format!("malformed answer from the history service: {what}"),
