@@ -55,10 +55,15 @@ pub struct SourceArgs {
     /// The database `cicada run` writes: a SQLite file path or URL, or postgres://...
     #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
     pub database_url: String,
-    /// A deployed collector's history API (its --http-listen address),
-    /// e.g. http://127.0.0.1:7101; replaces --database-url.
+    /// A deployed collector's history API over HTTP/JSON (its --http-listen
+    /// address), e.g. http://127.0.0.1:7101; replaces --database-url.
     #[arg(long, env = "CICADA_COLLECTOR")]
     pub collector: Option<String>,
+    /// A deployed collector's gRPC port (its --listen address, serving
+    /// cicada.v1.History), HOST:PORT or http://HOST:PORT, e.g.
+    /// http://127.0.0.1:7100; replaces --database-url.
+    #[arg(long, env = "CICADA_COLLECTOR_GRPC", conflicts_with = "collector")]
+    pub collector_grpc: Option<String>,
     #[command(flatten)]
     pub auth: TokenArgs,
 }

@@ -124,7 +124,9 @@ async fn handle(store: &dyn Store, request: Request<Incoming>) -> Reply {
                 HistoryError::Invalid(_) | HistoryError::Store(StoreError::Invalid(_)) => {
                     StatusCode::BAD_REQUEST
                 }
-                HistoryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                HistoryError::Store(_) | HistoryError::Remote { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             };
             error_reply(status, &error.to_string())
         }
