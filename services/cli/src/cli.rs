@@ -461,6 +461,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_collector_is_reached_over_grpc_or_http_not_both() {
+        let cli = Cli::try_parse_from([
+            "cicada",
+            "runs",
+            "list",
+            "--collector-grpc",
+            "127.0.0.1:7100",
+        ])
+        .unwrap();
+        let Command::Runs(RunsCommand::List(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            args.source.collector_grpc.as_deref(),
+            Some("127.0.0.1:7100")
+        );
+        assert_eq!(args.source.collector, None);
+        let error = Cli::try_parse_from([
+            "cicada",
+            "trend",
+            "shop",
+            "--collector",
+            "http://127.0.0.1:7101",
+            "--collector-grpc",
+            "http://127.0.0.1:7100",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
     fn run_times() {
         assert_eq!(parse_run_time("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_run_time("30s").unwrap(), Duration::from_secs(30));

@@ -329,3 +329,26 @@ async fn request<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_slice(&bytes).context("failed to decode the collector's answer")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn grpc_addresses_are_checked_before_connecting() {
+        let error = connect_grpc("https://collector:7100", None)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("only http:// (or HOST:PORT)"),
+            "{error}"
+        );
+        let error = connect_grpc("http://bad host:7100", None)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("is not an address such as"),
+            "{error:#}"
+        );
+    }
+}
