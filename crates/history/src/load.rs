@@ -84,11 +84,11 @@ pub(crate) async fn window_rows(
     Ok(store.seconds_between(&record.id, from, to).await?)
 }
 
-/// Merges the window into `merged`: an ended run's whole minutes from its
-/// per-minute rollup and only the partial minutes at the edges from its
-/// per-second rows (the same sums and histograms as merging every second,
-/// with ~60x fewer histograms to decode); every second for a running run or
-/// one without a rollup.
+/// Merges the window into `merged`: an ended run's whole minutes and the
+/// whole 10-second blocks towards the edges from its rollup, and only the
+/// at most 9 seconds left at each edge from its per-second rows (the same
+/// sums and histograms as merging every second, with far fewer histograms
+/// to decode); every second for a running run or one without a rollup.
 async fn add_window(
     store: &dyn Store,
     record: &RunRecord,
@@ -96,7 +96,7 @@ async fn add_window(
     merged: &mut [(String, Counts, LatencyHistogram)],
 ) -> Result<(), HistoryError> {
     let (from, to) = window_seconds(record, window);
-    let Some(span) = store.minutes_between(&record.id, from, to).await? else {
+    let Some(span) = store.rollup_between(&record.id, from, to).await? else {
         for row in store.seconds_between(&record.id, from, to).await? {
             add(merged, row.endpoint, &row.counts, &row.histogram)?;
         }

@@ -220,7 +220,7 @@ async fn windows_equal_the_per_second_merge(store: Arc<dyn Store>) {
     seed_long(&store, "live", true).await;
     assert!(
         store
-            .minutes_between("done", i64::MIN, i64::MAX)
+            .rollup_between("done", i64::MIN, i64::MAX)
             .await
             .unwrap()
             .is_some_and(|span| !span.rows.is_empty())

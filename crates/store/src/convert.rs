@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use cicada_histogram::{Counts, LatencyHistogram};
 
 use crate::StoreError;
-use crate::model::{EndpointTotals, MinuteRow, RunRecord, RunStatus};
+use crate::model::{EndpointTotals, RunRecord, RunStatus};
 
 /// Counters are u64 in memory and BIGINT in the database; real counts never
 /// come near 2^63, so saturate rather than fail.
@@ -144,42 +144,130 @@ pub(crate) fn check_finish_status(status: RunStatus) -> Result<(), StoreError> {
 /// Seconds in a rollup minute.
 pub(crate) const MINUTE_S: i64 = 60;
 
-/// First second of the minute `second` falls in, minutes aligned to `origin`
-/// (`origin + 60k`, also before the origin).
-pub(crate) fn minute_start(origin: i64, second: i64) -> i64 {
-    let start = i128::from(origin)
-        + (i128::from(second) - i128::from(origin)).div_euclid(i128::from(MINUTE_S))
-            * i128::from(MINUTE_S);
+/// Seconds in a rollup block of the second level (a minute is 6 of them).
+pub(crate) const TEN_S: i64 = 10;
+
+/// First second of the block of `span` seconds that `second` falls in,
+/// blocks aligned to `origin` (`origin + span * k`, also before the origin).
+pub(crate) fn block_start(origin: i64, span: i64, second: i64) -> i64 {
+    let (o, s) = (i128::from(origin), i128::from(span));
+    let start = o + (i128::from(second) - o).div_euclid(s) * s;
     i64::try_from(start).unwrap_or(i64::MIN)
 }
 
-/// The whole minutes (aligned to `origin`) inside `[from, to)` as the span
-/// `[first, end)` they cover; `(to, to)` when no whole minute fits.
-pub(crate) fn whole_minutes(origin: i64, from: i64, to: i64) -> (i64, i64) {
-    let (o, m) = (i128::from(origin), i128::from(MINUTE_S));
-    let first = o - (o - i128::from(from)).div_euclid(m) * m;
-    let end = o + (i128::from(to) - o).div_euclid(m) * m;
+/// The whole blocks of `span` seconds (aligned to `origin`) inside
+/// `[from, to)` as the seconds `[first, end)` they cover; `None` when no
+/// whole block fits.
+pub(crate) fn whole_blocks(origin: i64, span: i64, from: i64, to: i64) -> Option<(i64, i64)> {
+    let (o, s) = (i128::from(origin), i128::from(span));
+    let first = o - (o - i128::from(from)).div_euclid(s) * s;
+    let end = o + (i128::from(to) - o).div_euclid(s) * s;
     match (i64::try_from(first), i64::try_from(end)) {
-        (Ok(first), Ok(end)) if first < end => (first, end),
-        _ => (to, to),
+        (Ok(first), Ok(end)) if first < end => Some((first, end)),
+        _ => None,
     }
 }
 
-/// Merges per-second rows into per-minute rows aligned to an origin, and
-/// those into per-endpoint totals: each second's histogram is decoded once.
-pub(crate) struct MinutesBuilder {
-    origin: i64,
-    minutes: BTreeMap<(i64, u32), (Counts, LatencyHistogram, Option<LatencyHistogram>)>,
+/// Where a window `[from, to)` is read from: whole minutes `[minutes.0,
+/// minutes.1)`, 10-second blocks `[tens.0, minutes.0)` and `[minutes.1,
+/// tens.1)`, seconds `[from, tens.0)` and `[tens.1, to)`, with
+/// `from <= tens.0 <= minutes.0 <= minutes.1 <= tens.1 <= to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RollupBounds {
+    pub tens: (i64, i64),
+    pub minutes: (i64, i64),
 }
 
-impl MinutesBuilder {
+impl RollupBounds {
+    /// The bounds of a window for a run rolled up from `origin`; without
+    /// the 10-second level (`with_tens` false) the tens ranges are empty.
+    pub(crate) fn new(origin: i64, from: i64, to: i64, with_tens: bool) -> Self {
+        let minutes = whole_blocks(origin, MINUTE_S, from, to);
+        if !with_tens {
+            let span = minutes.unwrap_or((to, to));
+            return Self {
+                tens: span,
+                minutes: span,
+            };
+        }
+        match whole_blocks(origin, TEN_S, from, to) {
+            // Minutes are whole blocks too (60 = 6 x 10 from the same
+            // origin), so they lie inside the tens span.
+            Some(tens) => Self {
+                tens,
+                minutes: minutes.unwrap_or((tens.1, tens.1)),
+            },
+            None => Self {
+                tens: (to, to),
+                minutes: (to, to),
+            },
+        }
+    }
+}
+
+/// Counts and merged histograms of one endpoint over one block.
+type Block = (Counts, LatencyHistogram, Option<LatencyHistogram>);
+
+fn add_block(into: &mut Block, other: &Block) -> Result<(), StoreError> {
+    into.0.add(&other.0);
+    merge(&mut into.1, &other.1)?;
+    merge_into_optional(&mut into.2, other.2.as_ref())
+}
+
+/// One rollup row ready to insert (histograms V2 without DEFLATE).
+pub(crate) struct EncodedBlock {
+    pub start: i64,
+    pub endpoint: u32,
+    pub counts: Counts,
+    pub histogram: Vec<u8>,
+    pub uncorrected: Option<Vec<u8>>,
+}
+
+fn encode_block(start: i64, endpoint: u32, block: &Block) -> Result<EncodedBlock, StoreError> {
+    Ok(EncodedBlock {
+        start,
+        endpoint,
+        counts: block.0,
+        histogram: encode_uncompressed(&block.1)?,
+        uncorrected: block.2.as_ref().map(encode_uncompressed).transpose()?,
+    })
+}
+
+/// Merges per-second rows, given in second order, into 10-second blocks,
+/// those into minutes and those into per-endpoint totals, all aligned to an
+/// origin: each second's histogram is decoded once and only the current
+/// block and minute are held in memory.
+pub(crate) struct RollupBuilder {
+    origin: i64,
+    ten: Option<(i64, BTreeMap<u32, Block>)>,
+    minute: Option<(i64, BTreeMap<u32, Block>)>,
+    totals: HashMap<u32, Block>,
+    tens: Vec<EncodedBlock>,
+    minutes: Vec<EncodedBlock>,
+}
+
+/// What [`RollupBuilder::finish`] returns.
+pub(crate) struct Rollup {
+    /// Ordered by start, then endpoint.
+    pub tens: Vec<EncodedBlock>,
+    /// Ordered by start, then endpoint.
+    pub minutes: Vec<EncodedBlock>,
+    pub totals: Vec<EndpointTotals>,
+}
+
+impl RollupBuilder {
     pub(crate) fn new(origin: i64) -> Self {
         Self {
             origin,
-            minutes: BTreeMap::new(),
+            ten: None,
+            minute: None,
+            totals: HashMap::new(),
+            tens: Vec::new(),
+            minutes: Vec::new(),
         }
     }
 
+    /// Adds one per-second row; rows come in second order.
     pub(crate) fn add(
         &mut self,
         second: i64,
@@ -187,44 +275,65 @@ impl MinutesBuilder {
         row: &CountsRow,
         uncorrected: Option<&[u8]>,
     ) -> Result<(), StoreError> {
-        let histogram = decode(&row.4)?;
-        let uncorrected = decode_optional(uncorrected)?;
-        let entry = self
-            .minutes
-            .entry((minute_start(self.origin, second), endpoint))
-            .or_default();
-        entry.0.add(&counts_from_row(row));
-        merge(&mut entry.1, &histogram)?;
-        merge_into_optional(&mut entry.2, uncorrected.as_ref())
+        let block = (
+            counts_from_row(row),
+            decode(&row.4)?,
+            decode_optional(uncorrected)?,
+        );
+        let start = block_start(self.origin, TEN_S, second);
+        match &self.ten {
+            Some((current, _)) if *current == start => {}
+            Some((current, _)) if *current > start => {
+                return Err(StoreError::Corrupt(format!(
+                    "per-second rows out of order: second {second} after block {current}"
+                )));
+            }
+            _ => self.flush_ten()?,
+        }
+        let (_, ten) = self.ten.get_or_insert_with(|| (start, BTreeMap::new()));
+        add_block(ten.entry(endpoint).or_default(), &block)
     }
 
-    /// The minutes ordered by minute then endpoint, and the totals of every
-    /// endpoint in `endpoints` (zero for one without rows, so summaries
-    /// cover the whole table).
-    pub(crate) fn finish(
-        self,
-        endpoints: &[u32],
-    ) -> Result<(Vec<MinuteRow>, Vec<EndpointTotals>), StoreError> {
-        let mut totals: HashMap<u32, (Counts, LatencyHistogram, Option<LatencyHistogram>)> =
-            HashMap::new();
-        let mut minutes = Vec::with_capacity(self.minutes.len());
-        for ((minute_start, endpoint), (counts, histogram, uncorrected)) in self.minutes {
-            let total = totals.entry(endpoint).or_default();
-            total.0.add(&counts);
-            merge(&mut total.1, &histogram)?;
-            merge_into_optional(&mut total.2, uncorrected.as_ref())?;
-            minutes.push(MinuteRow {
-                minute_start,
-                endpoint,
-                counts,
-                histogram,
-                uncorrected,
-            });
+    /// Emits the current 10-second block and adds it to its minute.
+    fn flush_ten(&mut self) -> Result<(), StoreError> {
+        let Some((start, endpoints)) = self.ten.take() else {
+            return Ok(());
+        };
+        let minute = block_start(self.origin, MINUTE_S, start);
+        if self.minute.as_ref().is_some_and(|(m, _)| *m != minute) {
+            self.flush_minute()?;
         }
+        let (_, into) = self.minute.get_or_insert_with(|| (minute, BTreeMap::new()));
+        for (endpoint, block) in endpoints {
+            self.tens.push(encode_block(start, endpoint, &block)?);
+            add_block(into.entry(endpoint).or_default(), &block)?;
+        }
+        Ok(())
+    }
+
+    /// Emits the current minute and adds it to the totals.
+    fn flush_minute(&mut self) -> Result<(), StoreError> {
+        let Some((start, endpoints)) = self.minute.take() else {
+            return Ok(());
+        };
+        for (endpoint, block) in endpoints {
+            self.minutes.push(encode_block(start, endpoint, &block)?);
+            add_block(self.totals.entry(endpoint).or_default(), &block)?;
+        }
+        Ok(())
+    }
+
+    /// The blocks, the minutes and the totals of every endpoint in
+    /// `endpoints` (zero for one without rows, so summaries cover the whole
+    /// table).
+    pub(crate) fn finish(mut self, endpoints: &[u32]) -> Result<Rollup, StoreError> {
+        self.flush_ten()?;
+        self.flush_minute()?;
         let totals = endpoints
             .iter()
             .map(|&endpoint| {
-                let (counts, histogram, uncorrected) = totals.remove(&endpoint).unwrap_or_default();
+                let (counts, histogram, uncorrected) =
+                    self.totals.remove(&endpoint).unwrap_or_default();
                 EndpointTotals {
                     endpoint,
                     counts,
@@ -233,7 +342,11 @@ impl MinutesBuilder {
                 }
             })
             .collect();
-        Ok((minutes, totals))
+        Ok(Rollup {
+            tens: self.tens,
+            minutes: self.minutes,
+            totals,
+        })
     }
 }
 
@@ -318,31 +431,82 @@ mod tests {
     use super::*;
 
     #[test]
-    fn minutes_are_aligned_to_the_origin() {
+    fn blocks_are_aligned_to_the_origin() {
         let o = 1_700_000_017;
-        assert_eq!(minute_start(o, o), o);
-        assert_eq!(minute_start(o, o + 59), o);
-        assert_eq!(minute_start(o, o + 60), o + 60);
-        assert_eq!(minute_start(o, o - 1), o - 60);
-        assert_eq!(minute_start(o, o - 60), o - 60);
-        assert_eq!(minute_start(o, o - 61), o - 120);
+        assert_eq!(block_start(o, MINUTE_S, o), o);
+        assert_eq!(block_start(o, MINUTE_S, o + 59), o);
+        assert_eq!(block_start(o, MINUTE_S, o + 60), o + 60);
+        assert_eq!(block_start(o, MINUTE_S, o - 1), o - 60);
+        assert_eq!(block_start(o, MINUTE_S, o - 60), o - 60);
+        assert_eq!(block_start(o, MINUTE_S, o - 61), o - 120);
+        assert_eq!(block_start(o, TEN_S, o + 9), o);
+        assert_eq!(block_start(o, TEN_S, o + 61), o + 60);
+        assert_eq!(block_start(o, TEN_S, o - 1), o - 10);
     }
 
     #[test]
-    fn whole_minutes_of_a_window() {
+    fn whole_blocks_of_a_window() {
         let o = 1_700_000_017;
+        let minutes = |from, to| whole_blocks(o, MINUTE_S, from, to);
         // Aligned: every minute of the window.
-        assert_eq!(whole_minutes(o, o + 60, o + 300), (o + 60, o + 300));
+        assert_eq!(minutes(o + 60, o + 300), Some((o + 60, o + 300)));
         // Not aligned: the minutes strictly inside.
-        assert_eq!(whole_minutes(o, o + 61, o + 299), (o + 120, o + 240));
-        assert_eq!(whole_minutes(o, o - 5, o + 125), (o, o + 120));
+        assert_eq!(minutes(o + 61, o + 299), Some((o + 120, o + 240)));
+        assert_eq!(minutes(o - 5, o + 125), Some((o, o + 120)));
         // Less than a whole minute.
-        assert_eq!(whole_minutes(o, o + 61, o + 150), (o + 150, o + 150));
-        assert_eq!(whole_minutes(o, o + 1, o + 60), (o + 60, o + 60));
+        assert_eq!(minutes(o + 61, o + 150), None);
+        assert_eq!(minutes(o + 1, o + 60), None);
+        assert_eq!(
+            whole_blocks(o, TEN_S, o + 61, o + 150),
+            Some((o + 70, o + 150))
+        );
+        assert_eq!(whole_blocks(o, TEN_S, o + 61, o + 69), None);
         // Open ends.
-        let (first, end) = whole_minutes(o, i64::MIN, i64::MAX);
+        let (first, end) = minutes(i64::MIN, i64::MAX).unwrap();
         assert!(first <= o && end > o + 1_000_000_000);
         assert_eq!((i128::from(first) - i128::from(o)) % 60, 0);
         assert_eq!((end - o) % 60, 0);
+    }
+
+    #[test]
+    fn rollup_bounds_of_a_window() {
+        let o = 1_700_000_017;
+        let bounds = |from: i64, to: i64, with_tens| {
+            let b = RollupBounds::new(o, o + from, o + to, with_tens);
+            (
+                (b.tens.0 - o, b.tens.1 - o),
+                (b.minutes.0 - o, b.minutes.1 - o),
+            )
+        };
+        // Aligned to minutes: minutes only.
+        assert_eq!(bounds(60, 3600, true), ((60, 3600), (60, 3600)));
+        // Aligned to tens: blocks at both edges.
+        assert_eq!(bounds(70, 3590, true), ((70, 3590), (120, 3540)));
+        // Aligned to neither: at most 9 seconds per edge.
+        assert_eq!(bounds(61, 3599, true), ((70, 3590), (120, 3540)));
+        assert_eq!(bounds(90, 150, true), ((90, 150), (150, 150)));
+        assert_eq!(bounds(91, 99, true), ((99, 99), (99, 99)));
+        // Without the 10-second level: the whole minutes.
+        assert_eq!(bounds(61, 3599, false), ((120, 3540), (120, 3540)));
+        assert_eq!(bounds(90, 150, false), ((150, 150), (150, 150)));
+        // Every bound lies in the window, in order.
+        for (from, to) in [(-35, 7), (0, 1), (3, 13), (59, 121), (-600, 600)] {
+            for with_tens in [true, false] {
+                let ((t0, t1), (m0, m1)) = bounds(from, to, with_tens);
+                assert!(from <= t0 && t0 <= m0 && m0 <= m1 && m1 <= t1 && t1 <= to);
+                assert!(with_tens || (t0, t1) == (m0, m1));
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_out_of_order_are_an_error() {
+        let row: CountsRow = (1, 0, 0, 0, Vec::new());
+        let mut builder = RollupBuilder::new(100);
+        builder.add(125, 0, &row, None).unwrap();
+        assert!(matches!(
+            builder.add(105, 0, &row, None),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

@@ -19,7 +19,7 @@
 //!   SHARE` on the run, `FOR UPDATE` on the watermark and on merged rows) so
 //!   several collectors can ingest into one database; SQLite serializes
 //!   writers (`BEGIN IMMEDIATE` plus an in-process lock).
-//! - `rollup`: the per-minute rollup of ended runs (written at finish, read
+//! - `rollup`: the per-minute and per-10-second rollup of ended runs (written at finish, read
 //!   for windows), shared the same way.
 //! - `target`: per-second target resource samples (SQL shared by both).
 //! - `testing` (feature `testsuite`): fresh databases for tests.
@@ -46,7 +46,7 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, MinuteRow, MinuteSpan, NewRun, RunFilter, RunFinish, RunRecord, RunStatus,
+    FailureRecord, NewRun, RollupRow, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus,
     SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
@@ -153,25 +153,29 @@ pub trait Store: Send + Sync + 'static {
         to_second: i64,
     ) -> Result<Vec<SecondRow>, StoreError>;
 
-    /// The whole minutes of the window `[from_second, to_second)` (Unix
-    /// seconds) from an ended run's per-minute rollup, see [`MinuteSpan`]:
-    /// minutes start at the second the run started in plus multiples of 60.
-    /// `None` when the run has no rollup (unknown, still running, or ended
-    /// before the rollup existed and not rolled up since): read
+    /// The whole rollup blocks of the window `[from_second, to_second)`
+    /// (Unix seconds) of an ended run, see [`RollupSpan`]: its whole
+    /// minutes, then whole 10-second blocks towards the edges (blocks start
+    /// at the second the run started in plus multiples of their span).
+    /// Without the 10-second level (a run rolled up before migration 0007)
+    /// the span is the whole minutes only. `None` when the run has no
+    /// rollup (unknown, still running, or ended before the rollup existed
+    /// and not rolled up since): read
     /// [`seconds_between`](Self::seconds_between) instead.
-    async fn minutes_between(
+    async fn rollup_between(
         &self,
         run_id: &str,
         from_second: i64,
         to_second: i64,
-    ) -> Result<Option<MinuteSpan>, StoreError>;
+    ) -> Result<Option<RollupSpan>, StoreError>;
 
-    /// Builds the per-minute rollup of an ended run from its per-second rows
-    /// (finishing a run builds it; this is for runs that ended before the
-    /// rollup existed). Returns `false` when the run already had one
-    /// (nothing changes). [`StoreError::NotFound`] for an unknown run,
-    /// [`StoreError::Invalid`] for a run still running.
-    async fn roll_up_minutes(&self, run_id: &str) -> Result<bool, StoreError>;
+    /// Builds the rollup levels (minutes, 10-second blocks) an ended run
+    /// lacks from its per-second rows (finishing a run builds both; this is
+    /// for runs that ended before a level existed). Returns `false` when the
+    /// run already had every level (nothing changes).
+    /// [`StoreError::NotFound`] for an unknown run, [`StoreError::Invalid`]
+    /// for a run still running.
+    async fn roll_up(&self, run_id: &str) -> Result<bool, StoreError>;
 
     /// The newest run of `scenario_name` started before `started_before_ms`
     /// that finished without error with every threshold recorded as passed

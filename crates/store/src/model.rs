@@ -230,12 +230,16 @@ pub struct SecondRow {
     pub uncorrected: Option<LatencyHistogram>,
 }
 
-/// One endpoint's numbers over one minute of an ended run: every per-second
-/// row of `[minute_start, minute_start + 60)` merged (the per-minute rollup).
+/// One endpoint's numbers over one block of an ended run's rollup: every
+/// per-second row of `[start, start + span_s)` merged. Blocks are minutes
+/// (`span_s` 60, `run_minutes`) or 10-second blocks (`span_s` 10,
+/// `run_tens`), both aligned to the second the run started in.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MinuteRow {
-    /// First Unix second of the minute (the run's minutes origin + 60k).
-    pub minute_start: i64,
+pub struct RollupRow {
+    /// First Unix second of the block (the run's origin + a multiple of `span_s`).
+    pub start: i64,
+    /// Seconds the block covers: 60 or 10.
+    pub span_s: i64,
     pub endpoint: u32,
     pub counts: Counts,
     pub histogram: LatencyHistogram,
@@ -243,18 +247,20 @@ pub struct MinuteRow {
     pub uncorrected: Option<LatencyHistogram>,
 }
 
-/// The whole minutes of a window `[from, to)` from an ended run's rollup:
+/// The whole blocks of a window `[from, to)` from an ended run's rollup:
 /// `rows` hold exactly the per-second rows of `[from_second, to_second)`
-/// merged per minute, so the window is these rows plus the per-second rows
-/// of `[from, from_second)` and `[to_second, to)`.
+/// merged per block (whole minutes inside, 10-second blocks between them and
+/// the edges), so the window is these rows plus the per-second rows of
+/// `[from, from_second)` and `[to_second, to)`: at most 9 seconds each, or
+/// 59 for a run rolled up before the 10-second level existed.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MinuteSpan {
+pub struct RollupSpan {
     /// First second the rows cover (`from <= from_second <= to_second <= to`).
     pub from_second: i64,
     /// End (exclusive) of the seconds the rows cover.
     pub to_second: i64,
-    /// Ordered by minute, then endpoint.
-    pub rows: Vec<MinuteRow>,
+    /// Ordered by start, then endpoint; the blocks do not overlap.
+    pub rows: Vec<RollupRow>,
 }
 
 /// Users running at the end of one second, summed across workers, and the

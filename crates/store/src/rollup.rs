@@ -1,22 +1,36 @@
-//! The per-minute rollup of ended runs (`run_minutes`, migration 0006),
-//! whose SQL is the same on Postgres and SQLite: written in the transaction
-//! that finishes a run (with the summaries, from one pass over its seconds)
-//! or later for a run that ended without one, and read for windows.
+//! The rollup of ended runs, whose SQL is the same on Postgres and SQLite:
+//! per-minute rows (`run_minutes`, migration 0006) and per-10-second rows
+//! (`run_tens`, 0007), written in the transaction that finishes a run (with
+//! the summaries, from one pass over its seconds) or later for a run that
+//! ended without a level, and read for windows.
+
+/// Which rows `write_rollup` writes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RollupLevels {
+    pub summaries: bool,
+    pub minutes: bool,
+    pub tens: bool,
+}
+
+/// Rows per multi-row `INSERT` of rollup rows (9 binds each, well under
+/// both databases' limits on binds per statement).
+pub(crate) const INSERT_CHUNK: usize = 500;
 
 /// Adds the rollup methods to a store type with a `pool` field; `$db` is
 /// its sqlx database.
 macro_rules! shared_rollup {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Merges every per-second row of the run into per-minute rows
-            /// aligned to the second it started in and writes them with that
-            /// origin, plus the per-endpoint summaries when `with_summaries`
-            /// (finishing). The caller holds the run row and commits.
+            /// Merges every per-second row of the run into 10-second blocks
+            /// and minutes aligned to the second it started in and writes
+            /// the `levels` asked for, with that origin (plus the
+            /// per-endpoint summaries when finishing). The caller holds the
+            /// run row and commits.
             pub(crate) async fn write_rollup(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 run_id: &str,
                 started_at_ms: i64,
-                with_summaries: bool,
+                levels: $crate::rollup::RollupLevels,
             ) -> Result<(), $crate::StoreError> {
                 use $crate::convert::to_db;
                 let indexes: Vec<i32> =
@@ -26,13 +40,13 @@ macro_rules! shared_rollup {
                         .await?;
                 let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
                     "SELECT second, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
-                     FROM run_seconds WHERE run_id = $1",
+                     FROM run_seconds WHERE run_id = $1 ORDER BY second, endpoint",
                 )
                 .bind(run_id)
                 .fetch_all(&mut **tx)
                 .await?;
                 let origin = started_at_ms.div_euclid(1000);
-                let mut builder = $crate::convert::MinutesBuilder::new(origin);
+                let mut builder = $crate::convert::RollupBuilder::new(origin);
                 for (second, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected) in rows {
                     builder.add(
                         second,
@@ -42,9 +56,9 @@ macro_rules! shared_rollup {
                     )?;
                 }
                 let indexes: Vec<u32> = indexes.into_iter().map(|i| i as u32).collect();
-                let (minutes, summaries) = builder.finish(&indexes)?;
-                if with_summaries {
-                    for summary in summaries {
+                let rollup = builder.finish(&indexes)?;
+                if levels.summaries {
+                    for summary in rollup.totals {
                         sqlx::query(
                             "INSERT INTO run_summaries (run_id, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -61,39 +75,45 @@ macro_rules! shared_rollup {
                         .await?;
                     }
                 }
-                for minute in minutes {
-                    sqlx::query(
-                        "INSERT INTO run_minutes (run_id, minute_start, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(run_id)
-                    .bind(minute.minute_start)
-                    .bind(minute.endpoint as i32)
-                    .bind(to_db(minute.counts.requests))
-                    .bind(to_db(minute.counts.failures))
-                    .bind(to_db(minute.counts.cancelled))
-                    .bind(to_db(minute.counts.bytes))
-                    .bind($crate::convert::encode_uncompressed(&minute.histogram)?)
-                    .bind(
-                        minute
-                            .uncorrected
-                            .as_ref()
-                            .map($crate::convert::encode_uncompressed)
-                            .transpose()?,
-                    )
-                    .execute(&mut **tx)
-                    .await?;
+                let tables = [
+                    (levels.minutes, "run_minutes (run_id, minute_start", &rollup.minutes),
+                    (levels.tens, "run_tens (run_id, block_start", &rollup.tens),
+                ];
+                for (write, table, blocks) in tables {
+                    if !write {
+                        continue;
+                    }
+                    for chunk in blocks.chunks($crate::rollup::INSERT_CHUNK) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO {table}, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram) "
+                        ));
+                        insert.push_values(chunk, |mut row, block| {
+                            row.push_bind(run_id.to_owned())
+                                .push_bind(block.start)
+                                .push_bind(block.endpoint as i32)
+                                .push_bind(to_db(block.counts.requests))
+                                .push_bind(to_db(block.counts.failures))
+                                .push_bind(to_db(block.counts.cancelled))
+                                .push_bind(to_db(block.counts.bytes))
+                                .push_bind(block.histogram.clone())
+                                .push_bind(block.uncorrected.clone());
+                        });
+                        insert.build().execute(&mut **tx).await?;
+                    }
                 }
-                sqlx::query("UPDATE runs SET minutes_origin = $2 WHERE id = $1")
-                    .bind(run_id)
-                    .bind(origin)
-                    .execute(&mut **tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE runs SET minutes_origin = COALESCE(minutes_origin, $2), tens_origin = COALESCE(tens_origin, $2)
+                     WHERE id = $1",
+                )
+                .bind(run_id)
+                .bind(origin)
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 
-            /// Builds the rollup of an ended run that has none.
-            pub(crate) async fn write_roll_up_minutes(
+            /// Builds the rollup levels an ended run lacks.
+            pub(crate) async fn write_roll_up(
                 &self,
                 mut tx: sqlx::Transaction<'static, $db>,
                 run_id: &str,
@@ -107,57 +127,73 @@ macro_rules! shared_rollup {
                 if locked.rows_affected() == 0 {
                     return Err($crate::StoreError::NotFound(run_id.to_owned()));
                 }
-                let (status, started_at_ms, origin): (String, i64, Option<i64>) = sqlx::query_as(
-                    "SELECT status, started_at_ms, minutes_origin FROM runs WHERE id = $1",
-                )
-                .bind(run_id)
-                .fetch_one(&mut *tx)
-                .await?;
+                let (status, started_at_ms, minutes_origin, tens_origin): (String, i64, Option<i64>, Option<i64>) =
+                    sqlx::query_as("SELECT status, started_at_ms, minutes_origin, tens_origin FROM runs WHERE id = $1")
+                        .bind(run_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 if status == $crate::RunStatus::Running.as_str() {
                     return Err($crate::StoreError::Invalid(format!(
-                        "run {run_id} is still running; its minutes are rolled up when it finishes"
+                        "run {run_id} is still running; its rollup is built when it finishes"
                     )));
                 }
-                if origin.is_some() {
+                let levels = $crate::rollup::RollupLevels {
+                    summaries: false,
+                    minutes: minutes_origin.is_none(),
+                    tens: tens_origin.is_none(),
+                };
+                if !levels.minutes && !levels.tens {
                     return Ok(false);
                 }
-                Self::write_rollup(&mut tx, run_id, started_at_ms, false).await?;
+                Self::write_rollup(&mut tx, run_id, started_at_ms, levels).await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
-            pub(crate) async fn read_minutes_between(
+            pub(crate) async fn read_rollup_between(
                 &self,
                 run_id: &str,
                 from_second: i64,
                 to_second: i64,
-            ) -> Result<Option<$crate::MinuteSpan>, $crate::StoreError> {
-                let origin: Option<Option<i64>> =
-                    sqlx::query_scalar("SELECT minutes_origin FROM runs WHERE id = $1")
+            ) -> Result<Option<$crate::RollupSpan>, $crate::StoreError> {
+                let origins: Option<(Option<i64>, Option<i64>)> =
+                    sqlx::query_as("SELECT minutes_origin, tens_origin FROM runs WHERE id = $1")
                         .bind(run_id)
                         .fetch_optional(&self.pool)
                         .await?;
-                let Some(Some(origin)) = origin else {
+                let Some((Some(origin), tens_origin)) = origins else {
                     return Ok(None);
                 };
-                let (first, end) = $crate::convert::whole_minutes(origin, from_second, to_second);
-                let rows: Vec<(i64, i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
-                    "SELECT minute_start, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
+                let with_tens = tens_origin == Some(origin);
+                let bounds = $crate::convert::RollupBounds::new(origin, from_second, to_second, with_tens);
+                // Minutes inside, then the 10-second blocks on either side
+                // (empty ranges without that level): one round trip.
+                let rows: Vec<(i64, i64, i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT minute_start AS start, CAST(60 AS BIGINT) AS span, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
                      FROM run_minutes WHERE run_id = $1 AND minute_start >= $2 AND minute_start < $3
-                     ORDER BY minute_start, endpoint",
+                     UNION ALL
+                     SELECT block_start, CAST(10 AS BIGINT), endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
+                     FROM run_tens WHERE run_id = $1 AND block_start >= $4 AND block_start < $2
+                     UNION ALL
+                     SELECT block_start, CAST(10 AS BIGINT), endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
+                     FROM run_tens WHERE run_id = $1 AND block_start >= $3 AND block_start < $5
+                     ORDER BY 1, 3",
                 )
                 .bind(run_id)
-                .bind(first)
-                .bind(end)
+                .bind(bounds.minutes.0)
+                .bind(bounds.minutes.1)
+                .bind(bounds.tens.0)
+                .bind(bounds.tens.1)
                 .fetch_all(&self.pool)
                 .await?;
                 let rows = rows
                     .into_iter()
                     .map(
-                        |(minute_start, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected)| {
+                        |(start, span_s, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected)| {
                             let row: $crate::convert::CountsRow = (requests, failures, cancelled, bytes, histogram);
-                            Ok($crate::MinuteRow {
-                                minute_start,
+                            Ok($crate::RollupRow {
+                                start,
+                                span_s,
                                 endpoint: endpoint as u32,
                                 counts: $crate::convert::counts_from_row(&row),
                                 histogram: $crate::convert::decode(&row.4)?,
@@ -166,9 +202,9 @@ macro_rules! shared_rollup {
                         },
                     )
                     .collect::<Result<Vec<_>, $crate::StoreError>>()?;
-                Ok(Some($crate::MinuteSpan {
-                    from_second: first,
-                    to_second: end,
+                Ok(Some($crate::RollupSpan {
+                    from_second: bounds.tens.0,
+                    to_second: bounds.tens.1,
                     rows,
                 }))
             }

@@ -21,7 +21,7 @@ use crate::convert::{self, RUN_COLUMNS, RunRow, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
-    MinuteSpan, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
+    NewRun, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
     TargetSample, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
@@ -285,7 +285,17 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(run_id.to_owned()));
         };
         if status == RunStatus::Running.as_str() {
-            Self::write_rollup(&mut tx, run_id, started_at_ms, true).await?;
+            Self::write_rollup(
+                &mut tx,
+                run_id,
+                started_at_ms,
+                crate::rollup::RollupLevels {
+                    summaries: true,
+                    minutes: true,
+                    tens: true,
+                },
+            )
+            .await?;
             sqlx::query("UPDATE runs SET status = $2, ended_at_ms = $3, error = $4 WHERE id = $1")
                 .bind(run_id)
                 .bind(finish.status.as_str())
@@ -372,20 +382,20 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn minutes_between(
+    async fn rollup_between(
         &self,
         run_id: &str,
         from_second: i64,
         to_second: i64,
-    ) -> Result<Option<MinuteSpan>, StoreError> {
-        self.read_minutes_between(run_id, from_second, to_second)
+    ) -> Result<Option<RollupSpan>, StoreError> {
+        self.read_rollup_between(run_id, from_second, to_second)
             .await
     }
 
-    async fn roll_up_minutes(&self, run_id: &str) -> Result<bool, StoreError> {
+    async fn roll_up(&self, run_id: &str) -> Result<bool, StoreError> {
         let _writer = self.writer.lock().await;
         let tx = self.begin_write().await?;
-        self.write_roll_up_minutes(tx, run_id).await
+        self.write_roll_up(tx, run_id).await
     }
 
     async fn latest_passing_run(

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_store::{
-    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, MinuteRow, MinuteSpan, NewRun,
-    RunFilter, RunFinish, RunStatus, SecondRow, Store, StoreError, TargetSample, ThresholdDef,
+    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RollupSpan, RunFilter,
+    RunFinish, RunStatus, SecondRow, Store, StoreError, TargetSample, ThresholdDef,
     ThresholdOutcome, ThresholdRecord,
 };
 
@@ -57,7 +57,7 @@ conformance!(
     seconds_between_is_half_open,
     latest_passing_run_skips_failed_and_later_runs,
     target_samples_are_stored_per_second,
-    minute_rollup_equals_the_merged_seconds,
+    rollup_equals_the_merged_seconds,
 );
 
 /// Like `conformance!`, for tests that also change the database behind the
@@ -1239,56 +1239,6 @@ async fn seed_rollup_run(store: &Arc<dyn Store>) {
     }
 }
 
-/// Comparable content of a row: key, counts and every recorded value.
-type RowContent = (
-    i64,
-    u32,
-    cicada_histogram::Counts,
-    Vec<(u64, u64)>,
-    Option<Vec<(u64, u64)>>,
-);
-
-fn minute_content(row: &MinuteRow) -> RowContent {
-    (
-        row.minute_start,
-        row.endpoint,
-        row.counts,
-        recorded(&row.histogram),
-        row.uncorrected.as_ref().map(recorded),
-    )
-}
-
-/// Per-second rows merged per (minute aligned to `SECOND`, endpoint).
-fn merged_per_minute(rows: &[SecondRow]) -> Vec<RowContent> {
-    let mut minutes: BTreeMap<(i64, u32), (Counts, LatencyHistogram, Option<LatencyHistogram>)> =
-        BTreeMap::new();
-    for row in rows {
-        let minute = SECOND + (row.second - SECOND).div_euclid(60) * 60;
-        let entry = minutes.entry((minute, row.endpoint)).or_default();
-        entry.0.add(&row.counts);
-        entry.1.merge(&row.histogram).unwrap();
-        if let Some(uncorrected) = &row.uncorrected {
-            entry
-                .2
-                .get_or_insert_with(LatencyHistogram::new)
-                .merge(uncorrected)
-                .unwrap();
-        }
-    }
-    minutes
-        .into_iter()
-        .map(|((minute, endpoint), (counts, histogram, uncorrected))| {
-            (
-                minute,
-                endpoint,
-                counts,
-                recorded(&histogram),
-                uncorrected.as_ref().map(recorded),
-            )
-        })
-        .collect()
-}
-
 /// Per endpoint: counts and recorded values of `rows` merged.
 fn merged_per_endpoint<'a>(
     rows: impl Iterator<Item = (u32, &'a Counts, &'a LatencyHistogram)>,
@@ -1305,18 +1255,195 @@ fn merged_per_endpoint<'a>(
         .collect()
 }
 
-async fn minute_rollup_equals_the_merged_seconds(store: Arc<dyn Store>) {
+/// Per endpoint: uncorrected histograms of `rows` merged (open model only).
+fn merged_uncorrected<'a>(
+    rows: impl Iterator<Item = (u32, Option<&'a LatencyHistogram>)>,
+) -> BTreeMap<u32, Vec<(u64, u64)>> {
+    let mut merged: BTreeMap<u32, LatencyHistogram> = BTreeMap::new();
+    for (endpoint, histogram) in rows {
+        if let Some(histogram) = histogram {
+            merged
+                .entry(endpoint)
+                .or_default()
+                .merge(histogram)
+                .unwrap();
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(endpoint, histogram)| (endpoint, recorded(&histogram)))
+        .collect()
+}
+
+/// Distinct (block of `span` seconds aligned to `SECOND`, endpoint) pairs
+/// of per-second rows: the rows a rollup level holds for them.
+fn blocks_of(rows: &[SecondRow], span: i64) -> u64 {
+    let blocks: std::collections::BTreeSet<(i64, u32)> = rows
+        .iter()
+        .map(|r| ((r.second - SECOND).div_euclid(span), r.endpoint))
+        .collect();
+    blocks.len() as u64
+}
+
+/// Checks a window `[from, to)` (seconds after `SECOND`) of run r1 read
+/// through its rollup: the span is `expected` (`None`: open end, checked
+/// loosely), each row is exactly its block's seconds merged, the blocks do
+/// not overlap and stay inside the span, at most `max_edge` seconds (when
+/// given) are left to read at each edge, and rollup rows + edge seconds == every
+/// second of the window merged. Returns the span.
+async fn check_window(
+    store: &Arc<dyn Store>,
+    (from, to): (i64, i64),
+    expected: Option<(i64, i64)>,
+    max_edge: Option<i64>,
+) -> RollupSpan {
+    let (from, to) = (SECOND + from, SECOND.saturating_add(to));
+    let context = format!("window {}..{}", from - SECOND, to - SECOND);
+    let span = store
+        .rollup_between("r1", from, to)
+        .await
+        .unwrap()
+        .expect("rolled up");
+    match expected {
+        Some((first, end)) => assert_eq!(
+            (span.from_second - SECOND, span.to_second - SECOND),
+            (first, end),
+            "{context}"
+        ),
+        None => assert!(span.to_second > SECOND + 150, "{context}"),
+    }
+    assert!(from <= span.from_second && span.from_second <= span.to_second && span.to_second <= to);
+    if let Some(max_edge) = max_edge.filter(|_| span.from_second < span.to_second) {
+        assert!(span.from_second - from <= max_edge, "{context}");
+        assert!(
+            to == i64::MAX || to - span.to_second <= max_edge,
+            "{context}"
+        );
+    }
+    for row in &span.rows {
+        assert!(matches!(row.span_s, 10 | 60), "{context}");
+        assert_eq!((row.start - SECOND) % row.span_s, 0, "{context}: aligned");
+        assert!(
+            row.start >= span.from_second && row.start + row.span_s <= span.to_second,
+            "{context}: inside the span"
+        );
+        let block = store
+            .seconds_between("r1", row.start, row.start + row.span_s)
+            .await
+            .unwrap();
+        let block: Vec<&SecondRow> = block
+            .iter()
+            .filter(|r| r.endpoint == row.endpoint)
+            .collect();
+        assert!(
+            !block.is_empty(),
+            "{context}: a row only for seconds with rows"
+        );
+        let expected =
+            merged_per_endpoint(block.iter().map(|r| (r.endpoint, &r.counts, &r.histogram)));
+        assert_eq!(
+            expected[&row.endpoint],
+            (row.counts, recorded(&row.histogram)),
+            "{context}: block {} + {} s of endpoint {}",
+            row.start - SECOND,
+            row.span_s,
+            row.endpoint
+        );
+        assert_eq!(
+            merged_uncorrected(block.iter().map(|r| (r.endpoint, r.uncorrected.as_ref())))
+                .get(&row.endpoint),
+            row.uncorrected.as_ref().map(recorded).as_ref(),
+            "{context}: uncorrected of block {}",
+            row.start - SECOND
+        );
+    }
+    // Ordered by start then endpoint, so blocks of one endpoint never overlap.
+    let keys: Vec<(i64, u32)> = span.rows.iter().map(|r| (r.start, r.endpoint)).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{context}: ordered");
+    for endpoint in [0, 1] {
+        let blocks: Vec<(i64, i64)> = span
+            .rows
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .map(|r| (r.start, r.start + r.span_s))
+            .collect();
+        assert!(
+            blocks.windows(2).all(|w| w[0].1 <= w[1].0),
+            "{context}: overlap"
+        );
+    }
+
+    let window = store.seconds_between("r1", from, to).await.unwrap();
+    let mut edges = store
+        .seconds_between("r1", from, span.from_second)
+        .await
+        .unwrap();
+    edges.extend(
+        store
+            .seconds_between("r1", span.to_second, to)
+            .await
+            .unwrap(),
+    );
+    let combined = merged_per_endpoint(
+        span.rows
+            .iter()
+            .map(|r| (r.endpoint, &r.counts, &r.histogram))
+            .chain(edges.iter().map(|r| (r.endpoint, &r.counts, &r.histogram))),
+    );
+    let expected =
+        merged_per_endpoint(window.iter().map(|r| (r.endpoint, &r.counts, &r.histogram)));
+    assert_eq!(combined, expected, "{context}");
+    let combined = merged_uncorrected(
+        span.rows
+            .iter()
+            .map(|r| (r.endpoint, r.uncorrected.as_ref()))
+            .chain(edges.iter().map(|r| (r.endpoint, r.uncorrected.as_ref()))),
+    );
+    let expected = merged_uncorrected(window.iter().map(|r| (r.endpoint, r.uncorrected.as_ref())));
+    assert_eq!(combined, expected, "{context}: uncorrected");
+    span
+}
+
+/// Windows of r1 (data from 2 s before its start to 150 s after) with the
+/// span of whole blocks each reads from the rollup: aligned to minutes, to
+/// 10-second blocks, and to neither; `None`: the open end.
+/// Seconds `[from, to)` after `SECOND`.
+type Span = (i64, i64);
+
+const WINDOWS: [(Span, Option<Span>); 14] = [
+    // Aligned to minutes: minutes only.
+    ((60, 120), Some((60, 120))),
+    ((0, 180), Some((0, 180))),
+    // Aligned to 10-second blocks: blocks at the edges, minutes inside.
+    ((50, 130), Some((50, 130))),
+    ((70, 100), Some((70, 100))),
+    ((-20, 10), Some((-20, 10))),
+    // Aligned to neither: at most 9 seconds per edge.
+    ((61, 179), Some((70, 170))),
+    ((-5, 125), Some((0, 120))),
+    ((-7, 143), Some((0, 140))),
+    ((3, 57), Some((10, 50))),
+    ((30, i64::MAX - SECOND), None),
+    // No whole block: seconds only.
+    ((59, 61), Some((61, 61))),
+    ((71, 79), Some((79, 79))),
+    // Outside the run's seconds: no rows.
+    ((-120, -60), Some((-120, -60))),
+    ((200, 400), Some((200, 400))),
+];
+
+async fn rollup_equals_the_merged_seconds(store: Arc<dyn Store>) {
     seed_rollup_run(&store).await;
     // Running: no rollup yet, windows read seconds.
     assert_eq!(
         store
-            .minutes_between("r1", i64::MIN, i64::MAX)
+            .rollup_between("r1", i64::MIN, i64::MAX)
             .await
             .unwrap(),
         None
     );
     assert!(matches!(
-        store.roll_up_minutes("r1").await,
+        store.roll_up("r1").await,
         Err(StoreError::Invalid(_))
     ));
     let finish = RunFinish {
@@ -1325,93 +1452,41 @@ async fn minute_rollup_equals_the_merged_seconds(store: Arc<dyn Store>) {
         error: None,
     };
     store.finish_run("r1", &finish).await.unwrap();
-    assert!(
-        !store.roll_up_minutes("r1").await.unwrap(),
-        "built at finish"
-    );
+    assert!(!store.roll_up("r1").await.unwrap(), "built at finish");
     assert_eq!(
-        store.minutes_between("nope", 0, i64::MAX).await.unwrap(),
+        store.rollup_between("nope", 0, i64::MAX).await.unwrap(),
         None
     );
 
-    // The whole rollup is the per-second rows merged per minute.
+    // The whole run: its minutes, each the seconds of that minute merged.
+    let all = check_window(&store, (i64::MIN / 2, i64::MAX - SECOND), None, None).await;
+    assert!(all.rows.iter().all(|r| r.span_s == 60));
+    assert_eq!(all.rows.first().unwrap().start, SECOND - 60);
+    assert_eq!(all.rows.last().unwrap().start, SECOND + 120);
     let seconds = store.seconds("r1", None).await.unwrap();
-    let all = store
-        .minutes_between("r1", i64::MIN, i64::MAX)
-        .await
-        .unwrap()
-        .expect("rolled up at finish");
-    assert_eq!(
-        all.rows.iter().map(minute_content).collect::<Vec<_>>(),
-        merged_per_minute(&seconds)
-    );
-    assert_eq!(all.rows.first().unwrap().minute_start, SECOND - 60);
-    assert_eq!(all.rows.last().unwrap().minute_start, SECOND + 120);
+    assert_eq!(all.rows.len() as u64, blocks_of(&seconds, 60));
 
-    // Windows aligned and not aligned to minutes: the whole minutes inside,
-    // and rollup + edge seconds == every second of the window, exactly.
-    // (window, the whole minutes inside it), seconds after the origin;
-    // `None`: the open end, minutes up to the last one of the run.
-    type Span = (i64, i64);
-    let windows: [(Span, Option<Span>); 9] = [
-        ((60, 120), Some((60, 120))),
-        ((0, 180), Some((0, 180))),
-        ((61, 179), Some((179, 179))),
-        ((-5, 125), Some((0, 120))),
-        ((30, i64::MAX - SECOND), None),
-        ((59, 61), Some((61, 61))),
-        ((70, 100), Some((100, 100))),
-        ((-120, -60), Some((-120, -60))),
-        ((200, 400), Some((240, 360))),
-    ];
-    for ((from, to), expected_span) in windows {
-        let (from, to) = (SECOND + from, SECOND + to);
-        let span: MinuteSpan = store
-            .minutes_between("r1", from, to)
-            .await
-            .unwrap()
-            .unwrap();
-        match expected_span {
-            Some((first, end)) => assert_eq!(
-                (span.from_second, span.to_second),
-                (SECOND + first, SECOND + end),
-                "window {from}..{to}"
-            ),
-            None => {
-                assert_eq!(span.from_second, SECOND + 60);
-                assert!(span.to_second > SECOND + 150 && (span.to_second - SECOND) % 60 == 0);
-            }
+    for (window, expected) in WINDOWS {
+        let span = check_window(&store, window, expected, Some(9)).await;
+        let (first, end) = (span.from_second - SECOND, span.to_second - SECOND);
+        // Whole minutes inside come from run_minutes, never as 6 blocks.
+        for row in span.rows.iter().filter(|r| r.span_s == 10) {
+            let minute = (row.start - SECOND).div_euclid(60) * 60;
+            assert!(
+                minute < first || minute + 60 > end,
+                "window {window:?}: block {} inside a whole minute",
+                row.start - SECOND
+            );
         }
-        let covered = store
-            .seconds_between("r1", span.from_second, span.to_second)
-            .await
-            .unwrap();
-        assert_eq!(
-            span.rows.iter().map(minute_content).collect::<Vec<_>>(),
-            merged_per_minute(&covered),
-            "window {from}..{to}"
-        );
-        let window = store.seconds_between("r1", from, to).await.unwrap();
-        let mut edges = store
-            .seconds_between("r1", from, span.from_second)
-            .await
-            .unwrap();
-        edges.extend(
-            store
-                .seconds_between("r1", span.to_second, to)
-                .await
-                .unwrap(),
-        );
-        let combined = merged_per_endpoint(
-            span.rows
-                .iter()
-                .map(|r| (r.endpoint, &r.counts, &r.histogram))
-                .chain(edges.iter().map(|r| (r.endpoint, &r.counts, &r.histogram))),
-        );
-        let expected =
-            merged_per_endpoint(window.iter().map(|r| (r.endpoint, &r.counts, &r.histogram)));
-        assert_eq!(combined, expected, "window {from}..{to}");
     }
+    assert!(
+        check_window(&store, (50, 130), Some((50, 130)), Some(9))
+            .await
+            .rows
+            .iter()
+            .any(|r| r.span_s == 10),
+        "edges of a window aligned to 10 s come from run_tens"
+    );
 
     // Summaries (built from the same pass) still equal the seconds merged.
     let summaries = store.summaries("r1").await.unwrap();
@@ -1451,46 +1526,78 @@ async fn runs_that_ended_without_a_rollup_are_rolled_up_later(store: Arc<dyn Sto
         error: None,
     };
     store.finish_run("r1", &finish).await.unwrap();
-    let built = store
-        .minutes_between("r1", i64::MIN, i64::MAX)
-        .await
-        .unwrap()
-        .unwrap();
-    // What a run that ended before migration 0006 looks like.
+    let seconds = store.seconds("r1", None).await.unwrap();
+    let mut built = Vec::new();
+    for (window, expected) in WINDOWS {
+        built.push(check_window(&store, window, expected, Some(9)).await);
+    }
+
+    // What a run that ended between migrations 0006 and 0007 looks like:
+    // minutes, no 10-second blocks. Windows fall back to whole minutes and
+    // up to 59 edge seconds, still exact.
     assert_eq!(
-        raw(url, "DELETE FROM run_minutes WHERE run_id = $1", "r1").await,
-        built.rows.len() as u64
+        raw(url, "DELETE FROM run_tens WHERE run_id = $1", "r1").await,
+        blocks_of(&seconds, 10)
     );
     raw(
         url,
-        "UPDATE runs SET minutes_origin = NULL WHERE id = $1",
+        "UPDATE runs SET tens_origin = NULL WHERE id = $1",
+        "r1",
+    )
+    .await;
+    let minutes_only = check_window(&store, (61, 179), Some((179, 179)), Some(59)).await;
+    assert!(minutes_only.rows.is_empty());
+    let minutes_only = check_window(&store, (31, 149), Some((60, 120)), Some(59)).await;
+    assert!(minutes_only.rows.iter().all(|r| r.span_s == 60));
+    assert!(store.roll_up("r1").await.unwrap(), "builds the blocks");
+    assert!(!store.roll_up("r1").await.unwrap());
+    for ((window, expected), built) in WINDOWS.into_iter().zip(&built) {
+        assert_eq!(
+            &check_window(&store, window, expected, Some(9)).await,
+            built
+        );
+    }
+    assert_eq!(
+        raw(url, "DELETE FROM run_minutes WHERE run_id = $1", "r1").await,
+        blocks_of(&seconds, 60),
+        "the minutes were left as they were"
+    );
+
+    // What a run that ended before migration 0006 looks like: no rollup.
+    raw(url, "DELETE FROM run_tens WHERE run_id = $1", "r1").await;
+    raw(
+        url,
+        "UPDATE runs SET minutes_origin = NULL, tens_origin = NULL WHERE id = $1",
         "r1",
     )
     .await;
     assert_eq!(
         store
-            .minutes_between("r1", i64::MIN, i64::MAX)
+            .rollup_between("r1", i64::MIN, i64::MAX)
             .await
             .unwrap(),
         None
     );
-    assert!(store.roll_up_minutes("r1").await.unwrap());
-    assert!(!store.roll_up_minutes("r1").await.unwrap());
-    assert_eq!(
-        store
-            .minutes_between("r1", i64::MIN, i64::MAX)
-            .await
-            .unwrap(),
-        Some(built)
-    );
+    assert!(store.roll_up("r1").await.unwrap());
+    assert!(!store.roll_up("r1").await.unwrap());
+    for ((window, expected), built) in WINDOWS.into_iter().zip(&built) {
+        assert_eq!(
+            &check_window(&store, window, expected, Some(9)).await,
+            built
+        );
+    }
     assert!(matches!(
-        store.roll_up_minutes("nope").await,
+        store.roll_up("nope").await,
         Err(StoreError::NotFound(_))
     ));
-    // Deleting the run deletes its minutes.
+    // Deleting the run deletes both levels.
     store.delete_run("r1").await.unwrap();
     assert_eq!(
         raw(url, "DELETE FROM run_minutes WHERE run_id = $1", "r1").await,
+        0
+    );
+    assert_eq!(
+        raw(url, "DELETE FROM run_tens WHERE run_id = $1", "r1").await,
         0
     );
 }

@@ -98,8 +98,9 @@ pub enum RunsCommand {
     Label(RunsLabelArgs),
     /// Delete a finished run and everything stored with it.
     Delete(RunsDeleteArgs),
-    /// Build the per-minute rollup that makes windows (--from/--to) fast,
-    /// for runs that ended before cicada wrote it at finish.
+    /// Build the rollup (per-minute and per-10-second rows) that makes
+    /// windows (--from/--to) fast, for runs that ended before cicada wrote
+    /// it, or one of its levels, at finish.
     Rollup(RunsRollupArgs),
 }
 
@@ -166,7 +167,7 @@ pub struct RunsRollupArgs {
     /// The runs to roll up.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub run_ids: Vec<String>,
-    /// Every ended run that has no rollup yet.
+    /// Every ended run (those with a complete rollup are left as they are).
     #[arg(long)]
     pub all: bool,
     /// The database: a SQLite file path or URL, or postgres://...

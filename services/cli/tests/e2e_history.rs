@@ -335,7 +335,7 @@ async fn history_end_to_end(db: TestDatabase) {
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("rolled up 0 of 1 runs (1 already had a rollup)"),
+        stderr.contains("rolled up 0 of 1 runs (1 already had a complete rollup)"),
         "{stderr}"
     );
     let (code, _, stderr) = run_cicada(

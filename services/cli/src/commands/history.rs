@@ -139,7 +139,8 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `cicada runs rollup`: builds missing per-minute rollups in a database.
+/// `cicada runs rollup`: builds missing rollup levels (minutes, 10-second
+/// blocks) in a database.
 async fn rollup(args: RunsRollupArgs) -> anyhow::Result<ExitCode> {
     let store = cicada_store::connect(&args.database_url)
         .await
@@ -152,7 +153,7 @@ async fn rollup(args: RunsRollupArgs) -> anyhow::Result<ExitCode> {
     let mut built = 0usize;
     for run_id in &run_ids {
         if store
-            .roll_up_minutes(run_id)
+            .roll_up(run_id)
             .await
             .with_context(|| format!("failed to roll up run {run_id}"))?
         {
@@ -160,7 +161,7 @@ async fn rollup(args: RunsRollupArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!(
-        "rolled up {built} of {} runs ({} already had a rollup)",
+        "rolled up {built} of {} runs ({} already had a complete rollup)",
         run_ids.len(),
         run_ids.len() - built
     );
