@@ -212,9 +212,10 @@ async fn seed_long(store: &Arc<dyn Store>, id: &str, running: bool) {
     }
 }
 
-/// Windowed numbers through the per-minute rollup (finished run) and from
-/// the seconds only (running run) equal merging every second of the window
-/// directly, for windows aligned and not aligned to minutes.
+/// Windowed numbers through the rollup (finished run: minutes, 10-second
+/// blocks, edge seconds) and from the seconds only (running run) equal
+/// merging every second of the window directly, for windows aligned to
+/// minutes, to 10-second blocks and to neither.
 async fn windows_equal_the_per_second_merge(store: Arc<dyn Store>) {
     seed_long(&store, "done", false).await;
     seed_long(&store, "live", true).await;
@@ -225,15 +226,34 @@ async fn windows_equal_the_per_second_merge(store: Arc<dyn Store>) {
             .unwrap()
             .is_some_and(|span| !span.rows.is_empty())
     );
+    assert!(
+        store
+            .rollup_between("done", START_S + 50, START_S + 130)
+            .await
+            .unwrap()
+            .is_some_and(|span| span.rows.iter().any(|r| r.span_s == 10)
+                && span.rows.iter().any(|r| r.span_s == 60))
+    );
     let windows = [
+        // Aligned to minutes.
         (Some(60), Some(180)),
         (Some(0), Some(120)),
+        (Some(120), None),
+        // Aligned to 10-second blocks.
+        (Some(50), Some(130)),
+        (Some(70), Some(190)),
+        (Some(10), Some(50)),
+        (Some(30), None),
+        // Aligned to neither.
         (Some(61), Some(179)),
         (Some(1), Some(200)),
-        (Some(59), Some(61)),
+        (Some(3), Some(57)),
+        (Some(90), Some(151)),
         (Some(17), None),
-        (Some(120), None),
-        (None, Some(150)),
+        (None, Some(155)),
+        // No whole 10-second block.
+        (Some(59), Some(61)),
+        (Some(71), Some(79)),
     ];
     for (from, to) in windows {
         let window = Window::new(from, to).unwrap();
