@@ -119,19 +119,29 @@ ANALYZE;
 SQL
 }
 
-# The short runs' per-minute rollups: copies of the first minutes of run A's
-# (built by `cicada runs rollup` from the same template seconds, so equal to
-# what rolling each of them up would write), instead of decoding 6M rows.
-copy_minutes() {
+# The short runs' rollups (minutes and 10-second blocks): copies of the first
+# rows of run A's (built by `cicada runs rollup` from the same template
+# seconds, so equal to what rolling each of them up would write), instead of
+# decoding 6M rows.
+copy_rollup() {
+  local base=$((1700000000 + (runs + 1) * 10000))
   cat <<SQL
 INSERT INTO run_minutes (run_id, minute_start, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
-  SELECT r.id, r.started_at_ms / 1000 + (m.minute_start - $((1700000000 + (runs + 1) * 10000))), m.endpoint,
+  SELECT r.id, r.started_at_ms / 1000 + (m.minute_start - $base), m.endpoint,
          m.requests, m.failures, m.cancelled, m.bytes, m.histogram, m.uncorrected_histogram
   FROM runs r JOIN run_minutes m ON m.run_id = '$a'
-   AND m.minute_start - $((1700000000 + (runs + 1) * 10000)) < (r.ended_at_ms - r.started_at_ms) / 1000
+   AND m.minute_start - $base < (r.ended_at_ms - r.started_at_ms) / 1000
   WHERE r.id LIKE 'seed-%' AND r.id NOT IN ('$a', '$b')
   ORDER BY r.id, m.minute_start, m.endpoint;
-UPDATE runs SET minutes_origin = started_at_ms / 1000 WHERE id LIKE 'seed-%' AND id NOT IN ('$a', '$b');
+INSERT INTO run_tens (run_id, block_start, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
+  SELECT r.id, r.started_at_ms / 1000 + (t.block_start - $base), t.endpoint,
+         t.requests, t.failures, t.cancelled, t.bytes, t.histogram, t.uncorrected_histogram
+  FROM runs r JOIN run_tens t ON t.run_id = '$a'
+   AND t.block_start - $base < (r.ended_at_ms - r.started_at_ms) / 1000
+  WHERE r.id LIKE 'seed-%' AND r.id NOT IN ('$a', '$b')
+  ORDER BY r.id, t.block_start, t.endpoint;
+UPDATE runs SET minutes_origin = started_at_ms / 1000, tens_origin = started_at_ms / 1000
+  WHERE id LIKE 'seed-%' AND id NOT IN ('$a', '$b');
 SQL
 }
 
@@ -182,29 +192,39 @@ bench_store() {
 
   local cli=("$bin/cicada")
   local db_args=(--database-url "$url" --format json)
-  local noop full window_s aligned unaligned inner page rollup_ms
+  local noop full window_s aligned tens unaligned inner page rollup_ms
   noop=$(time_ms "${cli[@]}" --version)
   # Before the rollup (as for runs that ended before it existed): seconds only.
   window_s=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}" --from 60s --to ${long}s)
   log "$store: rolling up the two $long s runs"
   rollup_ms=$(once_ms "${cli[@]}" runs rollup "$a" "$b" --database-url "$url")
-  copy_minutes | query
-  log "$store: $(query -c 'SELECT count(*) FROM run_minutes') per-minute rows, $(size)"
+  copy_rollup | query
+  log "$store: $(query -c 'SELECT count(*) FROM run_minutes') per-minute rows, $(query -c 'SELECT count(*) FROM run_tens') per-10-second rows, $(size)"
   full=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}")
   aligned=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}" --from 60s --to ${long}s)
+  tens=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}" --from 70s --to $((long - 10))s)
   unaligned=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}" --from 61s --to $((long - 1))s)
   inner=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}" --from 90s --to 150s)
   page=$(time_ms "${cli[@]}" runs list "${db_args[@]}" --limit 20)
+  # The same windows as runs rolled up before the 10-second level (0007)
+  # read them: whole minutes, then up to 59 edge seconds.
+  query -c "UPDATE runs SET tens_origin = NULL WHERE id IN ('$a', '$b')"
+  local unaligned_m inner_m
+  unaligned_m=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}" --from 61s --to $((long - 1))s)
+  inner_m=$(time_ms "${cli[@]}" compare "$a" "$b" "${db_args[@]}" --from 90s --to 150s)
+  query -c "UPDATE runs SET tens_origin = minutes_origin WHERE id IN ('$a', '$b')"
   {
-    printf '\nhistory queries on %s: %s runs x %s s x 10 endpoints + 2 x %s s (seeded in %s s; median of 5, whole CLI process)\n' \
-      "$store" "$runs" "$seconds" "$long" "$seeded_s"
+    printf '\nhistory queries on %s: %s runs x %s s x 10 endpoints + 2 x %s s (seeded in %s s; median of 5, whole CLI process; load average %s)\n' \
+      "$store" "$runs" "$seconds" "$long" "$seeded_s" "$(cut -d' ' -f1-3 /proc/loadavg)"
     printf '  cicada --version (process start)                         %6s ms\n' "$noop"
     printf '  compare, whole runs                                      %6s ms\n' "$full"
     printf '  compare --from 60s --to %ss, seconds only (no rollup)  %6s ms\n' "$long" "$window_s"
     printf '  runs rollup of the two runs (once)                       %6s ms\n' "$rollup_ms"
     printf '  compare --from 60s --to %ss (whole minutes)            %6s ms\n' "$long" "$aligned"
-    printf '  compare --from 61s --to %ss (2 x 59 s edges)           %6s ms\n' "$((long - 1))" "$unaligned"
+    printf '  compare --from 70s --to %ss (10 s blocks at the edges) %6s ms\n' "$((long - 10))" "$tens"
+    printf '  compare --from 61s --to %ss (+ 2 x 9 s edges)          %6s ms\n' "$((long - 1))" "$unaligned"
     printf '  compare --from 90s --to 150s (no whole minute)           %6s ms\n' "$inner"
+    printf '  the same two, minutes only (rolled up before 0007)       %6s / %s ms\n' "$unaligned_m" "$inner_m"
     printf '  runs list, a page of 20                                  %6s ms\n' "$page"
   } | tee -a "$work/results.txt"
   # The Postgres database stays for a look with psql (the next run drops it).

@@ -143,7 +143,7 @@ impl LatencyHistogram {
     /// Serializes to the HdrHistogram V2 format without DEFLATE: about twice
     /// the bytes of [`encode`](Self::encode) but ~4x cheaper to decode, for
     /// stored rows that are read far more often than written (the
-    /// per-minute rollup). [`decode`](Self::decode) reads both.
+    /// rollup of minutes and 10-second blocks). [`decode`](Self::decode) reads both.
     pub fn encode_uncompressed(&self) -> Result<Vec<u8>, HistogramError> {
         let mut buf = Vec::new();
         V2Serializer::new()

@@ -24,7 +24,7 @@ pub(crate) fn encode(histogram: &LatencyHistogram) -> Result<Vec<u8>, StoreError
         .map_err(|error| StoreError::Invalid(error.to_string()))
 }
 
-/// For the per-minute rollup: V2 without DEFLATE, cheaper to decode.
+/// For the rollup rows: V2 without DEFLATE, cheaper to decode.
 pub(crate) fn encode_uncompressed(histogram: &LatencyHistogram) -> Result<Vec<u8>, StoreError> {
     histogram
         .encode_uncompressed()

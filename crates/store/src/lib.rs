@@ -19,8 +19,8 @@
 //!   SHARE` on the run, `FOR UPDATE` on the watermark and on merged rows) so
 //!   several collectors can ingest into one database; SQLite serializes
 //!   writers (`BEGIN IMMEDIATE` plus an in-process lock).
-//! - `rollup`: the per-minute and per-10-second rollup of ended runs (written at finish, read
-//!   for windows), shared the same way.
+//! - `rollup`: the per-minute and per-10-second rollup of ended runs
+//!   (written at finish, read for windows), shared the same way.
 //! - `target`: per-second target resource samples (SQL shared by both).
 //! - `testing` (feature `testsuite`): fresh databases for tests.
 //!
