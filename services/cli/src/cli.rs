@@ -59,10 +59,15 @@ pub struct SourceArgs {
     /// The database `cicada run` writes: a SQLite file path or URL, or postgres://...
     #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
     pub database_url: String,
-    /// A deployed collector's history API (its --http-listen address),
-    /// e.g. http://127.0.0.1:7101; replaces --database-url.
+    /// A deployed collector's history API over HTTP/JSON (its --http-listen
+    /// address), e.g. http://127.0.0.1:7101; replaces --database-url.
     #[arg(long, env = "CICADA_COLLECTOR")]
     pub collector: Option<String>,
+    /// A deployed collector's gRPC port (its --listen address, serving
+    /// cicada.v1.History), HOST:PORT or http://HOST:PORT, e.g.
+    /// http://127.0.0.1:7100; replaces --database-url.
+    #[arg(long, env = "CICADA_COLLECTOR_GRPC", conflicts_with = "collector")]
+    pub collector_grpc: Option<String>,
     #[command(flatten)]
     pub auth: TokenArgs,
 }
@@ -486,6 +491,37 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_collector_is_reached_over_grpc_or_http_not_both() {
+        let cli = Cli::try_parse_from([
+            "cicada",
+            "runs",
+            "list",
+            "--collector-grpc",
+            "127.0.0.1:7100",
+        ])
+        .unwrap();
+        let Command::Runs(RunsCommand::List(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            args.source.collector_grpc.as_deref(),
+            Some("127.0.0.1:7100")
+        );
+        assert_eq!(args.source.collector, None);
+        let error = Cli::try_parse_from([
+            "cicada",
+            "trend",
+            "shop",
+            "--collector",
+            "http://127.0.0.1:7101",
+            "--collector-grpc",
+            "http://127.0.0.1:7100",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
 
     #[test]
     fn run_times() {
