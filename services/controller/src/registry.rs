@@ -106,6 +106,7 @@ impl Registry {
                 entry.heartbeat.run_id.clear();
                 entry.heartbeat.active_users = 0;
                 entry.heartbeat.in_flight = 0;
+                entry.rps = 0.0;
             }
         }
     }
@@ -387,8 +388,20 @@ mod tests {
             },
         );
         assert_eq!(registry.active_users("r1"), 5);
+        registry.heartbeat(
+            "b",
+            c1,
+            Heartbeat {
+                run_id: "r1".into(),
+                active_users: 5,
+                requests: 1_000_000,
+                ..Default::default()
+            },
+        );
+        assert!(registry.list()[1].rps > 0.0);
         registry.work_done("b", c1, "r1");
         assert_eq!(registry.active_users("r1"), 0);
+        assert_eq!(registry.list()[1].rps, 0.0, "idle after WorkDone");
         registry.release("r1", ["a", "b"]);
         assert!(!registry.claim("c", "r2"), "c is busy with another run");
         assert!(registry.claim("c", "old"), "c may rejoin its own run");

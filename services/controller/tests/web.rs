@@ -347,6 +347,13 @@ async fn start_watch_scale_stop_and_download() {
         "stream closes after end"
     );
 
+    // Every worker reported WorkDone before the run ended: idle, no rate.
+    let workers = client.get("/api/workers").await.json();
+    for worker in workers.as_array().unwrap() {
+        assert_eq!(worker["state"], "idle", "{worker}");
+        assert_eq!(worker["rps"], 0.0, "{worker}");
+    }
+
     // stats.csv totals are the collector's, and the target's own count.
     let served = cluster.target_total().await;
     let csv = client.get(&format!("/api/runs/{run_id}/stats.csv")).await;
