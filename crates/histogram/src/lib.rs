@@ -16,7 +16,7 @@ mod summary;
 pub use summary::{Counts, Summary};
 
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer, V2Serializer};
 
 /// Significant decimal digits kept for every value (0.1% resolution).
 const SIGNIFICANT_DIGITS: u8 = 3;
@@ -140,7 +140,20 @@ impl LatencyHistogram {
         Ok(buf)
     }
 
-    /// Decodes a histogram written by [`encode`](Self::encode) (or any V2 /
+    /// Serializes to the HdrHistogram V2 format without DEFLATE: about twice
+    /// the bytes of [`encode`](Self::encode) but ~4x cheaper to decode, for
+    /// stored rows that are read far more often than written (the
+    /// per-minute rollup). [`decode`](Self::decode) reads both.
+    pub fn encode_uncompressed(&self) -> Result<Vec<u8>, HistogramError> {
+        let mut buf = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.inner, &mut buf)
+            .map_err(|error| HistogramError::Encode(format!("{error:?}")))?;
+        Ok(buf)
+    }
+
+    /// Decodes a histogram written by [`encode`](Self::encode) or
+    /// [`encode_uncompressed`](Self::encode_uncompressed) (or any V2 /
     /// V2 + DEFLATE HdrHistogram). An empty slice decodes to an empty histogram.
     pub fn decode(bytes: &[u8]) -> Result<Self, HistogramError> {
         if bytes.is_empty() {
@@ -216,6 +229,20 @@ mod tests {
             let original: Vec<_> = h.iter_recorded().collect();
             let decoded: Vec<_> = back.iter_recorded().collect();
             prop_assert_eq!(original, decoded);
+        }
+
+        #[test]
+        fn uncompressed_round_trip_equals_the_compressed_one(values in proptest::collection::vec(1u64..120_000_000, 0..500)) {
+            let mut h = LatencyHistogram::new();
+            for v in &values {
+                h.record_us(*v);
+            }
+            let plain = LatencyHistogram::decode(&h.encode_uncompressed().unwrap()).unwrap();
+            let deflated = LatencyHistogram::decode(&h.encode().unwrap()).unwrap();
+            prop_assert_eq!(plain.len(), values.len() as u64);
+            let original: Vec<_> = h.iter_recorded().collect();
+            prop_assert_eq!(&plain.iter_recorded().collect::<Vec<_>>(), &original);
+            prop_assert_eq!(deflated.iter_recorded().collect::<Vec<_>>(), original);
         }
 
         #[test]

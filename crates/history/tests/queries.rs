@@ -144,3 +144,147 @@ async fn queries_on_postgres() {
     let db = TestDatabase::postgres().await.unwrap();
     queries(db.connect().await.unwrap()).await;
 }
+
+/// A run of 200 s started 0.3 s into a second, two endpoints whose
+/// latencies change every second; finished unless `running`.
+async fn seed_long(store: &Arc<dyn Store>, id: &str, running: bool) {
+    let endpoint = |index: u32, name: &str| Endpoint {
+        index,
+        method: "GET".to_owned(),
+        name: name.to_owned(),
+    };
+    store
+        .create_run(&NewRun {
+            id: id.to_owned(),
+            scenario_name: "long".to_owned(),
+            scenario_yaml: "name: long\n".to_owned(),
+            host: "http://h".to_owned(),
+            config_json: "{}".to_owned(),
+            labels: BTreeMap::new(),
+            started_at_ms: START_S * 1000 + 300,
+            endpoints: vec![endpoint(0, "/a"), endpoint(1, "/b")],
+            thresholds: Vec::new(),
+        })
+        .await
+        .unwrap();
+    for t in 0..200u64 {
+        let endpoints = (0..2u32)
+            .map(|e| {
+                let mut histogram = LatencyHistogram::new();
+                for i in 0..(5 + t % 7) {
+                    histogram
+                        .record_us(1_000 + (t * 7_919 + i * 104_729 + u64::from(e) * 31) % 20_000);
+                }
+                EndpointDelta {
+                    endpoint: e,
+                    counts: Counts {
+                        requests: histogram.len(),
+                        failures: u64::from(t % 13 == 0),
+                        cancelled: 0,
+                        bytes: 10 * histogram.len(),
+                    },
+                    histogram,
+                    uncorrected: None,
+                    failures: Vec::new(),
+                }
+            })
+            .collect();
+        store
+            .apply_delta(&Delta {
+                run_id: id.to_owned(),
+                worker_id: "w".to_owned(),
+                seq: t + 1,
+                second: START_S + t as i64,
+                active_users: 1,
+                dropped: 0,
+                endpoints,
+            })
+            .await
+            .unwrap();
+    }
+    if !running {
+        let finish = RunFinish {
+            status: RunStatus::Finished,
+            ended_at_ms: (START_S + 200) * 1000 + 300,
+            error: None,
+        };
+        store.finish_run(id, &finish).await.unwrap();
+    }
+}
+
+/// Windowed numbers through the per-minute rollup (finished run) and from
+/// the seconds only (running run) equal merging every second of the window
+/// directly, for windows aligned and not aligned to minutes.
+async fn windows_equal_the_per_second_merge(store: Arc<dyn Store>) {
+    seed_long(&store, "done", false).await;
+    seed_long(&store, "live", true).await;
+    assert!(
+        store
+            .minutes_between("done", i64::MIN, i64::MAX)
+            .await
+            .unwrap()
+            .is_some_and(|span| !span.rows.is_empty())
+    );
+    let windows = [
+        (Some(60), Some(180)),
+        (Some(0), Some(120)),
+        (Some(61), Some(179)),
+        (Some(1), Some(200)),
+        (Some(59), Some(61)),
+        (Some(17), None),
+        (Some(120), None),
+        (None, Some(150)),
+    ];
+    for (from, to) in windows {
+        let window = Window::new(from, to).unwrap();
+        let (first, end) = (
+            START_S + from.unwrap_or(0) as i64,
+            to.map_or(i64::MAX, |to| START_S + to as i64),
+        );
+        for id in ["done", "live"] {
+            let detail = cicada_history::show(&*store, id, window).await.unwrap();
+            let mut merged = [
+                (Counts::default(), LatencyHistogram::new()),
+                (Counts::default(), LatencyHistogram::new()),
+            ];
+            let mut total = (Counts::default(), LatencyHistogram::new());
+            for row in store.seconds_between(id, first, end).await.unwrap() {
+                let slot = &mut merged[row.endpoint as usize];
+                slot.0.add(&row.counts);
+                slot.1.merge(&row.histogram).unwrap();
+                total.0.add(&row.counts);
+                total.1.merge(&row.histogram).unwrap();
+            }
+            assert!(total.0.requests > 0);
+            let duration = detail.duration_s;
+            for (e, (counts, histogram)) in merged.iter().enumerate() {
+                assert_eq!(
+                    detail.endpoints[e].metrics,
+                    cicada_history::Metrics::new(*counts, histogram, duration),
+                    "{id} window {from:?}..{to:?} endpoint {e}"
+                );
+            }
+            assert_eq!(
+                detail.total,
+                cicada_history::Metrics::new(total.0, &total.1, duration),
+                "{id} window {from:?}..{to:?}"
+            );
+        }
+        let comparison = cicada_history::compare(&*store, "live", "done", window, Tolerance(0.05))
+            .await
+            .unwrap();
+        assert!(!comparison.regression, "the same numbers in both runs");
+    }
+}
+
+#[tokio::test]
+async fn windows_equal_the_per_second_merge_on_sqlite() {
+    let db = TestDatabase::sqlite().unwrap();
+    windows_equal_the_per_second_merge(db.connect().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn windows_equal_the_per_second_merge_on_postgres() {
+    let db = TestDatabase::postgres().await.unwrap();
+    windows_equal_the_per_second_merge(db.connect().await.unwrap()).await;
+}

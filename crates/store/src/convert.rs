@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use cicada_histogram::{Counts, LatencyHistogram};
 
 use crate::StoreError;
-use crate::model::{EndpointTotals, RunRecord, RunStatus};
+use crate::model::{EndpointTotals, MinuteRow, RunRecord, RunStatus};
 
 /// Counters are u64 in memory and BIGINT in the database; real counts never
 /// come near 2^63, so saturate rather than fail.
@@ -21,6 +21,13 @@ pub(crate) fn from_db(value: i64) -> u64 {
 pub(crate) fn encode(histogram: &LatencyHistogram) -> Result<Vec<u8>, StoreError> {
     histogram
         .encode()
+        .map_err(|error| StoreError::Invalid(error.to_string()))
+}
+
+/// For the per-minute rollup: V2 without DEFLATE, cheaper to decode.
+pub(crate) fn encode_uncompressed(histogram: &LatencyHistogram) -> Result<Vec<u8>, StoreError> {
+    histogram
+        .encode_uncompressed()
         .map_err(|error| StoreError::Invalid(error.to_string()))
 }
 
@@ -134,34 +141,90 @@ pub(crate) fn check_finish_status(status: RunStatus) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Merges per-second rows into per-endpoint totals, with a zero entry for
-/// every endpoint in `endpoints` (so summaries cover the whole table).
-#[derive(Default)]
-pub(crate) struct TotalsBuilder {
-    totals: HashMap<u32, (Counts, LatencyHistogram, Option<LatencyHistogram>)>,
+/// Seconds in a rollup minute.
+pub(crate) const MINUTE_S: i64 = 60;
+
+/// First second of the minute `second` falls in, minutes aligned to `origin`
+/// (`origin + 60k`, also before the origin).
+pub(crate) fn minute_start(origin: i64, second: i64) -> i64 {
+    let start = i128::from(origin)
+        + (i128::from(second) - i128::from(origin)).div_euclid(i128::from(MINUTE_S))
+            * i128::from(MINUTE_S);
+    i64::try_from(start).unwrap_or(i64::MIN)
 }
 
-impl TotalsBuilder {
+/// The whole minutes (aligned to `origin`) inside `[from, to)` as the span
+/// `[first, end)` they cover; `(to, to)` when no whole minute fits.
+pub(crate) fn whole_minutes(origin: i64, from: i64, to: i64) -> (i64, i64) {
+    let (o, m) = (i128::from(origin), i128::from(MINUTE_S));
+    let first = o - (o - i128::from(from)).div_euclid(m) * m;
+    let end = o + (i128::from(to) - o).div_euclid(m) * m;
+    match (i64::try_from(first), i64::try_from(end)) {
+        (Ok(first), Ok(end)) if first < end => (first, end),
+        _ => (to, to),
+    }
+}
+
+/// Merges per-second rows into per-minute rows aligned to an origin, and
+/// those into per-endpoint totals: each second's histogram is decoded once.
+pub(crate) struct MinutesBuilder {
+    origin: i64,
+    minutes: BTreeMap<(i64, u32), (Counts, LatencyHistogram, Option<LatencyHistogram>)>,
+}
+
+impl MinutesBuilder {
+    pub(crate) fn new(origin: i64) -> Self {
+        Self {
+            origin,
+            minutes: BTreeMap::new(),
+        }
+    }
+
     pub(crate) fn add(
         &mut self,
+        second: i64,
         endpoint: u32,
         row: &CountsRow,
         uncorrected: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         let histogram = decode(&row.4)?;
         let uncorrected = decode_optional(uncorrected)?;
-        let entry = self.totals.entry(endpoint).or_default();
+        let entry = self
+            .minutes
+            .entry((minute_start(self.origin, second), endpoint))
+            .or_default();
         entry.0.add(&counts_from_row(row));
         merge(&mut entry.1, &histogram)?;
         merge_into_optional(&mut entry.2, uncorrected.as_ref())
     }
 
-    pub(crate) fn finish(mut self, endpoints: &[u32]) -> Vec<EndpointTotals> {
-        endpoints
+    /// The minutes ordered by minute then endpoint, and the totals of every
+    /// endpoint in `endpoints` (zero for one without rows, so summaries
+    /// cover the whole table).
+    pub(crate) fn finish(
+        self,
+        endpoints: &[u32],
+    ) -> Result<(Vec<MinuteRow>, Vec<EndpointTotals>), StoreError> {
+        let mut totals: HashMap<u32, (Counts, LatencyHistogram, Option<LatencyHistogram>)> =
+            HashMap::new();
+        let mut minutes = Vec::with_capacity(self.minutes.len());
+        for ((minute_start, endpoint), (counts, histogram, uncorrected)) in self.minutes {
+            let total = totals.entry(endpoint).or_default();
+            total.0.add(&counts);
+            merge(&mut total.1, &histogram)?;
+            merge_into_optional(&mut total.2, uncorrected.as_ref())?;
+            minutes.push(MinuteRow {
+                minute_start,
+                endpoint,
+                counts,
+                histogram,
+                uncorrected,
+            });
+        }
+        let totals = endpoints
             .iter()
             .map(|&endpoint| {
-                let (counts, histogram, uncorrected) =
-                    self.totals.remove(&endpoint).unwrap_or_default();
+                let (counts, histogram, uncorrected) = totals.remove(&endpoint).unwrap_or_default();
                 EndpointTotals {
                     endpoint,
                     counts,
@@ -169,7 +232,8 @@ impl TotalsBuilder {
                     uncorrected,
                 }
             })
-            .collect()
+            .collect();
+        Ok((minutes, totals))
     }
 }
 
@@ -247,4 +311,38 @@ pub(crate) fn check_label_key(key: &str) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_are_aligned_to_the_origin() {
+        let o = 1_700_000_017;
+        assert_eq!(minute_start(o, o), o);
+        assert_eq!(minute_start(o, o + 59), o);
+        assert_eq!(minute_start(o, o + 60), o + 60);
+        assert_eq!(minute_start(o, o - 1), o - 60);
+        assert_eq!(minute_start(o, o - 60), o - 60);
+        assert_eq!(minute_start(o, o - 61), o - 120);
+    }
+
+    #[test]
+    fn whole_minutes_of_a_window() {
+        let o = 1_700_000_017;
+        // Aligned: every minute of the window.
+        assert_eq!(whole_minutes(o, o + 60, o + 300), (o + 60, o + 300));
+        // Not aligned: the minutes strictly inside.
+        assert_eq!(whole_minutes(o, o + 61, o + 299), (o + 120, o + 240));
+        assert_eq!(whole_minutes(o, o - 5, o + 125), (o, o + 120));
+        // Less than a whole minute.
+        assert_eq!(whole_minutes(o, o + 61, o + 150), (o + 150, o + 150));
+        assert_eq!(whole_minutes(o, o + 1, o + 60), (o + 60, o + 60));
+        // Open ends.
+        let (first, end) = whole_minutes(o, i64::MIN, i64::MAX);
+        assert!(first <= o && end > o + 1_000_000_000);
+        assert_eq!((i128::from(first) - i128::from(o)) % 60, 0);
+        assert_eq!((end - o) % 60, 0);
+    }
 }

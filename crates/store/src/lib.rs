@@ -19,6 +19,8 @@
 //!   SHARE` on the run, `FOR UPDATE` on the watermark and on merged rows) so
 //!   several collectors can ingest into one database; SQLite serializes
 //!   writers (`BEGIN IMMEDIATE` plus an in-process lock).
+//! - `rollup`: the per-minute rollup of ended runs (written at finish, read
+//!   for windows), shared the same way.
 //! - `target`: per-second target resource samples (SQL shared by both).
 //! - `testing` (feature `testsuite`): fresh databases for tests.
 //!
@@ -31,6 +33,7 @@ mod history;
 mod model;
 pub mod postgres;
 mod reads;
+mod rollup;
 pub mod sqlite;
 mod target;
 #[cfg(any(test, feature = "testsuite"))]
@@ -43,8 +46,8 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, TargetSample,
-    ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
+    FailureRecord, MinuteRow, MinuteSpan, NewRun, RunFilter, RunFinish, RunRecord, RunStatus,
+    SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// Persistent storage of runs and their measurements.
@@ -149,6 +152,26 @@ pub trait Store: Send + Sync + 'static {
         from_second: i64,
         to_second: i64,
     ) -> Result<Vec<SecondRow>, StoreError>;
+
+    /// The whole minutes of the window `[from_second, to_second)` (Unix
+    /// seconds) from an ended run's per-minute rollup, see [`MinuteSpan`]:
+    /// minutes start at the second the run started in plus multiples of 60.
+    /// `None` when the run has no rollup (unknown, still running, or ended
+    /// before the rollup existed and not rolled up since): read
+    /// [`seconds_between`](Self::seconds_between) instead.
+    async fn minutes_between(
+        &self,
+        run_id: &str,
+        from_second: i64,
+        to_second: i64,
+    ) -> Result<Option<MinuteSpan>, StoreError>;
+
+    /// Builds the per-minute rollup of an ended run from its per-second rows
+    /// (finishing a run builds it; this is for runs that ended before the
+    /// rollup existed). Returns `false` when the run already had one
+    /// (nothing changes). [`StoreError::NotFound`] for an unknown run,
+    /// [`StoreError::Invalid`] for a run still running.
+    async fn roll_up_minutes(&self, run_id: &str) -> Result<bool, StoreError>;
 
     /// The newest run of `scenario_name` started before `started_before_ms`
     /// that finished without error with every threshold recorded as passed

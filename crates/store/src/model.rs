@@ -230,6 +230,33 @@ pub struct SecondRow {
     pub uncorrected: Option<LatencyHistogram>,
 }
 
+/// One endpoint's numbers over one minute of an ended run: every per-second
+/// row of `[minute_start, minute_start + 60)` merged (the per-minute rollup).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MinuteRow {
+    /// First Unix second of the minute (the run's minutes origin + 60k).
+    pub minute_start: i64,
+    pub endpoint: u32,
+    pub counts: Counts,
+    pub histogram: LatencyHistogram,
+    /// Open model only: latencies from the actual send.
+    pub uncorrected: Option<LatencyHistogram>,
+}
+
+/// The whole minutes of a window `[from, to)` from an ended run's rollup:
+/// `rows` hold exactly the per-second rows of `[from_second, to_second)`
+/// merged per minute, so the window is these rows plus the per-second rows
+/// of `[from, from_second)` and `[to_second, to)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MinuteSpan {
+    /// First second the rows cover (`from <= from_second <= to_second <= to`).
+    pub from_second: i64,
+    /// End (exclusive) of the seconds the rows cover.
+    pub to_second: i64,
+    /// Ordered by minute, then endpoint.
+    pub rows: Vec<MinuteRow>,
+}
+
 /// Users running at the end of one second, summed across workers, and the
 /// open model's iterations dropped in that second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,12 +13,12 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
-use crate::convert::{self, RUN_COLUMNS, RunRow, TotalsBuilder, from_db, to_db};
+use crate::convert::{self, RUN_COLUMNS, RunRow, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
-    NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError, TargetSample,
-    ThresholdOutcome, ThresholdRecord, Watermark,
+    MinuteSpan, NewRun, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
+    TargetSample, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// Runs and measurements in Postgres.
@@ -54,6 +54,7 @@ impl PgStore {
 
 crate::reads::shared_reads!(PgStore);
 crate::history::shared_history!(PgStore, sqlx::Postgres);
+crate::rollup::shared_rollup!(PgStore, sqlx::Postgres);
 crate::target::target_samples!(PgStore);
 
 #[async_trait]
@@ -217,52 +218,16 @@ impl Store for PgStore {
     async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> Result<RunRecord, StoreError> {
         convert::check_finish_status(finish.status)?;
         let mut tx = self.pool.begin().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM runs WHERE id = $1 FOR UPDATE")
+        let run: Option<(String, i64)> =
+            sqlx::query_as("SELECT status, started_at_ms FROM runs WHERE id = $1 FOR UPDATE")
                 .bind(run_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(status) = status else {
+        let Some((status, started_at_ms)) = run else {
             return Err(StoreError::NotFound(run_id.to_owned()));
         };
         if status == RunStatus::Running.as_str() {
-            let indexes: Vec<i32> =
-                sqlx::query_scalar("SELECT idx FROM run_endpoints WHERE run_id = $1 ORDER BY idx")
-                    .bind(run_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let rows: Vec<(i32, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
-                "SELECT endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram
-                 FROM run_seconds WHERE run_id = $1",
-            )
-            .bind(run_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut totals = TotalsBuilder::default();
-            for (endpoint, requests, failures, cancelled, bytes, histogram, uncorrected) in rows {
-                totals.add(
-                    endpoint as u32,
-                    &(requests, failures, cancelled, bytes, histogram),
-                    uncorrected.as_deref(),
-                )?;
-            }
-            let indexes: Vec<u32> = indexes.into_iter().map(|i| i as u32).collect();
-            for summary in totals.finish(&indexes) {
-                sqlx::query(
-                    "INSERT INTO run_summaries (run_id, endpoint, requests, failures, cancelled, bytes, histogram, uncorrected_histogram)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(run_id)
-                .bind(summary.endpoint as i32)
-                .bind(to_db(summary.counts.requests))
-                .bind(to_db(summary.counts.failures))
-                .bind(to_db(summary.counts.cancelled))
-                .bind(to_db(summary.counts.bytes))
-                .bind(convert::encode(&summary.histogram)?)
-                .bind(convert::encode_optional(summary.uncorrected.as_ref())?)
-                .execute(&mut *tx)
-                .await?;
-            }
+            Self::write_rollup(&mut tx, run_id, started_at_ms, true).await?;
             sqlx::query("UPDATE runs SET status = $2, ended_at_ms = $3, error = $4 WHERE id = $1")
                 .bind(run_id)
                 .bind(finish.status.as_str())
@@ -344,6 +309,21 @@ impl Store for PgStore {
     ) -> Result<Vec<SecondRow>, StoreError> {
         self.read_seconds_between(run_id, from_second, to_second)
             .await
+    }
+
+    async fn minutes_between(
+        &self,
+        run_id: &str,
+        from_second: i64,
+        to_second: i64,
+    ) -> Result<Option<MinuteSpan>, StoreError> {
+        self.read_minutes_between(run_id, from_second, to_second)
+            .await
+    }
+
+    async fn roll_up_minutes(&self, run_id: &str) -> Result<bool, StoreError> {
+        let tx = self.pool.begin().await?;
+        self.write_roll_up_minutes(tx, run_id).await
     }
 
     async fn latest_passing_run(

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_store::{
-    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RunFilter, RunFinish,
-    RunStatus, Store, StoreError, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord,
+    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, MinuteRow, MinuteSpan, NewRun,
+    RunFilter, RunFinish, RunStatus, SecondRow, Store, StoreError, TargetSample, ThresholdDef,
+    ThresholdOutcome, ThresholdRecord,
 };
 
 /// Expands each test function into a Postgres and a SQLite test.
@@ -56,7 +57,37 @@ conformance!(
     seconds_between_is_half_open,
     latest_passing_run_skips_failed_and_later_runs,
     target_samples_are_stored_per_second,
+    minute_rollup_equals_the_merged_seconds,
 );
+
+/// Like `conformance!`, for tests that also change the database behind the
+/// store's back (to recreate what older versions left behind).
+macro_rules! conformance_with_url {
+    ($($test:ident),* $(,)?) => {
+        mod postgres_with_url {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = cicada_store::testing::TestDatabase::postgres().await.expect("create database");
+                    let store = db.connect().await.expect("connect");
+                    super::$test(store, db.url()).await;
+                }
+            )*
+        }
+        mod sqlite_with_url {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = cicada_store::testing::TestDatabase::sqlite().expect("temp dir");
+                    let store = db.connect().await.expect("connect");
+                    super::$test(store, db.url()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_with_url!(runs_that_ended_without_a_rollup_are_rolled_up_later);
 
 const SECOND: i64 = 1_700_000_000;
 
@@ -1166,4 +1197,300 @@ async fn target_samples_are_stored_per_second(store: Arc<dyn Store>) {
         "{unknown:?}"
     );
     assert!(store.target_samples("nope").await.unwrap().is_empty());
+}
+
+/// Run r1, started 0.7 s into second `SECOND` (its minutes origin), with
+/// rows from 2 s before its start to 150 s after: endpoint 0 every second
+/// from worker w1, endpoint 1 (open model, with uncorrected latencies) every
+/// 7th second from worker w2, so some seconds lack an endpoint's row.
+async fn seed_rollup_run(store: &Arc<dyn Store>) {
+    store
+        .create_run(&new_run("r1", "shop", SECOND * 1000 + 700))
+        .await
+        .unwrap();
+    for (seq, t) in (-2..150i64).enumerate() {
+        let values = latencies((t + 100) as u64, 5 + (t.unsigned_abs() as usize % 13));
+        let failures = u64::from(t % 11 == 0);
+        store
+            .apply_delta(&delta(
+                "r1",
+                "w1",
+                seq as u64 + 1,
+                SECOND + t,
+                vec![endpoint_delta(0, &values, failures)],
+            ))
+            .await
+            .unwrap();
+    }
+    for (seq, t) in (-2..150i64).step_by(7).enumerate() {
+        let values = latencies((t + 900) as u64, 9);
+        let mut endpoint = endpoint_delta(1, &values, 0);
+        endpoint.uncorrected = Some(histogram_of(&tenths(&values)));
+        store
+            .apply_delta(&delta(
+                "r1",
+                "w2",
+                seq as u64 + 1,
+                SECOND + t,
+                vec![endpoint],
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// Comparable content of a row: key, counts and every recorded value.
+type RowContent = (
+    i64,
+    u32,
+    cicada_histogram::Counts,
+    Vec<(u64, u64)>,
+    Option<Vec<(u64, u64)>>,
+);
+
+fn minute_content(row: &MinuteRow) -> RowContent {
+    (
+        row.minute_start,
+        row.endpoint,
+        row.counts,
+        recorded(&row.histogram),
+        row.uncorrected.as_ref().map(recorded),
+    )
+}
+
+/// Per-second rows merged per (minute aligned to `SECOND`, endpoint).
+fn merged_per_minute(rows: &[SecondRow]) -> Vec<RowContent> {
+    let mut minutes: BTreeMap<(i64, u32), (Counts, LatencyHistogram, Option<LatencyHistogram>)> =
+        BTreeMap::new();
+    for row in rows {
+        let minute = SECOND + (row.second - SECOND).div_euclid(60) * 60;
+        let entry = minutes.entry((minute, row.endpoint)).or_default();
+        entry.0.add(&row.counts);
+        entry.1.merge(&row.histogram).unwrap();
+        if let Some(uncorrected) = &row.uncorrected {
+            entry
+                .2
+                .get_or_insert_with(LatencyHistogram::new)
+                .merge(uncorrected)
+                .unwrap();
+        }
+    }
+    minutes
+        .into_iter()
+        .map(|((minute, endpoint), (counts, histogram, uncorrected))| {
+            (
+                minute,
+                endpoint,
+                counts,
+                recorded(&histogram),
+                uncorrected.as_ref().map(recorded),
+            )
+        })
+        .collect()
+}
+
+/// Per endpoint: counts and recorded values of `rows` merged.
+fn merged_per_endpoint<'a>(
+    rows: impl Iterator<Item = (u32, &'a Counts, &'a LatencyHistogram)>,
+) -> BTreeMap<u32, (Counts, Vec<(u64, u64)>)> {
+    let mut merged: BTreeMap<u32, (Counts, LatencyHistogram)> = BTreeMap::new();
+    for (endpoint, counts, histogram) in rows {
+        let entry = merged.entry(endpoint).or_default();
+        entry.0.add(counts);
+        entry.1.merge(histogram).unwrap();
+    }
+    merged
+        .into_iter()
+        .map(|(endpoint, (counts, histogram))| (endpoint, (counts, recorded(&histogram))))
+        .collect()
+}
+
+async fn minute_rollup_equals_the_merged_seconds(store: Arc<dyn Store>) {
+    seed_rollup_run(&store).await;
+    // Running: no rollup yet, windows read seconds.
+    assert_eq!(
+        store
+            .minutes_between("r1", i64::MIN, i64::MAX)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.roll_up_minutes("r1").await,
+        Err(StoreError::Invalid(_))
+    ));
+    let finish = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: (SECOND + 150) * 1000,
+        error: None,
+    };
+    store.finish_run("r1", &finish).await.unwrap();
+    assert!(
+        !store.roll_up_minutes("r1").await.unwrap(),
+        "built at finish"
+    );
+    assert_eq!(
+        store.minutes_between("nope", 0, i64::MAX).await.unwrap(),
+        None
+    );
+
+    // The whole rollup is the per-second rows merged per minute.
+    let seconds = store.seconds("r1", None).await.unwrap();
+    let all = store
+        .minutes_between("r1", i64::MIN, i64::MAX)
+        .await
+        .unwrap()
+        .expect("rolled up at finish");
+    assert_eq!(
+        all.rows.iter().map(minute_content).collect::<Vec<_>>(),
+        merged_per_minute(&seconds)
+    );
+    assert_eq!(all.rows.first().unwrap().minute_start, SECOND - 60);
+    assert_eq!(all.rows.last().unwrap().minute_start, SECOND + 120);
+
+    // Windows aligned and not aligned to minutes: the whole minutes inside,
+    // and rollup + edge seconds == every second of the window, exactly.
+    // (window, the whole minutes inside it), seconds after the origin;
+    // `None`: the open end, minutes up to the last one of the run.
+    type Span = (i64, i64);
+    let windows: [(Span, Option<Span>); 9] = [
+        ((60, 120), Some((60, 120))),
+        ((0, 180), Some((0, 180))),
+        ((61, 179), Some((179, 179))),
+        ((-5, 125), Some((0, 120))),
+        ((30, i64::MAX - SECOND), None),
+        ((59, 61), Some((61, 61))),
+        ((70, 100), Some((100, 100))),
+        ((-120, -60), Some((-120, -60))),
+        ((200, 400), Some((240, 360))),
+    ];
+    for ((from, to), expected_span) in windows {
+        let (from, to) = (SECOND + from, SECOND + to);
+        let span: MinuteSpan = store
+            .minutes_between("r1", from, to)
+            .await
+            .unwrap()
+            .unwrap();
+        match expected_span {
+            Some((first, end)) => assert_eq!(
+                (span.from_second, span.to_second),
+                (SECOND + first, SECOND + end),
+                "window {from}..{to}"
+            ),
+            None => {
+                assert_eq!(span.from_second, SECOND + 60);
+                assert!(span.to_second > SECOND + 150 && (span.to_second - SECOND) % 60 == 0);
+            }
+        }
+        let covered = store
+            .seconds_between("r1", span.from_second, span.to_second)
+            .await
+            .unwrap();
+        assert_eq!(
+            span.rows.iter().map(minute_content).collect::<Vec<_>>(),
+            merged_per_minute(&covered),
+            "window {from}..{to}"
+        );
+        let window = store.seconds_between("r1", from, to).await.unwrap();
+        let mut edges = store
+            .seconds_between("r1", from, span.from_second)
+            .await
+            .unwrap();
+        edges.extend(
+            store
+                .seconds_between("r1", span.to_second, to)
+                .await
+                .unwrap(),
+        );
+        let combined = merged_per_endpoint(
+            span.rows
+                .iter()
+                .map(|r| (r.endpoint, &r.counts, &r.histogram))
+                .chain(edges.iter().map(|r| (r.endpoint, &r.counts, &r.histogram))),
+        );
+        let expected =
+            merged_per_endpoint(window.iter().map(|r| (r.endpoint, &r.counts, &r.histogram)));
+        assert_eq!(combined, expected, "window {from}..{to}");
+    }
+
+    // Summaries (built from the same pass) still equal the seconds merged.
+    let summaries = store.summaries("r1").await.unwrap();
+    let expected = merged_per_endpoint(
+        seconds
+            .iter()
+            .map(|r| (r.endpoint, &r.counts, &r.histogram)),
+    );
+    for summary in &summaries {
+        assert_eq!(
+            expected[&summary.endpoint],
+            (summary.counts, recorded(&summary.histogram))
+        );
+    }
+}
+
+/// Runs a statement with `$1` = `run_id` on the database behind a store.
+async fn raw(url: &str, sql: &'static str, run_id: &str) -> u64 {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let done = sqlx::query(sql).bind(run_id).execute(&pool).await.unwrap();
+        pool.close().await;
+        done.rows_affected()
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let done = sqlx::query(sql).bind(run_id).execute(&pool).await.unwrap();
+        pool.close().await;
+        done.rows_affected()
+    }
+}
+
+async fn runs_that_ended_without_a_rollup_are_rolled_up_later(store: Arc<dyn Store>, url: &str) {
+    seed_rollup_run(&store).await;
+    let finish = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: (SECOND + 150) * 1000,
+        error: None,
+    };
+    store.finish_run("r1", &finish).await.unwrap();
+    let built = store
+        .minutes_between("r1", i64::MIN, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    // What a run that ended before migration 0006 looks like.
+    assert_eq!(
+        raw(url, "DELETE FROM run_minutes WHERE run_id = $1", "r1").await,
+        built.rows.len() as u64
+    );
+    raw(
+        url,
+        "UPDATE runs SET minutes_origin = NULL WHERE id = $1",
+        "r1",
+    )
+    .await;
+    assert_eq!(
+        store
+            .minutes_between("r1", i64::MIN, i64::MAX)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.roll_up_minutes("r1").await.unwrap());
+    assert!(!store.roll_up_minutes("r1").await.unwrap());
+    assert_eq!(
+        store
+            .minutes_between("r1", i64::MIN, i64::MAX)
+            .await
+            .unwrap(),
+        Some(built)
+    );
+    assert!(matches!(
+        store.roll_up_minutes("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Deleting the run deletes its minutes.
+    store.delete_run("r1").await.unwrap();
+    assert_eq!(
+        raw(url, "DELETE FROM run_minutes WHERE run_id = $1", "r1").await,
+        0
+    );
 }

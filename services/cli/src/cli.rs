@@ -102,6 +102,9 @@ pub enum RunsCommand {
     Label(RunsLabelArgs),
     /// Delete a finished run and everything stored with it.
     Delete(RunsDeleteArgs),
+    /// Build the per-minute rollup that makes windows (--from/--to) fast,
+    /// for runs that ended before cicada wrote it at finish.
+    Rollup(RunsRollupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +163,19 @@ pub struct RunsDeleteArgs {
     pub run_id: String,
     #[command(flatten)]
     pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsRollupArgs {
+    /// The runs to roll up.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub run_ids: Vec<String>,
+    /// Every ended run that has no rollup yet.
+    #[arg(long)]
+    pub all: bool,
+    /// The database: a SQLite file path or URL, or postgres://...
+    #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
+    pub database_url: String,
 }
 
 #[derive(Debug, Args)]

@@ -326,6 +326,29 @@ async fn history_end_to_end(db: TestDatabase) {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 
+    // Runs finished by this version were rolled up at finish; an unknown
+    // run is an error that names it.
+    let (code, _, stderr) = run_cicada(
+        &[&["runs", "rollup", "--all"][..], &db_args].concat(),
+        TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("rolled up 0 of 1 runs (1 already had a rollup)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_cicada(
+        &[&["runs", "rollup", "nope"][..], &db_args].concat(),
+        TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("nope") && stderr.contains("not found"),
+        "{stderr}"
+    );
+
     // Deleted through gRPC: gone for every path.
     grpc.delete(b_id).await;
     let (code, _, stderr) =

@@ -3,10 +3,12 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use cicada_history::{Comparison, RunDetail, RunInfo, Trend, Window};
 use cicada_store::RunFilter;
 
-use crate::cli::{CompareArgs, Format, RunsCommand, TrendArgs, WindowArgs};
+use crate::cli::{CompareArgs, Format, RunsCommand, RunsRollupArgs, TrendArgs, WindowArgs};
 use crate::history_source::Source;
 
 /// Exit code of `cicada compare` when B regressed beyond the tolerance.
@@ -132,6 +134,65 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             source.delete(&args.run_id).await?;
             eprintln!("deleted run {}", args.run_id);
             Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Rollup(args) => rollup(args).await,
+    }
+}
+
+/// `cicada runs rollup`: builds missing per-minute rollups in a database.
+async fn rollup(args: RunsRollupArgs) -> anyhow::Result<ExitCode> {
+    let store = cicada_store::connect(&args.database_url)
+        .await
+        .with_context(|| format!("failed to open the run database {}", args.database_url))?;
+    let run_ids = if args.all {
+        ended_runs(&*store).await?
+    } else {
+        args.run_ids
+    };
+    let mut built = 0usize;
+    for run_id in &run_ids {
+        if store
+            .roll_up_minutes(run_id)
+            .await
+            .with_context(|| format!("failed to roll up run {run_id}"))?
+        {
+            built += 1;
+        }
+    }
+    eprintln!(
+        "rolled up {built} of {} runs ({} already had a rollup)",
+        run_ids.len(),
+        run_ids.len() - built
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ids of every ended run, newest first, a page of 1,000 at a time.
+async fn ended_runs(store: &dyn cicada_store::Store) -> anyhow::Result<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = RunFilter {
+            limit: 1000,
+            started_before_ms: before,
+            ..RunFilter::default()
+        };
+        let page = store.list_runs(&filter).await?;
+        // The next page starts at the oldest start time again (+1 ms: runs
+        // sharing it may not all be on this page); seen ids are skipped.
+        let mut new = 0;
+        for run in &page {
+            if seen.insert(run.id.clone()) {
+                new += 1;
+                if run.status != cicada_store::RunStatus::Running {
+                    ids.push(run.id.clone());
+                }
+            }
+        }
+        match page.last() {
+            Some(last) if new > 0 && page.len() == 1000 => before = Some(last.started_at_ms + 1),
+            _ => return Ok(ids),
         }
     }
 }
