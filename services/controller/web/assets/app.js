@@ -826,8 +826,7 @@
           kpi("rps", "RPS"),
           kpi("failures", "Failures"),
           kpi("p95", "p95 (ms)"),
-          kpi("elapsed", "Elapsed"),
-          kpi("remaining", "Remaining")
+          kpi("elapsed", "Elapsed / remaining")
         ),
         this.errorLine
       );
@@ -967,7 +966,10 @@
       if (!initial && !REPORT) {
         history.replaceState(null, "", hashFor("/runs/" + this.runId, key === "stats" ? {} : { tab: key }));
       }
-      if (key === "charts") Object.values(this.charts).forEach((c) => c && c.draw());
+      if (key === "charts") {
+        this.charts.users.root.hidden = !this.isLive && this.charts.users.points === 0;
+        Object.values(this.charts).forEach((c) => c && c.draw());
+      }
       this.schedule();
     }
 
@@ -1137,8 +1139,8 @@
       set("failures", fmtPct(failRate), failRate > 0 ? "bad" : "");
       const p95 = l.current && this.isLive ? l.current.p95_ms : total.p95_ms;
       set("p95", fmtMs(p95));
-      set("elapsed", fmtDuration(l.elapsed_s));
-      set("remaining", l.run_time_s ? fmtDuration(Math.max(0, l.run_time_s - (l.elapsed_s || 0))) : this.isLive ? "until stopped" : "–");
+      const remaining = l.run_time_s && this.isLive ? fmtDuration(Math.max(0, l.run_time_s - (l.elapsed_s || 0))) + " left" : this.isLive ? "until stopped" : "";
+      set("elapsed", fmtDuration(l.elapsed_s) + (remaining ? " · " + remaining : ""));
       this.controls.hidden = !this.isLive;
       if (this.isLive) {
         this.scaleLabel.textContent = open ? "Target rate/s" : "Users";
@@ -1182,7 +1184,7 @@
         )
       );
       this.checksPanel.replaceChildren(
-        h("h2", null, "Thresholds"),
+        ...[h("h2", null, "Thresholds"),
         thresholds.length
           ? h("div.table-scroll", null, h("table.data.thresholds", null, h("thead", null, h("tr", null, h("th", null, "Result"), h("th", null, "Expression"), h("th", null, "Endpoint"), h("th.num", null, "Observed"))), h("tbody", null, rows)))
           : h("p.muted", null, "No thresholds: add them on the start form (e.g. p95 < 150ms) or in the scenario."),
@@ -1197,7 +1199,8 @@
                 d.suggested_workers ? h("p", null, `Suggested workers: ${d.suggested_workers}`) : null
               )
             )
-          : h("p.muted", null, "Nothing to report: the generator kept up and the target answered.")
+          : h("p.muted", null, "Nothing to report: the generator kept up and the target answered."),
+        ].flat()
       );
     }
   }

@@ -19,7 +19,8 @@
 
 (function (global) {
   const FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
-  const PAD = { top: 12, right: 14, bottom: 26, left: 54 };
+  const PAD = { top: 12, right: 20, bottom: 26, left: 54 };
+  const X_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
   /** Ticks at 1, 2, 2.5 or 5 × 10^k covering [0, max] (or [min, max]). */
   function niceTicks(min, max, count) {
@@ -259,16 +260,17 @@
           ctx.fillText(this.options.y2Format(t), plot.right + 6, syRight(t));
         }
       }
-      // X labels: evenly spaced, as many as fit.
+      // X labels at round steps (1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10 min...),
+      // as many as fit.
       ctx.textBaseline = "top";
       ctx.textAlign = "center";
-      const sample = this.options.xFormat(x1);
-      const fit = Math.max(2, Math.floor((plot.right - plot.left) / (ctx.measureText(sample).width + 24)));
-      const labels = Math.min(this.options.xTicks, fit, n);
-      for (let k = 0; k < labels; k++) {
-        const x = labels === 1 ? x0 : x0 + ((x1 - x0) * k) / (labels - 1);
+      const labelWidth = ctx.measureText(this.options.xFormat(x1)).width + 24;
+      const fit = Math.max(2, Math.min(this.options.xTicks, Math.floor((plot.right - plot.left) / labelWidth)));
+      const step = X_STEPS.find((s) => (x1 - x0) / s <= fit) || Math.ceil((x1 - x0) / fit);
+      for (let x = Math.ceil(x0 / step) * step; x <= x1; x += step) {
         const px = sx(x);
-        ctx.textAlign = k === 0 ? "left" : k === labels - 1 ? "right" : "center";
+        const w = ctx.measureText(this.options.xFormat(x)).width / 2;
+        ctx.textAlign = px - w < plot.left - 20 ? "left" : px + w > plot.right + 20 ? "right" : "center";
         ctx.fillText(this.options.xFormat(x), px, plot.bottom + 6);
       }
 
