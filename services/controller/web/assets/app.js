@@ -1222,7 +1222,7 @@
           h("td", null, h("span.badge." + (t.passed === false ? "status-failed" : t.passed ? "status-finished" : "status-running"), null, t.passed === false ? "FAIL" : t.passed ? "PASS" : "pending")),
           h("td.mono", null, t.expression),
           h("td", null, t.endpoint || "all endpoints"),
-          h("td.num", null, t.observed === null || t.observed === undefined ? "–" : fmtNum(t.observed))
+          h("td.num", null, t.observed_text || (t.observed === null || t.observed === undefined ? "–" : fmtNum(t.observed)))
         )
       );
       this.checksPanel.replaceChildren(
