@@ -24,10 +24,12 @@
 
   // ---------------------------------------------------------------- helpers
 
-  /** `h("td.num", {title: "x"}, "text", child)`: an element. */
+  /** `h("td#id.num.other", {title: "x"}, "text", child)`: an element. */
   function h(tag, attrs, ...children) {
-    const [name, ...classes] = tag.split(".");
+    const [head, ...classes] = tag.split(".");
+    const [name, id] = head.split("#");
     const el = document.createElement(name);
+    if (id) el.id = id;
     if (classes.length) el.className = classes.join(" ");
     if (attrs) {
       for (const [k, v] of Object.entries(attrs)) {
@@ -448,7 +450,7 @@
     const host = h("input#host", { type: "url", placeholder: "from the scenario", autocomplete: "url" });
     const runTime = h("input#run-time", { type: "text", placeholder: "e.g. 30s, 5m, 1h30m; empty = until stopped", pattern: "^\\s*([0-9]+(\\.[0-9]+)?\\s*(ms|s|m|h)\\s*)*$" });
     const labels = h("input#labels", { type: "text", placeholder: "release=1.2, env=staging" });
-    const thresholds = h("textarea#thresholds", { rows: 3, placeholder: "one per line, e.g.\np95 < 150ms\nfailure_rate < 1%\nGET /Test/V1: p99 < 300ms", spellcheck: false });
+    const thresholds = h("textarea#thresholds", { rows: 4, placeholder: "one per line, e.g.\np95 < 150ms\nfailure_rate < 1%\nGET /Test/V1: p99 < 300ms", spellcheck: false });
     const startButton = h("button#start.primary", { type: "submit" }, "Start");
     const formError = h("div.form-error", { role: "alert" });
 
@@ -682,6 +684,12 @@
         const where = err.line ? `line ${err.line}${err.column ? ", column " + err.column : ""}: ` : "";
         this.message.textContent = where + (err.error || "invalid scenario");
         this.message.dataset.line = err.line || "";
+        // Bring the error line into view unless the user is typing there.
+        const ta = this.textarea;
+        const top = (this.errorLine - 1) * 20;
+        if (this.errorLine && document.activeElement !== ta && (top < ta.scrollTop || top > ta.scrollTop + ta.clientHeight - 40)) {
+          ta.scrollTop = Math.max(0, top - 60);
+        }
       } else {
         this.message.hidden = true;
         this.message.textContent = "";
@@ -1342,7 +1350,7 @@
       "div.paging",
       null,
       before ? h("a.button-link", { href: hashFor("/history", { scenario, label, status }) }, "« Newest") : null,
-      more ? h("a.button-link#older", { href: hashFor("/history", { scenario, label, status, before_ms: shown[shown.length - 1].started_at_ms }) }, "Older »") : null
+      more ? h("a#older.button-link", { href: hashFor("/history", { scenario, label, status, before_ms: shown[shown.length - 1].started_at_ms }) }, "Older »") : null
     );
     page.append(h("div.card", null, h("div.toolbar", null, compareButton, pickNote), table, paging));
   }
@@ -1412,10 +1420,8 @@
         { id: "verdict" },
         c.regression ? `Regression: B is worse than A beyond ${tolText} (${windowText}).` : `No regression beyond ${tolText} (${windowText}).`
       ),
-      h("h2", null, "Total"),
-      metricTable(c.total),
-      h("h2", null, "Per endpoint"),
-      endpointMatrix(c.endpoints),
+      h("div.card", null, h("h2.card-title", null, "Total"), metricTable(c.total)),
+      h("div.card", null, h("h2.card-title", null, "Per endpoint"), h("p.muted", null, "B's value and its change from A; hover a cell for both values."), endpointMatrix(c.endpoints)),
       c.only_in_a.length || c.only_in_b.length
         ? h(
             "div.card",
@@ -1427,6 +1433,9 @@
     );
   }
 
+  function metricLabel(metric) {
+    return { p999: "p99.9", failure_rate: "failure rate", rps: "RPS" }[metric] || metric;
+  }
   function metricValue(metric, v) {
     if (metric === "failure_rate") return fmtPct(v);
     if (metric === "requests") return fmtInt(v);
@@ -1457,7 +1466,7 @@
             h(
               "tr" + (m.regression ? ".regression" : ""),
               null,
-              h("td", null, m.metric),
+              h("td", null, metricLabel(m.metric)),
               h("td.num", null, metricValue(m.metric, m.a)),
               h("td.num", null, metricValue(m.metric, m.b)),
               h("td.num", null, deltaText(m)),
@@ -1479,7 +1488,7 @@
       h(
         "table.data.compare-matrix",
         null,
-        h("thead", null, h("tr", null, h("th", null, "Endpoint"), metrics.map((m) => h("th.num", null, m)))),
+        h("thead", null, h("tr", null, h("th", null, "Endpoint"), metrics.map((m) => h("th.num", null, metricLabel(m))))),
         h(
           "tbody",
           null,
@@ -1505,7 +1514,7 @@
 
   // ------------------------------------------------------------- trend page
 
-  const METRICS = ["p50", "p90", "p95", "p99", "p99.9", "max", "rps", "requests", "failure_rate"];
+  const METRICS = ["p50", "p90", "p95", "p99", "p999", "max", "rps", "requests", "failure_rate"];
 
   async function trendPage(page, params) {
     document.title = "cicada · trend";
@@ -1523,7 +1532,7 @@
     }
     const scenarioInput = h("input#trend-scenario", { type: "text", value: scenario || known[0] || "", required: true, list: "known-scenarios" });
     scenarioInput.setAttribute("list", "known-scenarios");
-    const metricInput = h("select#trend-metric", null, METRICS.map((m) => h("option", { value: m, selected: m === metric }, m)));
+    const metricInput = h("select#trend-metric", null, METRICS.map((m) => h("option", { value: m, selected: m === metric }, metricLabel(m))));
     const endpointInput = h("input#trend-endpoint", { type: "text", value: endpoint, placeholder: "total or GET /path" });
     const lastInput = h("input#trend-last", { type: "number", min: "1", max: "1000", value: last });
     const form = h(
@@ -1553,8 +1562,9 @@
     page.appendChild(card);
     const valueFmt = (v) => metricValue(trend.metric, v);
     const chart = new CicadaCharts.LineChart(card, {
-      title: `${trend.metric} of ${trend.endpoint} across the last ${trend.points.length} run${trend.points.length === 1 ? "" : "s"} of ${trend.scenario}`,
-      series: [{ name: trend.metric, color: "#2e7d32" }],
+      title: `${metricLabel(trend.metric)} of ${trend.endpoint} across the last ${trend.points.length} run${trend.points.length === 1 ? "" : "s"} of ${trend.scenario}`,
+      series: [{ name: metricLabel(trend.metric), color: "#2e7d32" }],
+      dots: true,
       xFormat: (i) => {
         const p = trend.points[Math.round(i)];
         return p ? CicadaCharts.formatClock(p.started_at_ms) : "";
@@ -1577,7 +1587,7 @@
         h(
           "table.data.trend",
           null,
-          h("thead", null, h("tr", null, h("th", null, "Run"), h("th", null, "Started"), h("th", null, "Labels"), h("th.num", null, trend.metric))),
+          h("thead", null, h("tr", null, h("th", null, "Run"), h("th", null, "Started"), h("th", null, "Labels"), h("th.num", null, metricLabel(trend.metric)))),
           h(
             "tbody",
             null,

@@ -310,6 +310,15 @@
           pen = true;
         }
         ctx.stroke();
+        if (this.options.dots) {
+          ctx.fillStyle = s.color;
+          for (let j = 0; j < n; j++) {
+            if (ys[j] === null || ys[j] === undefined) continue;
+            ctx.beginPath();
+            ctx.arc(sx(this.xs[j]), y(ys[j]), 3, 0, 2 * Math.PI);
+            ctx.fill();
+          }
+        }
       });
       ctx.setLineDash([]);
       ctx.restore();
