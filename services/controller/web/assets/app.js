@@ -381,6 +381,9 @@
     }
     const { path, params } = parseHash();
     const page = h("div.page");
+    // data-ready tells scripts (and the browser test) the page is built.
+    app.dataset.route = path;
+    app.dataset.ready = "0";
     app.replaceChildren(page);
     window.scrollTo(0, 0);
     try {
@@ -417,6 +420,7 @@
     } catch (e) {
       page.appendChild(errorBox(e));
     }
+    if (app.dataset.route === path && app.contains(page)) app.dataset.ready = "1";
   }
 
   // ------------------------------------------------------------- start form

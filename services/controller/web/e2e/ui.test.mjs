@@ -159,7 +159,7 @@ async function canvasDrawn(page, selector) {
 /** Fills the start form and starts a run; returns its id. */
 async function startRunFromForm(page, ui, { scenario, users, spawnRate, host, runTime, labels, thresholds }) {
   await page.goto(`${ui}/#/new`);
-  await page.waitForSelector("#scenario-pick option:nth-child(2)", { state: "attached", timeout: 15_000 });
+  await page.waitForSelector('#app[data-route="/new"][data-ready="1"]', { state: "attached", timeout: 15_000 });
   const value = await page.$eval("#scenario-pick", (select, name) => [...select.options].find((o) => o.textContent.startsWith(name + " "))?.value, scenario);
   assert.ok(value !== undefined, `scenario ${scenario} is offered by the picker`);
   await page.selectOption("#scenario-pick", value);
