@@ -773,6 +773,7 @@
         }
       }
     }
+    if (!REPORT && !page.isConnected) return; // the user moved on while loading
     const view = new RunView(page, runId, detail, live, params.get("tab") || "stats");
     if (!REPORT && live && isLiveState(live.state)) view.connect();
     cleanup = () => view.close();
@@ -1562,6 +1563,7 @@
     }
     const q = new URLSearchParams({ scenario: chosen, metric, endpoint, last });
     const trend = await api("GET", "/api/history/trend?" + q.toString());
+    if (!page.isConnected) return;
     const card = h("div.card");
     page.appendChild(card);
     const valueFmt = (v) => metricValue(trend.metric, v);
