@@ -499,7 +499,12 @@
         validated = v;
         editor.setError(null);
         host.placeholder = v.host || "http://…";
-        if (v.rate && !modelOpen.checked && !rate.dataset.touched) rate.value = v.rate;
+        if (v.rate && !rate.dataset.touched) {
+          // The scenario declares the open model: start with its rate.
+          rate.value = v.rate;
+          modelOpen.checked = true;
+          syncModel();
+        }
         summary.replaceChildren(
           h("span.ok", null, "✓ valid"),
           " ",
