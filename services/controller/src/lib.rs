@@ -31,6 +31,7 @@ mod service;
 pub mod shape;
 pub mod split;
 mod start;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct ControllerConfig {
     /// accepts unauthenticated calls (for loopback only; see
     /// [`cicada_proto::auth::check_listen`]).
     pub token: Option<Token>,
+    /// The web UI's settings (served when [`run_with`] gets a web listener).
+    pub web: web::WebConfig,
 }
 
 impl ControllerConfig {
@@ -101,6 +104,7 @@ impl ControllerConfig {
             collector_timeout: Duration::from_secs(10),
             recovery_settle: Duration::from_secs(5),
             token: None,
+            web: web::WebConfig::default(),
         }
     }
 }
@@ -143,6 +147,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(config, listener, None, shutdown).await
+}
+
+/// [`run`], plus the web UI and its JSON API on `web_listener` when given
+/// (docs/WEB.md).
+pub async fn run_with(
+    config: ControllerConfig,
+    listener: TcpListener,
+    web_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let endpoint = grpc_endpoint(&config.collector_url)?.connect_timeout(Duration::from_secs(5));
     // Lazy: the controller starts (and takes its workers back) even while
     // the collector is down; only runs need it.
@@ -162,6 +177,14 @@ pub async fn run(
     tracing::info!(addr = ?local, "controller listening");
     tokio::spawn(service::expire_silent_workers(shared.clone()));
     tokio::spawn(recovery::recover(shared.clone()));
+    if let Some(web_listener) = web_listener {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(error) = web::serve(shared, web_listener).await {
+                tracing::error!(%error, "web ui failed");
+            }
+        });
+    }
 
     let signal = async move {
         shutdown.await;
