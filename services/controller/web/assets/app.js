@@ -1099,6 +1099,7 @@
 
     /** After the end event: the stored run has the final per-second series. */
     async refreshAfterEnd() {
+      refreshCluster();
       try {
         const report = await api("GET", `/api/runs/${encodeURIComponent(this.runId)}/report.json`);
         if (report.run) {

@@ -181,10 +181,15 @@
       });
     }
 
+    /** Whether series `i` has any value (empty series get no axis or legend). */
+    hasData(i) {
+      return this.ys[i].some((v) => v !== null && v !== undefined);
+    }
+
     geometry() {
       const width = this.box.clientWidth;
       const height = this.box.clientHeight;
-      const hasRight = this.series.some((s) => s.axis === "right");
+      const hasRight = this.series.some((s, i) => s.axis === "right" && this.hasData(i));
       const plot = {
         left: PAD.left,
         top: PAD.top,
@@ -206,6 +211,10 @@
     render() {
       const { width, height, plot, hasRight } = this.geometry();
       this.canvas.dataset.points = String(this.xs.length);
+      this.series.forEach((s, i) => {
+        const empty = this.xs.length > 0 && !this.hasData(i);
+        if (s.legendItem.hidden !== empty) s.legendItem.hidden = empty;
+      });
       if (width === 0 || height === 0) return; // hidden: drawn when shown
       const dpr = global.devicePixelRatio || 1;
       const cw = Math.round(width * dpr);
