@@ -18,4 +18,8 @@ pub enum HistoryError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A remote History service failed in a way no other variant
+    /// describes (unreachable, internal error, malformed answer).
+    #[error("the history service failed ({code:?}): {message}")]
+    Remote { code: tonic::Code, message: String },
 }

@@ -260,6 +260,10 @@ pub struct SecondPoint {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    /// Users running during that second, summed over workers (0 in
+    /// answers written before it was reported).
+    #[serde(default)]
+    pub users: u64,
 }
 
 /// Everything `cicada runs show` prints.

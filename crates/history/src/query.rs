@@ -1,8 +1,10 @@
 //! The history queries: show a run, compare two, the latest passing
 //! baseline, a metric's trend.
 
+use std::collections::HashMap;
+
 use cicada_histogram::{Counts, LatencyHistogram};
-use cicada_store::{RunFilter, RunStatus, Store};
+use cicada_store::{RunFilter, RunRecord, RunStatus, Store};
 
 use crate::compare::compare_metrics;
 use crate::load::{self, Totals};
@@ -35,6 +37,7 @@ pub async fn show(
         counts.add(&row.counts);
         load::merge(histogram, &row.histogram)?;
     }
+    let users = users_by_second(store, &record, window).await?;
     let series = series
         .into_iter()
         .map(|(second, counts, histogram)| {
@@ -46,6 +49,7 @@ pub async fn show(
                 p50_ms: m.p50_ms,
                 p95_ms: m.p95_ms,
                 p99_ms: m.p99_ms,
+                users: users.get(&second).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -71,6 +75,26 @@ pub async fn show(
         total,
         series,
     })
+}
+
+/// Users running per second (Unix seconds) within the window.
+async fn users_by_second(
+    store: &dyn Store,
+    record: &RunRecord,
+    window: Window,
+) -> Result<HashMap<i64, u64>, HistoryError> {
+    let start = record.started_at_ms.div_euclid(1000);
+    let from = start.saturating_add(window.from_s as i64);
+    let to = window
+        .to_s
+        .map_or(i64::MAX, |to| start.saturating_add(to as i64));
+    Ok(store
+        .active_users(&record.id, Some(from))
+        .await?
+        .into_iter()
+        .filter(|row| row.second < to)
+        .map(|row| (row.second, row.users))
+        .collect())
 }
 
 fn metrics_of(totals: &Totals) -> Result<(Vec<EndpointMetrics>, Metrics), HistoryError> {

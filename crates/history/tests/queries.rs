@@ -40,7 +40,7 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
                 worker_id: "w".to_owned(),
                 seq: t + 1,
                 second: START_S + started_offset_s + t as i64,
-                active_users: 1,
+                active_users: t as u32 + 1,
                 dropped: 0,
                 endpoints: vec![EndpointDelta {
                     endpoint: 0,
@@ -96,6 +96,11 @@ async fn queries(store: Arc<dyn Store>) {
     assert_eq!(
         detail.series.iter().map(|p| p.t_s).collect::<Vec<_>>(),
         [2, 3, 4]
+    );
+    // Users running in each second of the window, as the worker reported.
+    assert_eq!(
+        detail.series.iter().map(|p| p.users).collect::<Vec<_>>(),
+        [3, 4, 5]
     );
     assert!((detail.total.max_ms - 104.0).abs() < 0.2);
     assert!((detail.total.p50_ms - 103.0).abs() < 0.2);

@@ -1,7 +1,7 @@
 //! `grpc.health.v1` for cicada's servers: Kubernetes `grpc:` probes and
 //! `cicada health --grpc` ask it. It is served next to the cicada service,
 //! outside the token check, and reports SERVING for the server as a whole
-//! ("") and for the named cicada service.
+//! ("") and for each named cicada service.
 
 use tonic::server::NamedService;
 pub use tonic_health::ServingStatus;
@@ -11,7 +11,17 @@ pub use tonic_health::pb::{HealthCheckRequest, health_check_response};
 
 /// The health service, reporting `S` (and the whole server) as SERVING.
 pub async fn serving<S: NamedService>() -> HealthServer<impl Health> {
+    serving_all(&[S::NAME]).await
+}
+
+/// The health service, reporting each of `services` (full names such as
+/// `cicada.v1.Collector`) and the whole server as SERVING.
+pub async fn serving_all(services: &[&str]) -> HealthServer<impl Health> {
     let (reporter, service) = tonic_health::server::health_reporter();
-    reporter.set_serving::<S>().await;
+    for name in services {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
     service
 }

@@ -33,6 +33,10 @@ pub enum Command {
     Scale(ScaleArgs),
     /// List the workers connected to a deployed controller.
     Workers(ControllerArgs),
+    /// The web UI on a local cluster (collector, controller, workers in this
+    /// process), like `locust -f FILE`: start, watch and steer runs in the
+    /// browser; runs until Ctrl-C.
+    Ui(UiArgs),
     /// Check a scenario file without running it.
     Validate(ValidateArgs),
     /// Ask a controller or collector whether it is serving (grpc.health.v1,
@@ -55,10 +59,15 @@ pub struct SourceArgs {
     /// The database `cicada run` writes: a SQLite file path or URL, or postgres://...
     #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
     pub database_url: String,
-    /// A deployed collector's history API (its --http-listen address),
-    /// e.g. http://127.0.0.1:7101; replaces --database-url.
+    /// A deployed collector's history API over HTTP/JSON (its --http-listen
+    /// address), e.g. http://127.0.0.1:7101; replaces --database-url.
     #[arg(long, env = "CICADA_COLLECTOR")]
     pub collector: Option<String>,
+    /// A deployed collector's gRPC port (its --listen address, serving
+    /// cicada.v1.History), HOST:PORT or http://HOST:PORT, e.g.
+    /// http://127.0.0.1:7100; replaces --database-url.
+    #[arg(long, env = "CICADA_COLLECTOR_GRPC", conflicts_with = "collector")]
+    pub collector_grpc: Option<String>,
     #[command(flatten)]
     pub auth: TokenArgs,
 }
@@ -277,6 +286,34 @@ pub struct RunArgs {
     /// Where the run is stored: a SQLite file path or URL (sqlite:...), or postgres://...
     #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
     pub database_url: String,
+    /// After the run, write the self-contained HTML report (the web UI's
+    /// report page, no network needed to open it) to this file.
+    #[arg(long, env = "CICADA_HTML")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address of the web UI (port 0: any free port, printed at start).
+    #[arg(long, env = "CICADA_WEB_LISTEN", default_value = "127.0.0.1:8089")]
+    pub web_listen: std::net::SocketAddr,
+    /// HTTP Basic credentials USER:PASS the browser must give; required for a
+    /// non-loopback --web-listen unless --insecure-no-auth.
+    #[arg(long, env = "CICADA_WEB_AUTH", hide_env_values = true)]
+    pub web_auth: Option<cicada_controller::web::BasicAuth>,
+    /// Serve a non-loopback --web-listen without a login (trusted networks only).
+    #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure_no_auth: bool,
+    /// Directory of scenario files (*.yaml, *.yml) offered by the start form
+    /// (default: ./examples when it exists, else the current directory).
+    #[arg(long, env = "CICADA_SCENARIOS")]
+    pub scenarios: Option<PathBuf>,
+    /// Local workers to start (default: one per core).
+    #[arg(long, env = "CICADA_WORKERS")]
+    pub workers: Option<u32>,
+    /// Where runs are stored: a SQLite file path or URL (sqlite:...), or postgres://...
+    #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
+    pub database_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +491,37 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_collector_is_reached_over_grpc_or_http_not_both() {
+        let cli = Cli::try_parse_from([
+            "cicada",
+            "runs",
+            "list",
+            "--collector-grpc",
+            "127.0.0.1:7100",
+        ])
+        .unwrap();
+        let Command::Runs(RunsCommand::List(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            args.source.collector_grpc.as_deref(),
+            Some("127.0.0.1:7100")
+        );
+        assert_eq!(args.source.collector, None);
+        let error = Cli::try_parse_from([
+            "cicada",
+            "trend",
+            "shop",
+            "--collector",
+            "http://127.0.0.1:7101",
+            "--collector-grpc",
+            "http://127.0.0.1:7100",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
 
     #[test]
     fn run_times() {

@@ -1,18 +1,22 @@
 //! Where history commands read and write: the local database (through
-//! `cicada_history` on the store, the same code the collector serves) or a
-//! deployed collector's HTTP/JSON history API.
+//! `cicada_history` on the store, the same code the collector serves), a
+//! deployed collector's `cicada.v1.History` gRPC service
+//! (`--collector-grpc`, through [`HistoryClient`]) or its HTTP/JSON history
+//! API (`--collector`).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use cicada_history::{Comparison, Metric, RunDetail, RunInfo, Tolerance, Trend, Window};
+use cicada_history::{
+    Comparison, HistoryClient, Metric, RunDetail, RunInfo, Tolerance, Trend, Window,
+};
 use cicada_store::{RunFilter, Store};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use cicada_proto::auth::Token;
+use cicada_proto::auth::{AttachToken, Token};
 
 use crate::cli::SourceArgs;
 
@@ -20,7 +24,12 @@ pub enum Source {
     Local(Arc<dyn Store>),
     /// The collector's HTTP base URL, and the token it requires.
     Remote(Remote),
+    /// The collector's History service over gRPC.
+    Grpc(HistoryClient),
 }
+
+/// Longest wait for the collector's gRPC port to accept the connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Remote {
     base: url::Url,
@@ -29,6 +38,11 @@ pub struct Remote {
 
 impl Source {
     pub async fn open(args: &SourceArgs) -> anyhow::Result<Self> {
+        if let Some(address) = &args.collector_grpc {
+            return Ok(Source::Grpc(
+                connect_grpc(address, args.auth.token()?.as_ref()).await?,
+            ));
+        }
         match &args.collector {
             Some(base) => {
                 let url = url::Url::parse(base).with_context(|| {
@@ -55,12 +69,8 @@ impl Source {
 
     pub async fn list(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunInfo>> {
         match self {
-            Source::Local(store) => Ok(store
-                .list_runs(filter)
-                .await?
-                .iter()
-                .map(RunInfo::from)
-                .collect()),
+            Source::Local(store) => Ok(cicada_history::search(&**store, filter).await?),
+            Source::Grpc(client) => Ok(client.search(filter).await?),
             Source::Remote(base) => {
                 let mut query = vec![("limit", filter.limit.to_string())];
                 if let Some(s) = &filter.scenario_name {
@@ -86,6 +96,7 @@ impl Source {
     pub async fn show(&self, run_id: &str, window: Window) -> anyhow::Result<RunDetail> {
         match self {
             Source::Local(store) => Ok(cicada_history::show(&**store, run_id, window).await?),
+            Source::Grpc(client) => Ok(client.show(run_id, window).await?),
             Source::Remote(base) => {
                 get(base, &["api", "runs", run_id], &window_query(window)).await
             }
@@ -94,7 +105,10 @@ impl Source {
 
     pub async fn set_label(&self, run_id: &str, key: &str, value: &str) -> anyhow::Result<RunInfo> {
         match self {
-            Source::Local(store) => Ok(RunInfo::from(&store.set_label(run_id, key, value).await?)),
+            Source::Local(store) => {
+                Ok(cicada_history::label(&**store, run_id, key, Some(value)).await?)
+            }
+            Source::Grpc(client) => Ok(client.label(run_id, key, Some(value)).await?),
             Source::Remote(base) => {
                 request(
                     base,
@@ -110,7 +124,8 @@ impl Source {
 
     pub async fn remove_label(&self, run_id: &str, key: &str) -> anyhow::Result<RunInfo> {
         match self {
-            Source::Local(store) => Ok(RunInfo::from(&store.remove_label(run_id, key).await?)),
+            Source::Local(store) => Ok(cicada_history::label(&**store, run_id, key, None).await?),
+            Source::Grpc(client) => Ok(client.label(run_id, key, None).await?),
             Source::Remote(base) => {
                 request(
                     base,
@@ -126,7 +141,8 @@ impl Source {
 
     pub async fn delete(&self, run_id: &str) -> anyhow::Result<()> {
         match self {
-            Source::Local(store) => Ok(store.delete_run(run_id).await?),
+            Source::Local(store) => Ok(cicada_history::delete(&**store, run_id).await?),
+            Source::Grpc(client) => Ok(client.delete(run_id).await?),
             Source::Remote(base) => {
                 let _: serde_json::Value = request(
                     base,
@@ -146,6 +162,7 @@ impl Source {
             Source::Local(store) => {
                 Ok(cicada_history::latest_passing_baseline(&**store, run_id).await?)
             }
+            Source::Grpc(client) => Ok(client.baseline(run_id).await?.id),
             Source::Remote(base) => {
                 let answer: serde_json::Value =
                     get(base, &["api", "runs", run_id, "baseline"], &[]).await?;
@@ -168,6 +185,7 @@ impl Source {
             Source::Local(store) => {
                 Ok(cicada_history::compare(&**store, a, b, window, tolerance).await?)
             }
+            Source::Grpc(client) => Ok(client.compare(a, b, window, tolerance).await?),
             Source::Remote(base) => {
                 let mut query = window_query(window);
                 query.extend([
@@ -191,6 +209,7 @@ impl Source {
             Source::Local(store) => {
                 Ok(cicada_history::trend(&**store, scenario, metric, endpoint, last).await?)
             }
+            Source::Grpc(client) => Ok(client.trend(scenario, metric, endpoint, last).await?),
             Source::Remote(base) => {
                 let mut query = vec![
                     ("scenario", scenario.to_owned()),
@@ -204,6 +223,30 @@ impl Source {
             }
         }
     }
+}
+
+/// A History client on the collector's gRPC port: `HOST:PORT` or
+/// `http://HOST:PORT`.
+async fn connect_grpc(address: &str, token: Option<&Token>) -> anyhow::Result<HistoryClient> {
+    let url = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
+    if !url.starts_with("http://") {
+        anyhow::bail!(
+            "--collector-grpc {address:?}: only http:// (or HOST:PORT) is supported, e.g. http://127.0.0.1:7100"
+        );
+    }
+    let endpoint = tonic::transport::Endpoint::from_shared(url).with_context(|| {
+        format!("--collector-grpc {address:?} is not an address such as http://127.0.0.1:7100")
+    })?;
+    let channel = endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .connect()
+        .await
+        .with_context(|| format!("failed to connect to the collector's gRPC port at {address}"))?;
+    Ok(HistoryClient::new(AttachToken::new(token).wrap(channel)))
 }
 
 fn window_query(window: Window) -> Vec<(&'static str, String)> {
@@ -285,4 +328,27 @@ async fn request<T: serde::de::DeserializeOwned>(
         anyhow::bail!("collector answered {status}: {message}");
     }
     serde_json::from_slice(&bytes).context("failed to decode the collector's answer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn grpc_addresses_are_checked_before_connecting() {
+        let error = connect_grpc("https://collector:7100", None)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("only http:// (or HOST:PORT)"),
+            "{error}"
+        );
+        let error = connect_grpc("http://bad host:7100", None)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("is not an address such as"),
+            "{error:#}"
+        );
+    }
 }

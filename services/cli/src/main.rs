@@ -6,7 +6,8 @@
 //! - `cicada stop`, `cicada workers`: steer a deployed controller.
 //! - `cicada validate`: check a scenario file without running it.
 //! - `cicada runs`, `cicada compare`, `cicada trend`: run history, on the
-//!   local database or a deployed collector's HTTP API.
+//!   local database or a deployed collector (gRPC `--collector-grpc` or HTTP
+//!   `--collector`).
 //!
 //! Exit codes: 0 success, 1 error (bad input, setup or connection failure,
 //! failed run), 2 bad command line, 3 `compare` found a regression, 99 a

@@ -124,7 +124,9 @@ async fn handle(store: &dyn Store, request: Request<Incoming>) -> Reply {
                 HistoryError::Invalid(_) | HistoryError::Store(StoreError::Invalid(_)) => {
                     StatusCode::BAD_REQUEST
                 }
-                HistoryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                HistoryError::Store(_) | HistoryError::Remote { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             };
             error_reply(status, &error.to_string())
         }
@@ -140,30 +142,22 @@ async fn route(
 ) -> Result<Reply, HistoryError> {
     match (method, segments) {
         (&Method::GET, ["api", "runs"]) => {
-            let runs = store.list_runs(&run_filter(query)?).await?;
-            json(
-                &runs
-                    .iter()
-                    .map(cicada_history::RunInfo::from)
-                    .collect::<Vec<_>>(),
-            )
+            json(&cicada_history::search(store, &run_filter(query)?).await?)
         }
         (&Method::GET, ["api", "runs", id]) => {
             json(&cicada_history::show(store, id, window(query)?).await?)
         }
         (&Method::DELETE, ["api", "runs", id]) => {
-            store.delete_run(id).await?;
+            cicada_history::delete(store, id).await?;
             json(&serde_json::json!({ "deleted": id }))
         }
         (&Method::PUT, ["api", "runs", id, "labels", key]) => {
             let value = String::from_utf8_lossy(body);
-            json(&cicada_history::RunInfo::from(
-                &store.set_label(id, key, &value).await?,
-            ))
+            json(&cicada_history::label(store, id, key, Some(&value)).await?)
         }
-        (&Method::DELETE, ["api", "runs", id, "labels", key]) => json(
-            &cicada_history::RunInfo::from(&store.remove_label(id, key).await?),
-        ),
+        (&Method::DELETE, ["api", "runs", id, "labels", key]) => {
+            json(&cicada_history::label(store, id, key, None).await?)
+        }
         (&Method::GET, ["api", "runs", id, "baseline"]) => {
             let baseline = cicada_history::latest_passing_baseline(store, id).await?;
             json(&serde_json::json!({ "run_id": baseline }))

@@ -11,6 +11,9 @@
 //!   thresholds checked on those histograms (live in every `GetRunStats`,
 //!   final at `FinishRun`, when the results are stored with the run).
 //! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
+//! - `history`: [`HistoryService`], the history queries over gRPC
+//!   (`cicada.v1.History`) on the same port and token as the collector,
+//!   thin over `cicada_history`.
 //! - `http`: the history API over HTTP/JSON ([`serve_http`]) on its own
 //!   port, thin over `cicada_history`.
 //! - `sampler`: the run's target CPU sampled each second from a
@@ -44,6 +47,7 @@
 
 mod convert;
 mod error;
+mod history;
 mod http;
 mod live;
 pub mod otlp;
@@ -59,12 +63,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use cicada_proto::auth::{RequireToken, Token};
 use cicada_proto::v1::collector_server::CollectorServer;
+use cicada_proto::v1::history_server::HistoryServer;
 use cicada_store::Store;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
 pub use error::CollectorError;
+pub use history::HistoryService;
 pub use http::serve_http;
 pub use otlp::OtlpConfig;
 pub use service::CollectorService;
@@ -163,6 +169,8 @@ pub async fn serve_with(
         .as_ref()
         .map(otlp::Exporter::start)
         .transpose()?;
+    let history = HistoryServer::new(HistoryService::new(store.clone()))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut collector = CollectorService::new(store);
     if let Some(exporter) = &exporter {
         collector = collector.with_otlp(exporter.feed.clone());
@@ -175,12 +183,20 @@ pub async fn serve_with(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // Health answers without the token: probes carry none.
-    let health = cicada_proto::health::serving::<CollectorServer<CollectorService>>().await;
+    let health = cicada_proto::health::serving_all(&[
+        <CollectorServer<CollectorService> as tonic::server::NamedService>::NAME,
+        <HistoryServer<HistoryService> as tonic::server::NamedService>::NAME,
+    ])
+    .await;
     let token = options.token;
     tracing::info!(%address, authenticated = token.is_some(), "collector listening");
     let served = tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(InterceptedService::new(service, RequireToken::new(token)))
+        .add_service(InterceptedService::new(
+            service,
+            RequireToken::new(token.clone()),
+        ))
+        .add_service(InterceptedService::new(history, RequireToken::new(token)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("failed to serve the collector");

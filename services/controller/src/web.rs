@@ -264,3 +264,49 @@ async fn route(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_web_listener() {
+        assert_eq!("off".parse::<WebListen>(), Ok(WebListen::Off));
+        assert_eq!(
+            "127.0.0.1:8089".parse::<WebListen>(),
+            Ok(WebListen::At("127.0.0.1:8089".parse().unwrap()))
+        );
+        assert!("8089".parse::<WebListen>().is_err());
+    }
+
+    #[test]
+    fn non_loopback_needs_a_login() {
+        let public = "0.0.0.0:8089".parse().unwrap();
+        let loopback = "127.0.0.1:8089".parse().unwrap();
+        let open = WebConfig::default();
+        let basic = WebConfig {
+            auth: Some("u:p".parse().unwrap()),
+            ..WebConfig::default()
+        };
+        let token = cicada_proto::auth::Token::new("a-shared-token").unwrap();
+        assert!(check_listen(loopback, &open, None, false).is_ok());
+        assert!(check_listen(public, &open, None, false).is_err());
+        assert!(check_listen(public, &open, None, true).is_ok());
+        assert!(check_listen(public, &basic, None, false).is_ok());
+        assert!(check_listen(public, &open, Some(&token), false).is_ok());
+    }
+
+    #[test]
+    fn the_scenarios_path_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, "x").unwrap();
+        let config = |path: &std::path::Path| WebConfig {
+            scenarios_dir: Some(path.to_owned()),
+            ..WebConfig::default()
+        };
+        assert!(config(dir.path()).validate().is_ok());
+        assert!(config(&file).validate().is_err());
+        assert!(config(&dir.path().join("missing")).validate().is_err());
+    }
+}

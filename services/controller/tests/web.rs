@@ -402,13 +402,15 @@ async fn start_watch_scale_stop_and_download() {
     assert_eq!(report["stats"]["total"]["requests"].as_u64(), Some(served));
     let html = client.get(&format!("/api/runs/{run_id}/report.html")).await;
     assert_eq!(html.status, 200);
-    assert!(
-        html.body.contains("window.CICADA_REPORT = {\"run\""),
-        "report JSON embedded"
+    let embedded = embedded_report(&html.body);
+    assert_eq!(
+        embedded["stats"]["total"]["requests"].as_u64(),
+        Some(served)
     );
+    assert_eq!(embedded["stats"]["run_id"], run_id.as_str());
     assert!(html.body.contains(&run_id));
     assert!(!html.body.contains("{{CICADA_"), "a marker was left");
-    let external = regex_lite_find(&html.body);
+    let external = external_url(&html.body);
     assert!(
         external.is_none(),
         "external URL in the report: {external:?}"
@@ -426,7 +428,7 @@ async fn start_watch_scale_stop_and_download() {
 }
 
 /// The first `src=`/`href=` attribute naming an http(s) URL, if any.
-fn regex_lite_find(html: &str) -> Option<String> {
+fn external_url(html: &str) -> Option<String> {
     let lower = html.to_ascii_lowercase();
     for attribute in ["src=", "href="] {
         let mut rest = lower.as_str();
@@ -442,4 +444,19 @@ fn regex_lite_find(html: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The report JSON embedded where report.html has its marker.
+fn embedded_report(html: &str) -> serde_json::Value {
+    let template = include_str!("../web/assets/report.html");
+    let marker = template.find("{{CICADA_REPORT_JSON}}").unwrap();
+    let before = &template[template[..marker].rfind('>').unwrap() + 1..marker];
+    let after_start = marker + "{{CICADA_REPORT_JSON}}".len();
+    let after = &template[after_start..after_start + template[after_start..].find('<').unwrap()];
+    let start = html.find(before).expect("report JSON prefix") + before.len();
+    let end = start
+        + html[start..]
+            .find(&format!("{after}</script>"))
+            .expect("report JSON end");
+    serde_json::from_str(&html[start..end]).unwrap()
 }

@@ -196,24 +196,24 @@ fn print_detail(d: &RunDetail) {
     row(cicada_history::TOTAL_NAME, &d.total);
     println!();
     println!(
-        "{:>6} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "t(s)", "requests", "failures", "p50", "p95", "p99"
+        "{:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "t(s)", "requests", "failures", "p50", "p95", "p99", "users"
     );
     for p in &d.series {
         println!(
-            "{:>6} {:>10} {:>9} {:>9.1} {:>9.1} {:>9.1}",
-            p.t_s, p.requests, p.failures, p.p50_ms, p.p95_ms, p.p99_ms
+            "{:>6} {:>10} {:>9} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+            p.t_s, p.requests, p.failures, p.p50_ms, p.p95_ms, p.p99_ms, p.users
         );
     }
     println!("\nscenario:\n{}", d.scenario_yaml);
 }
 
 fn print_series_csv(d: &RunDetail) {
-    println!("t_s,requests,failures,p50_ms,p95_ms,p99_ms");
+    println!("t_s,requests,failures,p50_ms,p95_ms,p99_ms,users");
     for p in &d.series {
         println!(
-            "{},{},{},{},{},{}",
-            p.t_s, p.requests, p.failures, p.p50_ms, p.p95_ms, p.p99_ms
+            "{},{},{},{},{},{},{}",
+            p.t_s, p.requests, p.failures, p.p50_ms, p.p95_ms, p.p99_ms, p.users
         );
     }
 }
