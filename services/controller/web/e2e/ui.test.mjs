@@ -86,7 +86,7 @@ async function http(method, url, body) {
   });
   const text = await response.text();
   assert.ok(response.ok, `${method} ${url}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
+  return (response.headers.get("content-type") || "").includes("json") ? JSON.parse(text) : text;
 }
 
 /** Polls `fn` until it returns a truthy value (bounded). */
