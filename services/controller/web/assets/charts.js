@@ -315,7 +315,15 @@
           const px = sx(this.xs[j]);
           const py = y(v);
           if (pen) ctx.lineTo(px, py);
-          else ctx.moveTo(px, py);
+          else {
+            ctx.moveTo(px, py);
+            const next = ys[j + 1];
+            if (next === null || next === undefined) {
+              // An isolated value (gaps on both sides): a dot.
+              ctx.fillStyle = s.color;
+              ctx.fillRect(px - 1.5, py - 1.5, 3, 3);
+            }
+          }
           pen = true;
         }
         ctx.stroke();

@@ -143,15 +143,21 @@ async function shot(page, name) {
   log("screenshot", `target/web-e2e/${name}.png`);
 }
 
-/** Whether a canvas has any non-transparent pixel. */
+/**
+ * Whether each canvas shows drawn series: pixels in a series colour (the
+ * grid and the labels are grey, the series saturated).
+ */
 async function canvasDrawn(page, selector) {
   return page.$$eval(selector, (canvases) =>
     canvases.map((c) => {
       if (!c.width || !c.height) return false;
       const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-      let inked = 0;
-      for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) inked++;
-      return inked > 500;
+      let coloured = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+        if (a > 128 && Math.max(r, g, b) - Math.min(r, g, b) > 80) coloured++;
+      }
+      return coloured > 100;
     })
   );
 }
@@ -278,7 +284,7 @@ users:
     await until("three charts with points and ink", async () => {
       const points = await page.$$eval("#panel-charts canvas", (cs) => cs.map((c) => Number(c.dataset.points || 0)));
       const drawn = await canvasDrawn(page, "#panel-charts canvas");
-      return points.length === 3 && points[0] >= 3 && drawn.every(Boolean);
+      return points.length === 3 && points.every((n) => n >= 5) && drawn.every(Boolean);
     }, 30_000);
     // Hover shows the values.
     const box = await page.locator("#panel-charts canvas").first().boundingBox();
