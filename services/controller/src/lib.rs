@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     pub(crate) registry: registry::Registry,
     pub(crate) runs: runs::Runs,
     pub(crate) collector: CollectorClient<AuthChannel>,
+    /// The collector's stored runs (for the web UI).
+    pub(crate) history: cicada_history::HistoryClient,
     /// Flips to true when the controller shuts down; long-lived streams end.
     pub(crate) shutdown: watch::Receiver<bool>,
     /// True once the runs of a previous controller have been dealt with.
@@ -161,8 +163,9 @@ pub async fn run_with(
     let endpoint = grpc_endpoint(&config.collector_url)?.connect_timeout(Duration::from_secs(5));
     // Lazy: the controller starts (and takes its workers back) even while
     // the collector is down; only runs need it.
-    let collector =
-        CollectorClient::new(AttachToken::new(config.token.as_ref()).wrap(endpoint.connect_lazy()));
+    let channel = AttachToken::new(config.token.as_ref()).wrap(endpoint.connect_lazy());
+    let collector = CollectorClient::new(channel.clone());
+    let history = cicada_history::HistoryClient::new(channel);
     let auth = RequireToken::new(config.token.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -170,6 +173,7 @@ pub async fn run_with(
         registry: registry::Registry::default(),
         runs: runs::Runs::default(),
         collector,
+        history,
         shutdown: shutdown_rx.clone(),
         recovered: std::sync::atomic::AtomicBool::new(false),
     });

@@ -14,32 +14,7 @@ mod assets;
 mod auth;
 mod csv;
 mod events;
-// Until the collector's History client lands (branch grpc-history).
-mod history {
-    use std::collections::HashMap;
-    use std::sync::Arc;
-
-    use super::Web;
-    use super::reply::{Reply, WebError};
-
-    pub(crate) async fn show(
-        _web: &Web,
-        run_id: &str,
-        _window: cicada_history::Window,
-    ) -> Result<cicada_history::RunDetail, WebError> {
-        Err(WebError::NotFound(format!(
-            "no stored history for run {run_id}"
-        )))
-    }
-
-    pub(crate) async fn route(
-        _web: &Arc<Web>,
-        _rest: &[&str],
-        _query: &HashMap<String, String>,
-    ) -> Result<Reply, WebError> {
-        Err(WebError::NotFound("history is not served yet".into()))
-    }
-}
+mod history;
 pub mod live;
 mod reply;
 pub mod report;

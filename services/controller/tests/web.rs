@@ -416,6 +416,78 @@ async fn start_watch_scale_stop_and_download() {
         "external URL in the report: {external:?}"
     );
 
+    // history.csv: one row per stored second; they add up to the run.
+    let history = client.get(&format!("/api/runs/{run_id}/history.csv")).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    let mut rows = history.body.lines();
+    assert_eq!(
+        rows.next(),
+        Some("t_s,requests,failures,rps,failures_per_s,p50_ms,p95_ms,p99_ms,users")
+    );
+    let rows: Vec<Vec<f64>> = rows
+        .map(|row| row.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert!(rows.len() >= 2, "{}", history.body);
+    assert_eq!(rows.iter().map(|r| r[1] as u64).sum::<u64>(), served);
+    assert_eq!(rows.iter().map(|r| r[2] as u64).sum::<u64>(), failed);
+    assert!(
+        rows.iter().any(|r| r[8] >= 6.0),
+        "users reach 6: {}",
+        history.body
+    );
+    assert_eq!(report["run"]["run"]["id"], run_id.as_str());
+    assert_eq!(report["run"]["total"]["requests"].as_u64(), Some(served));
+
+    // Stored runs through the collector's History service.
+    let listed = client
+        .get("/api/history/runs?scenario=web-reads&status=finished&label=release=1.2")
+        .await
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], run_id.as_str());
+    let none = client.get("/api/history/runs?label=release=9").await.json();
+    assert_eq!(none, serde_json::json!([]));
+    let detail = client
+        .get(&format!("/api/history/runs/{run_id}?from=0&to=1"))
+        .await
+        .json();
+    assert_eq!(detail["window"]["from_s"], 0);
+    assert!(detail["total"]["requests"].as_u64().unwrap() <= served);
+    let comparison = client
+        .get(&format!(
+            "/api/history/compare?a={run_id}&b={run_id}&tolerance=5%25"
+        ))
+        .await;
+    assert_eq!(comparison.status, 200, "{}", comparison.body);
+    assert_eq!(comparison.json()["regression"], false);
+    let trend = client
+        .get("/api/history/trend?scenario=web-reads&metric=requests&endpoint=total&last=5")
+        .await
+        .json();
+    assert_eq!(
+        trend["points"][0]["value"].as_f64(),
+        Some(served as f64),
+        "{trend}"
+    );
+    for (path, status) in [
+        (format!("/api/history/runs/{run_id}/baseline"), 404),
+        ("/api/history/runs/no-such-run".to_owned(), 404),
+        ("/api/runs/no-such-run/history.csv".to_owned(), 404),
+        ("/api/history/runs?status=sleeping".to_owned(), 400),
+        ("/api/history/runs?limit=0".to_owned(), 400),
+        (format!("/api/history/compare?a={run_id}"), 400),
+        (
+            "/api/history/trend?scenario=web-reads&metric=p42".to_owned(),
+            400,
+        ),
+        (format!("/api/history/runs/{run_id}?from=5&to=1"), 400),
+        ("/api/history/nope".to_owned(), 404),
+    ] {
+        let answer = client.get(&path).await;
+        assert_eq!(answer.status, status, "{path}: {}", answer.body);
+        assert!(answer.json()["error"].is_string(), "{path}");
+    }
+
     // A finished run cannot be scaled; stopping it again is harmless.
     let late = client
         .post(

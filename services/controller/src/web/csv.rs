@@ -121,7 +121,7 @@ pub fn render_history(series: &[cicada_history::SecondPoint]) -> String {
             point.p50_ms,
             point.p95_ms,
             point.p99_ms,
-            0, // users: filled once SecondPoint carries them (branch grpc-history)
+            point.users,
         );
     }
     out
