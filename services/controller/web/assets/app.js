@@ -95,8 +95,11 @@
     const pad = (n) => String(n).padStart(2, "0");
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   }
+  /** Run ids are UUIDv7 (time first): runs started together share their
+   *  first digits, so the short form keeps both ends. */
   function shortId(id) {
-    return String(id || "").slice(0, 8);
+    const s = String(id || "");
+    return s.length > 16 ? `${s.slice(0, 8)}…${s.slice(-4)}` : s;
   }
   function labelsText(labels) {
     return Object.entries(labels || {})

@@ -286,7 +286,7 @@
       // Series. Long runs have more points than pixels: draw min/max per pixel.
       ctx.save();
       ctx.beginPath();
-      ctx.rect(plot.left, plot.top - 2, plot.right - plot.left, plot.bottom - plot.top + 4);
+      ctx.rect(plot.left - 4, plot.top - 4, plot.right - plot.left + 8, plot.bottom - plot.top + 8);
       ctx.clip();
       this.series.forEach((s, i) => {
         if (!s.visible) return;

@@ -155,7 +155,7 @@ async function canvasDrawn(page, selector) {
       let coloured = 0;
       for (let i = 0; i < data.length; i += 4) {
         const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
-        if (a > 128 && Math.max(r, g, b) - Math.min(r, g, b) > 80) coloured++;
+        if (a > 128 && Math.max(r, g, b) - Math.min(r, g, b) > 50) coloured++;
       }
       return coloured > 100;
     })
@@ -396,7 +396,18 @@ users:
     // --- Trend of p95 across the runs of the scenario.
     await page.goto(`${ui}/#/trend?scenario=web-e2e&metric=p95&endpoint=total&last=30`);
     await page.waitForSelector("table.trend tbody tr:nth-child(2)");
-    await until("trend chart drawn", async () => (await canvasDrawn(page, ".card canvas")).every(Boolean) && (await page.$eval(".card canvas", (c) => Number(c.dataset.points))) === 2, 10_000);
+    let trendState = null;
+    await until(
+      "trend chart drawn with both runs",
+      async () => {
+        trendState = { drawn: await canvasDrawn(page, ".card canvas"), points: await page.$eval(".card canvas", (c) => Number(c.dataset.points)) };
+        return trendState.drawn.every(Boolean) && trendState.points === 2;
+      },
+      10_000
+    ).catch(async (e) => {
+      await shot(page, "trend-failed");
+      throw new Error(`${e.message}; chart: ${JSON.stringify(trendState)}`);
+    });
     await shot(page, "trend");
 
     // --- Phone width.
