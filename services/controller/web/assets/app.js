@@ -47,6 +47,11 @@
     return el;
   }
 
+  /** `parent.append(...)` without the null/false placeholders of optional parts. */
+  function put(parent, ...children) {
+    parent.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  }
+
   const nf = new Intl.NumberFormat("en-US");
   // Intl formatters are costly to create: one per number of decimals (a
   // table of 500 endpoints formats 7,000 numbers per update).
@@ -1010,7 +1015,7 @@
           h("li", null, REPORT ? h("span", null, label) : h("a", { href: `${base}/${file}`, download: `cicada-${this.runId}-${file.replace(".", ".")}`, dataset: { download: file } }, label), h("span.muted", null, " — " + help))
         )
       );
-      this.panels.downloads.append(
+      put(this.panels.downloads,
         REPORT ? h("p.muted", null, "This is an offline report; the downloads are served by the controller's web UI.") : null,
         list,
         !REPORT ? h("p.muted", null, "The files are final once the run has ended; while it runs they hold the numbers so far.") : null
@@ -1427,7 +1432,8 @@
       );
     const windowText = c.window && (c.window.from_s || c.window.to_s) ? `seconds ${c.window.from_s} to ${c.window.to_s ?? "end"}` : "the whole runs";
     const tolText = fmtNum((c.tolerance || 0) * 100, 1) + "%";
-    page.append(
+    put(
+      page,
       h("div.run-cards", null, runCard("A (baseline)", c.a), runCard("B", c.b)),
       h(
         "div" + (c.regression ? ".verdict.bad" : ".verdict.good"),

@@ -140,6 +140,10 @@ function parseCsv(text) {
 
 async function shot(page, name) {
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+  // No rendering slip shows through as text.
+  const text = await page.evaluate(() => document.body.innerText);
+  const slip = text.match(/\bnull\b|\bundefined\b|\[object |\bNaN\b/);
+  assert.equal(slip, null, `page ${name} shows "${slip && slip[0]}" in: ${JSON.stringify(text.slice(Math.max(0, (slip && slip.index) - 120), (slip && slip.index) + 60))}`);
   log("screenshot", `target/web-e2e/${name}.png`);
 }
 
@@ -194,7 +198,7 @@ async function main() {
     const { match: targetMatch } = await startProcess(
       "cicada-sample-target",
       ["--listen", "127.0.0.1:0", "--latency", "uniform:2ms..12ms", "--route-error-rate", "GET /Test/V2=0.5", "--threads", "1"],
-      /sample target listening.*?addr=(\S+)/,
+      /sample target listening.*?addr=(\S+)\s/,
       20_000
     );
     const target = `http://${targetMatch[1]}`;
@@ -224,7 +228,7 @@ users:
     const { match: uiMatch } = await startProcess(
       "cicada",
       ["ui", "--workers", "2", "--database-url", `sqlite://${join(tmp, "cicada.db")}`, "--web-listen", "127.0.0.1:0", "--scenarios", scenarios],
-      /web UI: (http:\/\/\S+)/,
+      /web UI: (http:\/\/\S+)\r?\n/,
       60_000
     );
     const ui = uiMatch[1].replace(/\/$/, "");
