@@ -76,8 +76,11 @@ fn scenario_files(dir: &Path) -> Result<Vec<String>, WebError> {
     })?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+        // Follows symlinks: a Kubernetes ConfigMap volume's files are links
+        // into its hidden `..data` directory.
+        .filter(|entry| std::fs::metadata(entry.path()).is_ok_and(|kind| kind.is_file()))
         .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
         .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
         .collect();
     names.sort();
@@ -338,6 +341,23 @@ pub(crate) fn workers(web: &Web) -> Vec<Worker> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_yaml_files_and_links_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("..data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("a.yaml"), "name: a").unwrap();
+        std::os::unix::fs::symlink(data.join("a.yaml"), dir.path().join("a.yaml")).unwrap();
+        std::fs::write(dir.path().join("b.yml"), "name: b").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        std::fs::write(dir.path().join(".hidden.yaml"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("dir.yaml")).unwrap();
+        assert_eq!(scenario_files(dir.path()).unwrap(), ["a.yaml", "b.yml"]);
+        assert_eq!(read_scenario(dir.path(), "a.yaml").unwrap(), "name: a");
+        assert!(read_scenario(dir.path(), "../a.yaml").is_err());
+        assert!(read_scenario(dir.path(), "notes.txt").is_err());
+    }
 
     #[test]
     fn saturated_above_ninety_percent_of_the_cores() {

@@ -27,12 +27,14 @@ impl From<HistoryError> for WebError {
                 WebError::NotFound(message)
             }
             HistoryError::Invalid(_) => WebError::BadRequest(message),
-            HistoryError::Remote { code, .. } if code == tonic::Code::NotFound => {
-                WebError::NotFound(message)
-            }
-            HistoryError::Remote { code, .. } if code == tonic::Code::InvalidArgument => {
-                WebError::BadRequest(message)
-            }
+            HistoryError::Remote {
+                code: tonic::Code::NotFound,
+                ..
+            } => WebError::NotFound(message),
+            HistoryError::Remote {
+                code: tonic::Code::InvalidArgument,
+                ..
+            } => WebError::BadRequest(message),
             HistoryError::Remote { .. } => WebError::Collector(message),
             HistoryError::Store(_) => WebError::Internal(message),
         }
