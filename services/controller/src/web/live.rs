@@ -337,12 +337,18 @@ impl LiveRun {
         };
         let current_rates =
             current_rates.unwrap_or_else(|| vec![(0.0, 0.0); stats.endpoints.len()]);
-        let endpoints = stats
+        let endpoints: Vec<Stat> = stats
             .endpoints
             .iter()
             .zip(current_rates)
             .map(|(endpoint, current)| Stat::new(endpoint, current))
             .collect();
+        // The Aggregated row's current rates are its rows' sum, over the
+        // same window; the header and the charts show the collector's last
+        // complete second (`current`), like the CLI.
+        let summed = endpoints.iter().fold((0.0, 0.0), |(r, f), e| {
+            (r + e.current_rps, f + e.current_failures_per_s)
+        });
         let current = if terminal {
             Current::default()
         } else {
@@ -358,7 +364,7 @@ impl LiveRun {
         let total = stats
             .total
             .as_ref()
-            .map(|total| Stat::new(total, (current.rps, current.failures_per_s)))
+            .map(|total| Stat::new(total, summed))
             .unwrap_or_else(|| Stat {
                 name: "total".into(),
                 ..Stat::default()
