@@ -527,15 +527,5 @@ fn external_url(html: &str) -> Option<String> {
 
 /// The report JSON embedded where report.html has its marker.
 fn embedded_report(html: &str) -> serde_json::Value {
-    let template = include_str!("../web/assets/report.html");
-    let marker = template.find("{{CICADA_REPORT_JSON}}").unwrap();
-    let before = &template[template[..marker].rfind('>').unwrap() + 1..marker];
-    let after_start = marker + "{{CICADA_REPORT_JSON}}".len();
-    let after = &template[after_start..after_start + template[after_start..].find('<').unwrap()];
-    let start = html.find(before).expect("report JSON prefix") + before.len();
-    let end = start
-        + html[start..]
-            .find(&format!("{after}</script>"))
-            .expect("report JSON end");
-    serde_json::from_str(&html[start..end]).unwrap()
+    cicada_controller::web::report::embedded_json(html).expect("an embedded report")
 }

@@ -42,6 +42,20 @@ pub fn render_html(report: &Report) -> Result<String, serde_json::Error> {
     ))
 }
 
+/// Reads the report JSON back out of a page [`render_html`] wrote (tests,
+/// and tools that collect reports): `None` when `html` is not such a page.
+pub fn embedded_json(html: &str) -> Option<serde_json::Value> {
+    const MARKER: &str = "{{CICADA_REPORT_JSON}}";
+    let marker = REPORT_HTML.find(MARKER)?;
+    // The template's text right around the marker, inside its element.
+    let before = &REPORT_HTML[REPORT_HTML[..marker].rfind('>')? + 1..marker];
+    let after_start = marker + MARKER.len();
+    let after = &REPORT_HTML[after_start..after_start + REPORT_HTML[after_start..].find('<')?];
+    let start = html.find(before)? + before.len();
+    let end = start + html[start..].find(&format!("{after}</script>"))?;
+    serde_json::from_str(&html[start..end]).ok()
+}
+
 /// Replaces the markers of `template` in one pass over the template only:
 /// marker-like text inside an inserted value is left alone.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
