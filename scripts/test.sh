@@ -25,3 +25,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@" -- --test-threads 1
 fi
+
+# The web UI in a real browser (headless Debian chromium): after the Rust
+# end-to-end tests, for the same reason (it generates load).
+scripts/test-web.sh

@@ -46,7 +46,7 @@ run_cicada() {
     CONTROLLER_URL=http://127.0.0.1:$controller_port
     local collector_args controller_args worker_args
     read -r -a collector_args <<<"${BENCH_COLLECTOR_ARGS:---listen 127.0.0.1:$collector_port --http-listen 127.0.0.1:0 --database-url $WORK_DIR/cicada.db}"
-    read -r -a controller_args <<<"${BENCH_CONTROLLER_ARGS:---listen 127.0.0.1:$controller_port --collector http://127.0.0.1:$collector_port}"
+    read -r -a controller_args <<<"${BENCH_CONTROLLER_ARGS:---listen 127.0.0.1:$controller_port --collector http://127.0.0.1:$collector_port --web-listen off}"
     read -r -a worker_args <<<"${BENCH_WORKER_ARGS:---controller $CONTROLLER_URL}"
 
     local collector controller worker

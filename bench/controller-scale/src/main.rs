@@ -152,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
                 controller_addr.clone(),
                 "--collector".into(),
                 format!("http://{collector_addr}"),
+                // The benchmark measures the gRPC side only.
+                "--web-listen".into(),
+                "off".into(),
             ],
             args.controller_port,
         )

@@ -118,6 +118,33 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// Expands each named `async fn test(db: TestDatabase)` of the calling test
+/// file into a Postgres and a SQLite `#[tokio::test]` (modules `postgres`
+/// and `sqlite`), so one test body runs on both stores.
+#[macro_export]
+macro_rules! both_databases {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = $crate::testing::TestDatabase::postgres().await.expect("create database");
+                    super::$test(db).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = $crate::testing::TestDatabase::sqlite().expect("temp dir");
+                    super::$test(db).await;
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

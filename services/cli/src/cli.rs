@@ -33,6 +33,10 @@ pub enum Command {
     Scale(ScaleArgs),
     /// List the workers connected to a deployed controller.
     Workers(ControllerArgs),
+    /// The web UI on a local cluster (collector, controller, workers in this
+    /// process), like `locust -f FILE`: start, watch and steer runs in the
+    /// browser; runs until Ctrl-C.
+    Ui(UiArgs),
     /// Check a scenario file without running it.
     Validate(ValidateArgs),
     /// Ask a controller or collector whether it is serving (grpc.health.v1,
@@ -297,6 +301,34 @@ pub struct RunArgs {
     #[arg(long, env = "CICADA_WORKERS")]
     pub workers: Option<u32>,
     /// Where the run is stored: a SQLite file path or URL (sqlite:...), or postgres://...
+    #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
+    pub database_url: String,
+    /// After the run, write the self-contained HTML report (the web UI's
+    /// report page, no network needed to open it) to this file.
+    #[arg(long, env = "CICADA_HTML")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address of the web UI (port 0: any free port, printed at start).
+    #[arg(long, env = "CICADA_WEB_LISTEN", default_value = "127.0.0.1:8089")]
+    pub web_listen: std::net::SocketAddr,
+    /// HTTP Basic credentials USER:PASS the browser must give; required for a
+    /// non-loopback --web-listen unless --insecure-no-auth.
+    #[arg(long, env = "CICADA_WEB_AUTH", hide_env_values = true)]
+    pub web_auth: Option<cicada_controller::web::BasicAuth>,
+    /// Serve a non-loopback --web-listen without a login (trusted networks only).
+    #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure_no_auth: bool,
+    /// Directory of scenario files (*.yaml, *.yml) offered by the start form
+    /// (default: ./examples when it exists, else the current directory).
+    #[arg(long, env = "CICADA_SCENARIOS")]
+    pub scenarios: Option<PathBuf>,
+    /// Local workers to start (default: one per core).
+    #[arg(long, env = "CICADA_WORKERS")]
+    pub workers: Option<u32>,
+    /// Where runs are stored: a SQLite file path or URL (sqlite:...), or postgres://...
     #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
     pub database_url: String,
 }

@@ -4,6 +4,7 @@ mod health;
 mod history;
 mod run;
 mod start;
+mod ui;
 mod validate;
 
 use std::fmt;
@@ -21,6 +22,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run::run(args).await,
         Command::Start(args) => start::start(args).await,
+        Command::Ui(args) => ui::ui(args).await,
         Command::Validate(args) => validate::validate(args),
         Command::Runs(command) => history::runs(command).await,
         Command::Compare(args) => history::compare(args).await,
@@ -94,6 +96,15 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("{} workers connected", workers.len());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `--workers`, or one local worker per core.
+pub fn local_workers(flag: Option<u32>) -> anyhow::Result<u32> {
+    match flag {
+        Some(0) => anyhow::bail!("--workers must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use cicada_controller::web::WebConfig;
 use cicada_proto::v1::ListWorkersRequest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -37,6 +38,16 @@ impl LocalCluster {
     /// Opens the store, starts the services and waits until every worker has
     /// registered with the controller.
     pub async fn start(database_url: &str, workers: u32) -> anyhow::Result<Self> {
+        Self::start_with(database_url, workers, None).await
+    }
+
+    /// [`LocalCluster::start`], with the controller's web UI on `web` (its
+    /// settings and an already-bound listener) when given.
+    pub async fn start_with(
+        database_url: &str,
+        workers: u32,
+        web: Option<(WebConfig, TcpListener)>,
+    ) -> anyhow::Result<Self> {
         let store = cicada_store::connect(database_url)
             .await
             .with_context(|| format!("failed to open the run database {database_url}"))?;
@@ -59,12 +70,17 @@ impl LocalCluster {
         ));
 
         let (listener, controller_url) = bind_loopback("controller").await?;
-        let config = cicada_controller::ControllerConfig::new(collector_url);
+        let mut config = cicada_controller::ControllerConfig::new(collector_url);
+        let web_listener = web.map(|(web, listener)| {
+            config.web = web;
+            listener
+        });
         tasks.push((
             "controller",
-            tokio::spawn(cicada_controller::run(
+            tokio::spawn(cicada_controller::run_with(
                 config,
                 listener,
+                web_listener,
                 shutdown_signal(receiver.clone()),
             )),
         ));

@@ -66,7 +66,14 @@ async fn a_cluster_with_a_shared_token_runs_and_refuses_strangers() {
     let controller_url = format!("http://{controller_addr}");
     let _controller = spawn_env(
         "cicada-controller",
-        &["--listen", &controller_addr, "--collector", &collector_url],
+        &[
+            "--listen",
+            &controller_addr,
+            "--collector",
+            &collector_url,
+            "--web-listen",
+            "off",
+        ],
         AUTH,
     );
     // Health needs no token.

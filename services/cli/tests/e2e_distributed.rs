@@ -27,6 +27,9 @@ fn spawn_controller(controller_url: &str, collector_url: &str) -> Process {
             controller_url.trim_start_matches("http://"),
             "--collector",
             collector_url,
+            // Parallel tests would all want the default web port.
+            "--web-listen",
+            "off",
         ],
     )
 }

@@ -30,6 +30,7 @@ pub(crate) struct LiveWindow {
     pub failures_per_s: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
+    pub p99_ms: f64,
     pub active_users: u32,
     /// Open model: dropped iterations per second.
     pub dropped_per_s: f64,
@@ -220,6 +221,7 @@ impl LiveAggregate {
             failures_per_s: counts.failures as f64 / WINDOW_SECONDS as f64,
             p50_ms: histogram.value_at_quantile_us(0.5) as f64 / 1000.0,
             p95_ms: histogram.value_at_quantile_us(0.95) as f64 / 1000.0,
+            p99_ms: histogram.value_at_quantile_us(0.99) as f64 / 1000.0,
             active_users: u32::try_from(active_users).unwrap_or(u32::MAX),
             dropped_per_s: dropped as f64 / WINDOW_SECONDS as f64,
         }
@@ -272,6 +274,7 @@ mod tests {
         assert_eq!(window.failures_per_s, 1.0);
         assert_eq!(window.active_users, 6);
         assert_eq!(window.p95_ms, 2.0);
+        assert_eq!(window.p99_ms, 2.0);
         assert_eq!(window.p50_ms, 2.0);
         let (counts, histogram) = &live.totals()[0];
         assert_eq!(counts.requests, 60);

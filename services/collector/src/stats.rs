@@ -161,6 +161,7 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         current_failures_per_s: live.failures_per_s,
         current_p50_ms: live.p50_ms,
         current_p95_ms: live.p95_ms,
+        current_p99_ms: live.p99_ms,
         active_users: live.active_users,
         failures,
         scenario_name: input.record.scenario_name.clone(),

@@ -14,29 +14,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-/// Expands each test into a Postgres and a SQLite variant.
-macro_rules! both_databases {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = cicada_store::testing::TestDatabase::postgres().await.expect("create database");
-                    super::$test(db).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = cicada_store::testing::TestDatabase::sqlite().expect("temp dir");
-                    super::$test(db).await;
-                }
-            )*
-        }
-    };
-}
+use cicada_store::both_databases;
 
 both_databases!(
     two_workers_merge_exactly_and_resends_are_not_counted,

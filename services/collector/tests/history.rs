@@ -22,28 +22,7 @@ use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
 
-macro_rules! both_databases {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = cicada_store::testing::TestDatabase::postgres().await.expect("create database");
-                    super::$test(db).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = cicada_store::testing::TestDatabase::sqlite().expect("temp dir");
-                    super::$test(db).await;
-                }
-            )*
-        }
-    };
-}
+use cicada_store::both_databases;
 
 both_databases!(
     answers_equal_the_local_queries,

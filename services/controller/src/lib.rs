@@ -31,6 +31,7 @@ mod service;
 pub mod shape;
 pub mod split;
 mod start;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct ControllerConfig {
     /// accepts unauthenticated calls (for loopback only; see
     /// [`cicada_proto::auth::check_listen`]).
     pub token: Option<Token>,
+    /// The web UI's settings (served when [`run_with`] gets a web listener).
+    pub web: web::WebConfig,
 }
 
 impl ControllerConfig {
@@ -101,6 +104,7 @@ impl ControllerConfig {
             collector_timeout: Duration::from_secs(10),
             recovery_settle: Duration::from_secs(5),
             token: None,
+            web: web::WebConfig::default(),
         }
     }
 }
@@ -130,6 +134,8 @@ pub(crate) struct Shared {
     pub(crate) registry: registry::Registry,
     pub(crate) runs: runs::Runs,
     pub(crate) collector: CollectorClient<AuthChannel>,
+    /// The collector's stored runs (for the web UI).
+    pub(crate) history: cicada_history::HistoryClient,
     /// Flips to true when the controller shuts down; long-lived streams end.
     pub(crate) shutdown: watch::Receiver<bool>,
     /// True once the runs of a previous controller have been dealt with.
@@ -143,11 +149,23 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(config, listener, None, shutdown).await
+}
+
+/// [`run`], plus the web UI and its JSON API on `web_listener` when given
+/// (docs/WEB.md).
+pub async fn run_with(
+    config: ControllerConfig,
+    listener: TcpListener,
+    web_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let endpoint = grpc_endpoint(&config.collector_url)?.connect_timeout(Duration::from_secs(5));
     // Lazy: the controller starts (and takes its workers back) even while
     // the collector is down; only runs need it.
-    let collector =
-        CollectorClient::new(AttachToken::new(config.token.as_ref()).wrap(endpoint.connect_lazy()));
+    let channel = AttachToken::new(config.token.as_ref()).wrap(endpoint.connect_lazy());
+    let collector = CollectorClient::new(channel.clone());
+    let history = cicada_history::HistoryClient::new(channel);
     let auth = RequireToken::new(config.token.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -155,6 +173,7 @@ pub async fn run(
         registry: registry::Registry::default(),
         runs: runs::Runs::default(),
         collector,
+        history,
         shutdown: shutdown_rx.clone(),
         recovered: std::sync::atomic::AtomicBool::new(false),
     });
@@ -162,6 +181,14 @@ pub async fn run(
     tracing::info!(addr = ?local, "controller listening");
     tokio::spawn(service::expire_silent_workers(shared.clone()));
     tokio::spawn(recovery::recover(shared.clone()));
+    if let Some(web_listener) = web_listener {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(error) = web::serve(shared, web_listener).await {
+                tracing::error!(%error, "web ui failed");
+            }
+        });
+    }
 
     let signal = async move {
         shutdown.await;

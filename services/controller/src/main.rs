@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cicada_controller::ControllerConfig;
+use cicada_controller::web::{self, BasicAuth, WebConfig, WebListen};
 use cicada_proto::auth::{self, Token};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -30,6 +31,16 @@ struct Args {
     /// Serve a non-loopback address without a token (trusted networks only).
     #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     insecure_no_auth: bool,
+    /// Address of the web UI and its JSON API, or `off`.
+    #[arg(long, env = "CICADA_WEB_LISTEN", default_value = "127.0.0.1:8089")]
+    web_listen: WebListen,
+    /// HTTP Basic credentials USER:PASS for the web UI (the shared token is
+    /// also accepted as `Authorization: Bearer`).
+    #[arg(long, env = "CICADA_WEB_AUTH", hide_env_values = true)]
+    web_auth: Option<BasicAuth>,
+    /// Directory of scenario files (*.yaml, *.yml) the web UI offers.
+    #[arg(long, env = "CICADA_SCENARIOS")]
+    scenarios: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -44,10 +55,31 @@ async fn main() -> anyhow::Result<()> {
     config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
         .context("bad --token / --token-file")?;
     auth::check_listen(args.listen, config.token.as_ref(), args.insecure_no_auth)?;
+    config.web = WebConfig {
+        auth: args.web_auth,
+        scenarios_dir: args.scenarios,
+    };
+    config.web.validate().context("bad --scenarios")?;
+    if let WebListen::At(addr) = args.web_listen {
+        web::check_listen(
+            addr,
+            &config.web,
+            config.token.as_ref(),
+            args.insecure_no_auth,
+        )?;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;
-    cicada_controller::run(config, listener, shutdown_signal()).await
+    let web_listener = match args.web_listen {
+        WebListen::At(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to bind the web UI to {addr}"))?,
+        ),
+        WebListen::Off => None,
+    };
+    cicada_controller::run_with(config, listener, web_listener, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -30,6 +30,8 @@ pub struct WorkerEntry {
     pub last_seen: Instant,
     /// The run the controller placed this worker in, if any.
     pub assigned: Option<String>,
+    /// Requests per second between the last two heartbeats of one run.
+    pub rps: f64,
 }
 
 impl WorkerEntry {
@@ -66,6 +68,7 @@ impl Registry {
             heartbeat: Heartbeat::default(),
             last_seen: Instant::now(),
             assigned: None,
+            rps: 0.0,
         };
         let replaced = self.workers.lock().insert(register.worker_id, entry);
         (conn, replaced)
@@ -87,8 +90,10 @@ impl Registry {
     /// Records a heartbeat.
     pub fn heartbeat(&self, worker_id: &str, conn: u64, heartbeat: Heartbeat) {
         if let Some(entry) = self.entry_mut(worker_id, conn, &mut self.workers.lock()) {
+            let now = Instant::now();
+            entry.rps = rate_between(&entry.heartbeat, &heartbeat, now - entry.last_seen);
             entry.heartbeat = heartbeat;
-            entry.last_seen = Instant::now();
+            entry.last_seen = now;
         }
     }
 
@@ -101,6 +106,7 @@ impl Registry {
                 entry.heartbeat.run_id.clear();
                 entry.heartbeat.active_users = 0;
                 entry.heartbeat.in_flight = 0;
+                entry.rps = 0.0;
             }
         }
     }
@@ -222,6 +228,15 @@ impl Registry {
             .collect()
     }
 
+    /// Number of connected workers with no run.
+    pub fn idle_count(&self) -> usize {
+        self.workers
+            .lock()
+            .values()
+            .filter(|entry| entry.is_idle())
+            .count()
+    }
+
     /// Number of connected workers.
     pub fn len(&self) -> usize {
         self.workers.lock().len()
@@ -253,11 +268,27 @@ impl Registry {
                 cpu_percent: entry.heartbeat.cpu_percent,
                 rss_bytes: entry.heartbeat.rss_bytes,
                 last_seen_ms: now.duration_since(entry.last_seen).as_millis() as u64,
+                rps: entry.rps,
             })
             .collect();
         list.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
         list
     }
+}
+
+/// Requests per second between two heartbeats `elapsed` apart: 0 unless
+/// both belong to the same run and the counter moved forward (a restarted
+/// work starts it again from 0).
+fn rate_between(previous: &Heartbeat, next: &Heartbeat, elapsed: std::time::Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if next.run_id.is_empty()
+        || previous.run_id != next.run_id
+        || next.requests < previous.requests
+        || seconds <= 0.0
+    {
+        return 0.0;
+    }
+    (next.requests - previous.requests) as f64 / seconds
 }
 
 #[cfg(test)]
@@ -275,6 +306,28 @@ mod tests {
 
     fn channel() -> Outbound {
         mpsc::channel(1).0
+    }
+
+    #[test]
+    fn rps_between_heartbeats_of_one_run() {
+        let beat = |run: &str, requests| Heartbeat {
+            run_id: run.into(),
+            requests,
+            ..Default::default()
+        };
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(
+            rate_between(&beat("r", 100), &beat("r", 350), second),
+            250.0
+        );
+        assert_eq!(
+            rate_between(&beat("r", 100), &beat("r", 350), second * 2),
+            125.0
+        );
+        assert_eq!(rate_between(&beat("", 0), &beat("r", 350), second), 0.0);
+        assert_eq!(rate_between(&beat("q", 900), &beat("r", 5), second), 0.0);
+        assert_eq!(rate_between(&beat("r", 900), &beat("r", 5), second), 0.0);
+        assert_eq!(rate_between(&beat("r", 9), &beat("", 0), second), 0.0);
     }
 
     #[test]
@@ -335,8 +388,20 @@ mod tests {
             },
         );
         assert_eq!(registry.active_users("r1"), 5);
+        registry.heartbeat(
+            "b",
+            c1,
+            Heartbeat {
+                run_id: "r1".into(),
+                active_users: 5,
+                requests: 1_000_000,
+                ..Default::default()
+            },
+        );
+        assert!(registry.list()[1].rps > 0.0);
         registry.work_done("b", c1, "r1");
         assert_eq!(registry.active_users("r1"), 0);
+        assert_eq!(registry.list()[1].rps, 0.0, "idle after WorkDone");
         registry.release("r1", ["a", "b"]);
         assert!(!registry.claim("c", "r2"), "c is busy with another run");
         assert!(registry.claim("c", "old"), "c may rejoin its own run");

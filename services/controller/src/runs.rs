@@ -34,6 +34,19 @@ pub struct RunStatus {
     pub workers: u32,
     /// What limits the run, as last diagnosed.
     pub diagnoses: Vec<Diagnosis>,
+    /// What the run was started with (empty for a run taken over after a
+    /// controller restart).
+    pub plan: RunPlan,
+}
+
+/// What a run was started with, for the web UI's header.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunPlan {
+    pub scenario_name: String,
+    pub host: String,
+    pub started_at_ms: i64,
+    /// `None`: until stopped.
+    pub run_time_ms: Option<u64>,
 }
 
 impl RunStatus {
@@ -88,6 +101,7 @@ impl Run {
             open: target_rate > 0.0,
             workers,
             diagnoses: Vec::new(),
+            plan: RunPlan::default(),
         });
         let run = Run { id, status, events };
         (Arc::new(run), receiver)
@@ -146,6 +160,11 @@ impl Runs {
     /// The run with this id.
     pub fn get(&self, run_id: &str) -> Option<Arc<Run>> {
         self.inner.lock().runs.get(run_id).cloned()
+    }
+
+    /// Every run in memory: the active one and the remembered finished ones.
+    pub fn all(&self) -> Vec<Arc<Run>> {
+        self.inner.lock().runs.values().cloned().collect()
     }
 
     /// The run that is running now, if any (not one still being started).

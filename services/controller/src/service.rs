@@ -99,13 +99,7 @@ impl Controller for ControllerService {
         &self,
         request: Request<StopRunRequest>,
     ) -> Result<Response<StopRunResponse>, Status> {
-        let run_id = request.into_inner().run_id;
-        let run = self
-            .shared
-            .runs
-            .get(&run_id)
-            .ok_or(ControllerError::RunNotFound(run_id))?;
-        run.send(RunEvent::Stop);
+        stop_run(&self.shared, &request.into_inner().run_id)?;
         Ok(Response::new(StopRunResponse {}))
     }
 
@@ -128,61 +122,7 @@ impl Controller for ControllerService {
         &self,
         request: Request<ScaleRunRequest>,
     ) -> Result<Response<ScaleRunResponse>, Status> {
-        let request = request.into_inner();
-        let run = self
-            .shared
-            .runs
-            .get(&request.run_id)
-            .ok_or_else(|| ControllerError::RunNotFound(request.run_id.clone()))?;
-        if run.status.borrow().is_terminal() {
-            return Err(ControllerError::InvalidArgument(format!(
-                "run {} has ended",
-                request.run_id
-            ))
-            .into());
-        }
-        let open = run.status.borrow().open;
-        match (open, request.users, request.rate) {
-            (true, None, Some(rate)) => {
-                if !(rate.is_finite() && rate > 0.0) {
-                    return Err(ControllerError::InvalidArgument(
-                        "rate must be a positive number of iterations per second".into(),
-                    )
-                    .into());
-                }
-                run.send(RunEvent::ScaleRate { rate });
-                return Ok(Response::new(ScaleRunResponse {}));
-            }
-            (true, _, _) => {
-                return Err(ControllerError::InvalidArgument(
-                    "this run uses the open model (a rate); change it with rate".into(),
-                )
-                .into());
-            }
-            (false, _, Some(_)) => {
-                return Err(ControllerError::InvalidArgument(
-                    "this run uses the closed model (users); change it with users".into(),
-                )
-                .into());
-            }
-            (false, _, None) => {}
-        }
-        let Some(users) = request.users else {
-            return Err(ControllerError::InvalidArgument(
-                "give users (or rate) to scale to".into(),
-            )
-            .into());
-        };
-        if !(request.spawn_rate.is_finite() && request.spawn_rate >= 0.0) {
-            return Err(ControllerError::InvalidArgument(
-                "spawn_rate must be a positive number (or 0 for the run's own)".into(),
-            )
-            .into());
-        }
-        run.send(RunEvent::Scale {
-            users,
-            spawn_rate: (request.spawn_rate > 0.0).then_some(request.spawn_rate),
-        });
+        scale_run(&self.shared, request.into_inner())?;
         Ok(Response::new(ScaleRunResponse {}))
     }
 
@@ -194,6 +134,69 @@ impl Controller for ControllerService {
             workers: self.shared.registry.list(),
         }))
     }
+}
+
+/// `StopRun` (gRPC and web): asks the run's life cycle task to stop it.
+pub(crate) fn stop_run(shared: &Shared, run_id: &str) -> Result<(), ControllerError> {
+    let run = shared
+        .runs
+        .get(run_id)
+        .ok_or_else(|| ControllerError::RunNotFound(run_id.to_owned()))?;
+    run.send(RunEvent::Stop);
+    Ok(())
+}
+
+/// `ScaleRun` (gRPC and web): checks the change against the run's model and
+/// hands it to the run's life cycle task.
+pub(crate) fn scale_run(shared: &Shared, request: ScaleRunRequest) -> Result<(), ControllerError> {
+    let run = shared
+        .runs
+        .get(&request.run_id)
+        .ok_or_else(|| ControllerError::RunNotFound(request.run_id.clone()))?;
+    if run.status.borrow().is_terminal() {
+        return Err(ControllerError::InvalidArgument(format!(
+            "run {} has ended",
+            request.run_id
+        )));
+    }
+    let open = run.status.borrow().open;
+    match (open, request.users, request.rate) {
+        (true, None, Some(rate)) => {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(ControllerError::InvalidArgument(
+                    "rate must be a positive number of iterations per second".into(),
+                ));
+            }
+            run.send(RunEvent::ScaleRate { rate });
+            return Ok(());
+        }
+        (true, _, _) => {
+            return Err(ControllerError::InvalidArgument(
+                "this run uses the open model (a rate); change it with rate".into(),
+            ));
+        }
+        (false, _, Some(_)) => {
+            return Err(ControllerError::InvalidArgument(
+                "this run uses the closed model (users); change it with users".into(),
+            ));
+        }
+        (false, _, None) => {}
+    }
+    let Some(users) = request.users else {
+        return Err(ControllerError::InvalidArgument(
+            "give users (or rate) to scale to".into(),
+        ));
+    };
+    if !(request.spawn_rate.is_finite() && request.spawn_rate >= 0.0) {
+        return Err(ControllerError::InvalidArgument(
+            "spawn_rate must be a positive number (or 0 for the run's own)".into(),
+        ));
+    }
+    run.send(RunEvent::Scale {
+        users,
+        spawn_rate: (request.spawn_rate > 0.0).then_some(request.spawn_rate),
+    });
+    Ok(())
 }
 
 /// Reads one worker's stream until it ends (or the controller shuts down),

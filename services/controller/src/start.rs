@@ -412,7 +412,16 @@ fn launch(
     workers: Vec<(Claimed, Placement, f64)>,
 ) -> StartRunResponse {
     let (run, events) = Run::new(run_id.clone(), plan.users, plan.rate, workers.len() as u32);
-    run.status.send_modify(|status| status.open = plan.open);
+    let run_plan = crate::runs::RunPlan {
+        scenario_name: plan.scenario.name().to_owned(),
+        host: plan.host.clone(),
+        started_at_ms: unix_ms(),
+        run_time_ms: plan.run_time.map(|run_time| run_time.as_millis() as u64),
+    };
+    run.status.send_modify(|status| {
+        status.open = plan.open;
+        status.plan = run_plan;
+    });
     shared.runs.insert(run.clone());
     let max_duration_ms = plan.run_time.map_or(0, |run_time| {
         (run_time + plan.grace + shared.config.max_duration_margin).as_millis() as u64

@@ -259,6 +259,7 @@ impl TestWorker {
             in_flight: 1,
             cpu_percent: 12.5,
             rss_bytes: 1 << 20,
+            requests: 0,
         }))
         .await;
     }

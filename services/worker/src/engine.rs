@@ -278,6 +278,11 @@ impl Engine {
         self.threads.iter().map(|t| t.in_flight()).sum()
     }
 
+    /// Requests completed since the engine started (cumulative).
+    pub fn completed(&self) -> u64 {
+        self.threads.iter().map(|t| t.completed()).sum()
+    }
+
     /// Stops spawning, lets users finish their current request within
     /// `grace`, then cancels what is left (counted as `cancelled`). When it
     /// returns nothing is in flight and the next `cut()` holds the remainder.

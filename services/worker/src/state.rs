@@ -87,6 +87,7 @@ impl Node {
             in_flight: engine.as_ref().map_or(0, |e| e.in_flight()),
             cpu_percent,
             rss_bytes,
+            requests: engine.as_ref().map_or(0, |e| e.completed()),
         }
     }
 

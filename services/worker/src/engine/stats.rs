@@ -19,6 +19,9 @@ pub(crate) struct ThreadStats {
     /// Open model: arrivals this thread has handled (started or dropped)
     /// since the engine started; never reset.
     arrivals: AtomicU64,
+    /// Requests completed since the engine started; never reset. Written
+    /// only by the owning thread.
+    completed: AtomicU64,
 }
 
 /// A completed request's latency in microseconds. In the open model `us` is
@@ -92,11 +95,17 @@ impl ThreadStats {
             active_users: AtomicU32::new(0),
             dropped: AtomicU64::new(0),
             arrivals: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
         }
     }
 
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests completed (failed or not) since the engine started.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
     }
 
     pub fn active_users(&self) -> u32 {
@@ -132,6 +141,9 @@ impl ThreadStats {
         };
         e.counts.requests += 1;
         e.counts.bytes += bytes;
+        // Single writer: a plain store is enough, readers only sample it.
+        let n = self.completed.load(Ordering::Relaxed);
+        self.completed.store(n + 1, Ordering::Relaxed);
         e.histogram.record_us(latency.us);
         if let Some(uncorrected) = latency.uncorrected_us {
             e.uncorrected.record_us(uncorrected);

@@ -1,0 +1,65 @@
+//! `cicada ui`: a local cluster with the web UI, until Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cicada_controller::web::{self, WebConfig};
+
+use crate::cli::UiArgs;
+use crate::local::LocalCluster;
+
+pub async fn ui(args: UiArgs) -> anyhow::Result<ExitCode> {
+    // Everything is checked before a port is bound.
+    let workers = super::local_workers(args.workers)?;
+    let config = WebConfig {
+        auth: args.web_auth,
+        scenarios_dir: Some(scenarios_dir(args.scenarios)),
+    };
+    config.validate().context("bad --scenarios")?;
+    web::check_listen(args.web_listen, &config, None, args.insecure_no_auth)?;
+    let listener = tokio::net::TcpListener::bind(args.web_listen)
+        .await
+        .with_context(|| format!("failed to bind the web UI to {}", args.web_listen))?;
+    let address = listener
+        .local_addr()
+        .context("failed to read the web UI address")?;
+    let scenarios = config.scenarios_dir.clone().unwrap_or_default();
+    let cluster =
+        LocalCluster::start_with(&args.database_url, workers, Some((config, listener))).await?;
+    eprintln!(
+        "{workers} local workers; scenarios from {}; runs stored in {}",
+        scenarios.display(),
+        args.database_url
+    );
+    eprintln!("web UI: http://{address}");
+    eprintln!("press Ctrl-C to stop");
+    shutdown_signal().await?;
+    eprintln!("stopping (a live run is stopped and stored)");
+    cluster.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--scenarios`, else `./examples` when it exists, else the current directory.
+fn scenarios_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(|| {
+        let examples = Path::new("examples");
+        if examples.is_dir() {
+            examples.to_owned()
+        } else {
+            PathBuf::from(".")
+        }
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("failed to listen for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
