@@ -322,7 +322,7 @@ pub struct UiArgs {
     #[arg(long, env = "CICADA_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure_no_auth: bool,
     /// Directory of scenario files (*.yaml, *.yml) offered by the start form
-    /// (default: ./examples when it exists, else the current directory).
+    /// (default: ./examples when it exists, else none: paste or upload YAML).
     #[arg(long, env = "CICADA_SCENARIOS")]
     pub scenarios: Option<PathBuf>,
     /// Local workers to start (default: one per core).

@@ -234,6 +234,22 @@ pub(crate) async fn start_run(
     shared: &Arc<Shared>,
     request: StartRunRequest,
 ) -> Result<StartRunResponse, ControllerError> {
+    // On its own task: a caller that goes away mid-way (a closed browser
+    // tab, a cancelled gRPC call) drops only this future, while the start
+    // either completes or unwinds its reservation and its workers; dropped
+    // half-way it would leave the one run slot taken until a restart.
+    let shared = shared.clone();
+    match tokio::spawn(async move { start_detached(&shared, request).await }).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => Err(ControllerError::ShuttingDown),
+    }
+}
+
+async fn start_detached(
+    shared: &Arc<Shared>,
+    request: StartRunRequest,
+) -> Result<StartRunResponse, ControllerError> {
     if *shared.shutdown.borrow() {
         return Err(ControllerError::ShuttingDown);
     }

@@ -14,6 +14,7 @@ mod assets;
 mod auth;
 mod csv;
 mod events;
+mod guard;
 mod history;
 pub mod live;
 mod reply;
@@ -98,11 +99,17 @@ pub fn check_listen(
     Ok(())
 }
 
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// State of the web handlers.
 pub(crate) struct Web {
     pub(crate) shared: Arc<Shared>,
     pub(crate) config: WebConfig,
     pub(crate) rates: live::Rates,
+    /// No login is configured and the listener is loopback: only requests
+    /// addressed to loopback names are answered (`guard`).
+    pub(crate) open_loopback: bool,
 }
 
 /// Serves the web UI on `listener` until the controller shuts down; open
@@ -112,10 +119,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> anyhow:
         .local_addr()
         .context("failed to read the web listener address")?;
     tracing::info!(%address, auth = shared.config.web.auth.is_some(), "web ui listening");
+    let open_loopback = shared.config.web.auth.is_none()
+        && shared.config.token.is_none()
+        && address.ip().is_loopback();
     let web = Arc::new(Web {
         config: shared.config.web.clone(),
         shared,
         rates: live::Rates::default(),
+        open_loopback,
     });
     let mut shutdown = web.shared.shutdown.clone();
     loop {
@@ -142,8 +153,12 @@ async fn connection(web: Arc<Web>, stream: tokio::net::TcpStream) {
         let web = web.clone();
         async move { Ok::<_, Infallible>(handle(&web, request).await) }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    // Without a timer hyper ignores its header read timeout: a client that
+    // never finishes its headers would hold the connection forever.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
@@ -172,6 +187,9 @@ async fn handle(web: &Arc<Web>, request: Request<Incoming>) -> Reply {
         presented,
     ) {
         return reply::unauthorized();
+    }
+    if let Err(refused) = guard::check(request.method(), request.headers(), web.open_loopback) {
+        return reply::refused(refused);
     }
     let method = request.method().clone();
     let query: HashMap<String, String> =

@@ -31,6 +31,68 @@ fn basic() -> Options {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_requests_are_refused() {
+    // An open UI (no login) on loopback: the easiest one to attack from
+    // another page the browser has open.
+    let cluster = Cluster::start(Options {
+        workers: 1,
+        web_auth: None,
+        ..basic()
+    })
+    .await;
+    let client = cluster.client(None);
+    let stop = "/api/runs/no-such-run/stop";
+    // Same origin (as the UI sends it) reaches the handler: 404.
+    let origin = format!("http://{}", cluster.web_addr);
+    let same = client
+        .request(
+            "POST",
+            stop,
+            &[("origin", &origin), ("sec-fetch-site", "same-origin")],
+            "{}",
+        )
+        .await;
+    assert_eq!(same.status, 404, "{}", same.body);
+    let other = client
+        .request("POST", stop, &[("origin", "http://evil.example")], "{}")
+        .await;
+    assert_eq!(other.status, 403, "{}", other.body);
+    let fetched = client
+        .request(
+            "GET",
+            "/api/scenarios",
+            &[("sec-fetch-site", "cross-site")],
+            "",
+        )
+        .await;
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+    // A form or no-cors fetch can only send "simple" content types.
+    let form = client
+        .request("POST", stop, &[("content-type", "text/plain")], "{}")
+        .await;
+    assert_eq!(form.status, 415, "{}", form.body);
+    // DNS rebinding: a foreign name that resolves to 127.0.0.1.
+    let rebound = client
+        .request(
+            "GET",
+            "/api/scenarios",
+            &[("host", "attacker.example:8089")],
+            "",
+        )
+        .await;
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    let framed = client.get("/").await;
+    assert_eq!(framed.header("x-frame-options"), Some("DENY"));
+    assert_eq!(framed.header("x-content-type-options"), Some("nosniff"));
+    // /health stays open to anything (probes).
+    let health = client
+        .request("GET", "/health", &[("host", "10.1.2.3:8089")], "")
+        .await;
+    assert_eq!(health.status, 200);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_assets_and_validation() {
     let cluster = Cluster::start(basic()).await;
     let open = cluster.client(None);

@@ -14,7 +14,7 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<ExitCode> {
     let workers = super::local_workers(args.workers)?;
     let config = WebConfig {
         auth: args.web_auth,
-        scenarios_dir: Some(scenarios_dir(args.scenarios)),
+        scenarios_dir: scenarios_dir(args.scenarios),
     };
     config.validate().context("bad --scenarios")?;
     web::check_listen(args.web_listen, &config, None, args.insecure_no_auth)?;
@@ -24,12 +24,14 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<ExitCode> {
     let address = listener
         .local_addr()
         .context("failed to read the web UI address")?;
-    let scenarios = config.scenarios_dir.clone().unwrap_or_default();
+    let scenarios = match &config.scenarios_dir {
+        Some(dir) => format!("scenarios from {}", dir.display()),
+        None => "no scenarios directory (--scenarios DIR); paste or upload YAML".to_owned(),
+    };
     let cluster =
         LocalCluster::start_with(&args.database_url, workers, Some((config, listener))).await?;
     eprintln!(
-        "{workers} local workers; scenarios from {}; runs stored in {}",
-        scenarios.display(),
+        "{workers} local workers; {scenarios}; runs stored in {}",
         args.database_url
     );
     eprintln!("web UI: http://{address}");
@@ -40,15 +42,13 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--scenarios`, else `./examples` when it exists, else the current directory.
-fn scenarios_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(|| {
+/// `--scenarios`, else `./examples` when it exists, else none (the form
+/// then takes pasted or uploaded YAML only). Never the current directory:
+/// it may hold YAML with secrets (compose files, manifests).
+fn scenarios_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
         let examples = Path::new("examples");
-        if examples.is_dir() {
-            examples.to_owned()
-        } else {
-            PathBuf::from(".")
-        }
+        examples.is_dir().then(|| examples.to_owned())
     })
 }
 

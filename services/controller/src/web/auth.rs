@@ -73,13 +73,35 @@ pub(crate) fn allowed(
     let Some(value) = authorization else {
         return false;
     };
-    if let (Some(basic), Some(encoded)) = (basic, value.strip_prefix(b"Basic ")) {
-        return basic.matches(encoded.trim_ascii());
+    if let Some(encoded) = strip_scheme(value, b"basic ") {
+        let encoded = encoded.trim_ascii();
+        if basic.is_some_and(|basic| basic.matches(encoded)) {
+            return true;
+        }
+        // A browser can only send Basic: the shared token is accepted as
+        // the password, whatever the user name.
+        return token.is_some_and(|token| token_as_password(token, encoded));
     }
-    if let (Some(token), Some(presented)) = (token, value.strip_prefix(b"Bearer ")) {
+    if let (Some(token), Some(presented)) = (token, strip_scheme(value, b"bearer ")) {
         return token.matches(presented);
     }
     false
+}
+
+/// The credentials after an auth scheme, matched case-insensitively (RFC 7235).
+fn strip_scheme<'a>(value: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+    (value.len() >= scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme))
+        .then(|| &value[scheme.len()..])
+}
+
+fn token_as_password(token: &Token, encoded: &[u8]) -> bool {
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+        return false;
+    };
+    match decoded.iter().position(|&b| b == b':') {
+        Some(colon) => token.matches(&decoded[colon + 1..]),
+        None => false,
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -113,5 +135,33 @@ mod tests {
         assert!(allowed(None, Some(&token), Some(b"Bearer tok-123")));
         assert!(!allowed(None, Some(&token), Some(b"Bearer tok-12")));
         assert!(!allowed(None, Some(&token), Some(header.as_bytes())));
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive_and_browsers_can_send_the_token() {
+        let basic: BasicAuth = "u:p".parse().unwrap();
+        let token = Token::new("tok-123").unwrap();
+        let lower = basic.header().replacen("Basic", "basic", 1);
+        assert!(allowed(Some(&basic), None, Some(lower.as_bytes())));
+        assert!(allowed(None, Some(&token), Some(b"bearer tok-123")));
+        // Basic with the token as the password (any user), as a browser's
+        // login dialog sends it; "anyone:tok-123" and ":tok-123".
+        assert!(allowed(
+            None,
+            Some(&token),
+            Some(b"Basic YW55b25lOnRvay0xMjM=")
+        ));
+        assert!(allowed(
+            Some(&basic),
+            Some(&token),
+            Some(b"Basic OnRvay0xMjM=")
+        ));
+        // "anyone:tok-12", and no colon at all.
+        assert!(!allowed(
+            None,
+            Some(&token),
+            Some(b"Basic YW55b25lOnRvay0xMg==")
+        ));
+        assert!(!allowed(None, Some(&token), Some(b"Basic dG9rLTEyMw==")));
     }
 }

@@ -30,12 +30,19 @@ pub(crate) async fn run_stats(web: &Web, run_id: &str) -> Result<RunStats, WebEr
     }
 }
 
-/// Quotes a field when it holds a comma, a quote or a line break.
+/// Quotes a field when it holds a comma, a quote or a line break. Text
+/// that a spreadsheet would run as a formula (`= + - @`, tab, CR at the
+/// start: failure messages come from the target) gets a leading `'`.
 fn field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text
     }
 }
 
@@ -162,6 +169,14 @@ mod tests {
     use cicada_proto::v1::FailureStat;
 
     use super::*;
+
+    #[test]
+    fn formulas_are_defused() {
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("+1"), "'+1");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("/api/x"), "/api/x");
+    }
 
     #[test]
     fn stats_rows_and_quoting() {

@@ -56,12 +56,15 @@ async fn feed(web: Arc<Web>, run_id: String, first: LiveRun, tx: mpsc::Sender<By
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + PERIOD, PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut snapshot = first;
+    // False after a collector hiccup: nothing new to send (sending zeros
+    // would make tables go backwards and charts dip).
+    let mut fresh = true;
     loop {
         if snapshot.is_terminal() {
             let _ = send(&tx, event("end", &snapshot)).await;
             return;
         }
-        if !send(&tx, event("progress", &snapshot)).await {
+        if fresh && !send(&tx, event("progress", &snapshot)).await {
             return;
         }
         // Wake on the tick, or at once when the run changes state.
@@ -91,15 +94,23 @@ async fn feed(web: Arc<Web>, run_id: String, first: LiveRun, tx: mpsc::Sender<By
         if tokio::time::Instant::now() > deadline {
             return;
         }
-        snapshot = tokio::select! {
-            result = live::snapshot(&web, &run_id) => match result {
-                Ok(snapshot) => snapshot,
-                Err(error) => {
-                    tracing::debug!(run_id, %error, "event stream ends");
-                    return;
-                }
-            },
+        let result = tokio::select! {
+            result = live::snapshot(&web, &run_id) => result,
             () = crate::shut_down(&mut shutdown) => return,
         };
+        match result {
+            Ok(next) => {
+                snapshot = next;
+                fresh = true;
+            }
+            Err(WebError::Collector(error) | WebError::Unavailable(error)) => {
+                tracing::debug!(run_id, %error, "live stats unavailable; event skipped");
+                fresh = false;
+            }
+            Err(error) => {
+                tracing::debug!(run_id, %error, "event stream ends");
+                return;
+            }
+        }
     }
 }

@@ -200,14 +200,14 @@ pub(crate) async fn snapshot(web: &Web, run_id: &str) -> Result<LiveRun, WebErro
         Some(status) if status.is_terminal() && status.final_stats.is_some() => {
             status.final_stats.clone()
         }
-        // Live numbers are best effort: the run's state is still worth showing.
+        // A run still starting may not be at the collector yet: its state
+        // is worth showing without numbers. Other failures are the
+        // caller's to handle (the event stream skips the second) rather
+        // than numbers going back to zero.
         Some(_) => match fetch_stats(web, run_id).await {
             Ok(stats) => Some(stats),
             Err(WebError::NotFound(_)) => None,
-            Err(error) => {
-                tracing::debug!(run_id, %error, "live stats unavailable");
-                None
-            }
+            Err(error) => return Err(error),
         },
         None => Some(fetch_stats(web, run_id).await?),
     };

@@ -129,6 +129,12 @@ pub(crate) fn typed(content_type: &'static str, bytes: impl Into<Bytes>) -> Repl
     let headers = reply.headers_mut();
     headers.insert(CONTENT_TYPE, content_type.parse().expect("static header"));
     headers.insert(CACHE_CONTROL, "no-cache".parse().expect("static header"));
+    // Not framed by other sites (clickjacking), types not sniffed.
+    headers.insert("x-frame-options", "DENY".parse().expect("static header"));
+    headers.insert(
+        "x-content-type-options",
+        "nosniff".parse().expect("static header"),
+    );
     reply
 }
 
@@ -150,6 +156,19 @@ pub(crate) fn download(
         reply.headers_mut().insert(CONTENT_DISPOSITION, value);
     }
     reply
+}
+
+/// A request `guard` refused: 403, or 415 for a body that is not JSON.
+pub(crate) fn refused(refused: super::guard::Refused) -> Reply {
+    use super::guard::Refused;
+    let (status, message) = match refused {
+        Refused::CrossSite(message) => (StatusCode::FORBIDDEN, message),
+        Refused::NotJson => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "requests that change something must be `Content-Type: application/json`".to_owned(),
+        ),
+    };
+    with_status(status, json(&serde_json::json!({ "error": message })))
 }
 
 pub(crate) fn unauthorized() -> Reply {

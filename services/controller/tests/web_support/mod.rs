@@ -216,6 +216,18 @@ pub struct Client {
 
 impl Client {
     async fn send(&self, method: &str, path: &str, body: String) -> hyper::Response<Incoming> {
+        self.send_with(method, path, &[], body).await
+    }
+
+    /// A request with extra headers (they replace the defaults: `host`,
+    /// `content-type`).
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: String,
+    ) -> hyper::Response<Incoming> {
         let stream = TcpStream::connect(&self.addr).await.unwrap();
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -231,7 +243,11 @@ impl Client {
         if !body.is_empty() {
             request = request.header("content-type", "application/json");
         }
-        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        let mut request = request.body(Full::new(Bytes::from(body))).unwrap();
+        for (name, value) in extra {
+            let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
         tokio::time::timeout(Duration::from_secs(20), sender.send_request(request))
             .await
             .expect("no answer within 20 s")
@@ -259,6 +275,17 @@ impl Client {
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Response {
         Self::read(self.send("POST", path, body.to_string()).await).await
+    }
+
+    /// Any request, with extra headers replacing the defaults.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        Self::read(self.send_with(method, path, headers, body.to_owned()).await).await
     }
 
     pub async fn post_raw(&self, path: &str, body: &str) -> Response {
