@@ -21,8 +21,10 @@ use crate::runs::{RunPlan, RunStatus};
 const STATS_TIMEOUT: Duration = Duration::from_secs(3);
 /// Per-endpoint current rates are measured over at most this much time.
 const RATE_WINDOW: Duration = Duration::from_secs(3);
-/// Samples kept per run (several viewers each add one a second).
+/// Samples kept per run (a bound; MIN_SAMPLE_GAP keeps far fewer).
 const MAX_SAMPLES: usize = 64;
+/// Samples closer together than this are not kept.
+const MIN_SAMPLE_GAP: Duration = Duration::from_millis(250);
 /// A run not looked at for this long has its samples forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 
@@ -491,7 +493,15 @@ impl Rates {
             }
             _ => vec![(0.0, 0.0); counts.len()],
         };
-        samples.push_back((now, counts));
+        // Many viewers each ask once a second: keep one sample per
+        // MIN_SAMPLE_GAP, so the base of the window stays a few seconds
+        // old however many watch.
+        if samples
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= MIN_SAMPLE_GAP)
+        {
+            samples.push_back((now, counts));
+        }
         rates
     }
 }
@@ -499,6 +509,23 @@ impl Rates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_viewers_do_not_shrink_the_window() {
+        let rates = Rates::default();
+        let t0 = Instant::now();
+        rates.current("r", t0, vec![(0, 0)]);
+        // 2,000 viewer polls over the next 2 s (a sample every 1 ms), all
+        // seeing 100 requests a second: a window of the last 64 samples
+        // would be 64 ms old and read 0.
+        for i in 1..=2_000u64 {
+            let at = t0 + Duration::from_millis(i);
+            rates.current("r", at, vec![(i / 10, 0)]);
+        }
+        let t = t0 + Duration::from_secs(2);
+        let (rps, _) = rates.current("r", t, vec![(200, 0)])[0];
+        assert!((rps - 100.0).abs() < 1.0, "{rps}");
+    }
 
     #[test]
     fn current_rates_from_samples() {
