@@ -91,7 +91,9 @@ async fn feed(web: Arc<Web>, run_id: String, first: LiveRun, tx: mpsc::Sender<By
                 () = crate::shut_down(&mut shutdown) => return,
             }
         }
-        if tokio::time::Instant::now() > deadline {
+        // A run this controller drives ends its stream itself; one it does
+        // not (only in the store) is polled for a bounded time.
+        if status.is_none() && tokio::time::Instant::now() > deadline {
             return;
         }
         let result = tokio::select! {
