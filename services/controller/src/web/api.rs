@@ -76,12 +76,16 @@ fn scenario_files(dir: &Path) -> Result<Vec<String>, WebError> {
     })?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
-        // Follows symlinks: a Kubernetes ConfigMap volume's files are links
-        // into its hidden `..data` directory.
-        .filter(|entry| std::fs::metadata(entry.path()).is_ok_and(|kind| kind.is_file()))
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| !name.starts_with('.'))
-        .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let wanted =
+                !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"));
+            // Names first, then one stat each. Follows symlinks: a
+            // Kubernetes ConfigMap volume's files are links into its
+            // hidden `..data` directory.
+            (wanted && std::fs::metadata(entry.path()).is_ok_and(|kind| kind.is_file()))
+                .then_some(name)
+        })
         .collect();
     names.sort();
     names.truncate(MAX_SCENARIOS);
@@ -96,15 +100,29 @@ fn read_scenario(dir: &Path, name: &str) -> Result<String, WebError> {
             "no scenario file {name:?} in the scenarios directory; GET /api/scenarios lists them"
         )));
     }
+    read_listed(dir, name)
+}
+
+/// Reads a file [`scenario_files`] listed, at most `MAX_SCENARIO_BYTES`
+/// (bounded while reading: the file may grow after a stat).
+fn read_listed(dir: &Path, name: &str) -> Result<String, WebError> {
+    use std::io::Read as _;
     let path = dir.join(name);
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    if size > MAX_SCENARIO_BYTES {
+    let failed = |error: std::io::Error| {
+        WebError::Internal(format!("failed to read {}: {error}", path.display()))
+    };
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .map_err(failed)?
+        .take(MAX_SCENARIO_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(failed)?;
+    if text.len() as u64 > MAX_SCENARIO_BYTES {
         return Err(WebError::BadRequest(format!(
             "scenario file {name:?} is larger than {MAX_SCENARIO_BYTES} bytes"
         )));
     }
-    std::fs::read_to_string(&path)
-        .map_err(|error| WebError::Internal(format!("failed to read {}: {error}", path.display())))
+    Ok(text)
 }
 
 /// `GET /api/scenarios`.
@@ -115,7 +133,7 @@ pub(crate) async fn scenarios(web: &Arc<Web>) -> Result<Reply, WebError> {
     let files = tokio::task::spawn_blocking(move || -> Result<Vec<ScenarioFile>, WebError> {
         let mut files = Vec::new();
         for path in scenario_files(&dir)? {
-            let Ok(yaml) = read_scenario(&dir, &path) else {
+            let Ok(yaml) = read_listed(&dir, &path) else {
                 continue;
             };
             let name = Scenario::parse(&path, &yaml)
