@@ -7,8 +7,12 @@
 // charts fill, change users live, stop, download the stats CSV and check its
 // Aggregated request count equals the stored run and the target's own count,
 // browse history, run a second run, compare the two, open the trend, and open
-// the downloaded HTML report offline. Screenshots of every page go to
-// target/web-e2e/*.png (1280 px wide, plus phone width 390 px).
+// the downloaded HTML report offline; then upload a scenario file and run it
+// in the open model (request rate). The UI runs with a login
+// (`--web-auth`): the browser logs in with HTTP credentials, a request
+// without them gets 401. Screenshots of every page go to
+// target/web-e2e/*.png (1280 px wide, plus phone width 390 px), taken from
+// the top of the page so the sticky top bar sits where it belongs.
 //
 // Binaries come from target/debug (CICADA_BIN_DIR overrides); build them
 // first: scripts/test-web.sh does. Every wait is bounded; child processes
@@ -26,6 +30,12 @@ const BIN = process.env.CICADA_BIN_DIR || join(ROOT, "target/debug");
 const OUT = join(ROOT, "target/web-e2e");
 const CHROMIUM = process.env.CICADA_CHROMIUM || "/usr/bin/chromium";
 const WHOLE_TEST_TIMEOUT_MS = 300_000;
+// The UI's login (`cicada ui --web-auth USER:PASS`); a fresh password per run.
+const UI_USER = "e2e";
+const UI_PASS = `pw-${process.pid}-${Date.now().toString(36)}`;
+const UI_AUTHORIZATION = "Basic " + Buffer.from(`${UI_USER}:${UI_PASS}`).toString("base64");
+// The UI's origin once it is up: the test's own requests to it carry the login.
+let uiOrigin = null;
 const children = [];
 
 function log(...args) {
@@ -76,11 +86,13 @@ async function killAll() {
   }
 }
 
-/** Bounded HTTP request from the test itself (not the browser). */
+/** Bounded HTTP request from the test itself (not the browser); logged in to the UI. */
 async function http(method, url, body) {
+  const headers = body ? { "content-type": "application/json" } : {};
+  if (uiOrigin && url.startsWith(uiOrigin + "/")) headers.authorization = UI_AUTHORIZATION;
   const response = await fetch(url, {
     method,
-    headers: body ? { "content-type": "application/json" } : {},
+    headers,
     body: body ? JSON.stringify(body) : undefined,
     signal: AbortSignal.timeout(10_000),
   });
@@ -139,6 +151,12 @@ function parseCsv(text) {
 }
 
 async function shot(page, name) {
+  // From the top: a full-page screenshot of a scrolled page draws the sticky
+  // top bar at the scroll offset, in the middle of the page.
+  await page.evaluate(() => new Promise((done) => {
+    window.scrollTo(0, 0);
+    requestAnimationFrame(() => requestAnimationFrame(done));
+  }));
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
   // No rendering slip shows through as text.
   const text = await page.evaluate(() => document.body.innerText);
@@ -227,16 +245,44 @@ users:
 
     const { match: uiMatch } = await startProcess(
       "cicada",
-      ["ui", "--workers", "2", "--database-url", `sqlite://${join(tmp, "cicada.db")}`, "--web-listen", "127.0.0.1:0", "--scenarios", scenarios],
+      ["ui", "--workers", "2", "--database-url", `sqlite://${join(tmp, "cicada.db")}`, "--web-listen", "127.0.0.1:0", "--scenarios", scenarios, "--web-auth", `${UI_USER}:${UI_PASS}`],
       /web UI: (http:\/\/\S+)\r?\n/,
       60_000
     );
     const ui = uiMatch[1].replace(/\/$/, "");
     log("ui", ui);
+    uiOrigin = new URL(ui).origin;
+
+    // --- Login: without it (or with a wrong password) 401 and a Basic
+    // challenge; /health stays open; with it the API answers.
+    for (const [what, authorization] of [
+      ["no credentials", null],
+      ["a wrong password", "Basic " + Buffer.from(`${UI_USER}:wrong`).toString("base64")],
+    ]) {
+      const response = await fetch(`${ui}/api/status`, { headers: authorization ? { authorization } : {}, signal: AbortSignal.timeout(10_000) });
+      await response.text();
+      assert.equal(response.status, 401, `/api/status with ${what}`);
+      assert.match(response.headers.get("www-authenticate") || "", /^Basic realm="cicada"/, `/api/status with ${what}: Basic challenge`);
+    }
+    const health = await fetch(`${ui}/health`, { signal: AbortSignal.timeout(10_000) });
+    assert.equal(health.status, 200, "/health needs no login");
+    assert.equal(await health.text(), "ok");
+    assert.equal((await http("GET", `${ui}/api/status`)).auth, true, "/api/status says the UI has a login");
     await until("2 workers connected", async () => (await http("GET", `${ui}/api/status`)).workers >= 2, 30_000);
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"], timeout: 30_000 });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true, deviceScaleFactor: 1 });
+    // A browser without the login does not get the UI: chromium (driven by
+    // playwright, which cancels the login dialog) fails the navigation on the
+    // 401 challenge; a plain 401 page would do as well.
+    const stranger = await browser.newContext();
+    const refused = await (await stranger.newPage()).goto(`${ui}/#/`, { timeout: 15_000 }).then(
+      (response) => `HTTP ${response.status()}`,
+      (e) => e.message
+    );
+    assert.match(refused, /^HTTP 401$|ERR_INVALID_AUTH_CREDENTIALS/, "the UI without a login");
+    await stranger.close();
+    const httpCredentials = { username: UI_USER, password: UI_PASS };
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true, deviceScaleFactor: 1, httpCredentials });
     context.setDefaultTimeout(20_000);
     const page = await context.newPage();
     const pageErrors = [];
@@ -414,8 +460,56 @@ users:
     });
     await shot(page, "trend");
 
+    // --- Upload a scenario file, then run it in the open model (40 requests/s, 4 s).
+    const uploaded = join(tmp, "open-upload.yaml");
+    const uploadedYaml = yaml("web-e2e-open").replace("# e2e: weighted reads", "# e2e (uploaded): weighted reads");
+    await writeFile(uploaded, uploadedYaml);
+    await page.goto(`${ui}/#/new`);
+    await page.waitForSelector('#app[data-route="/new"][data-ready="1"]', { state: "attached", timeout: 15_000 });
+    await page.waitForSelector("#scenario-summary .ok", { timeout: 15_000 }); // the picker's first file
+    await page.setInputFiles("#scenario-file", uploaded);
+    await until("the uploaded file in the editor, validated", async () => {
+      const summary = await page.textContent("#scenario-summary");
+      return (await page.inputValue("#scenario-yaml")) === uploadedYaml && /✓ valid\s*web-e2e-open\b/.test(summary) && summary;
+    }, 15_000);
+    assert.equal(await page.inputValue("#scenario-pick"), "", "an upload clears the picked file");
+    assert.ok(await page.isHidden(".editor-error"), "no validation error for the uploaded file");
+    assert.ok(await page.isHidden(".open-fields"), "closed model until picked");
+    await page.check("#model-open");
+    assert.ok((await page.isVisible("#rate")) && (await page.isHidden("#users")), "the open model asks for a rate, not users");
+    await page.fill("#rate", "40");
+    await page.fill("#host", target);
+    await page.fill("#run-time", "4s");
+    await page.fill("#labels", "model=open");
+    await shot(page, "start-upload-open");
+    await http("POST", `${target}/stats/reset`);
+    const runC = await clickStart(page);
+    log("run C (uploaded, open model)", runC);
+    await until("the header shows the target rate", async () => /\(rate 40\/s\)/.test(await page.textContent("#kpi-users")), 20_000);
+    await page.waitForSelector(".run-title-row .status-finished, .run-title-row .status-failed", { timeout: 60_000 });
+    await shot(page, "run-open-model");
+    const liveC = await http("GET", `${ui}/api/runs/${runC}/live`);
+    assert.equal(liveC.target_rate, 40, "the live view's target rate");
+    assert.equal(liveC.scenario_name, "web-e2e-open");
+    const storedC = await until("run C stored as ended", async () => {
+      const d = await http("GET", `${ui}/api/history/runs/${runC}`);
+      return d.run.ended_at_ms ? d : null;
+    });
+    const servedC = (await http("GET", `${target}/stats`)).total;
+    const configC = JSON.parse(storedC.config_json);
+    log(`run C: stored ${storedC.total.requests}, target served ${servedC}, over ${storedC.duration_s} s, config ${JSON.stringify({ model: configC.model, rate: configC.rate, workers: configC.workers.map((w) => w.rate) })}`);
+    assert.equal(storedC.run.status, "finished");
+    assert.equal(storedC.scenario_yaml, uploadedYaml, "the stored scenario is the uploaded file");
+    assert.equal(configC.model, "open");
+    assert.equal(configC.rate, 40, "the stored run's rate");
+    assert.equal(configC.workers.reduce((s, w) => s + w.rate, 0), 40, "the workers' rates add up to the target rate");
+    // The open model's point: rate x run time requests (160), whatever the
+    // latency; a wide band, the scheduling on a busy CI machine being what it is.
+    assert.ok(storedC.total.requests > 0.6 * 40 * 4 && storedC.total.requests <= 1.25 * 40 * 4, `run C: ${storedC.total.requests} requests at 40/s for 4 s`);
+    assert.equal(storedC.total.requests, servedC, "run C: stored == served");
+
     // --- Phone width.
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, httpCredentials });
     const p = await phone.newPage();
     await p.goto(`${ui}/#/runs/${runA}`);
     await p.waitForSelector("#panel-stats tfoot tr");
