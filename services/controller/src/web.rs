@@ -107,6 +107,8 @@ pub(crate) struct Web {
     pub(crate) shared: Arc<Shared>,
     pub(crate) config: WebConfig,
     pub(crate) rates: live::Rates,
+    /// One snapshot producer per watched run, shared by its viewers.
+    pub(crate) feeds: events::Feeds,
     /// No login is configured and the listener is loopback: only requests
     /// addressed to loopback names are answered (`guard`).
     pub(crate) open_loopback: bool,
@@ -126,6 +128,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> anyhow:
         config: shared.config.web.clone(),
         shared,
         rates: live::Rates::default(),
+        feeds: events::Feeds::default(),
         open_loopback,
     });
     let mut shutdown = web.shared.shutdown.clone();

@@ -387,27 +387,36 @@ async fn start_watch_scale_stop_and_download() {
     }
 
     // Stop: the event stream ends with `end` and the final numbers.
+    // Two viewers share one producer; each gets progress, one `end`, and
+    // the same final numbers.
     let mut events = client.events(&format!("/api/runs/{run_id}/events")).await;
+    let mut second = client.events(&format!("/api/runs/{run_id}/events")).await;
     let stopped = client
         .post(&format!("/api/runs/{run_id}/stop"), serde_json::json!({}))
         .await;
     assert_eq!(stopped.status, 200);
-    let end = loop {
-        let (name, data) = events
-            .next(Duration::from_secs(30))
-            .await
-            .expect("events until the end");
-        if name == "end" {
-            break data;
-        }
-        assert_eq!(name, "progress");
-    };
+    let mut ends = Vec::new();
+    for viewer in [&mut events, &mut second] {
+        let end = loop {
+            let (name, data) = viewer
+                .next(Duration::from_secs(30))
+                .await
+                .expect("events until the end");
+            if name == "end" {
+                break data;
+            }
+            assert_eq!(name, "progress");
+        };
+        assert!(
+            viewer.next(Duration::from_secs(5)).await.is_none(),
+            "stream closes after end"
+        );
+        ends.push(end);
+    }
+    let end = &ends[0];
     assert_eq!(end["state"], "finished", "{end}");
     assert_eq!(end["thresholds"][0]["passed"], true, "{end}");
-    assert!(
-        events.next(Duration::from_secs(5)).await.is_none(),
-        "stream closes after end"
-    );
+    assert_eq!(ends[1]["total"]["requests"], end["total"]["requests"]);
 
     // Every worker reported WorkDone before the run ended: idle, no rate.
     let workers = client.get("/api/workers").await.json();
