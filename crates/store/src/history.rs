@@ -1,5 +1,5 @@
 //! History writes and reads whose SQL is the same on Postgres and SQLite:
-//! labelling and deleting runs, per-second rows within a window and the
+//! labelling and deleting runs, threshold results, per-second rows within a window and the
 //! latest passing run of a scenario. Each implementation begins the write
 //! transaction itself (with its own locking) and hands it over.
 
@@ -8,6 +8,51 @@
 macro_rules! shared_history {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// Records the final result of each threshold of an ended run.
+            pub(crate) async fn write_threshold_results(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                run_id: &str,
+                results: &[$crate::ThresholdOutcome],
+            ) -> Result<(), $crate::StoreError> {
+                // A no-op update that reads the status and locks the run
+                // row (Postgres) until the results are in.
+                let status: Option<String> = sqlx::query_scalar(
+                    "UPDATE runs SET status = status WHERE id = $1 RETURNING status",
+                )
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match status {
+                    None => return Err($crate::StoreError::NotFound(run_id.to_owned())),
+                    Some(status) if status == $crate::RunStatus::Running.as_str() => {
+                        return Err($crate::StoreError::Invalid(format!(
+                            "run {run_id} is still running; threshold results are recorded once it has ended"
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                for result in results {
+                    let updated = sqlx::query(
+                        "UPDATE run_thresholds SET observed = $3, passed = $4 WHERE run_id = $1 AND idx = $2",
+                    )
+                    .bind(run_id)
+                    .bind(i32::try_from(result.index).unwrap_or(i32::MAX))
+                    .bind(result.observed)
+                    .bind(result.passed)
+                    .execute(&mut *tx)
+                    .await?;
+                    if updated.rows_affected() != 1 {
+                        return Err($crate::StoreError::Invalid(format!(
+                            "run {run_id} has no threshold {}",
+                            result.index
+                        )));
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             /// Sets (`Some`) or removes (`None`) one label, keeping the
             /// `labels_json` copy on the run row in step with `run_labels`.
             pub(crate) async fn write_label(

@@ -350,40 +350,8 @@ impl Store for PgStore {
         run_id: &str,
         results: &[ThresholdOutcome],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM runs WHERE id = $1 FOR UPDATE")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match status {
-            None => return Err(StoreError::NotFound(run_id.to_owned())),
-            Some(status) if status == RunStatus::Running.as_str() => {
-                return Err(StoreError::Invalid(format!(
-                    "run {run_id} is still running; threshold results are recorded once it has ended"
-                )));
-            }
-            Some(_) => {}
-        }
-        for result in results {
-            let updated = sqlx::query(
-                "UPDATE run_thresholds SET observed = $3, passed = $4 WHERE run_id = $1 AND idx = $2",
-            )
-            .bind(run_id)
-            .bind(i32::try_from(result.index).unwrap_or(i32::MAX))
-            .bind(result.observed)
-            .bind(result.passed)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
-                return Err(StoreError::Invalid(format!(
-                    "run {run_id} has no threshold {}",
-                    result.index
-                )));
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        let tx = self.pool.begin().await?;
+        self.write_threshold_results(tx, run_id, results).await
     }
 
     async fn record_target_sample(
