@@ -10,9 +10,7 @@ run_time="${CICADA_DEMO_RUN_TIME:-30s}"
 host="http://127.0.0.1:$port"
 
 if ! command -v curl >/dev/null 2>&1; then
-  echo "demo: installing curl from Debian's packages" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2
+  scripts/apt-install.sh demo curl
 fi
 
 echo "demo: building (release)..." >&2

@@ -10,10 +10,7 @@ port=5432
 ready() { pg_isready -q -h "$host" -p "$port" 2>/dev/null; }
 
 if ! command -v pg_isready >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-  echo "ensure-postgres: installing postgresql from Debian's packages" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq postgresql >&2
+  "$(dirname "$0")/apt-install.sh" ensure-postgres postgresql
 fi
 
 if ! ready; then
