@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cicada_sample_target::{Latency, TargetConfig};
 use cicada_store::testing::TestDatabase;
-use support::{run_cicada, run_cicada_env, start_target, workspace_file};
+use support::{cicada_run_with, run_cicada, run_cicada_env, start_target, workspace_file};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -20,19 +20,9 @@ async fn run_against(latency_ms: u64, database_url: &str, release: &str) -> serd
         ..TargetConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let summary = dir.path().join("summary.json");
     let scenario = workspace_file("examples/weighted-reads.yaml");
     let label = format!("release={release}");
-    let args = [
-        "run",
-        scenario.to_str().unwrap(),
-        "--host",
-        &target.url,
-        "--database-url",
-        database_url,
-        "--summary-json",
-        summary.to_str().unwrap(),
+    let extra = [
         "--workers",
         "1",
         "-u",
@@ -44,9 +34,9 @@ async fn run_against(latency_ms: u64, database_url: &str, release: &str) -> serd
         "--label",
         &label,
     ];
-    let (code, _, stderr) = run_cicada(&args, TIMEOUT).await;
-    assert_eq!(code, 0, "cicada run failed: {stderr}");
-    serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap()
+    let out = cicada_run_with(&scenario, &target.url, database_url, &extra, &[]).await;
+    assert_eq!(out.code, 0, "cicada run failed: {}", out.stderr);
+    out.summary
 }
 
 async fn json(args: &[&str], expected_code: i32) -> serde_json::Value {

@@ -11,48 +11,19 @@ use cicada_store::RunStatus;
 use cicada_store::testing::TestDatabase;
 use support::*;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    summary: serde_json::Value,
-}
-
 /// `cicada run examples/iot-device.yaml` against a 20 ms target with a few
 /// users, the given extra flags and a summary JSON.
-async fn run_with(target: &Target, database_url: &str, extra: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let summary = dir.path().join("summary.json");
+async fn run_with(target: &Target, database_url: &str, extra: &[&str]) -> LocalRun {
     let scenario = workspace_file("examples/iot-device.yaml");
-    let mut args = vec![
-        "run",
-        scenario.to_str().unwrap(),
-        "--host",
-        &target.url,
-        "--database-url",
-        database_url,
-        "--summary-json",
-        summary.to_str().unwrap(),
-        "--workers",
-        "1",
-        "-u",
-        "4",
-        "-r",
-        "100",
-    ];
+    let mut args = vec!["--workers", "1", "-u", "4", "-r", "100"];
     args.extend_from_slice(extra);
-    let (code, stdout, stderr) = run_cicada(&args, RUN_TIMEOUT).await;
-    let summary = std::fs::read_to_string(&summary)
-        .map(|text| serde_json::from_str(&text).unwrap())
-        .unwrap_or_else(|_| panic!("no summary written; stderr: {stderr}"));
-    Outcome {
-        code,
-        stdout,
-        stderr,
-        summary,
-    }
+    let out = cicada_run_with(&scenario, &target.url, database_url, &args, &[]).await;
+    assert!(
+        !out.summary.is_null(),
+        "no summary written; stderr: {}",
+        out.stderr
+    );
+    out
 }
 
 async fn target_20ms() -> Target {
