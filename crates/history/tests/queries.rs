@@ -61,8 +61,7 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: (START_S + started_offset_s + 10) * 1000,
-        error: None,
-    };
+        error: None, lost_workers: Vec::new() };
     store.finish_run(id, &finish).await.unwrap();
 }
 
@@ -206,8 +205,7 @@ async fn seed_long(store: &Arc<dyn Store>, id: &str, running: bool) {
         let finish = RunFinish {
             status: RunStatus::Finished,
             ended_at_ms: (START_S + 200) * 1000 + 300,
-            error: None,
-        };
+            error: None, lost_workers: Vec::new() };
         store.finish_run(id, &finish).await.unwrap();
     }
 }

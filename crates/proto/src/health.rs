@@ -5,6 +5,7 @@
 
 use tonic::server::NamedService;
 pub use tonic_health::ServingStatus;
+pub use tonic_health::server::HealthReporter;
 pub use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::{Health, HealthServer};
 pub use tonic_health::pb::{HealthCheckRequest, health_check_response};
@@ -17,11 +18,19 @@ pub async fn serving<S: NamedService>() -> HealthServer<impl Health> {
 /// The health service, reporting each of `services` (full names such as
 /// `cicada.v1.Collector`) and the whole server as SERVING.
 pub async fn serving_all(services: &[&str]) -> HealthServer<impl Health> {
+    serving_with_reporter(services).await.1
+}
+
+/// [`serving_all`], with the reporter that changes the statuses later
+/// (the collector turns NOT_SERVING while its database cannot be written).
+pub async fn serving_with_reporter(
+    services: &[&str],
+) -> (tonic_health::server::HealthReporter, HealthServer<impl Health>) {
     let (reporter, service) = tonic_health::server::health_reporter();
     for name in services {
         reporter
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    service
+    (reporter, service)
 }

@@ -92,6 +92,9 @@ impl Threshold {
     pub fn check_endpoint(&self, endpoints: &[EndpointDef]) -> Result<(), ThresholdError> {
         match &self.endpoint {
             None => Ok(()),
+            Some(name) if self.expr.metric == Metric::Unrecorded => Err(ThresholdError(format!(
+                "threshold on {name:?}: unrecorded is measured for the whole run; write it without an endpoint"
+            ))),
             Some(name) if endpoint_index(endpoints, name).is_some() => Ok(()),
             Some(name) => Err(ThresholdError(format!(
                 "unknown endpoint {name:?} in threshold; expected METHOD NAME, one of: {}",

@@ -510,3 +510,65 @@ mod tests {
         ));
     }
 }
+
+/// What applying a delta does to its source's watermark.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Advance {
+    /// At or below the watermark: already applied, nothing changes.
+    Duplicate,
+    /// Merge (unless it is a loss marker) and move the watermark to this.
+    Apply { next: crate::Watermark, marker: bool },
+}
+
+/// The watermark after `delta`, from the `current` one (both databases):
+/// duplicates, gaps and malformed loss markers decided in one place.
+pub(crate) fn advance(
+    delta: &crate::Delta,
+    current: &crate::Watermark,
+) -> Result<Advance, StoreError> {
+    if delta.seq <= current.seq {
+        return Ok(Advance::Duplicate);
+    }
+    let first = if delta.first_seq == 0 {
+        delta.seq
+    } else {
+        delta.first_seq
+    };
+    let marker = first != delta.seq || !delta.evicted.is_empty();
+    if first > delta.seq
+        || (marker
+            && (delta.evicted.len() as u64 != delta.seq - first + 1
+                || !delta.endpoints.is_empty()))
+    {
+        return Err(StoreError::Invalid(format!(
+            "delta {} of worker {} is a malformed loss marker (first seq {first}, {} counts, {} endpoints)",
+            delta.seq,
+            delta.worker_id,
+            delta.evicted.len(),
+            delta.endpoints.len()
+        )));
+    }
+    if first > current.seq + 1 {
+        return Err(StoreError::Gap {
+            run_id: delta.run_id.clone(),
+            worker_id: delta.worker_id.clone(),
+            expected: current.seq + 1,
+            got: first,
+        });
+    }
+    // Deltas of a marker at or below the watermark were applied before
+    // (their acknowledgement was lost): only the rest are lost.
+    let applied_before = (current.seq + 1 - first) as usize;
+    let evicted: u64 = delta.evicted.iter().skip(applied_before).sum();
+    Ok(Advance::Apply {
+        next: crate::Watermark {
+            worker_id: current.worker_id.clone(),
+            seq: delta.seq,
+            requests: current.requests + delta.requests(),
+            cut_at_ms: current.cut_at_ms.max(delta.cut_at_ms),
+            peak_rps: delta.rate().map_or(current.peak_rps, |rate| rate.max(current.peak_rps)),
+            evicted_requests: current.evicted_requests + evicted,
+        },
+        marker,
+    })
+}

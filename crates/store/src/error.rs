@@ -44,9 +44,12 @@ impl StoreError {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed => true,
                 // serialization_failure, deadlock_detected (Postgres); busy / locked (SQLite)
-                sqlx::Error::Database(db) => {
-                    matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "6"))
-                }
+                // ...and the server shutting down or starting (57P0x) or a
+                // connection exception (class 08): a database restart.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    matches!(&*code, "40001" | "40P01" | "5" | "6" | "57P01" | "57P02" | "57P03")
+                        || code.starts_with("08")
+                }),
                 _ => false,
             },
             _ => false,

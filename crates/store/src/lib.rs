@@ -22,6 +22,8 @@
 //! - `rollup`: the per-minute and per-10-second rollup of ended runs
 //!   (written at finish, read for windows), shared the same way.
 //! - `target`: per-second target resource samples (SQL shared by both).
+//! - `fault`: crash injection at named points for the fault tests
+//!   (`CICADA_FAULT=POINT:N`).
 //! - `testing` (feature `testsuite`): fresh databases for tests.
 //!
 //! The conformance suite in `tests/conformance.rs` runs the same tests
@@ -29,6 +31,7 @@
 
 mod convert;
 mod error;
+mod fault;
 mod history;
 mod model;
 pub mod postgres;
@@ -46,7 +49,7 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, NewRun, RollupRow, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus,
+    FailureRecord, LostWorkerRecord, NewRun, RollupRow, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus,
     SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
@@ -56,6 +59,9 @@ pub use model::{
 /// share between tasks as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (a trivial query), for health.
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Stores a new run (status running) with its endpoint table and labels.
     /// [`StoreError::AlreadyExists`] when the id is taken.
     async fn create_run(&self, run: &NewRun) -> Result<(), StoreError>;
@@ -71,15 +77,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies one worker delta exactly once, in one transaction: `seq` at or
     /// below the worker's watermark is a [`ApplyOutcome::Duplicate`] (nothing
-    /// changes), `watermark + 1` merges counts, histograms, active users and
-    /// failures and advances the watermark, anything higher is
-    /// [`StoreError::Gap`]. [`StoreError::NotFound`] for an unknown run,
+    /// changes), `first_seq == watermark + 1` merges counts, histograms,
+    /// active users and failures and advances the watermark (with the
+    /// source's received requests, last interval end, peak rate and evicted
+    /// requests), anything higher is [`StoreError::Gap`]. [`StoreError::NotFound`] for an unknown run,
     /// [`StoreError::RunFinished`] for a new delta to a finished run,
     /// [`StoreError::Invalid`] for an endpoint not in the run's table.
     async fn apply_delta(&self, delta: &Delta) -> Result<ApplyOutcome, StoreError>;
 
     /// Ends a running run: merges every second into per-endpoint summaries
-    /// and records status, end time and error. A run that has already ended
+    /// and records status, end time, error and lost workers. A run that has already ended
     /// is returned unchanged (finishing is idempotent).
     async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> Result<RunRecord, StoreError>;
 
@@ -111,6 +118,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every worker's applied-sequence watermark, ordered by worker id.
     async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError>;
+
+    /// The workers recorded at finish as lost without their final flush,
+    /// ordered by worker id then source.
+    async fn lost_workers(&self, run_id: &str) -> Result<Vec<LostWorkerRecord>, StoreError>;
 
     /// The run's thresholds ordered by index, with their results once
     /// recorded (empty for an unknown run).

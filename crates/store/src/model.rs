@@ -131,6 +131,24 @@ pub struct RunFinish {
     pub status: RunStatus,
     pub ended_at_ms: i64,
     pub error: Option<String>,
+    /// Workers that left without their final flush, stored with the run.
+    pub lost_workers: Vec<LostWorkerRecord>,
+}
+
+/// A worker that left a run without its final flush, and the bound of what
+/// it took with it (docs/RELIABILITY.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LostWorkerRecord {
+    pub worker_id: String,
+    /// The source id its deltas were sent under.
+    pub delta_source: String,
+    /// Seconds from the run's start to the loss.
+    pub at_s: f64,
+    /// Requests of its deltas that were received.
+    pub received: u64,
+    /// Upper bound of its requests (completed or in flight) that are not in
+    /// the stored run.
+    pub unrecorded_max: u64,
 }
 
 /// Which runs [`Store::list_runs`](crate::Store::list_runs) returns, newest first.
@@ -184,20 +202,49 @@ pub struct EndpointDelta {
     pub failures: Vec<FailureCount>,
 }
 
-/// What one worker measured for one run during one wall-clock second.
-#[derive(Clone, Debug, PartialEq)]
+/// What one worker measured for one run during one interval (a wall-clock
+/// second or a part of one); several deltas of a worker may merge into the
+/// same second.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Delta {
     pub run_id: String,
     pub worker_id: String,
     /// 1, 2, 3, ... per (run, worker).
     pub seq: u64,
+    /// A loss marker covers `first_seq..=seq` (deltas the worker evicted
+    /// from its full buffer): it has no endpoints and advances the watermark
+    /// over all of them. Equal to `seq` for an ordinary delta.
+    pub first_seq: u64,
     /// Unix second the interval started at.
     pub second: i64,
+    /// Users at the end of the second (set by the interval that ends it).
     pub active_users: u32,
     /// Open model: iterations due but not started (in-flight bound reached).
     pub dropped: u64,
     /// At most one entry per endpoint.
     pub endpoints: Vec<EndpointDelta>,
+    /// End of the interval, Unix ms on the worker's clock (0: unknown).
+    pub cut_at_ms: i64,
+    /// Length of the interval in microseconds (0: unknown).
+    pub interval_us: u64,
+    /// Loss marker: the requests of each evicted delta, `first_seq` first
+    /// (so a marker whose first deltas were applied before, their
+    /// acknowledgement lost, counts only the rest).
+    pub evicted: Vec<u64>,
+}
+
+impl Delta {
+    /// Completed requests over all endpoints.
+    pub fn requests(&self) -> u64 {
+        self.endpoints.iter().map(|e| e.counts.requests).sum()
+    }
+
+    /// The interval's request rate, when it is long enough to say (at
+    /// least 50 ms: a tiny first or last interval says nothing).
+    pub fn rate(&self) -> Option<f64> {
+        (self.interval_us >= 50_000)
+            .then(|| self.requests() as f64 * 1e6 / self.interval_us as f64)
+    }
 }
 
 /// The result of [`Store::apply_delta`](crate::Store::apply_delta).
@@ -281,11 +328,20 @@ pub struct FailureRecord {
     pub last_message: String,
 }
 
-/// Highest applied delta sequence of one worker in one run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Highest applied delta sequence of one delta source in one run, with
+/// what was received from it (all updated with every applied delta).
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Watermark {
     pub worker_id: String,
     pub seq: u64,
+    /// Completed requests in its applied deltas.
+    pub requests: u64,
+    /// End of its last applied interval (Unix ms, the worker's clock).
+    pub cut_at_ms: i64,
+    /// Highest request rate of one of its intervals.
+    pub peak_rps: f64,
+    /// Requests it reported as evicted (loss markers).
+    pub evicted_requests: u64,
 }
 
 /// One sample of a run's target resource query (e.g. the target's CPU in

@@ -17,7 +17,7 @@ use crate::convert::{self, RUN_COLUMNS, RunRow, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
-    NewRun, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
+    LostWorkerRecord, NewRun, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
     TargetSample, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
@@ -120,6 +120,11 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.read_run(run_id).await
     }
@@ -173,45 +178,62 @@ impl Store for PgStore {
         .bind(&delta.worker_id)
         .execute(&mut *tx)
         .await?;
-        let watermark: i64 = sqlx::query_scalar(
-            "SELECT seq FROM run_watermarks WHERE run_id = $1 AND worker_id = $2 FOR UPDATE",
-        )
-        .bind(&delta.run_id)
-        .bind(&delta.worker_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let watermark = from_db(watermark);
-        if delta.seq <= watermark {
+        let (seq, requests, cut_at_ms, peak_rps, evicted): (i64, i64, i64, f64, i64) =
+            sqlx::query_as(
+                "SELECT seq, requests, cut_at_ms, peak_rps, evicted_requests
+                 FROM run_watermarks WHERE run_id = $1 AND worker_id = $2 FOR UPDATE",
+            )
+            .bind(&delta.run_id)
+            .bind(&delta.worker_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let current = Watermark {
+            worker_id: delta.worker_id.clone(),
+            seq: from_db(seq),
+            requests: from_db(requests),
+            cut_at_ms,
+            peak_rps,
+            evicted_requests: from_db(evicted),
+        };
+        let advance = convert::advance(delta, &current);
+        if let Ok(convert::Advance::Duplicate) = advance {
             return Ok(ApplyOutcome::Duplicate);
         }
         if status != RunStatus::Running.as_str() {
             return Err(StoreError::RunFinished(delta.run_id.clone()));
         }
-        if delta.seq != watermark + 1 {
-            return Err(StoreError::Gap {
-                run_id: delta.run_id.clone(),
-                worker_id: delta.worker_id.clone(),
-                expected: watermark + 1,
-                got: delta.seq,
-            });
-        }
-        let result = merge_delta(&mut tx, delta, &endpoints).await;
-        match result {
-            Err(StoreError::Database(error)) if is_foreign_key_violation(&error) => {
-                return Err(StoreError::Invalid(format!(
-                    "delta {} of worker {} refers to an endpoint outside the table of run {}",
-                    delta.seq, delta.worker_id, delta.run_id
-                )));
+        let convert::Advance::Apply { next, marker } = advance? else {
+            unreachable!("duplicates returned above");
+        };
+        if !marker {
+            let result = merge_delta(&mut tx, delta, &endpoints).await;
+            match result {
+                Err(StoreError::Database(error)) if is_foreign_key_violation(&error) => {
+                    return Err(StoreError::Invalid(format!(
+                        "delta {} of worker {} refers to an endpoint outside the table of run {}",
+                        delta.seq, delta.worker_id, delta.run_id
+                    )));
+                }
+                other => other?,
             }
-            other => other?,
         }
-        sqlx::query("UPDATE run_watermarks SET seq = $3 WHERE run_id = $1 AND worker_id = $2")
-            .bind(&delta.run_id)
-            .bind(&delta.worker_id)
-            .bind(to_db(delta.seq))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE run_watermarks
+             SET seq = $3, requests = $4, cut_at_ms = $5, peak_rps = $6, evicted_requests = $7
+             WHERE run_id = $1 AND worker_id = $2",
+        )
+        .bind(&delta.run_id)
+        .bind(&delta.worker_id)
+        .bind(to_db(next.seq))
+        .bind(to_db(next.requests))
+        .bind(next.cut_at_ms)
+        .bind(next.peak_rps)
+        .bind(to_db(next.evicted_requests))
+        .execute(&mut *tx)
+        .await?;
+        crate::fault::point("apply_delta.before_commit");
         tx.commit().await?;
+        crate::fault::point("apply_delta.after_commit");
         Ok(ApplyOutcome::Applied)
     }
 
@@ -245,6 +267,20 @@ impl Store for PgStore {
                 .bind(finish.error.as_deref())
                 .execute(&mut *tx)
                 .await?;
+            for lost in &finish.lost_workers {
+                sqlx::query(
+                    "INSERT INTO run_lost_workers (run_id, worker_id, delta_source, at_s, received, unrecorded_max)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(run_id)
+                .bind(&lost.worker_id)
+                .bind(&lost.delta_source)
+                .bind(lost.at_s)
+                .bind(to_db(lost.received))
+                .bind(to_db(lost.unrecorded_max))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         let row: RunRow = sqlx::query_as(AssertSqlSafe(sql))
@@ -285,6 +321,10 @@ impl Store for PgStore {
 
     async fn watermarks(&self, run_id: &str) -> Result<Vec<Watermark>, StoreError> {
         self.read_watermarks(run_id).await
+    }
+
+    async fn lost_workers(&self, run_id: &str) -> Result<Vec<LostWorkerRecord>, StoreError> {
+        self.read_lost_workers(run_id).await
     }
 
     async fn thresholds(&self, run_id: &str) -> Result<Vec<ThresholdRecord>, StoreError> {

@@ -136,17 +136,42 @@ macro_rules! shared_reads {
                     .collect())
             }
             pub(crate) async fn read_watermarks(&self, run_id: &str) -> Result<Vec<$crate::Watermark>, $crate::StoreError> {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT worker_id, seq FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",
+                let rows: Vec<(String, i64, i64, i64, f64, i64)> = sqlx::query_as(
+                    "SELECT worker_id, seq, requests, cut_at_ms, peak_rps, evicted_requests
+                     FROM run_watermarks WHERE run_id = $1 ORDER BY worker_id",
                 )
                 .bind(run_id)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(worker_id, seq)| $crate::Watermark {
+                    .map(|(worker_id, seq, requests, cut_at_ms, peak_rps, evicted)| $crate::Watermark {
                         worker_id,
                         seq: $crate::convert::from_db(seq),
+                        requests: $crate::convert::from_db(requests),
+                        cut_at_ms,
+                        peak_rps,
+                        evicted_requests: $crate::convert::from_db(evicted),
+                    })
+                    .collect())
+            }
+
+            pub(crate) async fn read_lost_workers(&self, run_id: &str) -> Result<Vec<$crate::LostWorkerRecord>, $crate::StoreError> {
+                let rows: Vec<(String, String, f64, i64, i64)> = sqlx::query_as(
+                    "SELECT worker_id, delta_source, at_s, received, unrecorded_max
+                     FROM run_lost_workers WHERE run_id = $1 ORDER BY worker_id, delta_source",
+                )
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(worker_id, delta_source, at_s, received, unrecorded_max)| $crate::LostWorkerRecord {
+                        worker_id,
+                        delta_source,
+                        at_s,
+                        received: $crate::convert::from_db(received),
+                        unrecorded_max: $crate::convert::from_db(unrecorded_max),
                     })
                     .collect())
             }

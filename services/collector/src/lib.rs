@@ -10,6 +10,10 @@
 //!   `stats`: `RunStats` from merged histograms; `threshold`: pass/fail
 //!   thresholds checked on those histograms (live in every `GetRunStats`,
 //!   final at `FinishRun`, when the results are stored with the run).
+//! - `loss`: the bound of what a worker lost without its final flush took
+//!   with it (`FinishRun.lost`, stored with the run).
+//! - `health`: `grpc.health.v1` follows the database (NOT_SERVING while
+//!   it cannot be reached).
 //! - `error`: [`CollectorError`] and its one mapping to `tonic::Code`.
 //! - `history`: [`HistoryService`], the history queries over gRPC
 //!   (`cicada.v1.History`) on the same port and token as the collector,
@@ -47,9 +51,11 @@
 
 mod convert;
 mod error;
+mod health;
 mod history;
 mod http;
 mod live;
+mod loss;
 pub mod otlp;
 mod runs;
 mod sampler;
@@ -171,7 +177,9 @@ pub async fn serve_with(
         .transpose()?;
     let history = HistoryServer::new(HistoryService::new(store.clone()))
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let mut collector = CollectorService::new(store);
+    let write_failures = health::WriteFailures::default();
+    let mut collector =
+        CollectorService::new(store.clone()).with_write_failures(write_failures.clone());
     if let Some(exporter) = &exporter {
         collector = collector.with_otlp(exporter.feed.clone());
     }
@@ -183,11 +191,22 @@ pub async fn serve_with(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // Health answers without the token: probes carry none.
-    let health = cicada_proto::health::serving_all(&[
-        <CollectorServer<CollectorService> as tonic::server::NamedService>::NAME,
+    let collector_name = <CollectorServer<CollectorService> as tonic::server::NamedService>::NAME;
+    let (reporter, health) = cicada_proto::health::serving_with_reporter(&[
+        collector_name,
         <HistoryServer<HistoryService> as tonic::server::NamedService>::NAME,
     ])
     .await;
+    let (stop_health, health_stopped) = tokio::sync::oneshot::channel::<()>();
+    let health_task = tokio::spawn(health::follow_store(
+        store,
+        reporter,
+        vec![collector_name],
+        write_failures,
+        async move {
+            let _ = health_stopped.await;
+        },
+    ));
     let token = options.token;
     tracing::info!(%address, authenticated = token.is_some(), "collector listening");
     let served = tonic::transport::Server::builder()
@@ -200,6 +219,8 @@ pub async fn serve_with(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("failed to serve the collector");
+    let _ = stop_health.send(());
+    let _ = health_task.await;
     if let Some(exporter) = exporter {
         exporter.shutdown().await;
     }

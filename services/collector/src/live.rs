@@ -49,6 +49,8 @@ pub(crate) struct LiveAggregate {
     latest_second: Option<i64>,
     /// (endpoint, kind) -> (count, last message).
     failures: BTreeMap<(u32, String), (u64, String)>,
+    /// Requests evicted from full worker buffers (loss markers).
+    evicted: u64,
 }
 
 fn merge_into(into: &mut LatencyHistogram, other: &LatencyHistogram) {
@@ -68,6 +70,7 @@ impl LiveAggregate {
             recent: BTreeMap::new(),
             latest_second: None,
             failures: BTreeMap::new(),
+            evicted: 0,
         }
     }
 
@@ -91,6 +94,17 @@ impl LiveAggregate {
             }
         }
         self.add_users(delta.second, u64::from(delta.active_users), delta.dropped);
+    }
+
+    /// Adds requests evicted from a worker's full buffer (a loss marker, or
+    /// the stored watermarks when rebuilding).
+    pub(crate) fn add_evicted(&mut self, requests: u64) {
+        self.evicted += requests;
+    }
+
+    /// Requests evicted from full worker buffers so far.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Adds a stored per-second row (when rebuilding from the database).

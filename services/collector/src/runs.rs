@@ -163,6 +163,9 @@ impl Runs {
             for failure in self.store.failures(run_id).await? {
                 live.add_failure_record(&failure);
             }
+            for mark in self.store.watermarks(run_id).await? {
+                live.add_evicted(mark.evicted_requests);
+            }
             tracing::info!(run_id, "rebuilt the live aggregate from the store");
             Some(Mutex::new(live))
         } else {

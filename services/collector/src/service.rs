@@ -6,11 +6,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicada_proto::v1;
 use cicada_proto::v1::collector_server::Collector;
-use cicada_store::{ApplyOutcome, RunFilter, RunFinish, RunRecord, RunStatus, Store, StoreError};
+use cicada_store::{
+    ApplyOutcome, LostWorkerRecord, RunFilter, RunFinish, RunRecord, RunStatus, Store, StoreError,
+};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::error::CollectorError;
+use crate::health::WriteFailures;
+use crate::loss;
 use crate::otlp::Feed;
 use crate::runs::{RunState, Runs};
 use crate::sampler::{self, Sampler, TargetCpuConfig};
@@ -39,6 +43,8 @@ pub struct CollectorService {
     otlp: Option<Arc<Feed>>,
     /// Target resource samplers of the live runs that asked for one.
     samplers: Mutex<HashMap<String, Sampler>>,
+    /// Told of transient write failures (health turns NOT_SERVING).
+    write_failures: WriteFailures,
 }
 
 impl CollectorService {
@@ -49,7 +55,14 @@ impl CollectorService {
             store,
             otlp: None,
             samplers: Mutex::new(HashMap::new()),
+            write_failures: WriteFailures::default(),
         }
+    }
+
+    /// Reports transient write failures to `failures` (the health task).
+    pub(crate) fn with_write_failures(mut self, failures: WriteFailures) -> Self {
+        self.write_failures = failures;
+        self
     }
 
     /// Also exports applied deltas through `feed`.
@@ -128,9 +141,17 @@ impl CollectorService {
                 self.runs.invalidate(&run_id).await;
                 return Err(StoreError::RunFinished(run_id).into());
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                if error.is_transient() {
+                    self.write_failures.failed();
+                }
+                return Err(error.into());
+            }
         };
-        if outcome == ApplyOutcome::Applied {
+        // A loss marker carries no measurements for the live view or OTLP.
+        if outcome == ApplyOutcome::Applied && !delta.evicted.is_empty() {
+            state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
+        } else if outcome == ApplyOutcome::Applied {
             state.with_live(|live| live.apply(&delta));
             if let Some(feed) = &self.otlp {
                 feed.applied(&state.record, &state.endpoints, &delta);
@@ -195,6 +216,7 @@ impl CollectorService {
         if let Some(sampler) = sampler {
             sampler.stop().await;
         }
+        let lost_workers = self.lost_workers(run_id, &request.lost).await?;
         let finish = RunFinish {
             status: convert::finish_status(request.state),
             ended_at_ms: if request.ended_at_ms > 0 {
@@ -203,6 +225,7 @@ impl CollectorService {
                 now_ms()
             },
             error: (!request.error.is_empty()).then_some(request.error),
+            lost_workers,
         };
         {
             let mut state = self.runs.write(run_id).await?;
@@ -237,6 +260,41 @@ impl CollectorService {
         })
     }
 
+    /// The bound of what each lost worker took with it, from its source's
+    /// watermark (`loss`); logged loudly.
+    async fn lost_workers(
+        &self,
+        run_id: &str,
+        lost: &[v1::LostWorker],
+    ) -> Result<Vec<LostWorkerRecord>, CollectorError> {
+        if lost.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started_at_ms = self.runs.read(run_id).await?.record.started_at_ms;
+        let marks = self.store.watermarks(run_id).await?;
+        Ok(lost
+            .iter()
+            .map(|worker| {
+                let source = if worker.delta_source.is_empty() {
+                    &worker.worker_id
+                } else {
+                    &worker.delta_source
+                };
+                let mark = marks.iter().find(|m| &m.worker_id == source);
+                let record = loss::bound(worker, mark, started_at_ms);
+                tracing::error!(
+                    run_id,
+                    worker_id = %record.worker_id,
+                    at_s = record.at_s,
+                    received = record.received,
+                    unrecorded_max = record.unrecorded_max,
+                    "worker lost without its final flush: up to unrecorded_max requests are missing from the run"
+                );
+                record
+            })
+            .collect())
+    }
+
     /// The statistics of an ended run from its stored summaries.
     async fn final_stats(&self, state: &RunState) -> Result<v1::RunStats, CollectorError> {
         let run_id = state.record.id.as_str();
@@ -250,6 +308,14 @@ impl CollectorService {
         }
         let dropped = self.store.dropped(run_id).await?;
         let failures = self.store.failures(run_id).await?;
+        let lost_workers = self.store.lost_workers(run_id).await?;
+        let evicted_requests = self
+            .store
+            .watermarks(run_id)
+            .await?
+            .iter()
+            .map(|mark| mark.evicted_requests)
+            .sum();
         let target_cpu = match TargetCpuConfig::from_config_json(&state.record.config_json) {
             Some(target) => {
                 let samples = self.store.target_samples(run_id).await?;
@@ -278,6 +344,8 @@ impl CollectorService {
                 .collect(),
             live: None,
             now_ms: now_ms(),
+            lost_workers: &lost_workers,
+            evicted_requests,
         });
         stats.target_cpu = target_cpu;
         Ok(stats)
@@ -296,6 +364,8 @@ impl CollectorService {
                 failures: live.failures().collect(),
                 live: Some(live.window()),
                 now_ms: now_ms(),
+                lost_workers: &[],
+                evicted_requests: live.evicted(),
             })
         });
         match live {

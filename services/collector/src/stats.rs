@@ -3,7 +3,7 @@
 
 use cicada_histogram::{Counts, LatencyHistogram, Summary};
 use cicada_proto::v1;
-use cicada_store::{Endpoint, RunRecord, RunStatus};
+use cicada_store::{Endpoint, LostWorkerRecord, RunRecord, RunStatus};
 
 use crate::convert::run_state;
 use crate::live::LiveWindow;
@@ -82,6 +82,10 @@ pub(crate) struct StatsInput<'a> {
     /// The live view; `None` once the run has ended.
     pub live: Option<LiveWindow>,
     pub now_ms: i64,
+    /// Workers lost without their final flush (known once the run ended).
+    pub lost_workers: &'a [LostWorkerRecord],
+    /// Requests evicted from full worker buffers.
+    pub evicted_requests: u64,
 }
 
 /// Builds the protocol statistics of a run.
@@ -141,7 +145,14 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         })
         .collect();
     let live = input.live.unwrap_or_default();
-    let thresholds = threshold::evaluate(input.thresholds, input.totals, duration_s);
+    let unrecorded_max = input
+        .lost_workers
+        .iter()
+        .map(|lost| lost.unrecorded_max)
+        .sum::<u64>()
+        + input.evicted_requests;
+    let thresholds =
+        threshold::evaluate(input.thresholds, input.totals, duration_s, unrecorded_max);
     v1::RunStats {
         run_id: input.record.id.clone(),
         state: run_state(input.record.status) as i32,
@@ -170,6 +181,9 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         thresholds,
         // Filled in by the service for ended runs that sampled it.
         target_cpu: None,
+        lost_workers: input.lost_workers.iter().map(crate::loss::stat).collect(),
+        evicted_requests: input.evicted_requests,
+        unrecorded_max,
     }
 }
 
@@ -228,6 +242,8 @@ mod tests {
             thresholds: &[],
             failures: vec![(1, "status 500", 1, "boom")],
             live: None,
+            lost_workers: &[],
+            evicted_requests: 0,
             now_ms: 99_999,
         });
         assert_eq!(stats.duration_s, 10.0);
@@ -275,6 +291,8 @@ mod tests {
             thresholds: &[],
             failures: Vec::new(),
             live: None,
+            lost_workers: &[],
+            evicted_requests: 0,
             now_ms: 0,
         });
         assert_eq!(stats.dropped, 42);

@@ -65,6 +65,7 @@ pub(crate) fn observe(
     counts: &Counts,
     histogram: &LatencyHistogram,
     duration_s: f64,
+    unrecorded: u64,
 ) -> Option<f64> {
     let ms = |us: u64| us as f64 / 1000.0;
     let timed = !histogram.is_empty();
@@ -80,6 +81,7 @@ pub(crate) fn observe(
         Metric::Rps => (duration_s > 0.0).then(|| counts.requests as f64 / duration_s),
         Metric::Requests => Some(counts.requests as f64),
         Metric::Failures => Some(counts.failures as f64),
+        Metric::Unrecorded => Some(unrecorded as f64),
     }
 }
 
@@ -90,6 +92,7 @@ pub(crate) fn evaluate(
     thresholds: &[RunThreshold],
     totals: &[(Counts, LatencyHistogram)],
     duration_s: f64,
+    unrecorded: u64,
 ) -> Vec<v1::ThresholdResult> {
     if thresholds.is_empty() {
         return Vec::new();
@@ -115,7 +118,7 @@ pub(crate) fn evaluate(
                     (counts, histogram)
                 }
             };
-            let observed = observe(threshold.expr.metric, counts, histogram, duration_s);
+            let observed = observe(threshold.expr.metric, counts, histogram, duration_s, unrecorded);
             v1::ThresholdResult {
                 expression: threshold.def.expression.clone(),
                 endpoint: threshold.def.endpoint.clone().unwrap_or_default(),
@@ -190,7 +193,7 @@ mod tests {
     }
 
     fn check(expression: &str, endpoint: Option<&str>) -> v1::ThresholdResult {
-        evaluate(&[threshold(expression, endpoint)], &totals(), 10.0).remove(0)
+        evaluate(&[threshold(expression, endpoint)], &totals(), 10.0, 0).remove(0)
     }
 
     #[test]
@@ -239,14 +242,14 @@ mod tests {
     fn nothing_measured_fails_without_a_value() {
         let empty = vec![(Counts::default(), LatencyHistogram::new()); 2];
         for expression in ["p95 < 1s", "max < 1s", "failure_rate < 1%"] {
-            let results = evaluate(&[threshold(expression, None)], &empty, 5.0);
+            let results = evaluate(&[threshold(expression, None)], &empty, 5.0, 0);
             assert_eq!(results[0].observed, None, "{expression}");
             assert!(!results[0].passed, "{expression}");
             assert_eq!(results[0].observed_text, "no requests");
         }
-        let rps = evaluate(&[threshold("rps >= 0", None)], &empty, 0.0);
+        let rps = evaluate(&[threshold("rps >= 0", None)], &empty, 0.0, 0);
         assert_eq!(rps[0].observed, None);
-        let requests = evaluate(&[threshold("requests < 1", None)], &empty, 0.0);
+        let requests = evaluate(&[threshold("requests < 1", None)], &empty, 0.0, 0);
         assert!(requests[0].passed);
     }
 
@@ -264,7 +267,7 @@ mod tests {
         assert!(error.contains("GET /slow"), "{error}");
         let ok = RunThreshold::resolve(def("p95 < 1s", Some("POST  /slow")), &endpoints()).unwrap();
         assert_eq!(ok.endpoint, Some(1));
-        let results = evaluate(&[ok], &totals(), 1.0);
+        let results = evaluate(&[ok], &totals(), 1.0, 0);
         assert!(results[0].abort_on_fail);
         assert_eq!(results[0].delay_ms, 1000);
         assert_eq!(outcomes(&results)[0].index, 0);

@@ -29,6 +29,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 pub use engine::EngineConfig;
+pub use pump::BufferLimits;
 pub use session::SessionError;
 
 /// Worker settings. [`WorkerConfig::new`] gives the defaults.
@@ -53,6 +54,11 @@ pub struct WorkerConfig {
     pub reconnect_max: Duration,
     /// Shared token sent on every call to the controller and the collector.
     pub token: Option<cicada_proto::auth::Token>,
+    /// How often the engine's interval is cut into a delta (divides one
+    /// second): what a SIGKILL can take with it is about this much traffic.
+    pub delta_interval: Duration,
+    /// How much is kept for a collector that cannot be reached.
+    pub buffer: BufferLimits,
 }
 
 impl WorkerConfig {
@@ -69,6 +75,8 @@ impl WorkerConfig {
             flush_timeout: Duration::from_secs(60),
             reconnect_max: Duration::from_secs(5),
             token: None,
+            delta_interval: Duration::from_millis(200),
+            buffer: BufferLimits::default(),
         }
     }
 }
@@ -86,6 +94,24 @@ impl WorkerConfig {
         );
         anyhow::ensure!(!self.worker_id.is_empty(), "worker id must not be empty");
         anyhow::ensure!(self.cores > 0, "cores must be at least 1");
+        let every = self.delta_interval;
+        anyhow::ensure!(
+            every >= Duration::from_millis(10)
+                && every <= Duration::from_secs(1)
+                && every.subsec_nanos() % 1_000_000 == 0
+                && 1000 % every.as_millis().max(1) == 0,
+            "invalid delta interval {every:?}: expected whole milliseconds that divide one second, from 10ms to 1s (e.g. 100ms, 200ms, 250ms, 500ms, 1s)"
+        );
+        anyhow::ensure!(
+            self.buffer.max_bytes >= 1 << 20,
+            "buffer max bytes must be at least 1 MiB, got {}",
+            self.buffer.max_bytes
+        );
+        anyhow::ensure!(
+            self.buffer.max_age >= Duration::from_secs(10),
+            "buffer max age must be at least 10s, got {:?}",
+            self.buffer.max_age
+        );
         Ok(())
     }
 }
@@ -155,5 +181,10 @@ mod tests {
         let mut no_cores = config.clone();
         no_cores.cores = 0;
         assert!(no_cores.validate().is_err());
+        for (ms, ok) in [(100, true), (250, true), (1000, true), (300, false), (5, false), (2000, false)] {
+            let mut every = config.clone();
+            every.delta_interval = Duration::from_millis(ms);
+            assert_eq!(every.validate().is_ok(), ok, "{ms} ms");
+        }
     }
 }

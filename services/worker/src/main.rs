@@ -32,6 +32,17 @@ struct Args {
     /// File holding the shared token (used when --token is not given).
     #[arg(long, env = "CICADA_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// How often measurements are cut and sent to the collector (divides
+    /// 1s): at most about this much traffic is lost if the worker is killed.
+    #[arg(long, env = "CICADA_DELTA_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
+    delta_interval: std::time::Duration,
+    /// Most bytes of measurements kept while the collector cannot be reached;
+    /// beyond it the oldest are dropped and reported as lost.
+    #[arg(long, env = "CICADA_BUFFER_MAX_BYTES", default_value_t = 64 << 20)]
+    buffer_max_bytes: usize,
+    /// Oldest measurements kept while the collector cannot be reached.
+    #[arg(long, env = "CICADA_BUFFER_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
+    buffer_max_age: std::time::Duration,
 }
 
 #[tokio::main]
@@ -50,6 +61,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         config.engine.threads = threads;
     }
+    config.delta_interval = args.delta_interval;
+    config.buffer = cicada_worker::BufferLimits {
+        max_bytes: args.buffer_max_bytes,
+        max_age: args.buffer_max_age,
+    };
     config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
         .context("bad --token / --token-file")?;
     config.validate().context("bad flags")?;

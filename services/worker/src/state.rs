@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::WorkerConfig;
 use crate::engine::{Engine, Load};
+use crate::pump::Delivery;
 use crate::work;
 
 /// The work in progress.
@@ -24,6 +25,8 @@ struct Current {
     engine: Option<Arc<Engine>>,
     /// A `ChangeWork` that arrived before the engine started.
     pending_change: Option<ChangeWork>,
+    /// The run's delta delivery and source id, once the pump started.
+    delivery: Option<(Delivery, String)>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -76,11 +79,19 @@ impl Node {
     /// The heartbeat for the current state.
     pub(crate) fn heartbeat(&self, cpu_percent: f64, rss_bytes: u64) -> Heartbeat {
         let current = self.current.lock();
-        let (run_id, engine) = match current.as_ref() {
-            Some(current) => (current.run_id.clone(), current.engine.clone()),
-            None => (String::new(), None),
+        let (run_id, engine, delivery) = match current.as_ref() {
+            Some(current) => (
+                current.run_id.clone(),
+                current.engine.clone(),
+                current.delivery.clone(),
+            ),
+            None => (String::new(), None, None),
         };
         drop(current);
+        let (delivery, delta_source) = match delivery {
+            Some((delivery, source)) => (Some(delivery.state()), source),
+            None => (None, String::new()),
+        };
         Heartbeat {
             run_id,
             active_users: engine.as_ref().map_or(0, |e| e.active_users()),
@@ -88,6 +99,20 @@ impl Node {
             cpu_percent,
             rss_bytes,
             requests: engine.as_ref().map_or(0, |e| e.completed()),
+            delta_source,
+            sent_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            delivery,
+        }
+    }
+
+    /// Records the delivery of the work in progress (for heartbeats).
+    pub(crate) fn set_delivery(&self, run_id: &str, delivery: Delivery, delta_source: &str) {
+        if let Some(current) = self.current.lock().as_mut()
+            && current.run_id == run_id
+        {
+            current.delivery = Some((delivery, delta_source.to_owned()));
         }
     }
 
@@ -123,6 +148,7 @@ impl Node {
             stop,
             engine: None,
             pending_change: None,
+            delivery: None,
             task: Some(task),
         });
     }

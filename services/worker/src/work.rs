@@ -1,5 +1,6 @@
 //! One run on this worker: parse the scenario, start the engine, cut an
-//! interval at every wall-clock second into the pump, stop on `StopWork` (or
+//! interval at every `delta_interval` boundary of the wall clock (several
+//! per second) into the pump, stop on `StopWork` (or
 //! the safety-net limit), flush, and report `WorkDone`.
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
 use crate::engine::{Engine, Load};
+use crate::delta::Cut;
 use crate::pump::Pump;
 use crate::state::Node;
 
@@ -77,12 +79,17 @@ pub(crate) async fn execute(
     // Sequence numbers start at 1 for every execution: a fresh source id
     // keeps a restarted worker's deltas from being taken for re-sent ones.
     let delta_source = format!("{}.{:08x}", node.config.worker_id, rand::random::<u32>());
-    let mut pump = Pump::start(collector, &run_id, &delta_source);
+    let mut pump = Pump::start(collector, &run_id, &delta_source, node.config.buffer);
+    node.set_delivery(&run_id, pump.delivery(), &delta_source);
     let limit = (start.max_duration_ms > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_millis(start.max_duration_ms));
-    let mut interval_second = unix_now().as_secs() as i64;
+    let every_ms = node.config.delta_interval.as_millis().max(1) as u64;
+    // The interval being recorded started at this wall-clock ms (a cut
+    // boundary, or the start) and the monotonic instant of its start.
+    let mut from_ms = unix_now().as_millis() as u64;
+    let mut from = std::time::Instant::now();
     let grace = loop {
-        let (wait, next_second) = until_next_second(unix_now());
+        let (wait, boundary_ms) = until_next_cut(unix_now(), every_ms);
         let safety_net = async {
             match limit {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -91,8 +98,16 @@ pub(crate) async fn execute(
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {
-                pump.record(interval_second, &engine.cut(), engine.active_users());
-                interval_second = next_second;
+                let whole_second = boundary_ms % 1000 == 0;
+                let cut = Cut {
+                    second: (from_ms / 1000) as i64,
+                    active_users: if whole_second { engine.active_users() } else { 0 },
+                    cut_at_ms: unix_now().as_millis() as i64,
+                    interval_us: from.elapsed().as_micros() as u64,
+                };
+                from = std::time::Instant::now();
+                pump.record(&cut, &engine.cut());
+                from_ms = boundary_ms;
             }
             changed = stop.wait_for(Option::is_some) => {
                 break match changed {
@@ -109,17 +124,24 @@ pub(crate) async fn execute(
 
     tracing::info!(run_id = %run_id, grace_ms = grace.as_millis() as u64, "stopping work");
     engine.stop(grace).await;
-    // What the users did since the last boundary, including cancellations.
-    pump.record(interval_second, &engine.cut(), 0);
+    // What the users did since the last cut, including cancellations.
+    let cut = Cut {
+        second: (from_ms / 1000) as i64,
+        active_users: 0,
+        cut_at_ms: unix_now().as_millis() as i64,
+        interval_us: from.elapsed().as_micros() as u64,
+    };
+    pump.record(&cut, &engine.cut());
     let last_seq = pump.last_seq();
     let totals = pump.totals();
+    let evicted_requests = pump.evicted_requests();
     let undelivered = pump.finish(node.config.flush_timeout).await;
     if undelivered > 0 {
         // Not a failure to run: the collector sees the gap below last_seq
         // and reports the run as incomplete.
         tracing::error!(run_id = %run_id, undelivered, "deltas were not acknowledged by the collector");
     }
-    tracing::info!(run_id = %run_id, last_seq, requests = totals.requests, cancelled = totals.cancelled, undelivered, "work done");
+    tracing::info!(run_id = %run_id, last_seq, requests = totals.requests, cancelled = totals.cancelled, undelivered, evicted_requests, "work done");
     WorkDone {
         run_id,
         last_seq,
@@ -127,6 +149,7 @@ pub(crate) async fn execute(
         cancelled: totals.cancelled,
         error: String::new(),
         delta_source,
+        evicted_requests,
     }
 }
 
@@ -136,10 +159,13 @@ fn unix_now() -> Duration {
         .unwrap_or_default()
 }
 
-/// Time until the next whole unix second after `now`, and that second.
-fn until_next_second(now: Duration) -> (Duration, i64) {
-    let next = now.as_secs() + 1;
-    (Duration::from_secs(next) - now, next as i64)
+/// Time from `now` (since the Unix epoch) until the next cut boundary, a
+/// multiple of `every_ms` (which divides 1000, so every interval lies
+/// within one second), and that boundary in Unix ms.
+fn until_next_cut(now: Duration, every_ms: u64) -> (Duration, u64) {
+    let now_ms = now.as_millis() as u64;
+    let next = (now_ms / every_ms + 1) * every_ms;
+    (Duration::from_millis(next) - now.min(Duration::from_millis(next)), next)
 }
 
 #[cfg(test)]
@@ -147,12 +173,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_second_boundary() {
-        let (wait, second) = until_next_second(Duration::from_millis(1_700_000_000_250));
+    fn cut_boundaries() {
+        let (wait, at) = until_next_cut(Duration::from_millis(1_700_000_000_250), 1000);
         assert_eq!(wait, Duration::from_millis(750));
-        assert_eq!(second, 1_700_000_001);
-        let (wait, second) = until_next_second(Duration::from_secs(5));
-        assert_eq!(wait, Duration::from_secs(1));
-        assert_eq!(second, 6);
+        assert_eq!(at, 1_700_000_001_000);
+        let (wait, at) = until_next_cut(Duration::from_secs(5), 1000);
+        assert_eq!((wait, at), (Duration::from_secs(1), 6_000));
+        let (wait, at) = until_next_cut(Duration::from_micros(1_700_000_000_250_500), 200);
+        assert_eq!(wait, Duration::from_micros(149_500));
+        assert_eq!(at, 1_700_000_000_400);
     }
 }

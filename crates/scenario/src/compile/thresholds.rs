@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::ScenarioError;
 use crate::node::{Kind, Node};
-use crate::threshold::{Expr, Threshold, endpoint_list, normalize_endpoint};
+use crate::threshold::{Expr, Metric, Threshold, endpoint_list, normalize_endpoint};
 
 use super::Compiler;
 use super::fields::Fields;
@@ -37,6 +37,12 @@ impl Compiler<'_> {
                 let expr_node = f.required(self, "expr")?;
                 let expr = self.expr(expr_node, &self.string(expr_node, "expr")?)?;
                 let endpoint = match f.get("endpoint") {
+                    Some(n) if expr.metric == Metric::Unrecorded => {
+                        return Err(self.error(
+                            n,
+                            "unrecorded is measured for the whole run; write it without an endpoint",
+                        ));
+                    }
                     Some(n) => Some(self.threshold_endpoint(n)?),
                     None => None,
                 };

@@ -25,11 +25,14 @@ pub enum Metric {
     Requests,
     /// Failed requests.
     Failures,
+    /// Upper bound of the requests missing from the run: what workers lost
+    /// without their final flush may have taken with them, plus deltas
+    /// evicted from full worker buffers (docs/RELIABILITY.md). Run-wide.
+    Unrecorded,
 }
 
 /// The metrics an expression may use, for error messages.
-const METRICS: &str =
-    "pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures";
+const METRICS: &str = "pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures, unrecorded";
 /// The operators, for error messages.
 const OPS: &str = "<, <=, >, >=";
 /// Latency units.
@@ -45,6 +48,7 @@ impl Metric {
             "rps" => Metric::Rps,
             "requests" => Metric::Requests,
             "failures" => Metric::Failures,
+            "unrecorded" => Metric::Unrecorded,
             _ => {
                 let q = text
                     .strip_prefix('p')
@@ -80,7 +84,7 @@ impl Metric {
             }
             Metric::FailureRate => format!("{}%", trim_decimals(value * 100.0, 2)),
             Metric::Rps => format!("{}/s", trim_decimals(value, 1)),
-            Metric::Requests | Metric::Failures => format!("{value:.0}"),
+            Metric::Requests | Metric::Failures | Metric::Unrecorded => format!("{value:.0}"),
         }
     }
 }
@@ -96,6 +100,7 @@ impl fmt::Display for Metric {
             Metric::Rps => f.write_str("rps"),
             Metric::Requests => f.write_str("requests"),
             Metric::Failures => f.write_str("failures"),
+            Metric::Unrecorded => f.write_str("unrecorded"),
         }
     }
 }
@@ -281,7 +286,7 @@ fn limit(metric: Metric, text: &str) -> Result<(f64, String), ThresholdError> {
                 digits.to_owned(),
             ))
         }
-        Metric::Requests | Metric::Failures => {
+        Metric::Requests | Metric::Failures | Metric::Unrecorded => {
             if !unit.is_empty() || digits.contains('.') || digits.is_empty() {
                 return Err(ThresholdError(format!(
                     "invalid value {text:?} for {metric}; expected a whole number, e.g. 1000"

@@ -147,7 +147,7 @@ fn expression_errors_say_what_is_allowed() {
         ("p0 < 1s", "out of range"),
         (
             "latency < 1s",
-            "unknown metric \"latency\"; allowed: pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures",
+            "unknown metric \"latency\"; allowed: pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures, unrecorded",
         ),
         ("p < 1s", "unknown metric \"p\""),
         ("< 1s", "has no metric"),

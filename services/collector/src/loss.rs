@@ -1,0 +1,124 @@
+//! Bounding what a worker that died without its final flush took with it
+//! (docs/RELIABILITY.md, "Worker killed").
+//!
+//! Deltas apply in seq order, so everything the worker completed after the
+//! end of its last applied interval (`cut_at_ms`) is missing, and nothing
+//! before it. The worker's completions between that moment and its death
+//! are bounded by its peak interval rate times the time between them; its
+//! last heartbeat gives a second bound (its cumulative count then, plus the
+//! peak rate until the death), useful when its deltas were held up. The
+//! smaller of the two, plus the requests it can have had in flight (the
+//! target may have served them without the worker ever recording them),
+//! is `unrecorded_max`. The only assumption: the worker did not complete
+//! requests faster in its last moments than in its fastest interval before.
+
+use cicada_proto::v1;
+use cicada_store::{LostWorkerRecord, Watermark};
+
+/// The bound for one lost worker, from its source's watermark (`None` when
+/// none of its deltas arrived) and the run's start (collector clock).
+pub(crate) fn bound(
+    lost: &v1::LostWorker,
+    watermark: Option<&Watermark>,
+    run_started_at_ms: i64,
+) -> LostWorkerRecord {
+    let received = watermark.map_or(0, |w| w.requests);
+    let peak = watermark.map_or(0.0, |w| w.peak_rps);
+    let since = |from_ms: i64| (lost.worker_at_ms - from_ms).max(0) as f64 / 1000.0;
+    let from_deltas = watermark
+        .filter(|w| w.cut_at_ms > 0)
+        .map(|w| received as f64 + peak * since(w.cut_at_ms));
+    let from_heartbeat = (lost.heartbeat_at_ms > 0)
+        .then(|| lost.heartbeat_requests as f64 + peak * since(lost.heartbeat_at_ms));
+    let completed_max = match (from_deltas, from_heartbeat) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => received as f64,
+    }
+    .ceil()
+    .max(received as f64) as u64;
+    LostWorkerRecord {
+        worker_id: lost.worker_id.clone(),
+        delta_source: if lost.delta_source.is_empty() {
+            lost.worker_id.clone()
+        } else {
+            lost.delta_source.clone()
+        },
+        at_s: ((lost.detected_at_ms - run_started_at_ms).max(0) as f64) / 1000.0,
+        received,
+        unrecorded_max: completed_max - received + lost.in_flight_max,
+    }
+}
+
+/// The protocol form of a stored record.
+pub(crate) fn stat(record: &LostWorkerRecord) -> v1::LostWorkerStat {
+    v1::LostWorkerStat {
+        worker_id: record.worker_id.clone(),
+        delta_source: record.delta_source.clone(),
+        at_s: record.at_s,
+        received: record.received,
+        unrecorded_max: record.unrecorded_max,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost(worker_at_ms: i64, heartbeat: Option<(u64, i64)>) -> v1::LostWorker {
+        let (heartbeat_requests, heartbeat_at_ms) = heartbeat.unwrap_or((0, 0));
+        v1::LostWorker {
+            worker_id: "w".into(),
+            delta_source: "w.1".into(),
+            detected_at_ms: 15_500,
+            worker_at_ms,
+            heartbeat_requests,
+            heartbeat_at_ms,
+            in_flight_max: 8,
+        }
+    }
+
+    fn watermark(requests: u64, cut_at_ms: i64, peak_rps: f64) -> Watermark {
+        Watermark {
+            worker_id: "w.1".into(),
+            seq: 10,
+            requests,
+            cut_at_ms,
+            peak_rps,
+            evicted_requests: 0,
+        }
+    }
+
+    #[test]
+    fn bounded_by_the_peak_rate_since_the_last_applied_interval() {
+        // 1,000 req/s at most, died 150 ms after its last applied cut.
+        let record = bound(&lost(10_150, None), Some(&watermark(5_000, 10_000, 1_000.0)), 10_000 - 5_500);
+        assert_eq!(record.received, 5_000);
+        assert_eq!(record.unrecorded_max, 150 + 8);
+        assert_eq!(record.at_s, 10.0);
+        assert_eq!(record.delta_source, "w.1");
+    }
+
+    #[test]
+    fn the_heartbeat_bound_wins_when_deltas_were_held_up() {
+        // Deltas stopped arriving 5 s before the death (collector
+        // unreachable), but a heartbeat 200 ms before it counted 9,000.
+        let mark = watermark(4_000, 5_000, 1_000.0);
+        let record = bound(&lost(10_000, Some((9_000, 9_800))), Some(&mark), 0);
+        assert_eq!(record.unrecorded_max, 9_200 - 4_000 + 8);
+        // Without the heartbeat: the delta bound alone.
+        let record = bound(&lost(10_000, None), Some(&mark), 0);
+        assert_eq!(record.unrecorded_max, 5_000 + 8);
+    }
+
+    #[test]
+    fn never_below_what_arrived_and_clocks_never_go_negative() {
+        // The worker's clock estimate puts the death before the last cut.
+        let record = bound(&lost(9_000, Some((100, 8_000))), Some(&watermark(700, 10_000, 50.0)), 0);
+        assert_eq!(record.received, 700);
+        assert_eq!(record.unrecorded_max, 8);
+        // Nothing ever arrived: its heartbeat count and its in-flight bound.
+        let record = bound(&lost(10_000, Some((300, 10_000))), None, 0);
+        assert_eq!((record.received, record.unrecorded_max), (0, 308));
+    }
+}
