@@ -89,8 +89,7 @@ impl Sim {
                         in_flight: 0,
                         cpu_percent: 1.0,
                         rss_bytes: 16 << 20,
-                        requests: 0,
-                    };
+                        requests: 0, ..Default::default() };
                     if tx.try_send(message(Out::Heartbeat(heartbeat))).is_ok() {
                         self.heartbeats.fetch_add(1, Ordering::Relaxed);
                     }

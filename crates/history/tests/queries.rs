@@ -54,6 +54,7 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
                     uncorrected: None,
                     failures: Vec::new(),
                 }],
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -61,7 +62,9 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: (START_S + started_offset_s + 10) * 1000,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     store.finish_run(id, &finish).await.unwrap();
 }
 
@@ -197,6 +200,7 @@ async fn seed_long(store: &Arc<dyn Store>, id: &str, running: bool) {
                 active_users: 1,
                 dropped: 0,
                 endpoints,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -205,7 +209,9 @@ async fn seed_long(store: &Arc<dyn Store>, id: &str, running: bool) {
         let finish = RunFinish {
             status: RunStatus::Finished,
             ended_at_ms: (START_S + 200) * 1000 + 300,
-            error: None, lost_workers: Vec::new() };
+            error: None,
+            lost_workers: Vec::new(),
+        };
         store.finish_run(id, &finish).await.unwrap();
     }
 }

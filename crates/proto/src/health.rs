@@ -5,10 +5,10 @@
 
 use tonic::server::NamedService;
 pub use tonic_health::ServingStatus;
-pub use tonic_health::server::HealthReporter;
 pub use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::{Health, HealthServer};
 pub use tonic_health::pb::{HealthCheckRequest, health_check_response};
+pub use tonic_health::server::HealthReporter;
 
 /// The health service, reporting `S` (and the whole server) as SERVING.
 pub async fn serving<S: NamedService>() -> HealthServer<impl Health> {
@@ -25,7 +25,10 @@ pub async fn serving_all(services: &[&str]) -> HealthServer<impl Health> {
 /// (the collector turns NOT_SERVING while its database cannot be written).
 pub async fn serving_with_reporter(
     services: &[&str],
-) -> (tonic_health::server::HealthReporter, HealthServer<impl Health>) {
+) -> (
+    tonic_health::server::HealthReporter,
+    HealthServer<impl Health>,
+) {
     let (reporter, service) = tonic_health::server::health_reporter();
     for name in services {
         reporter

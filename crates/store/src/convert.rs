@@ -517,7 +517,10 @@ pub(crate) enum Advance {
     /// At or below the watermark: already applied, nothing changes.
     Duplicate,
     /// Merge (unless it is a loss marker) and move the watermark to this.
-    Apply { next: crate::Watermark, marker: bool },
+    Apply {
+        next: crate::Watermark,
+        marker: bool,
+    },
 }
 
 /// The watermark after `delta`, from the `current` one (both databases):
@@ -537,8 +540,7 @@ pub(crate) fn advance(
     let marker = first != delta.seq || !delta.evicted.is_empty();
     if first > delta.seq
         || (marker
-            && (delta.evicted.len() as u64 != delta.seq - first + 1
-                || !delta.endpoints.is_empty()))
+            && (delta.evicted.len() as u64 != delta.seq - first + 1 || !delta.endpoints.is_empty()))
     {
         return Err(StoreError::Invalid(format!(
             "delta {} of worker {} is a malformed loss marker (first seq {first}, {} counts, {} endpoints)",
@@ -566,7 +568,9 @@ pub(crate) fn advance(
             seq: delta.seq,
             requests: current.requests + delta.requests(),
             cut_at_ms: current.cut_at_ms.max(delta.cut_at_ms),
-            peak_rps: delta.rate().map_or(current.peak_rps, |rate| rate.max(current.peak_rps)),
+            peak_rps: delta
+                .rate()
+                .map_or(current.peak_rps, |rate| rate.max(current.peak_rps)),
             evicted_requests: current.evicted_requests + evicted,
         },
         marker,

@@ -47,8 +47,10 @@ impl StoreError {
                 // ...and the server shutting down or starting (57P0x) or a
                 // connection exception (class 08): a database restart.
                 sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                    matches!(&*code, "40001" | "40P01" | "5" | "6" | "57P01" | "57P02" | "57P03")
-                        || code.starts_with("08")
+                    matches!(
+                        &*code,
+                        "40001" | "40P01" | "5" | "6" | "57P01" | "57P02" | "57P03"
+                    ) || code.starts_with("08")
                 }),
                 _ => false,
             },

@@ -49,8 +49,9 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, LostWorkerRecord, NewRun, RollupRow, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus,
-    SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
+    FailureRecord, LostWorkerRecord, NewRun, RollupRow, RollupSpan, RunFilter, RunFinish,
+    RunRecord, RunStatus, SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord,
+    Watermark,
 };
 
 /// Persistent storage of runs and their measurements.

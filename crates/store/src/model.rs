@@ -242,8 +242,7 @@ impl Delta {
     /// The interval's request rate, when it is long enough to say (at
     /// least 50 ms: a tiny first or last interval says nothing).
     pub fn rate(&self) -> Option<f64> {
-        (self.interval_us >= 50_000)
-            .then(|| self.requests() as f64 * 1e6 / self.interval_us as f64)
+        (self.interval_us >= 50_000).then(|| self.requests() as f64 * 1e6 / self.interval_us as f64)
     }
 }
 

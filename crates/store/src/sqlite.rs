@@ -21,8 +21,8 @@ use crate::convert::{self, RUN_COLUMNS, RunRow, from_db, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
-    LostWorkerRecord, NewRun, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, Store, StoreError,
-    TargetSample, ThresholdOutcome, ThresholdRecord, Watermark,
+    LostWorkerRecord, NewRun, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow,
+    Store, StoreError, TargetSample, ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// How long a writer waits for another process's write lock.

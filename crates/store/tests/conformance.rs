@@ -190,6 +190,7 @@ fn delta(
         active_users: 5,
         dropped: 0,
         endpoints,
+        ..Default::default()
     }
 }
 
@@ -465,7 +466,9 @@ async fn finish_writes_summaries_equal_to_the_merged_seconds(store: Arc<dyn Stor
     let finish = RunFinish {
         status: RunStatus::Failed,
         ended_at_ms: 9_000,
-        error: Some("boom".to_owned()), lost_workers: Vec::new() };
+        error: Some("boom".to_owned()),
+        lost_workers: Vec::new(),
+    };
     let record = store.finish_run("r1", &finish).await.unwrap();
     assert_eq!(record.status, RunStatus::Failed);
     assert_eq!(record.ended_at_ms, Some(9_000));
@@ -504,7 +507,9 @@ async fn finish_writes_summaries_equal_to_the_merged_seconds(store: Arc<dyn Stor
     let again = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: 10_000,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     assert_eq!(store.finish_run("r1", &again).await.unwrap(), record);
     assert_eq!(store.summaries("r1").await.unwrap(), summaries);
     let error = store.finish_run("nope", &again).await.unwrap_err();
@@ -524,7 +529,9 @@ async fn new_deltas_after_finish_are_rejected(store: Arc<dyn Store>) {
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: 2,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     store.finish_run("r1", &finish).await.unwrap();
     // A re-send of an applied delta is still acknowledged ...
     assert_eq!(
@@ -603,7 +610,9 @@ async fn list_runs_newest_first_with_filters(store: Arc<dyn Store>) {
             &RunFinish {
                 status: RunStatus::Finished,
                 ended_at_ms: 1_500,
-                error: None, lost_workers: Vec::new() },
+                error: None,
+                lost_workers: Vec::new(),
+            },
         )
         .await
         .unwrap();
@@ -806,7 +815,9 @@ async fn open_model_uncorrected_histograms_and_dropped_merge_exactly_once(store:
             &RunFinish {
                 status: RunStatus::Finished,
                 ended_at_ms: 10_000,
-                error: None, lost_workers: Vec::new() },
+                error: None,
+                lost_workers: Vec::new(),
+            },
         )
         .await
         .unwrap();
@@ -868,7 +879,9 @@ async fn thresholds_are_stored_with_the_run(store: Arc<dyn Store>) {
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: 2,
-        error: Some("threshold failed: p95 < 150ms (observed 180.25 ms)".to_owned()), lost_workers: Vec::new() };
+        error: Some("threshold failed: p95 < 150ms (observed 180.25 ms)".to_owned()),
+        lost_workers: Vec::new(),
+    };
     let record = store.finish_run("r1", &finish).await.unwrap();
     assert_eq!(record.error, finish.error);
     store
@@ -985,7 +998,9 @@ async fn delete_removes_every_row_of_the_run(store: Arc<dyn Store>) {
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: 5_000,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     store.finish_run("r1", &finish).await.unwrap();
     store.delete_run("r1").await.unwrap();
     assert_eq!(store.get_run("r1").await.unwrap(), None);
@@ -1073,7 +1088,9 @@ async fn latest_passing_run_skips_failed_and_later_runs(store: Arc<dyn Store>) {
     let finished = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: 0,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     // (id, started, how it ended, threshold results)
     let runs: [(&str, i64, RunFinish, Vec<ThresholdOutcome>); 5] = [
         ("a", 100, finished.clone(), vec![passed(0), passed(1)]),
@@ -1084,7 +1101,9 @@ async fn latest_passing_run_skips_failed_and_later_runs(store: Arc<dyn Store>) {
             RunFinish {
                 status: RunStatus::Failed,
                 ended_at_ms: 0,
-                error: Some("boom".to_owned()), lost_workers: Vec::new() },
+                error: Some("boom".to_owned()),
+                lost_workers: Vec::new(),
+            },
             vec![passed(0), passed(1)],
         ),
         ("d", 400, finished.clone(), vec![passed(0)]),
@@ -1440,7 +1459,9 @@ async fn rollup_equals_the_merged_seconds(store: Arc<dyn Store>) {
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: (SECOND + 150) * 1000,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     store.finish_run("r1", &finish).await.unwrap();
     assert!(!store.roll_up("r1").await.unwrap(), "built at finish");
     assert_eq!(
@@ -1513,7 +1534,9 @@ async fn runs_that_ended_without_a_rollup_are_rolled_up_later(store: Arc<dyn Sto
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: (SECOND + 150) * 1000,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     store.finish_run("r1", &finish).await.unwrap();
     let seconds = store.seconds("r1", None).await.unwrap();
     let mut built = Vec::new();

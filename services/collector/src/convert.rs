@@ -249,6 +249,7 @@ mod tests {
             endpoints,
             active_users: 3,
             dropped: 0,
+            ..Default::default()
         }
     }
 

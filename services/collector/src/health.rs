@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cicada_proto::health::{HealthReporter, ServingStatus};
 use cicada_store::Store;
 use tokio::sync::Notify;
-use cicada_proto::health::{HealthReporter, ServingStatus};
 
 /// How often the store is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);

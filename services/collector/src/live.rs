@@ -273,6 +273,7 @@ mod tests {
                     last_message: format!("at {second}"),
                 }],
             }],
+            ..Default::default()
         }
     }
 

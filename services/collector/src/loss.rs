@@ -92,7 +92,11 @@ mod tests {
     #[test]
     fn bounded_by_the_peak_rate_since_the_last_applied_interval() {
         // 1,000 req/s at most, died 150 ms after its last applied cut.
-        let record = bound(&lost(10_150, None), Some(&watermark(5_000, 10_000, 1_000.0)), 10_000 - 5_500);
+        let record = bound(
+            &lost(10_150, None),
+            Some(&watermark(5_000, 10_000, 1_000.0)),
+            10_000 - 5_500,
+        );
         assert_eq!(record.received, 5_000);
         assert_eq!(record.unrecorded_max, 150 + 8);
         assert_eq!(record.at_s, 10.0);
@@ -114,7 +118,11 @@ mod tests {
     #[test]
     fn never_below_what_arrived_and_clocks_never_go_negative() {
         // The worker's clock estimate puts the death before the last cut.
-        let record = bound(&lost(9_000, Some((100, 8_000))), Some(&watermark(700, 10_000, 50.0)), 0);
+        let record = bound(
+            &lost(9_000, Some((100, 8_000))),
+            Some(&watermark(700, 10_000, 50.0)),
+            0,
+        );
         assert_eq!(record.received, 700);
         assert_eq!(record.unrecorded_max, 8);
         // Nothing ever arrived: its heartbeat count and its in-flight bound.

@@ -393,6 +393,7 @@ mod tests {
             active_users: 1,
             dropped: 0,
             endpoints: Vec::new(),
+            ..Default::default()
         };
         for _ in 0..5 {
             feed.applied(&record, &[], &delta);

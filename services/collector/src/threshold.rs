@@ -118,7 +118,13 @@ pub(crate) fn evaluate(
                     (counts, histogram)
                 }
             };
-            let observed = observe(threshold.expr.metric, counts, histogram, duration_s, unrecorded);
+            let observed = observe(
+                threshold.expr.metric,
+                counts,
+                histogram,
+                duration_s,
+                unrecorded,
+            );
             v1::ThresholdResult {
                 expression: threshold.def.expression.clone(),
                 endpoint: threshold.def.endpoint.clone().unwrap_or_default(),

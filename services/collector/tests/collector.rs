@@ -182,6 +182,7 @@ fn make_delta(
         endpoints,
         active_users: users,
         dropped: 0,
+        ..Default::default()
     }
 }
 
@@ -327,6 +328,7 @@ async fn two_workers_merge_exactly_and_resends_are_not_counted(db: TestDatabase)
         ],
         wait_ms: 2_000,
         error: String::new(),
+        ..Default::default()
     };
     let finished = client
         .finish_run(finish.clone())
@@ -401,6 +403,7 @@ async fn bad_requests_get_the_right_codes_and_change_nothing(db: TestDatabase) {
         }],
         wait_ms: 1_000,
         error: "target down".to_owned(),
+        ..Default::default()
     };
     let finished = client.finish_run(finish).await.unwrap().into_inner();
     assert_eq!(
@@ -452,6 +455,7 @@ async fn finish_waits_for_missing_deltas(db: TestDatabase) {
             }],
             wait_ms: 10_000,
             error: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -490,6 +494,7 @@ async fn finish_gives_up_after_wait_ms(db: TestDatabase) {
             ],
             wait_ms: 100,
             error: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -582,6 +587,7 @@ async fn concurrent_workers_merge_exactly(db: TestDatabase) {
                 .collect(),
             wait_ms: 1_000,
             error: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -632,6 +638,7 @@ async fn two_collectors_share_one_database(db: TestDatabase) {
             ],
             wait_ms: 1_000,
             error: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -718,6 +725,7 @@ fn open_delta(worker: &str, seq: u64, second: i64, seed: u64, dropped: u64) -> v
         }],
         active_users: 3,
         dropped,
+        ..Default::default()
     }
 }
 
@@ -800,6 +808,7 @@ async fn open_model_deltas_merge_exactly_live_final_and_after_a_restart(db: Test
         ],
         wait_ms: 1_000,
         error: String::new(),
+        ..Default::default()
     };
     let finished = client.finish_run(finish).await.unwrap().into_inner();
     check(finished.stats.as_ref().unwrap());
@@ -871,6 +880,7 @@ async fn thresholds_are_checked_live_and_stored_at_finish(db: TestDatabase) {
             workers: Vec::new(),
             wait_ms: 0,
             error: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

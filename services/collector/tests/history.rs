@@ -84,6 +84,7 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
                     active_users: users,
                     dropped: 0,
                     endpoints,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -92,7 +93,9 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
     let finish = RunFinish {
         status: RunStatus::Finished,
         ended_at_ms: (START_S + started_offset_s + 10) * 1000,
-        error: None, lost_workers: Vec::new() };
+        error: None,
+        lost_workers: Vec::new(),
+    };
     store.finish_run(id, &finish).await.unwrap();
 }
 

@@ -115,6 +115,7 @@ fn delta(worker: &str, seq: u64, second: i64, users: u32, latency_us: u64) -> v1
         endpoints,
         active_users: users,
         dropped: 0,
+        ..Default::default()
     }
 }
 
@@ -226,6 +227,7 @@ async fn exported_metrics_match_the_stored_run() {
             error: String::new(),
             workers: Vec::new(),
             wait_ms: 0,
+            ..Default::default()
         })
         .await
         .unwrap();

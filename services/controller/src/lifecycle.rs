@@ -335,6 +335,7 @@ pub(crate) async fn drive(
         workers: tracker.finals(),
         wait_ms: shared.config.finish_wait.as_millis() as u64,
         error: error.clone().unwrap_or_default(),
+        lost: Vec::new(),
     };
     let mut collector = shared.collector.clone();
     let budget = shared.config.finish_wait + shared.config.collector_timeout;

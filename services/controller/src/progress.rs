@@ -28,6 +28,7 @@ pub fn progress(
         diagnoses: status.diagnoses.clone(),
         target_rate: status.target_rate,
         threshold_aborted: status.threshold_aborted,
+        delivery: None,
     }
 }
 

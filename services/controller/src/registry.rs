@@ -269,6 +269,7 @@ impl Registry {
                 rss_bytes: entry.heartbeat.rss_bytes,
                 last_seen_ms: now.duration_since(entry.last_seen).as_millis() as u64,
                 rps: entry.rps,
+                delivery: entry.heartbeat.delivery.clone(),
             })
             .collect();
         list.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));

@@ -260,6 +260,7 @@ impl TestWorker {
             cpu_percent: 12.5,
             rss_bytes: 1 << 20,
             requests: 0,
+            ..Heartbeat::default()
         }))
         .await;
     }

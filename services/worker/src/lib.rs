@@ -181,7 +181,14 @@ mod tests {
         let mut no_cores = config.clone();
         no_cores.cores = 0;
         assert!(no_cores.validate().is_err());
-        for (ms, ok) in [(100, true), (250, true), (1000, true), (300, false), (5, false), (2000, false)] {
+        for (ms, ok) in [
+            (100, true),
+            (250, true),
+            (1000, true),
+            (300, false),
+            (5, false),
+            (2000, false),
+        ] {
             let mut every = config.clone();
             every.delta_interval = Duration::from_millis(ms);
             assert_eq!(every.validate().is_ok(), ok, "{ms} ms");

@@ -208,7 +208,9 @@ async fn send_loop(
                 break;
             };
             let request = PushDeltasRequest { deltas: batch };
-            let error = match tokio::time::timeout(PUSH_TIMEOUT, collector.push_deltas(request)).await {
+            let error = match tokio::time::timeout(PUSH_TIMEOUT, collector.push_deltas(request))
+                .await
+            {
                 Ok(Ok(_)) => {
                     let requests = delivery.pending.lock().ack_through(last);
                     {

@@ -13,8 +13,8 @@ use cicada_scenario::Scenario;
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
-use crate::engine::{Engine, Load};
 use crate::delta::Cut;
+use crate::engine::{Engine, Load};
 use crate::pump::Pump;
 use crate::state::Node;
 
@@ -165,7 +165,10 @@ fn unix_now() -> Duration {
 fn until_next_cut(now: Duration, every_ms: u64) -> (Duration, u64) {
     let now_ms = now.as_millis() as u64;
     let next = (now_ms / every_ms + 1) * every_ms;
-    (Duration::from_millis(next) - now.min(Duration::from_millis(next)), next)
+    (
+        Duration::from_millis(next) - now.min(Duration::from_millis(next)),
+        next,
+    )
 }
 
 #[cfg(test)]

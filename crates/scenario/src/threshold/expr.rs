@@ -32,7 +32,8 @@ pub enum Metric {
 }
 
 /// The metrics an expression may use, for error messages.
-const METRICS: &str = "pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures, unrecorded";
+const METRICS: &str =
+    "pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures, unrecorded";
 /// The operators, for error messages.
 const OPS: &str = "<, <=, >, >=";
 /// Latency units.

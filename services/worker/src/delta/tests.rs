@@ -42,7 +42,10 @@ fn interval(per_endpoint: &[(u64, u64)]) -> Interval {
 #[test]
 fn builds_numbered_deltas_without_empty_endpoints() {
     let mut builder = DeltaBuilder::new("run-1", "w-1");
-    let first = builder.build(&Cut::whole_second(1_700_000_000, 4), &interval(&[(5, 1), (0, 0), (2, 0)]));
+    let first = builder.build(
+        &Cut::whole_second(1_700_000_000, 4),
+        &interval(&[(5, 1), (0, 0), (2, 0)]),
+    );
     assert_eq!(first.run_id, "run-1");
     assert_eq!(first.worker_id, "w-1");
     assert_eq!(first.seq, 1);
@@ -96,7 +99,10 @@ fn pending_keeps_order_until_acknowledged() {
     let mut pending = Pending::default();
     let now = Instant::now();
     for second in 0..5 {
-        pending.push(builder.build(&Cut::whole_second(second, 1), &interval(&[(3, 0)])), now);
+        pending.push(
+            builder.build(&Cut::whole_second(second, 1), &interval(&[(3, 0)])),
+            now,
+        );
     }
     let batch = pending.batch(3, usize::MAX);
     let seqs: Vec<u64> = batch.iter().map(|d| d.seq).collect();
@@ -108,7 +114,10 @@ fn pending_keeps_order_until_acknowledged() {
     pending.ack_through(3);
     assert_eq!(pending.len(), 2);
     // New deltas queue behind the unacknowledged ones.
-    pending.push(builder.build(&Cut::whole_second(5, 1), &Interval::default()), now);
+    pending.push(
+        builder.build(&Cut::whole_second(5, 1), &Interval::default()),
+        now,
+    );
     let seqs: Vec<u64> = pending
         .batch(10, usize::MAX)
         .iter()
@@ -129,7 +138,10 @@ fn batches_respect_the_size_limit_but_always_make_progress() {
     let mut pending = Pending::default();
     let now = Instant::now();
     for second in 100..104 {
-        pending.push(builder.build(&Cut::whole_second(second, 1), &interval(&[(50, 0)])), now);
+        pending.push(
+            builder.build(&Cut::whole_second(second, 1), &interval(&[(50, 0)])),
+            now,
+        );
     }
     let one = pending.batch(10, 1).len();
     assert_eq!(one, 1, "a delta larger than the limit still goes out alone");
@@ -167,10 +179,13 @@ fn open_model_deltas_carry_dropped_and_the_uncorrected_histogram() {
     assert_eq!(decoded, uncorrected);
     assert!(open.endpoints[1].uncorrected_histogram.is_empty());
     // An interval with only drops is still sent (its delta is never skipped).
-    let only_drops = builder.build(&Cut::whole_second(3, 0), &Interval {
+    let only_drops = builder.build(
+        &Cut::whole_second(3, 0),
+        &Interval {
             dropped: 4,
             ..Interval::default()
-        });
+        },
+    );
     assert_eq!(only_drops.dropped, 4);
 }
 
@@ -186,7 +201,10 @@ fn sub_second_cuts_carry_their_clock_and_users_only_at_the_second() {
     let delta = builder.build(&cut, &interval(&[(4, 0)]));
     assert_eq!(delta.second, 1_700_000_000);
     assert_eq!(delta.active_users, 0);
-    assert_eq!((delta.cut_at_ms, delta.interval_us), (1_700_000_000_200, 200_000));
+    assert_eq!(
+        (delta.cut_at_ms, delta.interval_us),
+        (1_700_000_000_200, 200_000)
+    );
     assert_eq!((delta.first_seq, delta.evicted_requests.len()), (0, 0));
     assert_eq!(requests(&delta), 4);
 }
@@ -205,10 +223,19 @@ fn eviction_leaves_an_exact_gap_free_loss_marker() {
     }
     // Nothing is too old or too big yet.
     let now = start + Duration::from_secs(5);
-    assert_eq!(pending.evict(usize::MAX, Duration::from_secs(60), now), Evicted::default());
+    assert_eq!(
+        pending.evict(usize::MAX, Duration::from_secs(60), now),
+        Evicted::default()
+    );
     // Older than 2.5 s: seqs 1, 2, 3 (built at 0, 1, 2 s) go, holding 1+2+3 requests.
     let evicted = pending.evict(usize::MAX, Duration::from_millis(2_500), now);
-    assert_eq!(evicted, Evicted { deltas: 3, requests: 6 });
+    assert_eq!(
+        evicted,
+        Evicted {
+            deltas: 3,
+            requests: 6
+        }
+    );
     assert_eq!(pending.len(), 4, "the marker and seqs 4, 5, 6");
     let batch = pending.batch(10, usize::MAX);
     let marker = &batch[0];
@@ -220,7 +247,13 @@ fn eviction_leaves_an_exact_gap_free_loss_marker() {
 
     // Over the byte bound: more go, into the same marker; the newest stays.
     let evicted = pending.evict(0, Duration::from_secs(60), now);
-    assert_eq!(evicted, Evicted { deltas: 2, requests: 4 + 5 });
+    assert_eq!(
+        evicted,
+        Evicted {
+            deltas: 2,
+            requests: 4 + 5
+        }
+    );
     let batch = pending.batch(10, usize::MAX);
     assert_eq!((batch[0].first_seq, batch[0].seq), (1, 5));
     assert_eq!(batch[0].evicted_requests, vec![1, 2, 3, 4, 5]);
