@@ -545,7 +545,7 @@ fn threshold_errors_point_at_the_value() {
         ),
         (
             "thresholds:\n  - latency < 1s\n",
-            "x.yaml:5:5: unknown metric \"latency\"; allowed: pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures",
+            "x.yaml:5:5: unknown metric \"latency\"; allowed: pNN (e.g. p50, p95, p99.9), max, min, mean, failure_rate, rps, requests, failures, unrecorded",
         ),
         (
             "thresholds:\n  - {expr: p95 < 1s, endpoint: GET /metrics}\n",

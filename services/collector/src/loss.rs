@@ -99,20 +99,20 @@ mod tests {
         );
         assert_eq!(record.received, 5_000);
         assert_eq!(record.unrecorded_max, 150 + 8);
-        assert_eq!(record.at_s, 10.0);
+        assert_eq!(record.at_s, 11.0);
         assert_eq!(record.delta_source, "w.1");
     }
 
     #[test]
     fn the_heartbeat_bound_wins_when_deltas_were_held_up() {
-        // Deltas stopped arriving 5 s before the death (collector
+        // Deltas stopped arriving 8 s before the death (collector
         // unreachable), but a heartbeat 200 ms before it counted 9,000.
-        let mark = watermark(4_000, 5_000, 1_000.0);
+        let mark = watermark(4_000, 2_000, 1_000.0);
         let record = bound(&lost(10_000, Some((9_000, 9_800))), Some(&mark), 0);
         assert_eq!(record.unrecorded_max, 9_200 - 4_000 + 8);
         // Without the heartbeat: the delta bound alone.
         let record = bound(&lost(10_000, None), Some(&mark), 0);
-        assert_eq!(record.unrecorded_max, 5_000 + 8);
+        assert_eq!(record.unrecorded_max, 8_000 + 8);
     }
 
     #[test]

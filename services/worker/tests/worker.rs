@@ -371,7 +371,7 @@ async fn every_request_served_arrives_once_in_gap_free_deltas() {
         last_seq >= 3,
         "about one delta per second over 2.5 s: {last_seq}"
     );
-    assert!(deltas.windows(2).all(|w| w[0].second < w[1].second));
+    assert!(deltas.windows(2).all(|w| w[0].second <= w[1].second));
     assert!(pushes >= 3, "the planned outage was hit");
 
     // Exact accounting: what the target served is what the deltas hold,
