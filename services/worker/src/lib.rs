@@ -98,8 +98,8 @@ impl WorkerConfig {
         anyhow::ensure!(
             every >= Duration::from_millis(10)
                 && every <= Duration::from_secs(1)
-                && every.subsec_nanos() % 1_000_000 == 0
-                && 1000 % every.as_millis().max(1) == 0,
+                && every.subsec_nanos().is_multiple_of(1_000_000)
+                && 1000u128.is_multiple_of(every.as_millis().max(1)),
             "invalid delta interval {every:?}: expected whole milliseconds that divide one second, from 10ms to 1s (e.g. 100ms, 200ms, 250ms, 500ms, 1s)"
         );
         anyhow::ensure!(

@@ -98,7 +98,7 @@ pub(crate) async fn execute(
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {
-                let whole_second = boundary_ms % 1000 == 0;
+                let whole_second = boundary_ms.is_multiple_of(1000);
                 let cut = Cut {
                     second: (from_ms / 1000) as i64,
                     active_users: if whole_second { engine.active_users() } else { 0 },
