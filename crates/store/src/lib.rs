@@ -22,6 +22,8 @@
 //! - `rollup`: the per-minute and per-10-second rollup of ended runs
 //!   (written at finish, read for windows), shared the same way.
 //! - `target`: per-second target resource samples (SQL shared by both).
+//! - `delivery`: each delta source's watermark row with what was received
+//!   from it, and the lost workers (SQL shared by both).
 //! - `fault`: crash injection at named points for the fault tests
 //!   (`CICADA_FAULT=POINT:N`).
 //! - `testing` (feature `testsuite`): fresh databases for tests.
@@ -30,6 +32,7 @@
 //! against both implementations.
 
 mod convert;
+mod delivery;
 mod error;
 mod fault;
 mod history;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
-use crate::convert::{self, RUN_COLUMNS, RunRow, from_db, to_db};
+use crate::convert::{self, RUN_COLUMNS, RunRow, to_db};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureRecord,
@@ -56,6 +56,7 @@ crate::reads::shared_reads!(PgStore);
 crate::history::shared_history!(PgStore, sqlx::Postgres);
 crate::rollup::shared_rollup!(PgStore, sqlx::Postgres);
 crate::target::target_samples!(PgStore);
+crate::delivery::shared_delivery!(PgStore, sqlx::Postgres, " FOR UPDATE");
 
 #[async_trait]
 impl Store for PgStore {
@@ -170,31 +171,7 @@ impl Store for PgStore {
         let Some(status) = status else {
             return Err(StoreError::NotFound(delta.run_id.clone()));
         };
-        sqlx::query(
-            "INSERT INTO run_watermarks (run_id, worker_id, seq) VALUES ($1, $2, 0)
-             ON CONFLICT (run_id, worker_id) DO NOTHING",
-        )
-        .bind(&delta.run_id)
-        .bind(&delta.worker_id)
-        .execute(&mut *tx)
-        .await?;
-        let (seq, requests, cut_at_ms, peak_rps, evicted): (i64, i64, i64, f64, i64) =
-            sqlx::query_as(
-                "SELECT seq, requests, cut_at_ms, peak_rps, evicted_requests
-                 FROM run_watermarks WHERE run_id = $1 AND worker_id = $2 FOR UPDATE",
-            )
-            .bind(&delta.run_id)
-            .bind(&delta.worker_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let current = Watermark {
-            worker_id: delta.worker_id.clone(),
-            seq: from_db(seq),
-            requests: from_db(requests),
-            cut_at_ms,
-            peak_rps,
-            evicted_requests: from_db(evicted),
-        };
+        let current = Self::lock_watermark(&mut tx, delta).await?;
         let advance = convert::advance(delta, &current);
         if let Ok(convert::Advance::Duplicate) = advance {
             return Ok(ApplyOutcome::Duplicate);
@@ -217,20 +194,7 @@ impl Store for PgStore {
                 other => other?,
             }
         }
-        sqlx::query(
-            "UPDATE run_watermarks
-             SET seq = $3, requests = $4, cut_at_ms = $5, peak_rps = $6, evicted_requests = $7
-             WHERE run_id = $1 AND worker_id = $2",
-        )
-        .bind(&delta.run_id)
-        .bind(&delta.worker_id)
-        .bind(to_db(next.seq))
-        .bind(to_db(next.requests))
-        .bind(next.cut_at_ms)
-        .bind(next.peak_rps)
-        .bind(to_db(next.evicted_requests))
-        .execute(&mut *tx)
-        .await?;
+        Self::write_watermark(&mut tx, &delta.run_id, &next).await?;
         crate::fault::point("apply_delta.before_commit");
         tx.commit().await?;
         crate::fault::point("apply_delta.after_commit");
@@ -267,20 +231,7 @@ impl Store for PgStore {
                 .bind(finish.error.as_deref())
                 .execute(&mut *tx)
                 .await?;
-            for lost in &finish.lost_workers {
-                sqlx::query(
-                    "INSERT INTO run_lost_workers (run_id, worker_id, delta_source, at_s, received, unrecorded_max)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(run_id)
-                .bind(&lost.worker_id)
-                .bind(&lost.delta_source)
-                .bind(lost.at_s)
-                .bind(to_db(lost.received))
-                .bind(to_db(lost.unrecorded_max))
-                .execute(&mut *tx)
-                .await?;
-            }
+            Self::write_lost_workers(&mut tx, run_id, &finish.lost_workers).await?;
         }
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         let row: RunRow = sqlx::query_as(AssertSqlSafe(sql))

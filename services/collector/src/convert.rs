@@ -145,32 +145,12 @@ pub(crate) fn delta(
                 .collect(),
         });
     }
-    let first_seq = if delta.first_seq == 0 {
-        delta.seq
-    } else {
-        delta.first_seq
-    };
-    let marker = first_seq != delta.seq || !delta.evicted_requests.is_empty();
-    if first_seq > delta.seq
-        || (marker
-            && (delta.evicted_requests.len() as u64 != delta.seq - first_seq + 1
-                || !endpoints.is_empty()))
-    {
-        return Err(invalid(format!(
-            "delta {} of worker {} is a malformed loss marker: seqs {first_seq}..={} need {}              evicted counts and no endpoints, got {} counts and {} endpoints",
-            delta.seq,
-            delta.worker_id,
-            delta.seq,
-            delta.seq.saturating_sub(first_seq) + 1,
-            delta.evicted_requests.len(),
-            endpoints.len()
-        )));
-    }
+    // Loss markers (first_seq, evicted counts) are checked by the store.
     Ok(Delta {
         run_id: delta.run_id.clone(),
         worker_id: delta.worker_id.clone(),
         seq: delta.seq,
-        first_seq,
+        first_seq: delta.first_seq,
         second: delta.second,
         active_users: delta.active_users,
         dropped: delta.dropped,

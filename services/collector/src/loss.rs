@@ -15,6 +15,15 @@
 use cicada_proto::v1;
 use cicada_store::{LostWorkerRecord, Watermark};
 
+/// The source id a lost worker's deltas were sent under.
+pub(crate) fn source(lost: &v1::LostWorker) -> &str {
+    if lost.delta_source.is_empty() {
+        &lost.worker_id
+    } else {
+        &lost.delta_source
+    }
+}
+
 /// The bound for one lost worker, from its source's watermark (`None` when
 /// none of its deltas arrived) and the run's start (collector clock).
 pub(crate) fn bound(
@@ -39,11 +48,7 @@ pub(crate) fn bound(
     .max(received as f64) as u64;
     LostWorkerRecord {
         worker_id: lost.worker_id.clone(),
-        delta_source: if lost.delta_source.is_empty() {
-            lost.worker_id.clone()
-        } else {
-            lost.delta_source.clone()
-        },
+        delta_source: source(lost).to_owned(),
         at_s: ((lost.detected_at_ms - run_started_at_ms).max(0) as f64) / 1000.0,
         received,
         unrecorded_max: completed_max - received + lost.in_flight_max,

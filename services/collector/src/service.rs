@@ -275,12 +275,7 @@ impl CollectorService {
         Ok(lost
             .iter()
             .map(|worker| {
-                let source = if worker.delta_source.is_empty() {
-                    &worker.worker_id
-                } else {
-                    &worker.delta_source
-                };
-                let mark = marks.iter().find(|m| &m.worker_id == source);
+                let mark = marks.iter().find(|m| m.worker_id == loss::source(worker));
                 let record = loss::bound(worker, mark, started_at_ms);
                 tracing::error!(
                     run_id,
