@@ -24,6 +24,28 @@ pub(crate) fn source(lost: &v1::LostWorker) -> &str {
     }
 }
 
+/// The watermark of a lost worker's deltas: its source's, or, when the
+/// controller never learnt the source (lost before its first heartbeat),
+/// the one source named after the worker (`{worker_id}.…`) that no final
+/// flush accounts for.
+pub(crate) fn watermark<'a>(
+    lost: &v1::LostWorker,
+    marks: &'a [Watermark],
+    finals: &[v1::WorkerFinal],
+) -> Option<&'a Watermark> {
+    if !lost.delta_source.is_empty() {
+        return marks.iter().find(|m| m.worker_id == lost.delta_source);
+    }
+    let prefix = format!("{}.", lost.worker_id);
+    let mut unflushed = marks.iter().filter(|m| {
+        m.worker_id.starts_with(&prefix) && !finals.iter().any(|f| f.worker_id == m.worker_id)
+    });
+    match (unflushed.next(), unflushed.next()) {
+        (Some(mark), None) => Some(mark),
+        _ => marks.iter().find(|m| m.worker_id == lost.worker_id),
+    }
+}
+
 /// The bound for one lost worker, from its source's watermark (`None` when
 /// none of its deltas arrived) and the run's start (collector clock).
 pub(crate) fn bound(
@@ -118,6 +140,26 @@ mod tests {
         // Without the heartbeat: the delta bound alone.
         let record = bound(&lost(10_000, None), Some(&mark), 0);
         assert_eq!(record.unrecorded_max, 8_000 + 8);
+    }
+
+    #[test]
+    fn a_source_never_heard_of_is_found_by_the_worker_id() {
+        let mut unknown = lost(10_000, None);
+        unknown.delta_source.clear();
+        let mut flushed = watermark(10, 0, 1.0);
+        flushed.worker_id = "w.0".into();
+        let marks = [flushed, watermark(20, 0, 1.0)];
+        let finals = [v1::WorkerFinal {
+            worker_id: "w.0".into(),
+            last_seq: 3,
+        }];
+        let found = super::watermark(&unknown, &marks, &finals).map(|m| m.requests);
+        assert_eq!(found, Some(20));
+        // Named: only its own source.
+        let named = lost(10_000, None);
+        assert_eq!(super::watermark(&named, &marks, &[]).map(|m| m.requests), Some(20));
+        // Ambiguous: none.
+        assert!(super::watermark(&unknown, &marks, &[]).is_none());
     }
 
     #[test]

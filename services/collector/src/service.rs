@@ -216,7 +216,9 @@ impl CollectorService {
         if let Some(sampler) = sampler {
             sampler.stop().await;
         }
-        let lost_workers = self.lost_workers(run_id, &request.lost).await?;
+        let lost_workers = self
+            .lost_workers(run_id, &request.lost, &request.workers)
+            .await?;
         let finish = RunFinish {
             status: convert::finish_status(request.state),
             ended_at_ms: if request.ended_at_ms > 0 {
@@ -266,6 +268,7 @@ impl CollectorService {
         &self,
         run_id: &str,
         lost: &[v1::LostWorker],
+        finals: &[v1::WorkerFinal],
     ) -> Result<Vec<LostWorkerRecord>, CollectorError> {
         if lost.is_empty() {
             return Ok(Vec::new());
@@ -275,7 +278,7 @@ impl CollectorService {
         Ok(lost
             .iter()
             .map(|worker| {
-                let mark = marks.iter().find(|m| m.worker_id == loss::source(worker));
+                let mark = loss::watermark(worker, &marks, finals);
                 let record = loss::bound(worker, mark, started_at_ms);
                 tracing::error!(
                     run_id,

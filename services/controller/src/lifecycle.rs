@@ -15,13 +15,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicada_proto::v1::controller_message::Msg;
 use cicada_proto::v1::{
-    ControllerMessage, FinishRunRequest, RunState, StopWork, WorkDone, WorkerFinal,
+    ControllerMessage, FinishRunRequest, LostWorker, RunState, StopWork, WorkDone, WorkerFinal,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::Shared;
 use crate::diagnosis::Goals;
+use crate::registry::LastHeard;
 use crate::placing::{Placing, follow_shape, place, send_changes};
 use crate::runs::{Run, RunEvent};
 use crate::sampler::{self, History};
@@ -62,6 +63,10 @@ pub struct Tracker {
     /// `WorkDone`s of workers that later came back to the run (a restarted
     /// worker under the same id): their deltas still have to be waited for.
     earlier: Vec<(String, WorkDone)>,
+    /// Workers that disappeared without a `WorkDone` for the deltas they sent
+    /// under one source (`Heartbeat.delta_source`): `FinishRun` reports
+    /// them so the collector bounds and records what they took with them.
+    lost: Vec<LostWorker>,
 }
 
 impl Tracker {
@@ -74,20 +79,34 @@ impl Tracker {
         Self {
             workers,
             earlier: Vec::new(),
+            lost: Vec::new(),
         }
     }
 
-    /// Applies a worker's end (`Done`, `Gone`); other events change nothing here.
-    pub fn apply(&mut self, event: RunEvent) {
+    /// Applies a worker's end (`Done`, `Gone`); other events change nothing
+    /// here. `share_users` is the users the run had placed on the worker (its
+    /// in-flight bound if it is gone).
+    pub fn apply(&mut self, event: RunEvent, share_users: u32) {
         match event {
             RunEvent::Done { worker_id, done } => {
                 if let Some(state) = self.workers.get_mut(&worker_id) {
+                    // The same process came back and flushed: nothing is lost.
+                    self.lost.retain(|lost| {
+                        lost.worker_id != worker_id
+                            || lost.delta_source.is_empty()
+                            || lost.delta_source != done.delta_source
+                    });
                     *state = WorkerState::Done(done);
                 }
             }
-            RunEvent::Gone { worker_id } => {
+            RunEvent::Gone { worker_id, last } => {
                 if let Some(state @ WorkerState::Running) = self.workers.get_mut(&worker_id) {
                     *state = WorkerState::Gone;
+                    let lost = lost_worker(&worker_id, last.as_ref(), share_users, unix_ms());
+                    self.lost.retain(|known| {
+                        known.worker_id != worker_id || known.delta_source != lost.delta_source
+                    });
+                    self.lost.push(lost);
                 }
             }
             RunEvent::Stop
@@ -178,6 +197,12 @@ impl Tracker {
             .collect()
     }
 
+    /// `FinishRun`'s lost workers: gone without a `WorkDone` for their
+    /// deltas' source.
+    pub fn lost(&self) -> &[LostWorker] {
+        &self.lost
+    }
+
     /// The workers' errors, joined, if any reported one.
     pub fn error(&self) -> Option<String> {
         let errors: Vec<String> = self
@@ -191,6 +216,31 @@ impl Tracker {
             })
             .collect();
         (!errors.is_empty()).then(|| errors.join("; "))
+    }
+}
+
+/// What the controller knows of a worker that disappeared at `now_ms`
+/// (its clock): the collector bounds its loss from it (docs/RELIABILITY.md).
+fn lost_worker(
+    worker_id: &str,
+    last: Option<&LastHeard>,
+    share_users: u32,
+    now_ms: i64,
+) -> LostWorker {
+    let beat = last.map(|last| &last.heartbeat);
+    // The worker's clock runs `offset` ms ahead of ours (the heartbeat's
+    // transit time counts in it: the estimate errs late, which only widens
+    // the bound).
+    let offset = last.map_or(0, |last| last.heartbeat.sent_at_ms - last.received_at_ms);
+    let in_flight = beat.map_or(0, |beat| beat.in_flight.max(u64::from(beat.active_users)));
+    LostWorker {
+        worker_id: worker_id.to_owned(),
+        delta_source: beat.map(|beat| beat.delta_source.clone()).unwrap_or_default(),
+        detected_at_ms: now_ms,
+        worker_at_ms: now_ms + offset,
+        heartbeat_requests: beat.map_or(0, |beat| beat.requests),
+        heartbeat_at_ms: beat.map_or(0, |beat| beat.sent_at_ms),
+        in_flight_max: in_flight.max(u64::from(share_users)),
     }
 }
 
@@ -266,6 +316,7 @@ pub(crate) async fn drive(
                 Some(event) => {
                     let changes = place(&shared, &run, &mut tracker, &mut placing.membership, event);
                     send_changes(&shared, &run, &placing.template, placing.membership.is_open(), changes);
+                    publish_lost(&run, &tracker);
                     run.status.send_modify(|status| {
                         status.target_users = placing.membership.users();
                         status.target_rate = placing.membership.rate();
@@ -308,7 +359,11 @@ pub(crate) async fn drive(
                     break;
                 }
                 event = events.recv() => match event {
-                    Some(event) => tracker.apply(event),
+                    Some(event) => {
+                        let share = event.worker_id().map_or(0, |id| placing.membership.share_users(id));
+                        tracker.apply(event, share);
+                        publish_lost(&run, &tracker);
+                    }
                     None => break,
                 },
             }
@@ -335,28 +390,21 @@ pub(crate) async fn drive(
         workers: tracker.finals(),
         wait_ms: shared.config.finish_wait.as_millis() as u64,
         error: error.clone().unwrap_or_default(),
-        lost: Vec::new(),
+        lost: tracker.lost().to_vec(),
     };
-    let mut collector = shared.collector.clone();
-    let budget = shared.config.finish_wait + shared.config.collector_timeout;
-    let (state, error, stats) = match tokio::time::timeout(budget, collector.finish_run(request))
-        .await
-    {
-        Ok(Ok(response)) => {
-            let response = response.into_inner();
+    for lost in tracker.lost() {
+        tracing::error!(run_id = %run.id, worker_id = %lost.worker_id, delta_source = %lost.delta_source, heartbeat_requests = lost.heartbeat_requests, in_flight_max = lost.in_flight_max, "worker lost without its final flush");
+    }
+    let (state, error, stats) = match finish_in_collector(&shared, request).await {
+        Ok(response) => {
             if response.incomplete {
                 tracing::warn!(run_id = %run.id, "collector finished the run with deltas missing");
             }
             (state, error.unwrap_or_default(), response.stats)
         }
-        Ok(Err(status)) => (
+        Err(reason) => (
             RunState::Failed,
-            format!("failed to finish the run in the collector: {status}"),
-            None,
-        ),
-        Err(_) => (
-            RunState::Failed,
-            "failed to finish the run in the collector: timed out".to_owned(),
+            format!("failed to finish the run in the collector: {reason}"),
             None,
         ),
     };
@@ -374,6 +422,51 @@ pub(crate) async fn drive(
     });
 }
 
+/// How long `FinishRun` is retried while the collector is unavailable
+/// (restarting, or its database is down), beyond its own wait.
+const FINISH_RETRY: Duration = Duration::from_secs(60);
+
+/// Calls the collector's `FinishRun` (idempotent), retrying with backoff
+/// while it is unavailable, within its wait plus [`FINISH_RETRY`].
+async fn finish_in_collector(
+    shared: &Shared,
+    request: FinishRunRequest,
+) -> Result<cicada_proto::v1::FinishRunResponse, String> {
+    let deadline = Instant::now()
+        + shared.config.finish_wait
+        + shared.config.collector_timeout
+        + FINISH_RETRY;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let mut collector = shared.collector.clone();
+        let call = collector.finish_run(request.clone());
+        let status = match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(response)) => return Ok(response.into_inner()),
+            Ok(Err(status)) => status,
+            Err(_) => return Err("timed out".to_owned()),
+        };
+        let retry = status.code() == tonic::Code::Unavailable && Instant::now() + pause < deadline;
+        if !retry {
+            return Err(status.to_string());
+        }
+        tracing::warn!(run_id = %request.run_id, %status, retry_in = ?pause, "collector unavailable to finish the run; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(4));
+    }
+}
+
+/// Shows the lost workers in the run's status (live view) when they changed.
+fn publish_lost(run: &Run, tracker: &Tracker) {
+    let ids: Vec<String> = tracker.lost().iter().map(|lost| lost.worker_id.clone()).collect();
+    run.status.send_if_modified(|status| {
+        let changed = status.lost_workers != ids;
+        if changed {
+            status.lost_workers.clone_from(&ids);
+        }
+        changed
+    });
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn unix_ms() -> i64 {
     SystemTime::now()
@@ -385,6 +478,10 @@ pub(crate) fn unix_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn apply(tracker: &mut Tracker, event: RunEvent) {
+        tracker.apply(event, 0);
+    }
 
     fn done(last_seq: u64, error: &str) -> WorkDone {
         WorkDone {
@@ -401,7 +498,7 @@ mod tests {
     fn finals_name_the_source_the_deltas_were_sent_under() {
         let ids = vec!["a".to_owned()];
         let mut tracker = Tracker::new(&ids);
-        tracker.apply(RunEvent::Done {
+        apply(&mut tracker, RunEvent::Done {
             worker_id: "a".into(),
             done: WorkDone {
                 delta_source: "a.0000beef".into(),
@@ -416,7 +513,7 @@ mod tests {
         // both sources are waited for.
         assert!(tracker.add("a"));
         assert!(!tracker.all_finished());
-        tracker.apply(RunEvent::Done {
+        apply(&mut tracker, RunEvent::Done {
             worker_id: "a".into(),
             done: WorkDone {
                 delta_source: "a.0000cafe".into(),
@@ -439,30 +536,33 @@ mod tests {
         let ids = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
         let mut tracker = Tracker::new(&ids);
         assert!(!tracker.all_finished());
-        tracker.apply(RunEvent::Done {
+        apply(&mut tracker, RunEvent::Done {
             worker_id: "a".into(),
             done: done(7, ""),
         });
-        tracker.apply(RunEvent::Gone {
+        apply(&mut tracker, RunEvent::Gone {
             worker_id: "b".into(),
+            last: None,
         });
         // Unknown workers and Stop change nothing.
-        tracker.apply(RunEvent::Gone {
+        apply(&mut tracker, RunEvent::Gone {
             worker_id: "zz".into(),
+            last: None,
         });
-        tracker.apply(RunEvent::Stop);
+        apply(&mut tracker, RunEvent::Stop);
         assert_eq!(tracker.running(), vec!["c".to_owned()]);
         assert_eq!(tracker.not_done(), vec!["b".to_owned(), "c".to_owned()]);
 
         // b reconnected and got StopWork: it is waited for again.
         tracker.revive("b");
         assert_eq!(tracker.running(), vec!["b".to_owned(), "c".to_owned()]);
-        tracker.apply(RunEvent::Done {
+        apply(&mut tracker, RunEvent::Done {
             worker_id: "b".into(),
             done: done(3, ""),
         });
-        tracker.apply(RunEvent::Gone {
+        apply(&mut tracker, RunEvent::Gone {
             worker_id: "c".into(),
+            last: None,
         });
         assert!(tracker.all_finished());
         let finals: Vec<(String, u64)> = tracker
@@ -478,16 +578,92 @@ mod tests {
     fn done_is_not_undone_by_a_dropped_stream() {
         let ids = vec!["a".to_owned()];
         let mut tracker = Tracker::new(&ids);
-        tracker.apply(RunEvent::Done {
+        apply(&mut tracker, RunEvent::Done {
             worker_id: "a".into(),
             done: done(2, "bad host"),
         });
-        tracker.apply(RunEvent::Gone {
+        apply(&mut tracker, RunEvent::Gone {
             worker_id: "a".into(),
+            last: None,
         });
         tracker.revive("a");
         assert!(tracker.all_finished());
         assert_eq!(tracker.finals().len(), 1);
         assert_eq!(tracker.error().as_deref(), Some("worker a: bad host"));
+    }
+
+    fn heard(source: &str, requests: u64, sent_at_ms: i64, received_at_ms: i64) -> LastHeard {
+        LastHeard {
+            heartbeat: cicada_proto::v1::Heartbeat {
+                run_id: "r".into(),
+                active_users: 40,
+                in_flight: 12,
+                requests,
+                delta_source: source.into(),
+                sent_at_ms,
+                ..Default::default()
+            },
+            received_at_ms,
+        }
+    }
+
+    #[test]
+    fn a_lost_worker_is_described_in_its_own_clock() {
+        // Its clock runs 300 ms ahead of the controller's.
+        let last = heard("a.1", 9_000, 10_300, 10_000);
+        let lost = lost_worker("a", Some(&last), 50, 10_800);
+        assert_eq!(lost.delta_source, "a.1");
+        assert_eq!(lost.detected_at_ms, 10_800);
+        assert_eq!(lost.worker_at_ms, 11_100);
+        assert_eq!((lost.heartbeat_requests, lost.heartbeat_at_ms), (9_000, 10_300));
+        // Its share (50 users) bounds what it had in flight.
+        assert_eq!(lost.in_flight_max, 50);
+        // Without a share (after it left the membership): its own report.
+        assert_eq!(lost_worker("a", Some(&last), 0, 10_800).in_flight_max, 40);
+        // Never heard from about the run: only the share is known.
+        let unknown = lost_worker("a", None, 7, 10_800);
+        assert_eq!(unknown.delta_source, "");
+        assert_eq!((unknown.heartbeat_at_ms, unknown.in_flight_max), (0, 7));
+    }
+
+    #[test]
+    fn lost_until_the_same_source_flushes() {
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        let mut tracker = Tracker::new(&ids);
+        let gone = |id: &str, source: &str| RunEvent::Gone {
+            worker_id: id.into(),
+            last: Some(heard(source, 100, 1, 1)),
+        };
+        tracker.apply(gone("a", "a.1"), 10);
+        tracker.apply(gone("b", "b.1"), 10);
+        assert_eq!(tracker.lost().len(), 2);
+        // a's stream only dropped: it comes back and flushes its source.
+        assert!(tracker.add("a"));
+        apply(
+            &mut tracker,
+            RunEvent::Done {
+                worker_id: "a".into(),
+                done: WorkDone {
+                    delta_source: "a.1".into(),
+                    ..done(5, "")
+                },
+            },
+        );
+        // b was restarted: its new process flushes a new source, the old
+        // one's deltas stay lost.
+        assert!(tracker.add("b"));
+        apply(
+            &mut tracker,
+            RunEvent::Done {
+                worker_id: "b".into(),
+                done: WorkDone {
+                    delta_source: "b.2".into(),
+                    ..done(3, "")
+                },
+            },
+        );
+        let lost: Vec<&str> = tracker.lost().iter().map(|l| l.delta_source.as_str()).collect();
+        assert_eq!(lost, ["b.1"]);
+        assert!(tracker.all_finished());
     }
 }

@@ -140,6 +140,13 @@ impl Membership {
         self.members.keys().cloned().collect()
     }
 
+    /// Users placed on `worker_id` now (0 when it is not in the run).
+    pub fn share_users(&self, worker_id: &str) -> u32 {
+        self.members
+            .get(worker_id)
+            .map_or(0, |member| member.class_users.iter().sum())
+    }
+
     /// True when `worker_id` is in the run.
     pub fn contains(&self, worker_id: &str) -> bool {
         self.members.contains_key(worker_id)

@@ -77,9 +77,9 @@ pub(crate) fn place(
             tracing::info!(run_id = %run.id, rate, "changing the run's rate");
             membership.scale_rate(rate)
         }
-        RunEvent::Done { ref worker_id, .. } | RunEvent::Gone { ref worker_id } => {
+        RunEvent::Done { ref worker_id, .. } | RunEvent::Gone { ref worker_id, .. } => {
             let worker_id = worker_id.clone();
-            tracker.apply(event);
+            tracker.apply(event, membership.share_users(&worker_id));
             if membership.contains(&worker_id) {
                 tracing::info!(run_id = %run.id, worker_id = %worker_id, "worker left the run; re-placing its users");
             }

@@ -3,19 +3,20 @@
 
 use std::sync::Arc;
 
-use cicada_proto::v1::{GetRunStatsRequest, RunProgress, RunStats};
+use cicada_proto::v1::{GetRunStatsRequest, RunDelivery, RunProgress, RunStats};
 use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::Shared;
 use crate::runs::{Run, RunStatus};
 
-/// Builds one progress message.
+/// Builds one progress message; `delivery` is filled in while the run lives.
 pub fn progress(
     run: &Run,
     status: &RunStatus,
     active_users: u32,
     stats: Option<RunStats>,
+    delivery: Option<RunDelivery>,
 ) -> RunProgress {
     RunProgress {
         run_id: run.id.clone(),
@@ -28,7 +29,7 @@ pub fn progress(
         diagnoses: status.diagnoses.clone(),
         target_rate: status.target_rate,
         threshold_aborted: status.threshold_aborted,
-        delivery: None,
+        delivery,
     }
 }
 
@@ -47,7 +48,7 @@ pub(crate) async fn watch(
     loop {
         let status = status_rx.borrow_and_update().clone();
         if status.is_terminal() {
-            let last = progress(&run, &status, 0, status.final_stats.clone());
+            let last = progress(&run, &status, 0, status.final_stats.clone(), None);
             let _ = tx.send(Ok(last)).await;
             return;
         }
@@ -57,6 +58,8 @@ pub(crate) async fn watch(
         let request = GetRunStatsRequest {
             run_id: run.id.clone(),
         };
+        let mut delivery = shared.registry.delivery(&run.id);
+        delivery.lost_workers.clone_from(&status.lost_workers);
         let stats = match tokio::time::timeout(
             shared.config.progress_interval,
             collector.get_run_stats(request),
@@ -66,13 +69,17 @@ pub(crate) async fn watch(
             Ok(Ok(response)) => Some(response.into_inner()),
             Ok(Err(status)) => {
                 tracing::debug!(run_id = %run.id, %status, "live stats unavailable");
+                delivery.controller_error = format!("{}: {}", status.code(), status.message());
                 None
             }
-            Err(_) => None,
+            Err(_) => {
+                delivery.controller_error = "the collector did not answer in time".to_owned();
+                None
+            }
         };
         let active = shared.registry.active_users(&run.id);
         if tx
-            .send(Ok(progress(&run, &status, active, stats)))
+            .send(Ok(progress(&run, &status, active, stats, Some(delivery))))
             .await
             .is_err()
         {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use cicada_proto::v1::{ControllerMessage, Heartbeat, Register, WorkerInfo};
+use cicada_proto::v1::{ControllerMessage, Heartbeat, Register, RunDelivery, WorkerInfo};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -28,6 +28,9 @@ pub struct WorkerEntry {
     /// The latest heartbeat (default until the first one).
     pub heartbeat: Heartbeat,
     pub last_seen: Instant,
+    /// When the latest heartbeat arrived (Unix ms, this controller's clock;
+    /// 0 until the first one).
+    pub heard_at_ms: i64,
     /// The run the controller placed this worker in, if any.
     pub assigned: Option<String>,
     /// Requests per second between the last two heartbeats of one run.
@@ -35,11 +38,29 @@ pub struct WorkerEntry {
 }
 
 impl WorkerEntry {
+    /// What the worker last said about `run_id`, if its latest heartbeat
+    /// was about that run.
+    pub fn last_heard(&self, run_id: &str) -> Option<LastHeard> {
+        (self.heartbeat.run_id == run_id && self.heard_at_ms > 0).then(|| LastHeard {
+            heartbeat: self.heartbeat.clone(),
+            received_at_ms: self.heard_at_ms,
+        })
+    }
+
     /// Idle: no run placed here, and the worker reports none either (it may
     /// still run one started by a previous controller).
     fn is_idle(&self) -> bool {
         self.assigned.is_none() && self.heartbeat.run_id.is_empty()
     }
+}
+
+/// A worker's latest heartbeat about a run and when it arrived: what the
+/// controller knows of a worker that disappears.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastHeard {
+    pub heartbeat: Heartbeat,
+    /// Unix ms, the controller's clock.
+    pub received_at_ms: i64,
 }
 
 /// A worker picked for a run.
@@ -48,6 +69,10 @@ pub struct Claimed {
     pub worker_id: String,
     pub cores: u32,
 }
+
+/// A worker whose oldest unacknowledged delta is older than this is behind
+/// (`RunDelivery.workers_behind`).
+const BEHIND: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every connected worker, by id.
 #[derive(Debug, Default)]
@@ -67,6 +92,7 @@ impl Registry {
             tx,
             heartbeat: Heartbeat::default(),
             last_seen: Instant::now(),
+            heard_at_ms: 0,
             assigned: None,
             rps: 0.0,
         };
@@ -94,6 +120,7 @@ impl Registry {
             entry.rps = rate_between(&entry.heartbeat, &heartbeat, now - entry.last_seen);
             entry.heartbeat = heartbeat;
             entry.last_seen = now;
+            entry.heard_at_ms = crate::lifecycle::unix_ms();
         }
     }
 
@@ -226,6 +253,30 @@ impl Registry {
                 at_bound: false,
             })
             .collect()
+    }
+
+    /// How far the deltas of `run_id`'s workers are from the collector, from
+    /// their heartbeats (the controller's own error and the lost workers
+    /// are the caller's to fill in).
+    pub fn delivery(&self, run_id: &str) -> RunDelivery {
+        let workers = self.workers.lock();
+        let mut delivery = RunDelivery::default();
+        let states = workers
+            .values()
+            .filter(|entry| entry.heartbeat.run_id == run_id)
+            .filter_map(|entry| entry.heartbeat.delivery.as_ref());
+        for state in states {
+            if state.oldest_pending_ms > BEHIND.as_millis() as u64 {
+                delivery.workers_behind += 1;
+            }
+            delivery.pending_deltas += state.pending_deltas;
+            delivery.oldest_pending_ms = delivery.oldest_pending_ms.max(state.oldest_pending_ms);
+            delivery.evicted_requests += state.evicted_requests;
+            if delivery.last_error.is_empty() {
+                delivery.last_error.clone_from(&state.last_error);
+            }
+        }
+        delivery
     }
 
     /// Number of connected workers with no run.

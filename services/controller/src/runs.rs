@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
 use crate::ControllerError;
+use crate::registry::LastHeard;
 
 /// Finished runs kept in memory for late watchers.
 const KEEP_FINISHED: usize = 64;
@@ -34,6 +35,8 @@ pub struct RunStatus {
     pub workers: u32,
     /// What limits the run, as last diagnosed.
     pub diagnoses: Vec<Diagnosis>,
+    /// Workers lost without their final flush so far (ids).
+    pub lost_workers: Vec<String>,
     /// What the run was started with (empty for a run taken over after a
     /// controller restart).
     pub plan: RunPlan,
@@ -63,8 +66,12 @@ pub enum RunEvent {
     Stop,
     /// A worker reported `WorkDone` for this run.
     Done { worker_id: String, done: WorkDone },
-    /// A worker's stream ended (or it missed its heartbeats).
-    Gone { worker_id: String },
+    /// A worker's stream ended (or it missed its heartbeats), with its last
+    /// heartbeat about the run, if any.
+    Gone {
+        worker_id: String,
+        last: Option<LastHeard>,
+    },
     /// A worker connected while the run is active: it may take a share.
     Joined { worker_id: String, cores: u32 },
     /// `ScaleRun`: a new total of users, moved to at `spawn_rate` (or the
@@ -72,6 +79,18 @@ pub enum RunEvent {
     Scale { users: u32, spawn_rate: Option<f64> },
     /// `ScaleRun` of an open-model run: a new total rate.
     ScaleRate { rate: f64 },
+}
+
+impl RunEvent {
+    /// The worker the event is about, if any.
+    pub fn worker_id(&self) -> Option<&str> {
+        match self {
+            RunEvent::Done { worker_id, .. }
+            | RunEvent::Gone { worker_id, .. }
+            | RunEvent::Joined { worker_id, .. } => Some(worker_id),
+            RunEvent::Stop | RunEvent::Scale { .. } | RunEvent::ScaleRate { .. } => None,
+        }
+    }
 }
 
 /// One run.
@@ -101,6 +120,7 @@ impl Run {
             open: target_rate > 0.0,
             workers,
             diagnoses: Vec::new(),
+            lost_workers: Vec::new(),
             plan: RunPlan::default(),
         });
         let run = Run { id, status, events };

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::registry::WorkerEntry;
 use crate::runs::RunEvent;
 use crate::{ControllerError, Shared, progress, start};
 
@@ -74,7 +75,7 @@ impl Controller for ControllerService {
         let (conn, replaced) = self.shared.registry.add(register, tx);
         if let Some(old) = replaced {
             tracing::info!(worker_id = %worker_id, "worker reconnected; dropping its old stream");
-            notify_gone(&self.shared, &worker_id, old.assigned.as_deref());
+            notify_gone(&self.shared, &old);
         }
         // A worker that connects during a run takes a share of it at once.
         if let Some(run) = self.shared.runs.active() {
@@ -225,7 +226,7 @@ async fn serve_worker(
     // Dropping the entry drops the last sender: the response stream ends.
     if let Some(entry) = shared.registry.remove(&worker_id, conn) {
         tracing::info!(worker_id = %worker_id, "worker disconnected");
-        notify_gone(&shared, &worker_id, entry.assigned.as_deref());
+        notify_gone(&shared, &entry);
     }
 }
 
@@ -289,7 +290,7 @@ pub(crate) async fn expire_silent_workers(shared: Arc<Shared>) {
         for entry in shared.registry.expire(period * MISSED_HEARTBEATS) {
             let worker_id = &entry.register.worker_id;
             tracing::warn!(worker_id = %worker_id, "worker missed {MISSED_HEARTBEATS} heartbeats; marked missing");
-            notify_gone(&shared, worker_id, entry.assigned.as_deref());
+            notify_gone(&shared, &entry);
         }
     }
 }
@@ -297,10 +298,11 @@ pub(crate) async fn expire_silent_workers(shared: Arc<Shared>) {
 /// Heartbeats a worker may miss before it counts as missing.
 const MISSED_HEARTBEATS: u32 = 3;
 
-fn notify_gone(shared: &Shared, worker_id: &str, run_id: Option<&str>) {
-    if let Some(run) = run_id.and_then(|id| shared.runs.get(id)) {
+fn notify_gone(shared: &Shared, entry: &WorkerEntry) {
+    if let Some(run) = entry.assigned.as_deref().and_then(|id| shared.runs.get(id)) {
         run.send(RunEvent::Gone {
-            worker_id: worker_id.to_owned(),
+            worker_id: entry.register.worker_id.clone(),
+            last: entry.last_heard(&run.id),
         });
     }
 }

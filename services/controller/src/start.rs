@@ -478,6 +478,7 @@ fn launch(
             tracing::warn!(run_id = %run_id, worker_id = %worker.worker_id, "failed to send StartWork");
             run.send(RunEvent::Gone {
                 worker_id: worker.worker_id.clone(),
+                last: None,
             });
         }
     }
