@@ -29,9 +29,28 @@ pub struct SummaryJson {
     /// What limited the run (generator-bound, failing before the target
     /// scaled, target errors), with the evidence.
     pub diagnoses: Vec<DiagnosisJson>,
+    /// Workers that disappeared without their final flush (SIGKILL, pod
+    /// preemption), each with a bound of the requests missing from the run.
+    pub lost_workers: Vec<LostWorkerJson>,
+    /// Requests in deltas a worker dropped from its full buffer (counted,
+    /// never delivered).
+    pub evicted_requests: u64,
+    /// Upper bound of the completed requests missing from the run: the
+    /// lost workers' bounds plus the evicted requests (0: complete).
+    pub unrecorded_max: u64,
     /// The target's CPU sampled during the run (with --target-cpu-query).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_cpu: Option<TargetCpuJson>,
+}
+
+/// A worker lost without its final flush.
+#[derive(Debug, Serialize)]
+pub struct LostWorkerJson {
+    pub worker_id: String,
+    /// Seconds from the run's start to the loss.
+    pub at_s: f64,
+    /// Upper bound of its completed (or in-flight) requests not in the run.
+    pub unrecorded_max: u64,
 }
 
 /// Target CPU over the run, from per-second samples of a Prometheus query.
@@ -193,6 +212,17 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
             .collect(),
         diagnoses: Vec::new(),
         dropped: stats.dropped,
+        lost_workers: stats
+            .lost_workers
+            .iter()
+            .map(|lost| LostWorkerJson {
+                worker_id: lost.worker_id.clone(),
+                at_s: lost.at_s,
+                unrecorded_max: lost.unrecorded_max,
+            })
+            .collect(),
+        evicted_requests: stats.evicted_requests,
+        unrecorded_max: stats.unrecorded_max,
         thresholds: thresholds::json(&stats.thresholds),
         target_cpu: stats.target_cpu.as_ref().map(|t| TargetCpuJson {
             query: t.query.clone(),
@@ -300,6 +330,7 @@ pub fn render_table(stats: &RunStats) -> String {
             total.cancelled
         );
     }
+    out.push_str(&loss_section(stats));
     if !stats.failures.is_empty() {
         let _ = writeln!(out, "\nFailures:");
         for f in &stats.failures {
@@ -318,6 +349,36 @@ pub fn render_table(stats: &RunStats) -> String {
         );
     }
     thresholds::render(&stats.thresholds, &mut out);
+    out
+}
+
+/// What the run may be missing (lost workers, evicted deltas), loudly: the
+/// numbers above undercount by up to this much.
+fn loss_section(stats: &RunStats) -> String {
+    let mut out = String::new();
+    for lost in &stats.lost_workers {
+        let _ = writeln!(
+            out,
+            "\nLost: worker {} disappeared at {:.1} s without its final flush: up to {} requests it completed are not in this run",
+            lost.worker_id, lost.at_s, lost.unrecorded_max
+        );
+    }
+    if stats.evicted_requests > 0 {
+        let _ = writeln!(
+            out,
+            "\nLost: {} requests in deltas that workers could not deliver before their buffers filled",
+            stats.evicted_requests
+        );
+    }
+    if stats.unrecorded_max > 0 {
+        let total = stats.total.as_ref().map_or(0, |t| t.requests);
+        let pct = 100.0 * stats.unrecorded_max as f64 / (total + stats.unrecorded_max).max(1) as f64;
+        let _ = writeln!(
+            out,
+            "Unrecorded: at most {} requests ({pct:.2}%) are missing from the numbers above",
+            stats.unrecorded_max
+        );
+    }
     out
 }
 
@@ -464,6 +525,34 @@ mod tests {
         }
         stats.total.as_mut().unwrap().uncorrected = Some(uncorrected);
         stats
+    }
+
+    #[test]
+    fn lost_workers_are_printed_and_in_the_summary() {
+        let mut stats = stats();
+        stats.lost_workers = vec![cicada_proto::v1::LostWorkerStat {
+            worker_id: "w2".into(),
+            delta_source: "w2.00c0ffee".into(),
+            at_s: 5.25,
+            received: 1_000,
+            unrecorded_max: 240,
+        }];
+        stats.evicted_requests = 10;
+        stats.unrecorded_max = 250;
+        let table = render_table(&stats);
+        assert!(
+            table.contains("Lost: worker w2 disappeared at 5.2 s without its final flush: up to 240 requests"),
+            "{table}"
+        );
+        assert!(table.contains("Lost: 10 requests in deltas"), "{table}");
+        assert!(table.contains("Unrecorded: at most 250 requests"), "{table}");
+        let json = serde_json::to_value(summary_json(&stats, "finished")).unwrap();
+        assert_eq!(json["lost_workers"][0]["worker_id"], "w2");
+        assert_eq!(json["lost_workers"][0]["at_s"], 5.25);
+        assert_eq!(json["lost_workers"][0]["unrecorded_max"], 240);
+        assert_eq!(json["unrecorded_max"], 250);
+        assert_eq!(json["evicted_requests"], 10);
+        assert!(!render_table(&self::tests::stats()).contains("Lost:"));
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub async fn follow(client: &mut Client, run_id: &str) -> anyhow::Result<RunProg
     let mut latest: Option<RunProgress> = None;
     let mut interrupts = 0u32;
     let mut told: Vec<i32> = Vec::new();
+    let mut warned = Warned::default();
     // One listener for the whole watch, so a Ctrl-C that arrives while the
     // stop request is in flight is not lost.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -104,6 +105,11 @@ pub async fn follow(client: &mut Client, run_id: &str) -> anyhow::Result<RunProg
                     if !ended && !told.contains(&diagnosis.kind) {
                         told.push(diagnosis.kind);
                         eprintln!("diagnosis: {}", diagnosis.summary);
+                    }
+                }
+                if !ended {
+                    for warning in delivery_warnings(&progress, &mut warned) {
+                        eprintln!("{warning}");
                     }
                 }
                 latest = Some(progress);
@@ -133,6 +139,68 @@ pub async fn follow(client: &mut Client, run_id: &str) -> anyhow::Result<RunProg
         bail!("the watch of run {run_id} ended before the run did");
     }
     Ok(progress)
+}
+
+/// What the watcher has already been warned about.
+#[derive(Debug, Default)]
+pub struct Warned {
+    unreachable: bool,
+    behind: bool,
+    lost: Vec<String>,
+    evicted: u64,
+}
+
+/// Warnings about the delivery of the run's numbers (collector unreachable,
+/// workers behind, lost workers, evicted deltas), each when it starts and
+/// when it ends.
+pub fn delivery_warnings(progress: &RunProgress, warned: &mut Warned) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(delivery) = &progress.delivery else {
+        return out;
+    };
+    let unreachable = !delivery.controller_error.is_empty();
+    if unreachable && !warned.unreachable {
+        out.push(format!(
+            "warning: the collector is unreachable ({}); workers keep their numbers and resend them",
+            delivery.controller_error
+        ));
+    } else if !unreachable && warned.unreachable {
+        out.push("the collector is reachable again".to_owned());
+    }
+    warned.unreachable = unreachable;
+    let behind = delivery.workers_behind > 0;
+    if behind && !warned.behind {
+        let error = if delivery.last_error.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", delivery.last_error)
+        };
+        out.push(format!(
+            "warning: {} workers cannot deliver their numbers to the collector ({} deltas waiting, oldest {:.1} s){error}",
+            delivery.workers_behind,
+            delivery.pending_deltas,
+            delivery.oldest_pending_ms as f64 / 1000.0
+        ));
+    } else if !behind && warned.behind {
+        out.push("workers deliver their numbers again".to_owned());
+    }
+    warned.behind = behind;
+    for worker in &delivery.lost_workers {
+        if !warned.lost.contains(worker) {
+            out.push(format!(
+                "warning: worker {worker} disappeared without its final flush; the final report bounds what it took with it"
+            ));
+            warned.lost.push(worker.clone());
+        }
+    }
+    if delivery.evicted_requests > warned.evicted {
+        out.push(format!(
+            "warning: {} requests lost: worker buffers were full and dropped their oldest deltas",
+            delivery.evicted_requests
+        ));
+        warned.evicted = delivery.evicted_requests;
+    }
+    out
 }
 
 fn is_terminal(state: RunState) -> bool {
@@ -200,6 +268,35 @@ pub fn state_name(state: RunState) -> &'static str {
 mod tests {
     use super::*;
     use cicada_proto::v1::{EndpointStats, RunStats};
+
+    #[test]
+    fn delivery_trouble_is_warned_once_when_it_starts_and_ends() {
+        let mut warned = Warned::default();
+        let mut progress = RunProgress {
+            delivery: Some(cicada_proto::v1::RunDelivery {
+                controller_error: "Unavailable: connection refused".into(),
+                workers_behind: 2,
+                pending_deltas: 30,
+                oldest_pending_ms: 3_500,
+                last_error: "transport error".into(),
+                lost_workers: vec!["w3".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let first = delivery_warnings(&progress, &mut warned);
+        assert_eq!(first.len(), 3, "{first:?}");
+        assert!(first[0].contains("collector is unreachable (Unavailable: connection refused)"));
+        assert!(first[1].contains("2 workers cannot deliver") && first[1].contains("oldest 3.5 s"));
+        assert!(first[2].contains("worker w3 disappeared"));
+        assert!(delivery_warnings(&progress, &mut warned).is_empty(), "said once");
+        progress.delivery = Some(cicada_proto::v1::RunDelivery {
+            lost_workers: vec!["w3".into()],
+            ..Default::default()
+        });
+        let healed = delivery_warnings(&progress, &mut warned);
+        assert_eq!(healed, ["the collector is reachable again", "workers deliver their numbers again"]);
+    }
 
     #[test]
     fn progress_line_shows_the_live_numbers() {
