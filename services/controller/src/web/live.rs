@@ -147,6 +147,20 @@ pub struct LiveRun {
     pub worker_list: Vec<Worker>,
     /// Open model: iterations dropped over the run.
     pub dropped: u64,
+    /// Workers lost without their final flush (bounds once the run ended).
+    pub lost_workers: Vec<LostView>,
+    /// Upper bound of the requests missing from the run (0: complete).
+    pub unrecorded_max: u64,
+}
+
+/// A worker lost without its final flush.
+#[derive(Debug, Clone, Serialize)]
+pub struct LostView {
+    pub worker_id: String,
+    /// Seconds into the run; `None` while the run lives.
+    pub at_s: Option<f64>,
+    /// The collector's bound, once the run ended.
+    pub unrecorded_max: Option<u64>,
 }
 
 impl LiveRun {
@@ -235,6 +249,8 @@ pub struct Parts {
     pub worker_list: Vec<WorkerInfo>,
     /// Per-endpoint current (requests, failures) per second, live runs only.
     pub current_rates: Option<Vec<(f64, f64)>>,
+    /// Workers lost so far, as the controller saw them (live runs).
+    pub lost_live: Vec<String>,
 }
 
 impl Parts {
@@ -253,6 +269,11 @@ impl Parts {
             stats: progress.stats.clone().unwrap_or_default(),
             worker_list: Vec::new(),
             current_rates: None,
+            lost_live: progress
+                .delivery
+                .as_ref()
+                .map(|d| d.lost_workers.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -303,6 +324,7 @@ pub(crate) fn build(
             .filter(|worker| worker.run_id == run_id)
             .collect(),
         current_rates,
+        lost_live: status.map(|s| s.lost_workers.clone()).unwrap_or_default(),
     };
     LiveRun::new(parts)
 }
@@ -323,6 +345,7 @@ impl LiveRun {
             stats,
             worker_list,
             current_rates,
+            lost_live,
         } = parts;
         let terminal = matches!(state, RunState::Finished | RunState::Failed);
         let started_at_ms = if stats.started_at_ms > 0 {
@@ -436,8 +459,33 @@ impl LiveRun {
             point,
             worker_list: worker_list.into_iter().map(Worker::from).collect(),
             dropped: stats.dropped,
+            lost_workers: lost_view(&stats, lost_live),
+            unrecorded_max: stats.unrecorded_max,
         }
     }
+}
+
+/// The collector's lost workers once it has bounded them, else the ones
+/// the controller has seen go.
+fn lost_view(stats: &RunStats, live: Vec<String>) -> Vec<LostView> {
+    if !stats.lost_workers.is_empty() {
+        return stats
+            .lost_workers
+            .iter()
+            .map(|lost| LostView {
+                worker_id: lost.worker_id.clone(),
+                at_s: Some(lost.at_s),
+                unrecorded_max: Some(lost.unrecorded_max),
+            })
+            .collect();
+    }
+    live.into_iter()
+        .map(|worker_id| LostView {
+            worker_id,
+            at_s: None,
+            unrecorded_max: None,
+        })
+        .collect()
 }
 
 /// Per-endpoint (requests, failures) at one moment.

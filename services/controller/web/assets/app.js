@@ -880,6 +880,7 @@
         this.scaleMessage
       );
       this.errorLine = h("div.error-box", { hidden: true, role: "alert" });
+      this.lossLine = h("div.error-box.loss", { hidden: true, role: "alert" });
       this.connection = h("span.connection", { title: "live updates" });
       const head = h(
         "section.run-head.card",
@@ -895,7 +896,8 @@
           kpi("p95", "p95 (ms)"),
           kpi("elapsed", "Elapsed / remaining")
         ),
-        this.errorLine
+        this.errorLine,
+        this.lossLine
       );
 
       this.tabButtons = {};
@@ -1227,6 +1229,15 @@
         this.errorLine.hidden = false;
         this.errorLine.textContent = l.error;
       } else this.errorLine.hidden = true;
+      const lost = l.lost_workers || [];
+      this.lossLine.hidden = lost.length === 0;
+      this.lossLine.textContent = lost
+        .map((w) =>
+          w.unrecorded_max == null
+            ? `Lost: worker ${w.worker_id} disappeared without its final flush; the final numbers will bound what it took with it.`
+            : `Lost: worker ${w.worker_id} disappeared at ${w.at_s.toFixed(1)} s: up to ${w.unrecorded_max} requests it completed are not in this run.`
+        )
+        .join(" ");
       this.tabButtons.failures.textContent = "Failures" + ((l.failures || []).length ? ` (${(l.failures || []).length})` : "");
       const failedChecks = (l.thresholds || []).filter((t) => t.passed === false).length + (l.diagnoses || []).length;
       this.tabButtons.checks.classList.toggle("alert", failedChecks > 0);
