@@ -8,212 +8,14 @@ mod support;
 use std::time::Duration;
 
 use cicada_store::testing::TestDatabase;
+use support::cluster::*;
 use support::*;
-
-/// The services of a cluster, each its own process; killed on drop.
-struct Cluster {
-    target_url: String,
-    collector_url: String,
-    controller_url: String,
-    controller: Process,
-    _processes: Vec<Process>,
-}
-
-fn spawn_controller(controller_url: &str, collector_url: &str) -> Process {
-    spawn(
-        "cicada-controller",
-        &[
-            "--listen",
-            controller_url.trim_start_matches("http://"),
-            "--collector",
-            collector_url,
-            // Parallel tests would all want the default web port.
-            "--web-listen",
-            "off",
-        ],
-    )
-}
-
-async fn wait_for_target(url: &str) {
-    let addr = url.trim_start_matches("http://").to_owned();
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the sample target did not listen on {addr}");
-}
-
-async fn wait_for_workers(controller: &str, expected: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (code, stdout, _) = run_cicada(
-            &["workers", "--controller", controller],
-            Duration::from_secs(30),
-        )
-        .await;
-        let connected = stdout.lines().filter(|l| l.starts_with("worker-")).count();
-        if code == 0 && connected >= expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "workers did not register: {stdout}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn spawn_worker(controller_url: &str, worker_id: &str) -> Process {
-    spawn(
-        "cicada-worker",
-        &["--controller", controller_url, "--worker-id", worker_id],
-    )
-}
-
-/// Users each worker reports running, from `cicada workers`.
-async fn worker_users(controller: &str) -> Vec<(String, u32)> {
-    let (code, stdout, stderr) = run_cicada(
-        &["workers", "--controller", controller],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    stdout
-        .lines()
-        .filter(|line| line.starts_with("worker-"))
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields[0].to_owned(), fields[2].parse().unwrap())
-        })
-        .collect()
-}
-
-/// Polls `cicada workers` until `check` holds for the users per worker.
-async fn wait_for_users(controller: &str, what: &str, check: impl Fn(&[(String, u32)]) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let users = worker_users(controller).await;
-        if check(&users) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: users per worker {users:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-impl Cluster {
-    /// `cicada ARGS --controller URL`; fails the test unless it exits 0.
-    async fn cicada(&self, args: &[&str]) -> String {
-        let mut all = args.to_vec();
-        all.extend(["--controller", &self.controller_url]);
-        let (code, stdout, stderr) = run_cicada(&all, Duration::from_secs(30)).await;
-        assert_eq!(code, 0, "cicada {args:?}: {stderr}");
-        stdout
-    }
-
-    /// Starts weighted-reads with `users` users in the background; returns
-    /// the run id.
-    async fn start_detached(&self, users: &str, extra: &[&str]) -> String {
-        let scenario = workspace_file("examples/weighted-reads.yaml");
-        let mut args = vec![
-            "start",
-            scenario.to_str().unwrap(),
-            "--host",
-            &self.target_url,
-            "-u",
-            users,
-            "-r",
-            "100",
-            "--detach",
-        ];
-        args.extend_from_slice(extra);
-        let stdout = self.cicada(&args).await;
-        let run_id = stdout.trim().to_owned();
-        assert_eq!(run_id.len(), 36, "a run id on stdout: {stdout:?}");
-        run_id
-    }
-
-    /// Every request stored once: the stored totals equal what the target
-    /// served, nothing cancelled, per-second rows equal the summaries.
-    async fn assert_stored_equals_served(&self, database_url: &str, run_id: &str) {
-        let stored = stored_run(database_url, run_id).await;
-        let served = target_stats(&self.target_url).await["total"]
-            .as_u64()
-            .unwrap();
-        assert!(served > 0);
-        assert_eq!(stored.summary_total.requests, served, "stored != served");
-        assert_eq!(stored.summary_total.cancelled, 0);
-        assert_eq!(stored.seconds_total, stored.summary_total);
-    }
-}
-
-/// Waits (bounded) until the run is stored as ended; returns it.
-async fn wait_ended(database_url: &str, run_id: &str) -> cicada_store::RunRecord {
-    let store = cicada_store::connect(database_url).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let run = store.get_run(run_id).await.unwrap().expect("run stored");
-        if run.ended_at_ms.is_some() {
-            return run;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run did not end: {run:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn total(users: &[(String, u32)]) -> u32 {
-    users.iter().map(|(_, n)| n).sum()
-}
-
-async fn start_cluster(database_url: &str, workers: usize) -> Cluster {
-    let target_url = format!("http://127.0.0.1:{}", free_port());
-    let target = spawn(
-        "cicada-sample-target",
-        &["--listen", target_url.trim_start_matches("http://")],
-    );
-    let collector_addr = format!("127.0.0.1:{}", free_port());
-    let collector = spawn(
-        "cicada-collector",
-        &[
-            "--listen",
-            &collector_addr,
-            "--http-listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ],
-    );
-    let collector_url = format!("http://{collector_addr}");
-    let controller_url = format!("http://127.0.0.1:{}", free_port());
-    let controller = spawn_controller(&controller_url, &collector_url);
-    let mut processes = vec![target, collector];
-    for i in 0..workers {
-        processes.push(spawn_worker(&controller_url, &format!("worker-{i}")));
-    }
-    wait_for_target(&target_url).await;
-    wait_for_workers(&controller_url, workers).await;
-    Cluster {
-        target_url,
-        collector_url,
-        controller_url,
-        controller,
-        _processes: processes,
-    }
-}
 
 /// `cicada start` of the weighted-reads scenario on a cluster of separate
 /// processes: exact conservation per endpoint, and the 60:1:14:5 split over
 /// at least 10,000 requests.
 async fn separate_processes_conserve(database_url: &str) {
-    let cluster = start_cluster(database_url, 2).await;
+    let cluster = Cluster::start(database_url, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let summary_path = dir.path().join("summary.json");
     let scenario = workspace_file("examples/weighted-reads.yaml");
@@ -265,7 +67,7 @@ async fn separate_processes_conserve_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detached_run_is_stopped_by_id() {
     let db = TestDatabase::sqlite().unwrap();
-    let cluster = start_cluster(db.url(), 1).await;
+    let cluster = Cluster::start(db.url(), 1).await;
     let run_id = cluster.start_detached("4", &["-t", "10m"]).await;
     let controller = &cluster.controller_url;
     wait_for_users(controller, "4 users", |users| total(users) == 4).await;
@@ -279,7 +81,7 @@ async fn detached_run_is_stopped_by_id() {
 
     let run = wait_ended(db.url(), &run_id).await;
     assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
-    cluster.assert_stored_equals_served(db.url(), &run_id).await;
+    cluster.assert_stored_equals_served(&run_id).await;
 }
 
 /// A worker killed (SIGTERM) mid-run: the run goes on, its users are
@@ -288,7 +90,7 @@ async fn detached_run_is_stopped_by_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_leave_and_join_mid_run_without_losing_a_request() {
     let db = TestDatabase::postgres().await.unwrap();
-    let cluster = start_cluster(db.url(), 1).await;
+    let cluster = Cluster::start(db.url(), 1).await;
     let mut leaving = spawn_worker(&cluster.controller_url, "worker-leaving");
     wait_for_workers(&cluster.controller_url, 2).await;
 
@@ -348,7 +150,7 @@ async fn workers_leave_and_join_mid_run_without_losing_a_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expect_workers_waits_then_gives_up() {
     let db = TestDatabase::sqlite().unwrap();
-    let cluster = start_cluster(db.url(), 1).await;
+    let cluster = Cluster::start(db.url(), 1).await;
     let scenario = workspace_file("examples/weighted-reads.yaml");
     let (code, _, stderr) = run_cicada(
         &[
@@ -382,7 +184,7 @@ async fn expect_workers_waits_then_gives_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_controller_ends_the_orphaned_run_on_restart() {
     let db = TestDatabase::postgres().await.unwrap();
-    let mut cluster = start_cluster(db.url(), 1).await;
+    let mut cluster = Cluster::start(db.url(), 1).await;
     let run_id = cluster.start_detached("4", &[]).await;
     wait_for_users(&cluster.controller_url, "4 users", |users| {
         total(users) == 4
@@ -403,7 +205,7 @@ async fn a_crashed_controller_ends_the_orphaned_run_on_restart() {
         users.len() == 1 && users[0].1 == 0
     })
     .await;
-    cluster.assert_stored_equals_served(db.url(), &run_id).await;
+    cluster.assert_stored_equals_served(&run_id).await;
 }
 
 /// A worker that stops heartbeating (SIGSTOP: a hung pod) is marked missing
@@ -413,7 +215,7 @@ async fn a_crashed_controller_ends_the_orphaned_run_on_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_worker_is_replaced_then_rejoins() {
     let db = TestDatabase::sqlite().unwrap();
-    let cluster = start_cluster(db.url(), 1).await;
+    let cluster = Cluster::start(db.url(), 1).await;
     let hung = spawn_worker(&cluster.controller_url, "worker-hung");
     wait_for_workers(&cluster.controller_url, 2).await;
     let run_id = cluster.start_detached("6", &[]).await;
@@ -440,7 +242,7 @@ async fn a_hung_worker_is_replaced_then_rejoins() {
     cluster.cicada(&["stop", &run_id]).await;
     let run = wait_ended(db.url(), &run_id).await;
     assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
-    cluster.assert_stored_equals_served(db.url(), &run_id).await;
+    cluster.assert_stored_equals_served(&run_id).await;
     drop(hung);
 }
 
@@ -450,7 +252,7 @@ async fn a_hung_worker_is_replaced_then_rejoins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_restarted_under_the_same_id_loses_nothing() {
     let db = TestDatabase::sqlite().unwrap();
-    let cluster = start_cluster(db.url(), 1).await;
+    let cluster = Cluster::start(db.url(), 1).await;
     let mut again = spawn_worker(&cluster.controller_url, "worker-again");
     wait_for_workers(&cluster.controller_url, 2).await;
     let run_id = cluster.start_detached("4", &[]).await;
@@ -471,5 +273,5 @@ async fn a_worker_restarted_under_the_same_id_loses_nothing() {
     cluster.cicada(&["stop", &run_id]).await;
     let run = wait_ended(db.url(), &run_id).await;
     assert_eq!(run.status, cicada_store::RunStatus::Finished, "{run:?}");
-    cluster.assert_stored_equals_served(db.url(), &run_id).await;
+    cluster.assert_stored_equals_served(&run_id).await;
 }
