@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_store::{
-    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, NewRun, RollupSpan, RunFilter,
-    RunFinish, RunStatus, SecondRow, Store, StoreError, TargetSample, ThresholdDef,
-    ThresholdOutcome, ThresholdRecord,
+    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, LostWorkerRecord, NewRun,
+    RollupSpan, RunFilter, RunFinish, RunStatus, SecondRow, Store, StoreError, TargetSample,
+    ThresholdDef, ThresholdOutcome, ThresholdRecord,
 };
 
 /// Expands each test function into a Postgres and a SQLite test.
@@ -58,6 +58,7 @@ conformance!(
     latest_passing_run_skips_failed_and_later_runs,
     target_samples_are_stored_per_second,
     rollup_equals_the_merged_seconds,
+    loss_markers_and_lost_workers_are_stored_exactly_once,
 );
 
 /// Like `conformance!`, for tests that also change the database behind the
@@ -328,6 +329,93 @@ async fn resent_delta_is_not_counted_twice(store: Arc<dyn Store>) {
     assert_eq!(store.failures("r1").await.unwrap()[0].count, 1);
     assert_eq!(store.active_users("r1", None).await.unwrap()[0].users, 5);
     assert_eq!(store.watermarks("r1").await.unwrap()[0].seq, 1);
+}
+
+/// A loss marker (deltas evicted from a worker's full buffer) counts its
+/// requests once, closes the sequence gap, and a re-sent marker overlapping
+/// applied deltas counts only the ones not applied; lost workers are stored
+/// with the run's end.
+async fn loss_markers_and_lost_workers_are_stored_exactly_once(store: Arc<dyn Store>) {
+    store.create_run(&new_run("r1", "shop", 1)).await.unwrap();
+    let values = latencies(3, 40);
+    let mut first = delta("r1", "w1.a", 1, SECOND, vec![endpoint_delta(0, &values, 0)]);
+    first.cut_at_ms = 1_200;
+    first.interval_us = 200_000;
+    assert_eq!(
+        store.apply_delta(&first).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    // Seqs 2..=4 evicted (10, 20, 30 requests), then seq 5 delivered.
+    let marker = Delta {
+        first_seq: 2,
+        evicted: vec![10, 20, 30],
+        ..delta("r1", "w1.a", 4, SECOND, Vec::new())
+    };
+    assert_eq!(
+        store.apply_delta(&marker).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    assert_eq!(
+        store.apply_delta(&marker).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    let next = delta(
+        "r1",
+        "w1.a",
+        5,
+        SECOND + 1,
+        vec![endpoint_delta(0, &values, 0)],
+    );
+    assert_eq!(
+        store.apply_delta(&next).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    let marks = store.watermarks("r1").await.unwrap();
+    assert_eq!(marks.len(), 1);
+    let mark = &marks[0];
+    assert_eq!(
+        (mark.seq, mark.requests, mark.evicted_requests),
+        (5, 80, 60)
+    );
+    assert_eq!(mark.cut_at_ms, 1_200);
+    assert_eq!(mark.peak_rps, 200.0, "40 requests in 200 ms");
+    // The markers add no rows: only delivered requests are in the seconds.
+    let stored: u64 = store
+        .seconds("r1", None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.counts.requests)
+        .sum();
+    assert_eq!(stored, 80);
+    // A malformed marker is refused.
+    let bad = Delta {
+        first_seq: 6,
+        evicted: vec![1],
+        ..delta("r1", "w1.a", 7, SECOND, Vec::new())
+    };
+    assert!(matches!(
+        store.apply_delta(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let lost = LostWorkerRecord {
+        worker_id: "w2".into(),
+        delta_source: "w2.b".into(),
+        at_s: 4.5,
+        received: 0,
+        unrecorded_max: 17,
+    };
+    let finish = RunFinish {
+        status: RunStatus::Finished,
+        ended_at_ms: 10_000,
+        error: None,
+        lost_workers: vec![lost.clone()],
+    };
+    store.finish_run("r1", &finish).await.unwrap();
+    // Finishing again (a retried FinishRun) keeps one record.
+    store.finish_run("r1", &finish).await.unwrap();
+    assert_eq!(store.lost_workers("r1").await.unwrap(), vec![lost]);
 }
 
 async fn gap_is_rejected(store: Arc<dyn Store>) {

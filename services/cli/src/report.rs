@@ -372,7 +372,8 @@ fn loss_section(stats: &RunStats) -> String {
     }
     if stats.unrecorded_max > 0 {
         let total = stats.total.as_ref().map_or(0, |t| t.requests);
-        let pct = 100.0 * stats.unrecorded_max as f64 / (total + stats.unrecorded_max).max(1) as f64;
+        let pct =
+            100.0 * stats.unrecorded_max as f64 / (total + stats.unrecorded_max).max(1) as f64;
         let _ = writeln!(
             out,
             "Unrecorded: at most {} requests ({pct:.2}%) are missing from the numbers above",
@@ -541,11 +542,16 @@ mod tests {
         stats.unrecorded_max = 250;
         let table = render_table(&stats);
         assert!(
-            table.contains("Lost: worker w2 disappeared at 5.2 s without its final flush: up to 240 requests"),
+            table.contains(
+                "Lost: worker w2 disappeared at 5.2 s without its final flush: up to 240 requests"
+            ),
             "{table}"
         );
         assert!(table.contains("Lost: 10 requests in deltas"), "{table}");
-        assert!(table.contains("Unrecorded: at most 250 requests"), "{table}");
+        assert!(
+            table.contains("Unrecorded: at most 250 requests"),
+            "{table}"
+        );
         let json = serde_json::to_value(summary_json(&stats, "finished")).unwrap();
         assert_eq!(json["lost_workers"][0]["worker_id"], "w2");
         assert_eq!(json["lost_workers"][0]["at_s"], 5.25);

@@ -289,13 +289,22 @@ mod tests {
         assert!(first[0].contains("collector is unreachable (Unavailable: connection refused)"));
         assert!(first[1].contains("2 workers cannot deliver") && first[1].contains("oldest 3.5 s"));
         assert!(first[2].contains("worker w3 disappeared"));
-        assert!(delivery_warnings(&progress, &mut warned).is_empty(), "said once");
+        assert!(
+            delivery_warnings(&progress, &mut warned).is_empty(),
+            "said once"
+        );
         progress.delivery = Some(cicada_proto::v1::RunDelivery {
             lost_workers: vec!["w3".into()],
             ..Default::default()
         });
         let healed = delivery_warnings(&progress, &mut warned);
-        assert_eq!(healed, ["the collector is reachable again", "workers deliver their numbers again"]);
+        assert_eq!(
+            healed,
+            [
+                "the collector is reachable again",
+                "workers deliver their numbers again"
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! (also inside a commit) or stopped and restarted, the database stopped
 //! for 10 s, a 30 s partition between the workers and the collector. Each
 //! fault either loses nothing (stored == served, exactly, per endpoint) or
-//! its loss is bounded and reported.
+//! its loss is bounded and reported. Each test prints served vs stored.
+#![allow(clippy::print_stderr)]
 
 mod support;
 
@@ -127,7 +128,10 @@ async fn collector_restart_loses_nothing(database_url: &str, fault: CollectorFau
     assert_eq!(summary["unrecorded_max"].as_u64(), Some(0));
     assert_conserved(&cluster.target_url, database_url, &summary).await;
     let stored = summary["total"]["requests"].as_u64().unwrap();
-    assert!(stored > served_while_down, "the run went on after the restart");
+    assert!(
+        stored > served_while_down,
+        "the run went on after the restart"
+    );
     eprintln!("collector {fault:?}: served == stored == {stored}");
 }
 
@@ -201,7 +205,10 @@ impl ThrowawayPostgres {
             .status();
         let data = dir.path().join("data");
         let data = data.to_str().unwrap();
-        Self::tool("initdb", &["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
+        Self::tool(
+            "initdb",
+            &["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        );
         let server = ThrowawayPostgres {
             port: free_port(),
             dir,
@@ -223,7 +230,16 @@ impl ThrowawayPostgres {
         let log = self.dir.path().join("log");
         Self::tool(
             "pg_ctl",
-            &["-D", &self.data(), "-o", &options, "-l", log.to_str().unwrap(), "-w", "start"],
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
         );
     }
 

@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(found, Some(20));
         // Named: only its own source.
         let named = lost(10_000, None);
-        assert_eq!(super::watermark(&named, &marks, &[]).map(|m| m.requests), Some(20));
+        assert_eq!(
+            super::watermark(&named, &marks, &[]).map(|m| m.requests),
+            Some(20)
+        );
         // Ambiguous: none.
         assert!(super::watermark(&unknown, &marks, &[]).is_none());
     }

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::diagnosis::Goals;
-use crate::registry::LastHeard;
 use crate::placing::{Placing, follow_shape, place, send_changes};
+use crate::registry::LastHeard;
 use crate::runs::{Run, RunEvent};
 use crate::sampler::{self, History};
 use crate::shape::Shape;
@@ -235,7 +235,9 @@ fn lost_worker(
     let in_flight = beat.map_or(0, |beat| beat.in_flight.max(u64::from(beat.active_users)));
     LostWorker {
         worker_id: worker_id.to_owned(),
-        delta_source: beat.map(|beat| beat.delta_source.clone()).unwrap_or_default(),
+        delta_source: beat
+            .map(|beat| beat.delta_source.clone())
+            .unwrap_or_default(),
         detected_at_ms: now_ms,
         worker_at_ms: now_ms + offset,
         heartbeat_requests: beat.map_or(0, |beat| beat.requests),
@@ -432,10 +434,8 @@ async fn finish_in_collector(
     shared: &Shared,
     request: FinishRunRequest,
 ) -> Result<cicada_proto::v1::FinishRunResponse, String> {
-    let deadline = Instant::now()
-        + shared.config.finish_wait
-        + shared.config.collector_timeout
-        + FINISH_RETRY;
+    let deadline =
+        Instant::now() + shared.config.finish_wait + shared.config.collector_timeout + FINISH_RETRY;
     let mut pause = Duration::from_millis(250);
     loop {
         let mut collector = shared.collector.clone();
@@ -457,7 +457,11 @@ async fn finish_in_collector(
 
 /// Shows the lost workers in the run's status (live view) when they changed.
 fn publish_lost(run: &Run, tracker: &Tracker) {
-    let ids: Vec<String> = tracker.lost().iter().map(|lost| lost.worker_id.clone()).collect();
+    let ids: Vec<String> = tracker
+        .lost()
+        .iter()
+        .map(|lost| lost.worker_id.clone())
+        .collect();
     run.status.send_if_modified(|status| {
         let changed = status.lost_workers != ids;
         if changed {
@@ -498,13 +502,16 @@ mod tests {
     fn finals_name_the_source_the_deltas_were_sent_under() {
         let ids = vec!["a".to_owned()];
         let mut tracker = Tracker::new(&ids);
-        apply(&mut tracker, RunEvent::Done {
-            worker_id: "a".into(),
-            done: WorkDone {
-                delta_source: "a.0000beef".into(),
-                ..done(4, "")
+        apply(
+            &mut tracker,
+            RunEvent::Done {
+                worker_id: "a".into(),
+                done: WorkDone {
+                    delta_source: "a.0000beef".into(),
+                    ..done(4, "")
+                },
             },
-        });
+        );
         let finals = tracker.finals();
         assert_eq!(finals[0].worker_id, "a.0000beef");
         assert_eq!(finals[0].last_seq, 4);
@@ -513,13 +520,16 @@ mod tests {
         // both sources are waited for.
         assert!(tracker.add("a"));
         assert!(!tracker.all_finished());
-        apply(&mut tracker, RunEvent::Done {
-            worker_id: "a".into(),
-            done: WorkDone {
-                delta_source: "a.0000cafe".into(),
-                ..done(2, "")
+        apply(
+            &mut tracker,
+            RunEvent::Done {
+                worker_id: "a".into(),
+                done: WorkDone {
+                    delta_source: "a.0000cafe".into(),
+                    ..done(2, "")
+                },
             },
-        });
+        );
         let finals: Vec<(String, u64)> = tracker
             .finals()
             .into_iter()
@@ -536,19 +546,28 @@ mod tests {
         let ids = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
         let mut tracker = Tracker::new(&ids);
         assert!(!tracker.all_finished());
-        apply(&mut tracker, RunEvent::Done {
-            worker_id: "a".into(),
-            done: done(7, ""),
-        });
-        apply(&mut tracker, RunEvent::Gone {
-            worker_id: "b".into(),
-            last: None,
-        });
+        apply(
+            &mut tracker,
+            RunEvent::Done {
+                worker_id: "a".into(),
+                done: done(7, ""),
+            },
+        );
+        apply(
+            &mut tracker,
+            RunEvent::Gone {
+                worker_id: "b".into(),
+                last: None,
+            },
+        );
         // Unknown workers and Stop change nothing.
-        apply(&mut tracker, RunEvent::Gone {
-            worker_id: "zz".into(),
-            last: None,
-        });
+        apply(
+            &mut tracker,
+            RunEvent::Gone {
+                worker_id: "zz".into(),
+                last: None,
+            },
+        );
         apply(&mut tracker, RunEvent::Stop);
         assert_eq!(tracker.running(), vec!["c".to_owned()]);
         assert_eq!(tracker.not_done(), vec!["b".to_owned(), "c".to_owned()]);
@@ -556,14 +575,20 @@ mod tests {
         // b reconnected and got StopWork: it is waited for again.
         tracker.revive("b");
         assert_eq!(tracker.running(), vec!["b".to_owned(), "c".to_owned()]);
-        apply(&mut tracker, RunEvent::Done {
-            worker_id: "b".into(),
-            done: done(3, ""),
-        });
-        apply(&mut tracker, RunEvent::Gone {
-            worker_id: "c".into(),
-            last: None,
-        });
+        apply(
+            &mut tracker,
+            RunEvent::Done {
+                worker_id: "b".into(),
+                done: done(3, ""),
+            },
+        );
+        apply(
+            &mut tracker,
+            RunEvent::Gone {
+                worker_id: "c".into(),
+                last: None,
+            },
+        );
         assert!(tracker.all_finished());
         let finals: Vec<(String, u64)> = tracker
             .finals()
@@ -578,14 +603,20 @@ mod tests {
     fn done_is_not_undone_by_a_dropped_stream() {
         let ids = vec!["a".to_owned()];
         let mut tracker = Tracker::new(&ids);
-        apply(&mut tracker, RunEvent::Done {
-            worker_id: "a".into(),
-            done: done(2, "bad host"),
-        });
-        apply(&mut tracker, RunEvent::Gone {
-            worker_id: "a".into(),
-            last: None,
-        });
+        apply(
+            &mut tracker,
+            RunEvent::Done {
+                worker_id: "a".into(),
+                done: done(2, "bad host"),
+            },
+        );
+        apply(
+            &mut tracker,
+            RunEvent::Gone {
+                worker_id: "a".into(),
+                last: None,
+            },
+        );
         tracker.revive("a");
         assert!(tracker.all_finished());
         assert_eq!(tracker.finals().len(), 1);
@@ -615,7 +646,10 @@ mod tests {
         assert_eq!(lost.delta_source, "a.1");
         assert_eq!(lost.detected_at_ms, 10_800);
         assert_eq!(lost.worker_at_ms, 11_100);
-        assert_eq!((lost.heartbeat_requests, lost.heartbeat_at_ms), (9_000, 10_300));
+        assert_eq!(
+            (lost.heartbeat_requests, lost.heartbeat_at_ms),
+            (9_000, 10_300)
+        );
         // Its share (50 users) bounds what it had in flight.
         assert_eq!(lost.in_flight_max, 50);
         // Without a share (after it left the membership): its own report.
@@ -662,7 +696,11 @@ mod tests {
                 },
             },
         );
-        let lost: Vec<&str> = tracker.lost().iter().map(|l| l.delta_source.as_str()).collect();
+        let lost: Vec<&str> = tracker
+            .lost()
+            .iter()
+            .map(|l| l.delta_source.as_str())
+            .collect();
         assert_eq!(lost, ["b.1"]);
         assert!(tracker.all_finished());
     }

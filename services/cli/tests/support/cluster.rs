@@ -277,7 +277,10 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let summary_path = dir.path().join("summary.json");
         let mut args = self.start_args(users, extra);
-        args.extend(["--summary-json".to_owned(), summary_path.display().to_string()]);
+        args.extend([
+            "--summary-json".to_owned(),
+            summary_path.display().to_string(),
+        ]);
         let handle = tokio::spawn(async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             run_cicada(&args, Duration::from_secs(240)).await
