@@ -523,6 +523,25 @@ pub(crate) enum Advance {
     },
 }
 
+/// What to do with `delta` for a run in `status` whose source is at
+/// `current` (both databases): a duplicate is answered as such even for an
+/// ended run (its acknowledgement was lost); a new delta for an ended run
+/// is refused.
+pub(crate) fn decide(
+    delta: &crate::Delta,
+    current: &crate::Watermark,
+    status: &str,
+) -> Result<Advance, StoreError> {
+    let advance = advance(delta, current);
+    if let Ok(Advance::Duplicate) = advance {
+        return Ok(Advance::Duplicate);
+    }
+    if status != crate::RunStatus::Running.as_str() {
+        return Err(StoreError::RunFinished(delta.run_id.clone()));
+    }
+    advance
+}
+
 /// The watermark after `delta`, from the `current` one (both databases):
 /// duplicates, gaps and malformed loss markers decided in one place.
 pub(crate) fn advance(

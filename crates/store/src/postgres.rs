@@ -172,15 +172,9 @@ impl Store for PgStore {
             return Err(StoreError::NotFound(delta.run_id.clone()));
         };
         let current = Self::lock_watermark(&mut tx, delta).await?;
-        let advance = convert::advance(delta, &current);
-        if let Ok(convert::Advance::Duplicate) = advance {
-            return Ok(ApplyOutcome::Duplicate);
-        }
-        if status != RunStatus::Running.as_str() {
-            return Err(StoreError::RunFinished(delta.run_id.clone()));
-        }
-        let convert::Advance::Apply { next, marker } = advance? else {
-            unreachable!("duplicates returned above");
+        let (next, marker) = match convert::decide(delta, &current, &status)? {
+            convert::Advance::Duplicate => return Ok(ApplyOutcome::Duplicate),
+            convert::Advance::Apply { next, marker } => (next, marker),
         };
         if !marker {
             let result = merge_delta(&mut tx, delta, &endpoints).await;

@@ -411,3 +411,29 @@ async fn a_partition_from_the_collector_loses_nothing() {
         summary["total"]["requests"]
     );
 }
+
+/// The controller stopped with SIGTERM mid-run (a rolling update): it stops
+/// the workers but leaves the run to the next controller, which ends it in
+/// the store with the workers' last deltas: stored == served exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_stopped_mid_run_loses_nothing() {
+    let db = TestDatabase::postgres().await.unwrap();
+    let mut cluster = Cluster::start(db.url(), 2).await;
+    let run_id = cluster.start_detached("6", &[]).await;
+    cluster.wait_stored(&run_id, 2_000).await;
+
+    cluster.controller.terminate(Duration::from_secs(30));
+    cluster.controller = spawn_controller(&cluster.controller_url, &cluster.collector_url);
+
+    let run = wait_ended(db.url(), &run_id).await;
+    assert_eq!(run.status, cicada_store::RunStatus::Failed, "{run:?}");
+    assert_eq!(
+        run.error.as_deref(),
+        Some("controller restarted during the run")
+    );
+    cluster.assert_stored_equals_served(&run_id).await;
+    eprintln!(
+        "controller SIGTERM: served == stored == {}",
+        cluster.served().await
+    );
+}

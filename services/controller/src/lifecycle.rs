@@ -46,6 +46,10 @@ pub struct StopPolicy {
     pub goals: Goals,
 }
 
+/// Why a run failed when its controller shut down during it.
+pub const SHUT_DOWN: &str =
+    "controller shut down during the run; the next controller ends it in the store";
+
 /// How often a shaped run's target is recomputed.
 pub(crate) const SHAPE_TICK: Duration = Duration::from_secs(1);
 
@@ -372,11 +376,25 @@ pub(crate) async fn drive(
         }
     }
 
-    // Finishing: let the collector wait for the last deltas and summarise.
-    let mut error = policy.failure.clone().or_else(|| tracker.error());
-    if shut_down && error.is_none() {
-        error = Some("controller shut down during the run".to_owned());
+    // Shut down mid-run: the workers' streams close with this process, so
+    // their last deltas and WorkDones cannot be waited for here. Finishing
+    // the run now would refuse those deltas; left running in the store, the
+    // next controller ends it with the workers' finals (recovery), exactly
+    // as after a crash.
+    if shut_down {
+        let _ = sampler.await;
+        shared.registry.release(&run.id, tracker.ids());
+        shared.runs.finish(&run.id);
+        tracing::warn!(run_id = %run.id, "controller shut down during the run; the next controller ends it in the store");
+        run.status.send_modify(|status| {
+            status.state = RunState::Failed;
+            status.error = SHUT_DOWN.to_owned();
+        });
+        return;
     }
+
+    // Finishing: let the collector wait for the last deltas and summarise.
+    let error = policy.failure.clone().or_else(|| tracker.error());
     let state = if error.is_some() {
         RunState::Failed
     } else {
