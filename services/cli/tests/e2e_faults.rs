@@ -175,8 +175,18 @@ struct ThrowawayPostgres {
 }
 
 impl ThrowawayPostgres {
+    /// The server's programs: `pg_config --bindir` (the version
+    /// scripts/ensure-postgres.sh installed), else Debian's 15.
     fn bin(name: &str) -> String {
-        format!("/usr/lib/postgresql/15/bin/{name}")
+        let bindir = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|dir| std::path::Path::new(dir).join("initdb").exists())
+            .unwrap_or_else(|| "/usr/lib/postgresql/15/bin".to_owned());
+        format!("{bindir}/{name}")
     }
 
     /// Runs a PostgreSQL tool as the `postgres` user when we are root (the
@@ -431,6 +441,10 @@ async fn a_controller_stopped_mid_run_loses_nothing() {
         run.error.as_deref(),
         Some("controller restarted during the run")
     );
+    wait_for_users(&cluster.controller_url, "the workers are idle", |users| {
+        users.len() == 2 && users.iter().all(|(_, n)| *n == 0)
+    })
+    .await;
     cluster.assert_stored_equals_served(&run_id).await;
     eprintln!(
         "controller SIGTERM: served == stored == {}",

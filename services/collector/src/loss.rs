@@ -54,7 +54,9 @@ pub(crate) fn bound(
     run_started_at_ms: i64,
 ) -> LostWorkerRecord {
     let received = watermark.map_or(0, |w| w.requests);
-    let peak = watermark.map_or(0.0, |w| w.peak_rps);
+    // Its fastest interval, or the controller's measure between heartbeats
+    // when no delta gave a rate (or that one is faster).
+    let peak = watermark.map_or(0.0, |w| w.peak_rps).max(lost.rate_rps);
     let since = |from_ms: i64| (lost.worker_at_ms - from_ms).max(0) as f64 / 1000.0;
     let from_deltas = watermark
         .filter(|w| w.cut_at_ms > 0)
@@ -75,6 +77,29 @@ pub(crate) fn bound(
         received,
         unrecorded_max: completed_max - received + lost.in_flight_max,
     }
+}
+
+/// A worker that flushed (`WorkDone`) but whose last deltas had not arrived
+/// when the wait ended: exactly what they held is missing. `None` when
+/// everything arrived.
+pub(crate) fn unflushed(
+    last: &v1::WorkerFinal,
+    watermark: Option<&Watermark>,
+    ended_at_s: f64,
+) -> Option<LostWorkerRecord> {
+    let (seq, received, evicted) =
+        watermark.map_or((0, 0, 0), |w| (w.seq, w.requests, w.evicted_requests));
+    (seq < last.last_seq).then(|| LostWorkerRecord {
+        worker_id: last
+            .worker_id
+            .rsplit_once('.')
+            .map_or(last.worker_id.as_str(), |(id, _)| id)
+            .to_owned(),
+        delta_source: last.worker_id.clone(),
+        at_s: ended_at_s,
+        received,
+        unrecorded_max: last.requests.saturating_sub(received + evicted).max(1),
+    })
 }
 
 /// The protocol form of a stored record.
@@ -102,6 +127,7 @@ mod tests {
             heartbeat_requests,
             heartbeat_at_ms,
             in_flight_max: 8,
+            rate_rps: 0.0,
         }
     }
 
@@ -152,6 +178,7 @@ mod tests {
         let finals = [v1::WorkerFinal {
             worker_id: "w.0".into(),
             last_seq: 3,
+            ..Default::default()
         }];
         let found = super::watermark(&unknown, &marks, &finals).map(|m| m.requests);
         assert_eq!(found, Some(20));
@@ -163,6 +190,33 @@ mod tests {
         );
         // Ambiguous: none.
         assert!(super::watermark(&unknown, &marks, &[]).is_none());
+    }
+
+    #[test]
+    fn the_heartbeat_rate_bounds_a_worker_without_a_delta_rate() {
+        let mut quick = lost(10_000, Some((300, 9_500)));
+        quick.rate_rps = 2_000.0;
+        let record = bound(&quick, None, 0);
+        assert_eq!(record.unrecorded_max, 300 + 1_000 + 8);
+    }
+
+    #[test]
+    fn a_flushed_worker_whose_last_deltas_never_came_is_missing_exactly_those() {
+        let last = v1::WorkerFinal {
+            worker_id: "w.1".into(),
+            last_seq: 12,
+            requests: 5_000,
+            evicted_requests: 0,
+        };
+        let mut mark = watermark(4_000, 0, 1.0);
+        mark.evicted_requests = 100;
+        let record = unflushed(&last, Some(&mark), 30.0).expect("missing deltas");
+        assert_eq!(
+            (record.worker_id.as_str(), record.unrecorded_max),
+            ("w", 900)
+        );
+        mark.seq = 12;
+        assert!(unflushed(&last, Some(&mark), 30.0).is_none());
     }
 
     #[test]

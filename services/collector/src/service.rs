@@ -216,16 +216,23 @@ impl CollectorService {
         if let Some(sampler) = sampler {
             sampler.stop().await;
         }
-        let lost_workers = self
+        let ended_at_ms = if request.ended_at_ms > 0 {
+            request.ended_at_ms
+        } else {
+            now_ms()
+        };
+        let mut lost_workers = self
             .lost_workers(run_id, &request.lost, &request.workers)
             .await?;
+        if !complete {
+            lost_workers.extend(
+                self.unflushed_workers(run_id, &request.workers, ended_at_ms)
+                    .await?,
+            );
+        }
         let finish = RunFinish {
             status: convert::finish_status(request.state),
-            ended_at_ms: if request.ended_at_ms > 0 {
-                request.ended_at_ms
-            } else {
-                now_ms()
-            },
+            ended_at_ms,
             error: (!request.error.is_empty()).then_some(request.error),
             lost_workers,
         };
@@ -289,6 +296,36 @@ impl CollectorService {
                     "worker lost without its final flush: up to unrecorded_max requests are missing from the run"
                 );
                 record
+            })
+            .collect())
+    }
+
+    /// Workers that flushed but whose last deltas never arrived: each one's
+    /// exact shortfall, logged loudly.
+    async fn unflushed_workers(
+        &self,
+        run_id: &str,
+        finals: &[v1::WorkerFinal],
+        ended_at_ms: i64,
+    ) -> Result<Vec<LostWorkerRecord>, CollectorError> {
+        if finals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started_at_ms = self.runs.read(run_id).await?.record.started_at_ms;
+        let ended_at_s = ((ended_at_ms - started_at_ms).max(0) as f64) / 1000.0;
+        let marks = self.store.watermarks(run_id).await?;
+        Ok(finals
+            .iter()
+            .filter_map(|last| {
+                let mark = marks.iter().find(|m| m.worker_id == last.worker_id);
+                let record = loss::unflushed(last, mark, ended_at_s)?;
+                tracing::error!(
+                    run_id,
+                    worker_id = %record.delta_source,
+                    unrecorded = record.unrecorded_max,
+                    "the last deltas of a worker did not arrive before the run was finished"
+                );
+                Some(record)
             })
             .collect())
     }

@@ -320,10 +320,12 @@ async fn two_workers_merge_exactly_and_resends_are_not_counted(db: TestDatabase)
             v1::WorkerFinal {
                 worker_id: "wa".to_owned(),
                 last_seq: 3,
+                ..Default::default()
             },
             v1::WorkerFinal {
                 worker_id: "wb".to_owned(),
                 last_seq: 3,
+                ..Default::default()
             },
         ],
         wait_ms: 2_000,
@@ -400,6 +402,7 @@ async fn bad_requests_get_the_right_codes_and_change_nothing(db: TestDatabase) {
         workers: vec![v1::WorkerFinal {
             worker_id: "wa".to_owned(),
             last_seq: 1,
+            ..Default::default()
         }],
         wait_ms: 1_000,
         error: "target down".to_owned(),
@@ -452,6 +455,7 @@ async fn finish_waits_for_missing_deltas(db: TestDatabase) {
             workers: vec![v1::WorkerFinal {
                 worker_id: "wa".to_owned(),
                 last_seq: 2,
+                ..Default::default()
             }],
             wait_ms: 10_000,
             error: String::new(),
@@ -486,10 +490,13 @@ async fn finish_gives_up_after_wait_ms(db: TestDatabase) {
                 v1::WorkerFinal {
                     worker_id: "wa".to_owned(),
                     last_seq: 1,
+                    ..Default::default()
                 },
                 v1::WorkerFinal {
                     worker_id: "wb".to_owned(),
                     last_seq: 4,
+                    requests: 250,
+                    evicted_requests: 0,
                 },
             ],
             wait_ms: 100,
@@ -503,6 +510,11 @@ async fn finish_gives_up_after_wait_ms(db: TestDatabase) {
     let stats = finished.stats.unwrap();
     assert_eq!(stats.state, v1::RunState::Finished as i32);
     assert_totals(&stats, &expected);
+    // wb's deltas never came: all 250 of its requests are reported missing.
+    assert_eq!(stats.lost_workers.len(), 1);
+    assert_eq!(stats.lost_workers[0].delta_source, "wb");
+    assert_eq!(stats.lost_workers[0].unrecorded_max, 250);
+    assert_eq!(stats.unrecorded_max, 250);
     collector.stop().await;
 }
 
@@ -583,6 +595,7 @@ async fn concurrent_workers_merge_exactly(db: TestDatabase) {
                 .map(|w| v1::WorkerFinal {
                     worker_id: format!("w{w}"),
                     last_seq: SECONDS,
+                    ..Default::default()
                 })
                 .collect(),
             wait_ms: 1_000,
@@ -630,10 +643,12 @@ async fn two_collectors_share_one_database(db: TestDatabase) {
                 v1::WorkerFinal {
                     worker_id: "wa".to_owned(),
                     last_seq: 2,
+                    ..Default::default()
                 },
                 v1::WorkerFinal {
                     worker_id: "wb".to_owned(),
                     last_seq: 2,
+                    ..Default::default()
                 },
             ],
             wait_ms: 1_000,
@@ -800,10 +815,12 @@ async fn open_model_deltas_merge_exactly_live_final_and_after_a_restart(db: Test
             v1::WorkerFinal {
                 worker_id: "wa".to_owned(),
                 last_seq: 3,
+                ..Default::default()
             },
             v1::WorkerFinal {
                 worker_id: "wb".to_owned(),
                 last_seq: 2,
+                ..Default::default()
             },
         ],
         wait_ms: 1_000,

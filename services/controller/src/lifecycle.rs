@@ -107,10 +107,15 @@ impl Tracker {
                 if let Some(state @ WorkerState::Running) = self.workers.get_mut(&worker_id) {
                     *state = WorkerState::Gone;
                     let lost = lost_worker(&worker_id, last.as_ref(), share_users, unix_ms());
-                    self.lost.retain(|known| {
-                        known.worker_id != worker_id || known.delta_source != lost.delta_source
-                    });
-                    self.lost.push(lost);
+                    // Never heard of about this run on this stream: an
+                    // earlier record of the worker already covers it.
+                    let known = |known: &LostWorker| known.worker_id == worker_id;
+                    if !(lost.delta_source.is_empty() && self.lost.iter().any(known)) {
+                        self.lost.retain(|known| {
+                            known.worker_id != worker_id || known.delta_source != lost.delta_source
+                        });
+                        self.lost.push(lost);
+                    }
                 }
             }
             RunEvent::Stop
@@ -197,6 +202,8 @@ impl Tracker {
                     done.delta_source.clone()
                 },
                 last_seq: done.last_seq,
+                requests: done.requests,
+                evicted_requests: done.evicted_requests,
             })
             .collect()
     }
@@ -232,10 +239,9 @@ fn lost_worker(
     now_ms: i64,
 ) -> LostWorker {
     let beat = last.map(|last| &last.heartbeat);
-    // The worker's clock runs `offset` ms ahead of ours (the heartbeat's
-    // transit time counts in it: the estimate errs late, which only widens
-    // the bound).
-    let offset = last.map_or(0, |last| last.heartbeat.sent_at_ms - last.received_at_ms);
+    // The worker's clock runs `offset` ms ahead of ours, short by the
+    // shortest heartbeat transit seen (the death is placed that much early).
+    let offset = last.map_or(0, |last| last.clock_offset_ms);
     let in_flight = beat.map_or(0, |beat| beat.in_flight.max(u64::from(beat.active_users)));
     LostWorker {
         worker_id: worker_id.to_owned(),
@@ -247,6 +253,7 @@ fn lost_worker(
         heartbeat_requests: beat.map_or(0, |beat| beat.requests),
         heartbeat_at_ms: beat.map_or(0, |beat| beat.sent_at_ms),
         in_flight_max: in_flight.max(u64::from(share_users)),
+        rate_rps: last.map_or(0.0, |last| last.rps),
     }
 }
 
@@ -361,7 +368,15 @@ pub(crate) async fn drive(
         while !tracker.all_finished() {
             tokio::select! {
                 () = tokio::time::sleep_until(wait_until) => {
+                    // Not waited for any longer: what they still hold is lost,
+                    // and reported as such.
                     tracing::warn!(run_id = %run.id, workers = ?tracker.running(), "no WorkDone before the deadline");
+                    for worker_id in tracker.running() {
+                        let last = shared.registry.last_heard(&worker_id, &run.id);
+                        let share = placing.membership.share_users(&worker_id);
+                        tracker.apply(RunEvent::Gone { worker_id, last }, share);
+                    }
+                    publish_lost(&run, &tracker);
                     break;
                 }
                 event = events.recv() => match event {
@@ -653,6 +668,8 @@ mod tests {
                 ..Default::default()
             },
             received_at_ms,
+            clock_offset_ms: sent_at_ms - received_at_ms,
+            rps: 900.0,
         }
     }
 
@@ -670,6 +687,7 @@ mod tests {
         );
         // Its share (50 users) bounds what it had in flight.
         assert_eq!(lost.in_flight_max, 50);
+        assert_eq!(lost.rate_rps, 900.0);
         // Without a share (after it left the membership): its own report.
         assert_eq!(lost_worker("a", Some(&last), 0, 10_800).in_flight_max, 40);
         // Never heard from about the run: only the share is known.
@@ -688,6 +706,14 @@ mod tests {
         };
         tracker.apply(gone("a", "a.1"), 10);
         tracker.apply(gone("b", "b.1"), 10);
+        // b reconnects and drops again before a heartbeat about the run: its
+        // record stays the one with its source.
+        assert!(tracker.add("b"));
+        let unnamed = RunEvent::Gone {
+            worker_id: "b".into(),
+            last: None,
+        };
+        tracker.apply(unnamed, 10);
         assert_eq!(tracker.lost().len(), 2);
         // a's stream only dropped: it comes back and flushes its source.
         assert!(tracker.add("a"));

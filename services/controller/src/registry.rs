@@ -31,6 +31,10 @@ pub struct WorkerEntry {
     /// When the latest heartbeat arrived (Unix ms, this controller's clock;
     /// 0 until the first one).
     pub heard_at_ms: i64,
+    /// The worker's clock minus ours, as the largest `sent_at - received_at`
+    /// over this stream's heartbeats: each one is short by its transit
+    /// time, the largest by the shortest transit.
+    pub clock_offset_ms: Option<i64>,
     /// The run the controller placed this worker in, if any.
     pub assigned: Option<String>,
     /// Requests per second between the last two heartbeats of one run.
@@ -44,6 +48,10 @@ impl WorkerEntry {
         (self.heartbeat.run_id == run_id && self.heard_at_ms > 0).then(|| LastHeard {
             heartbeat: self.heartbeat.clone(),
             received_at_ms: self.heard_at_ms,
+            clock_offset_ms: self
+                .clock_offset_ms
+                .unwrap_or(self.heartbeat.sent_at_ms - self.heard_at_ms),
+            rps: self.rps,
         })
     }
 
@@ -61,6 +69,10 @@ pub struct LastHeard {
     pub heartbeat: Heartbeat,
     /// Unix ms, the controller's clock.
     pub received_at_ms: i64,
+    /// The worker's clock minus ours (ms; see `WorkerEntry::clock_offset_ms`).
+    pub clock_offset_ms: i64,
+    /// Its completion rate between its last two heartbeats.
+    pub rps: f64,
 }
 
 /// A worker picked for a run.
@@ -93,6 +105,7 @@ impl Registry {
             heartbeat: Heartbeat::default(),
             last_seen: Instant::now(),
             heard_at_ms: 0,
+            clock_offset_ms: None,
             assigned: None,
             rps: 0.0,
         };
@@ -118,9 +131,15 @@ impl Registry {
         if let Some(entry) = self.entry_mut(worker_id, conn, &mut self.workers.lock()) {
             let now = Instant::now();
             entry.rps = rate_between(&entry.heartbeat, &heartbeat, now - entry.last_seen);
+            let heard_at_ms = crate::lifecycle::unix_ms();
+            if heartbeat.sent_at_ms > 0 {
+                let offset = heartbeat.sent_at_ms - heard_at_ms;
+                entry.clock_offset_ms =
+                    Some(entry.clock_offset_ms.map_or(offset, |o| o.max(offset)));
+            }
             entry.heartbeat = heartbeat;
             entry.last_seen = now;
-            entry.heard_at_ms = crate::lifecycle::unix_ms();
+            entry.heard_at_ms = heard_at_ms;
         }
     }
 
@@ -221,6 +240,11 @@ impl Registry {
                 entry.assigned = None;
             }
         }
+    }
+
+    /// What `worker_id` last said about `run_id`, if it is connected.
+    pub fn last_heard(&self, worker_id: &str, run_id: &str) -> Option<LastHeard> {
+        self.workers.lock().get(worker_id)?.last_heard(run_id)
     }
 
     /// The stream to `worker_id`, if connected.

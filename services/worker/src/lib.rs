@@ -96,11 +96,11 @@ impl WorkerConfig {
         anyhow::ensure!(self.cores > 0, "cores must be at least 1");
         let every = self.delta_interval;
         anyhow::ensure!(
-            every >= Duration::from_millis(10)
+            every >= Duration::from_millis(50)
                 && every <= Duration::from_secs(1)
                 && every.subsec_nanos().is_multiple_of(1_000_000)
                 && 1000u128.is_multiple_of(every.as_millis().max(1)),
-            "invalid delta interval {every:?}: expected whole milliseconds that divide one second, from 10ms to 1s (e.g. 100ms, 200ms, 250ms, 500ms, 1s)"
+            "invalid delta interval {every:?}: expected whole milliseconds that divide one second, from 50ms to 1s (e.g. 100ms, 200ms, 250ms, 500ms, 1s)"
         );
         anyhow::ensure!(
             self.buffer.max_bytes >= 1 << 20,
@@ -187,6 +187,8 @@ mod tests {
             (1000, true),
             (300, false),
             (5, false),
+            (20, false),
+            (50, true),
             (2000, false),
         ] {
             let mut every = config.clone();
