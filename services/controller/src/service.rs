@@ -253,18 +253,20 @@ fn handle(shared: &Shared, worker_id: &str, conn: u64, message: WorkerMessage) {
     }
 }
 
-/// A worker still running a run this controller does not know, once the
-/// recovery after a restart is over (that run has been ended in the store),
-/// is told to stop: otherwise it would load the target until its safety-net
-/// limit, or for ever.
+/// A worker still running a run this controller does not know or has
+/// already ended, once the recovery after a restart is over (that run has
+/// been ended in the store), is told to stop: otherwise it would load the
+/// target until its safety-net limit, or for ever (a worker that came back
+/// after the run's end, or after recovery took its snapshot of the workers).
 fn stop_orphaned_work(shared: &Shared, worker_id: &str, run_id: &str) {
+    let live = |run: Arc<crate::runs::Run>| !run.status.borrow().is_terminal();
     if run_id.is_empty()
         || !shared.recovered.load(std::sync::atomic::Ordering::Relaxed)
-        || shared.runs.get(run_id).is_some()
+        || shared.runs.get(run_id).is_some_and(live)
     {
         return;
     }
-    tracing::warn!(worker_id, run_id, "worker runs an unknown run; stopping it");
+    tracing::warn!(worker_id, run_id, "worker runs an unknown or ended run; stopping it");
     let stop = ControllerMessage {
         msg: Some(Out::StopWork(StopWork {
             run_id: run_id.to_owned(),
