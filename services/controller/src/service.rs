@@ -266,7 +266,11 @@ fn stop_orphaned_work(shared: &Shared, worker_id: &str, run_id: &str) {
     {
         return;
     }
-    tracing::warn!(worker_id, run_id, "worker runs an unknown or ended run; stopping it");
+    tracing::warn!(
+        worker_id,
+        run_id,
+        "worker runs an unknown or ended run; stopping it"
+    );
     let stop = ControllerMessage {
         msg: Some(Out::StopWork(StopWork {
             run_id: run_id.to_owned(),
