@@ -426,91 +426,6 @@ pub(crate) fn check_label_key(key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocks_are_aligned_to_the_origin() {
-        let o = 1_700_000_017;
-        assert_eq!(block_start(o, MINUTE_S, o), o);
-        assert_eq!(block_start(o, MINUTE_S, o + 59), o);
-        assert_eq!(block_start(o, MINUTE_S, o + 60), o + 60);
-        assert_eq!(block_start(o, MINUTE_S, o - 1), o - 60);
-        assert_eq!(block_start(o, MINUTE_S, o - 60), o - 60);
-        assert_eq!(block_start(o, MINUTE_S, o - 61), o - 120);
-        assert_eq!(block_start(o, TEN_S, o + 9), o);
-        assert_eq!(block_start(o, TEN_S, o + 61), o + 60);
-        assert_eq!(block_start(o, TEN_S, o - 1), o - 10);
-    }
-
-    #[test]
-    fn whole_blocks_of_a_window() {
-        let o = 1_700_000_017;
-        let minutes = |from, to| whole_blocks(o, MINUTE_S, from, to);
-        // Aligned: every minute of the window.
-        assert_eq!(minutes(o + 60, o + 300), Some((o + 60, o + 300)));
-        // Not aligned: the minutes strictly inside.
-        assert_eq!(minutes(o + 61, o + 299), Some((o + 120, o + 240)));
-        assert_eq!(minutes(o - 5, o + 125), Some((o, o + 120)));
-        // Less than a whole minute.
-        assert_eq!(minutes(o + 61, o + 150), None);
-        assert_eq!(minutes(o + 1, o + 60), None);
-        assert_eq!(
-            whole_blocks(o, TEN_S, o + 61, o + 150),
-            Some((o + 70, o + 150))
-        );
-        assert_eq!(whole_blocks(o, TEN_S, o + 61, o + 69), None);
-        // Open ends.
-        let (first, end) = minutes(i64::MIN, i64::MAX).unwrap();
-        assert!(first <= o && end > o + 1_000_000_000);
-        assert_eq!((i128::from(first) - i128::from(o)) % 60, 0);
-        assert_eq!((end - o) % 60, 0);
-    }
-
-    #[test]
-    fn rollup_bounds_of_a_window() {
-        let o = 1_700_000_017;
-        let bounds = |from: i64, to: i64, with_tens| {
-            let b = RollupBounds::new(o, o + from, o + to, with_tens);
-            (
-                (b.tens.0 - o, b.tens.1 - o),
-                (b.minutes.0 - o, b.minutes.1 - o),
-            )
-        };
-        // Aligned to minutes: minutes only.
-        assert_eq!(bounds(60, 3600, true), ((60, 3600), (60, 3600)));
-        // Aligned to tens: blocks at both edges.
-        assert_eq!(bounds(70, 3590, true), ((70, 3590), (120, 3540)));
-        // Aligned to neither: at most 9 seconds per edge.
-        assert_eq!(bounds(61, 3599, true), ((70, 3590), (120, 3540)));
-        assert_eq!(bounds(90, 150, true), ((90, 150), (150, 150)));
-        assert_eq!(bounds(91, 99, true), ((99, 99), (99, 99)));
-        // Without the 10-second level: the whole minutes.
-        assert_eq!(bounds(61, 3599, false), ((120, 3540), (120, 3540)));
-        assert_eq!(bounds(90, 150, false), ((150, 150), (150, 150)));
-        // Every bound lies in the window, in order.
-        for (from, to) in [(-35, 7), (0, 1), (3, 13), (59, 121), (-600, 600)] {
-            for with_tens in [true, false] {
-                let ((t0, t1), (m0, m1)) = bounds(from, to, with_tens);
-                assert!(from <= t0 && t0 <= m0 && m0 <= m1 && m1 <= t1 && t1 <= to);
-                assert!(with_tens || (t0, t1) == (m0, m1));
-            }
-        }
-    }
-
-    #[test]
-    fn blocks_out_of_order_are_an_error() {
-        let row: CountsRow = (1, 0, 0, 0, Vec::new());
-        let mut builder = RollupBuilder::new(100);
-        builder.add(125, 0, &row, None).unwrap();
-        assert!(matches!(
-            builder.add(105, 0, &row, None),
-            Err(StoreError::Corrupt(_))
-        ));
-    }
-}
-
 /// What applying a delta does to its source's watermark.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Advance {
@@ -587,11 +502,146 @@ pub(crate) fn advance(
             seq: delta.seq,
             requests: current.requests + delta.requests(),
             cut_at_ms: current.cut_at_ms.max(delta.cut_at_ms),
-            peak_rps: delta
-                .rate()
-                .map_or(current.peak_rps, |rate| rate.max(current.peak_rps)),
+            peak_rps: recent_peak(current, delta),
             evicted_requests: current.evicted_requests + evicted,
         },
         marker,
     })
+}
+
+/// How fast a source's peak rate is forgotten: it halves for every
+/// `PEAK_HALF_LIFE_MS` (worker clock) in which no interval reaches it, so
+/// it holds the fastest of about the last 5-10 s.
+const PEAK_HALF_LIFE_MS: f64 = 5_000.0;
+
+/// A source's recent peak rate after `delta`: the faster of its interval
+/// and the previous peak, decayed over the time between their cuts. A fast
+/// start long ago does not widen the bound of a worker lost much later
+/// (docs/RELIABILITY.md, "Worker killed").
+fn recent_peak(current: &crate::Watermark, delta: &crate::Delta) -> f64 {
+    let elapsed_ms = (delta.cut_at_ms - current.cut_at_ms).max(0) as f64;
+    let decayed = current.peak_rps * 0.5f64.powf(elapsed_ms / PEAK_HALF_LIFE_MS);
+    delta.rate().map_or(decayed, |rate| rate.max(decayed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_aligned_to_the_origin() {
+        let o = 1_700_000_017;
+        assert_eq!(block_start(o, MINUTE_S, o), o);
+        assert_eq!(block_start(o, MINUTE_S, o + 59), o);
+        assert_eq!(block_start(o, MINUTE_S, o + 60), o + 60);
+        assert_eq!(block_start(o, MINUTE_S, o - 1), o - 60);
+        assert_eq!(block_start(o, MINUTE_S, o - 60), o - 60);
+        assert_eq!(block_start(o, MINUTE_S, o - 61), o - 120);
+        assert_eq!(block_start(o, TEN_S, o + 9), o);
+        assert_eq!(block_start(o, TEN_S, o + 61), o + 60);
+        assert_eq!(block_start(o, TEN_S, o - 1), o - 10);
+    }
+
+    #[test]
+    fn whole_blocks_of_a_window() {
+        let o = 1_700_000_017;
+        let minutes = |from, to| whole_blocks(o, MINUTE_S, from, to);
+        // Aligned: every minute of the window.
+        assert_eq!(minutes(o + 60, o + 300), Some((o + 60, o + 300)));
+        // Not aligned: the minutes strictly inside.
+        assert_eq!(minutes(o + 61, o + 299), Some((o + 120, o + 240)));
+        assert_eq!(minutes(o - 5, o + 125), Some((o, o + 120)));
+        // Less than a whole minute.
+        assert_eq!(minutes(o + 61, o + 150), None);
+        assert_eq!(minutes(o + 1, o + 60), None);
+        assert_eq!(
+            whole_blocks(o, TEN_S, o + 61, o + 150),
+            Some((o + 70, o + 150))
+        );
+        assert_eq!(whole_blocks(o, TEN_S, o + 61, o + 69), None);
+        // Open ends.
+        let (first, end) = minutes(i64::MIN, i64::MAX).unwrap();
+        assert!(first <= o && end > o + 1_000_000_000);
+        assert_eq!((i128::from(first) - i128::from(o)) % 60, 0);
+        assert_eq!((end - o) % 60, 0);
+    }
+
+    #[test]
+    fn rollup_bounds_of_a_window() {
+        let o = 1_700_000_017;
+        let bounds = |from: i64, to: i64, with_tens| {
+            let b = RollupBounds::new(o, o + from, o + to, with_tens);
+            (
+                (b.tens.0 - o, b.tens.1 - o),
+                (b.minutes.0 - o, b.minutes.1 - o),
+            )
+        };
+        // Aligned to minutes: minutes only.
+        assert_eq!(bounds(60, 3600, true), ((60, 3600), (60, 3600)));
+        // Aligned to tens: blocks at both edges.
+        assert_eq!(bounds(70, 3590, true), ((70, 3590), (120, 3540)));
+        // Aligned to neither: at most 9 seconds per edge.
+        assert_eq!(bounds(61, 3599, true), ((70, 3590), (120, 3540)));
+        assert_eq!(bounds(90, 150, true), ((90, 150), (150, 150)));
+        assert_eq!(bounds(91, 99, true), ((99, 99), (99, 99)));
+        // Without the 10-second level: the whole minutes.
+        assert_eq!(bounds(61, 3599, false), ((120, 3540), (120, 3540)));
+        assert_eq!(bounds(90, 150, false), ((150, 150), (150, 150)));
+        // Every bound lies in the window, in order.
+        for (from, to) in [(-35, 7), (0, 1), (3, 13), (59, 121), (-600, 600)] {
+            for with_tens in [true, false] {
+                let ((t0, t1), (m0, m1)) = bounds(from, to, with_tens);
+                assert!(from <= t0 && t0 <= m0 && m0 <= m1 && m1 <= t1 && t1 <= to);
+                assert!(with_tens || (t0, t1) == (m0, m1));
+            }
+        }
+    }
+
+    #[test]
+    fn the_peak_rate_is_recent() {
+        // 100 requests per 100 ms interval (1,000/s), cut every 100 ms.
+        let interval = |requests: u64, cut_at_ms: i64| crate::Delta {
+            cut_at_ms,
+            interval_us: 100_000,
+            endpoints: vec![crate::EndpointDelta {
+                endpoint: 0,
+                counts: Counts {
+                    requests,
+                    ..Counts::default()
+                },
+                histogram: LatencyHistogram::new(),
+                uncorrected: None,
+                failures: Vec::new(),
+            }],
+            ..crate::Delta::default()
+        };
+        let mut mark = crate::Watermark::default();
+        mark.peak_rps = recent_peak(&mark, &interval(300, 1_000));
+        mark.cut_at_ms = 1_000;
+        assert_eq!(mark.peak_rps, 3_000.0, "the first interval sets it");
+        // Slower intervals: the fast one is remembered, halving per 5 s.
+        mark.peak_rps = recent_peak(&mark, &interval(100, 6_000));
+        mark.cut_at_ms = 6_000;
+        assert_eq!(mark.peak_rps, 1_500.0);
+        mark.peak_rps = recent_peak(&mark, &interval(100, 16_000));
+        mark.cut_at_ms = 16_000;
+        assert_eq!(mark.peak_rps, 1_000.0, "the steady rate once it is faster");
+        // A loss marker or a short interval says nothing about the rate.
+        let short = crate::Delta {
+            interval_us: 10_000,
+            ..interval(100, 21_000)
+        };
+        assert_eq!(recent_peak(&mark, &short), 500.0);
+    }
+
+    #[test]
+    fn blocks_out_of_order_are_an_error() {
+        let row: CountsRow = (1, 0, 0, 0, Vec::new());
+        let mut builder = RollupBuilder::new(100);
+        builder.add(125, 0, &row, None).unwrap();
+        assert!(matches!(
+            builder.add(105, 0, &row, None),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }

@@ -337,7 +337,8 @@ pub struct Watermark {
     pub requests: u64,
     /// End of its last applied interval (Unix ms, the worker's clock).
     pub cut_at_ms: i64,
-    /// Highest request rate of one of its intervals.
+    /// Its recent peak request rate: the fastest of its intervals, halved
+    /// for every 5 s since that no interval reached it.
     pub peak_rps: f64,
     /// Requests it reported as evicted (loss markers).
     pub evicted_requests: u64,

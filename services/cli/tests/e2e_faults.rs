@@ -23,9 +23,9 @@ use tokio::sync::watch;
 /// moments with it: the run reports it (final table, summary JSON, stored
 /// run, threshold) with a bound that covers what is missing and is a
 /// fraction of one worker-second of its traffic. The bound grows with the
-/// delta interval (docs/RELIABILITY.md): at the default 200 ms it measured
-/// 14-31% of a worker-second on this 2-core machine, at 100 ms (used here)
-/// 13-24%.
+/// delta interval (docs/RELIABILITY.md); at 100 ms (used here) it measured
+/// 4-21% of a worker-second on this 2-core machine, alone or next to two
+/// busy CPU loops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_is_bounded_and_reported() {
     let db = TestDatabase::postgres().await.unwrap();
@@ -76,15 +76,11 @@ async fn a_killed_worker_is_bounded_and_reported() {
     assert_eq!(records.len(), 1);
     let record = &records[0];
     assert_eq!(record.unrecorded_max, unrecorded_max);
-    // The goal is 30% of a worker-second, met alone on this 2-core machine
-    // (13-24% measured at 100 ms deltas); under CPU contention (a build or
-    // another load next to the test) the peak rate and the commit lag grow
-    // and 31-47% were measured, so the test holds the bound to 60%
-    // (docs/RELIABILITY.md).
+    // At most 30% of a worker-second (its average rate until the kill).
     let worker_second = record.received as f64 / record.at_s;
     assert!(
-        (unrecorded_max as f64) <= 0.6 * worker_second,
-        "unrecorded_max {unrecorded_max} > 60% of one worker-second ({worker_second:.0} requests)"
+        (unrecorded_max as f64) <= 0.3 * worker_second,
+        "unrecorded_max {unrecorded_max} > 30% of one worker-second ({worker_second:.0} requests)"
     );
     eprintln!(
         "worker SIGKILL: served {served}, stored {stored}, missing {}, unrecorded_max {unrecorded_max}, one worker-second {worker_second:.0}",

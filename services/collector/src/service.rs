@@ -36,13 +36,14 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// The collector service over a store.
+#[derive(Clone)]
 pub struct CollectorService {
     store: Arc<dyn Store>,
-    runs: Runs,
+    runs: Arc<Runs>,
     /// OTLP export of applied deltas, when configured.
     otlp: Option<Arc<Feed>>,
     /// Target resource samplers of the live runs that asked for one.
-    samplers: Mutex<HashMap<String, Sampler>>,
+    samplers: Arc<Mutex<HashMap<String, Sampler>>>,
     /// Told of transient write failures (health turns NOT_SERVING).
     write_failures: WriteFailures,
 }
@@ -51,10 +52,10 @@ impl CollectorService {
     /// A service storing into `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
-            runs: Runs::new(store.clone()),
+            runs: Arc::new(Runs::new(store.clone())),
             store,
             otlp: None,
-            samplers: Mutex::new(HashMap::new()),
+            samplers: Arc::default(),
             write_failures: WriteFailures::default(),
         }
     }
@@ -293,6 +294,10 @@ impl CollectorService {
                     at_s = record.at_s,
                     received = record.received,
                     unrecorded_max = record.unrecorded_max,
+                    peak_rps = mark.map_or(0.0, |m| m.peak_rps),
+                    heartbeat_rps = worker.rate_rps,
+                    since_last_delta_ms = mark.map_or(0, |m| worker.worker_at_ms - m.cut_at_ms),
+                    in_flight_max = worker.in_flight_max,
                     "worker lost without its final flush: up to unrecorded_max requests are missing from the run"
                 );
                 record
@@ -426,18 +431,29 @@ impl Collector for CollectorService {
     }
 
     /// Applies the deltas in order; the first error ends the request (deltas
-    /// before it stay applied, and re-sending them is harmless).
+    /// before it stay applied, and re-sending them is harmless). A request
+    /// that arrived whole is applied to the end even if its sender goes away
+    /// meanwhile (hyper drops this future when the stream is reset): the
+    /// last deltas of a killed worker still count.
     async fn push_deltas(
         &self,
         request: Request<v1::PushDeltasRequest>,
     ) -> Result<Response<v1::PushDeltasResponse>, Status> {
-        let mut response = v1::PushDeltasResponse::default();
-        for delta in &request.get_ref().deltas {
-            match self.push(delta).await? {
-                ApplyOutcome::Applied => response.applied += 1,
-                ApplyOutcome::Duplicate => response.duplicates += 1,
+        let service = self.clone();
+        let deltas = request.into_inner().deltas;
+        let applying = tokio::spawn(async move {
+            let mut response = v1::PushDeltasResponse::default();
+            for delta in &deltas {
+                match service.push(delta).await? {
+                    ApplyOutcome::Applied => response.applied += 1,
+                    ApplyOutcome::Duplicate => response.duplicates += 1,
+                }
             }
-        }
+            Ok::<_, CollectorError>(response)
+        });
+        let response = applying
+            .await
+            .map_err(|error| Status::internal(format!("applying deltas failed: {error}")))??;
         Ok(Response::new(response))
     }
 
