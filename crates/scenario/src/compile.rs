@@ -1,5 +1,6 @@
 //! Turns the YAML tree into the scenario model, checking every key and value.
 
+mod check;
 mod fields;
 mod stages;
 mod step;
@@ -7,7 +8,8 @@ mod thresholds;
 
 use std::time::Duration;
 
-use crate::model::{EndpointDef, Task, Timeouts, UserClass, UserClassInfo, Wait};
+use crate::check::CheckDef;
+use crate::model::{BasicAuth, EndpointDef, Task, Timeouts, UserClass, UserClassInfo, Wait};
 use crate::node::{Kind, Node};
 use crate::template::{BUILTINS, Template};
 use crate::{Scenario, ScenarioError};
@@ -25,14 +27,26 @@ const TOP_KEYS: &[&str] = &[
     "thresholds",
 ];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
-const CLASS_KEYS: &[&str] = &["name", "weight", "wait", "variables", "on_start", "tasks"];
-const TASK_KEYS: &[&str] = &["weight", "request", "steps"];
+const CLASS_KEYS: &[&str] = &[
+    "name",
+    "weight",
+    "wait",
+    "cookies",
+    "auth",
+    "variables",
+    "on_start",
+    "tasks",
+];
+const TASK_KEYS: &[&str] = &["weight", "request", "steps", "think"];
 const WAIT_KINDS: &str = "none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}";
 
 /// Compilation state: where errors point and the endpoint table being built.
 pub(crate) struct Compiler<'a> {
     source_name: &'a str,
     endpoints: Vec<EndpointDef>,
+    checks: Vec<CheckDef>,
+    /// The `auth` of the user class being compiled, its requests' default.
+    class_auth: Option<BasicAuth>,
 }
 
 impl<'a> Compiler<'a> {
@@ -40,6 +54,8 @@ impl<'a> Compiler<'a> {
         Compiler {
             source_name,
             endpoints: Vec::new(),
+            checks: Vec::new(),
+            class_auth: None,
         }
     }
 
@@ -117,6 +133,7 @@ impl<'a> Compiler<'a> {
             user_classes,
             classes,
             endpoints: self.endpoints,
+            checks: self.checks,
             timeouts,
             stages,
             rate,
@@ -209,6 +226,13 @@ impl<'a> Compiler<'a> {
             Some(n) => self.wait(n)?,
             None => Wait::None,
         };
+        let cookies = match f.get("cookies") {
+            Some(n) => match n.kind {
+                Kind::Bool(on) => on,
+                _ => return Err(self.wrong_type(n, "cookies", "true or false")),
+            },
+            None => true,
+        };
         // Variable names come first so every template can resolve them,
         // including ones only set later by an `extract`.
         let mut var_names: Vec<String> = Vec::new();
@@ -234,6 +258,10 @@ impl<'a> Compiler<'a> {
                 self.template(value, "variable value", &var_names[..index])?,
             ));
         }
+        self.class_auth = match f.get("auth") {
+            Some(n) => Some(self.auth(n, &var_names)?),
+            None => None,
+        };
         let on_start = match f.get("on_start") {
             Some(n) => self.steps(n, "on_start", &var_names)?,
             None => Vec::new(),
@@ -258,6 +286,7 @@ impl<'a> Compiler<'a> {
             wait,
             var_names,
             variables,
+            cookies,
             on_start,
             tasks,
         })
@@ -276,7 +305,15 @@ impl<'a> Compiler<'a> {
                 return Err(self.error(node, "a task needs exactly one of \"request\" (one request) or \"steps\" (a list of requests)"));
             }
         };
-        Ok(Task { weight, steps })
+        let think = match f.get("think") {
+            Some(n) => self.duration(n)?,
+            None => std::time::Duration::ZERO,
+        };
+        Ok(Task {
+            weight,
+            steps,
+            think,
+        })
     }
 
     fn steps(

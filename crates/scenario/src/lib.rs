@@ -10,9 +10,11 @@
 //! - `node`: the YAML document as a tree of located nodes (serde-saphyr)
 //! - `compile`: the tree to the model, with every check and message
 //! - `model`: user classes, tasks, steps, bodies, expectations, extraction
+//! - `check`: response checks (`check:`) and how they are evaluated
 //! - `template`: `{{ expr }}` templates and JSON body templates
 //! - `threshold`: pass/fail thresholds (`p95 < 150ms`) and their flag syntax
 
+mod check;
 mod compile;
 mod model;
 mod node;
@@ -21,11 +23,12 @@ pub mod threshold;
 
 use std::fmt::Write as _;
 
+pub use check::{Check, CheckDef, CheckKind};
 pub use model::{
-    Body, EndpointDef, Expect, Extract, ExtractSource, Stage, StageTarget, Step, Task, Timeouts,
-    UserClass, UserClassInfo, Wait,
+    BasicAuth, Body, EndpointDef, Expect, Extract, ExtractSource, ResponseView, Stage, StageTarget,
+    Step, Task, Timeouts, UserClass, UserClassInfo, Wait,
 };
-pub use template::{JsonTemplate, RenderContext, Segment, Template};
+pub use template::{Cookies, JsonTemplate, RenderContext, Segment, Template};
 pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
 
 /// A parsed, validated scenario.
@@ -36,6 +39,7 @@ pub struct Scenario {
     user_classes: Vec<UserClassInfo>,
     classes: Vec<UserClass>,
     endpoints: Vec<EndpointDef>,
+    checks: Vec<CheckDef>,
     timeouts: Timeouts,
     stages: Vec<Stage>,
     rate: Option<f64>,
@@ -108,6 +112,13 @@ impl Scenario {
     /// The endpoint table; deltas refer to endpoints by index into it.
     pub fn endpoints(&self) -> &[EndpointDef] {
         &self.endpoints
+    }
+
+    /// Every `check:` of every request, in file order; `Check::index`
+    /// points here. Two requests of one endpoint with checks of the same
+    /// name share one (their counts add up).
+    pub fn checks(&self) -> &[CheckDef] {
+        &self.checks
     }
 
     /// The scenario's `thresholds:`, in file order.

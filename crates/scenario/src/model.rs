@@ -31,6 +31,8 @@ pub struct UserClass {
     /// Initial values, rendered in order when a user starts (a later one may
     /// use an earlier one). Indexes into `var_names`.
     pub variables: Vec<(usize, Template)>,
+    /// Each user keeps its own cookie jar (`cookies:`, on by default).
+    pub cookies: bool,
     /// Steps each user runs once before its first task.
     pub on_start: Vec<Step>,
     /// Tasks, picked at random by weight.
@@ -56,6 +58,8 @@ pub enum Wait {
 pub struct Task {
     pub weight: u32,
     pub steps: Vec<Step>,
+    /// Pause between two steps (`think:`; zero: none).
+    pub think: Duration,
 }
 
 /// One HTTP request.
@@ -74,8 +78,20 @@ pub struct Step {
     /// Extra request headers (names validated as HTTP tokens).
     pub headers: Vec<(String, Template)>,
     pub body: Body,
+    /// Basic auth: the request's own `auth`, else its user class's.
+    pub auth: Option<BasicAuth>,
     pub expect: Expect,
+    /// Assertions on the response (`check:`), evaluated when the status is
+    /// expected; counted per check.
+    pub checks: Vec<crate::Check>,
     pub extract: Vec<Extract>,
+}
+
+/// `auth: {basic: [USER, PASSWORD]}`.
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    pub user: Template,
+    pub password: Template,
 }
 
 /// A request body.
@@ -109,7 +125,7 @@ impl Expect {
     }
 }
 
-/// Copies a value from a response body into a user variable.
+/// Copies a value from a response into a user variable.
 #[derive(Debug, Clone)]
 pub struct Extract {
     /// Index into `UserClass::var_names`.
@@ -124,15 +140,34 @@ pub enum ExtractSource {
     JsonPointer(String),
     /// A regex with exactly one capture group, matched against the body text.
     Regex(regex::Regex),
+    /// A response header's value, or the one capture group of `regex` in it.
+    Header {
+        name: http::HeaderName,
+        regex: Option<regex::Regex>,
+    },
+}
+
+/// The parts of a response that checks and extractions read.
+#[derive(Clone, Copy)]
+pub struct ResponseView<'a> {
+    pub body: &'a [u8],
+    pub headers: &'a http::HeaderMap,
+}
+
+impl ResponseView<'_> {
+    /// The first value of header `name`, if it is text.
+    pub fn header(&self, name: &http::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 impl Extract {
     /// The extracted value, or a message saying why there is none. A JSON
     /// string is taken without quotes; other JSON values as JSON text.
-    pub fn apply(&self, body: &[u8]) -> Result<String, String> {
+    pub fn apply(&self, response: &ResponseView<'_>) -> Result<String, String> {
         match &self.source {
             ExtractSource::JsonPointer(pointer) => {
-                let value: serde_json::Value = serde_json::from_slice(body)
+                let value: serde_json::Value = serde_json::from_slice(response.body)
                     .map_err(|e| format!("response body is not JSON: {e}"))?;
                 match value.pointer(pointer) {
                     Some(serde_json::Value::String(s)) => Ok(s.clone()),
@@ -141,15 +176,34 @@ impl Extract {
                 }
             }
             ExtractSource::Regex(regex) => {
-                let text = String::from_utf8_lossy(body);
-                regex
-                    .captures(&text)
-                    .and_then(|c| c.get(1))
-                    .map(|m| m.as_str().to_owned())
+                let text = String::from_utf8_lossy(response.body);
+                capture(regex, &text)
                     .ok_or_else(|| format!("regex {:?} did not match the response", regex.as_str()))
+            }
+            ExtractSource::Header { name, regex } => {
+                let value = response
+                    .header(name)
+                    .ok_or_else(|| format!("no header {name:?} in the response"))?;
+                match regex {
+                    None => Ok(value.to_owned()),
+                    Some(regex) => capture(regex, value).ok_or_else(|| {
+                        format!(
+                            "regex {:?} did not match header {name:?}: {value:?}",
+                            regex.as_str()
+                        )
+                    }),
+                }
             }
         }
     }
+}
+
+/// The first capture group of `regex` in `text`.
+fn capture(regex: &regex::Regex, text: &str) -> Option<String> {
+    regex
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_owned())
 }
 
 /// Timeouts for every request of a scenario (`timeouts: {connect, request}`).

@@ -2,7 +2,8 @@
 //! so rendering on the hot path is a walk over a short list.
 //!
 //! Expressions: `uuid`, `now_ms`, `now_rfc3339`, `random_int(MIN, MAX)`,
-//! `seq`, `user_id` and the names of the user class's variables.
+//! `seq`, `user_id`, `cookie.NAME` and the names of the user class's
+//! variables.
 
 mod json;
 
@@ -21,6 +22,7 @@ pub const BUILTINS: &[&str] = &[
     "random_int",
     "seq",
     "user_id",
+    "cookie",
 ];
 
 /// A compiled template.
@@ -49,6 +51,14 @@ pub enum Segment {
     UserId,
     /// The user variable with this index (`UserClass::var_names`).
     Var(usize),
+    /// The value of the user's cookie of this name (empty when it has none).
+    Cookie(String),
+}
+
+/// Where `{{ cookie.NAME }}` reads from: a virtual user's cookie jar.
+pub trait Cookies {
+    /// The value of the unexpired cookie `name`, if the jar has one.
+    fn cookie(&self, name: &str) -> Option<&str>;
 }
 
 /// What a template is rendered against: one virtual user's state.
@@ -58,6 +68,8 @@ pub struct RenderContext<'a, R: ?Sized> {
     pub seq: u64,
     pub user_id: u64,
     pub rng: &'a mut R,
+    /// The user's cookie jar (`None`: cookies off, every cookie is empty).
+    pub cookies: Option<&'a dyn Cookies>,
 }
 
 /// Why a template did not compile.
@@ -168,6 +180,11 @@ impl Template {
                         out.push_str(value);
                     }
                 }
+                Segment::Cookie(name) => {
+                    if let Some(value) = ctx.cookies.and_then(|jar| jar.cookie(name)) {
+                        out.push_str(value);
+                    }
+                }
             }
         }
     }
@@ -192,6 +209,18 @@ fn compile_expr(expr: &str, var_names: &[String]) -> Result<Segment, TemplateErr
     if let Some(args) = expr.strip_prefix("random_int") {
         return compile_random_int(expr, args.trim());
     }
+    if let Some(name) = expr.strip_prefix("cookie.") {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid {
+            return Err(TemplateError(format!(
+                "invalid cookie name in {expr:?}; expected cookie.NAME with NAME made of letters, digits and !#$%&'*+-.^_`|~"
+            )));
+        }
+        return Ok(Segment::Cookie(name.to_owned()));
+    }
     if let Some(index) = var_names.iter().position(|name| name == expr) {
         return Ok(Segment::Var(index));
     }
@@ -202,7 +231,7 @@ fn compile_expr(expr: &str, var_names: &[String]) -> Result<Segment, TemplateErr
     };
     Err(TemplateError(format!(
         "unknown name {expr:?} in template; built-ins: uuid, now_ms, now_rfc3339, \
-         random_int(MIN, MAX), seq, user_id; variables: {defined}"
+         random_int(MIN, MAX), seq, user_id, cookie.NAME; variables: {defined}"
     )))
 }
 

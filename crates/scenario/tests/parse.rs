@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cicada_scenario::{
-    Body, Expect, ExtractSource, Metric, Op, Scenario, Segment, Stage, StageTarget, Timeouts, Wait,
+    ResponseView, Body, Expect, ExtractSource, Metric, Op, Scenario, Segment, Stage, StageTarget, Timeouts, Wait,
 };
 
 fn example(name: &str) -> Scenario {
@@ -153,23 +153,23 @@ fn every_feature_parses() {
     assert_eq!(api.tasks[1].steps.len(), 3);
     assert!(matches!(api.tasks[1].steps[0].body, Body::Raw(_)));
     let csrf = &api.tasks[1].steps[1].extract[0];
-    assert_eq!(csrf.apply(b"<input csrf=abc123>").unwrap(), "abc123");
+    assert_eq!(csrf.apply(&body(b"<input csrf=abc123>")).unwrap(), "abc123");
     assert!(
-        csrf.apply(b"nothing")
+        csrf.apply(&body(b"nothing"))
             .unwrap_err()
             .contains("did not match")
     );
-    assert_eq!(login.extract[0].apply(br#"{"token":"t1"}"#).unwrap(), "t1");
-    assert_eq!(login.extract[0].apply(br#"{"token":5}"#).unwrap(), "5");
+    assert_eq!(login.extract[0].apply(&body(br#"{"token":"t1"}"#)).unwrap(), "t1");
+    assert_eq!(login.extract[0].apply(&body(br#"{"token":5}"#)).unwrap(), "5");
     assert!(
         login.extract[0]
-            .apply(br#"{"nope":1}"#)
+            .apply(&body(br#"{"nope":1}"#))
             .unwrap_err()
             .contains("not found")
     );
     assert!(
         login.extract[0]
-            .apply(b"<html>")
+            .apply(&body(b"<html>"))
             .unwrap_err()
             .contains("not JSON")
     );
@@ -204,7 +204,7 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     let yaml = "name: x\nusers:\n  - name: a\n    wiat: none\n    tasks: []\n";
     assert_eq!(
         error(yaml),
-        "x.yaml:4:5: unknown key \"wiat\" in user class; allowed: name, weight, wait, variables, on_start, tasks"
+        "x.yaml:4:5: unknown key \"wiat\" in user class; allowed: name, weight, wait, cookies, auth, variables, on_start, tasks"
     );
     assert_eq!(
         error("name: x\nratte: 5\nusers: []\n"),
@@ -213,12 +213,12 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(
         error(yaml),
-        "x.yaml:4:28: unknown key \"methd\" in request; allowed: method, path, name, query, headers, form, json, body, expect, extract"
+        "x.yaml:4:28: unknown key \"methd\" in request; allowed: method, path, name, query, headers, form, json, body, auth, expect, check, extract"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - wieght: 2\n        request: {path: /}\n";
     assert_eq!(
         error(yaml),
-        "x.yaml:4:9: unknown key \"wieght\" in task; allowed: weight, request, steps"
+        "x.yaml:4:9: unknown key \"wieght\" in task; allowed: weight, request, steps, think"
     );
 }
 
@@ -271,7 +271,7 @@ fn value_errors_point_at_the_value() {
         ),
         (
             "name: x\nusers:\n  - tasks: [{request: {path: \"/{{ tok }}\"}}]\n",
-            "x.yaml:3:30: unknown name \"tok\" in template; built-ins: uuid, now_ms, now_rfc3339, random_int(MIN, MAX), seq, user_id; variables: none",
+            "x.yaml:3:30: unknown name \"tok\" in template; built-ins: uuid, now_ms, now_rfc3339, random_int(MIN, MAX), seq, user_id, cookie.NAME; variables: none",
         ),
         (
             "name: x\nusers:\n  - tasks: [{request: {path: /, expect: [700]}}]\n",
@@ -295,7 +295,7 @@ fn value_errors_point_at_the_value() {
         ),
         (
             "name: x\nusers:\n  - variables: {uuid: a}\n    tasks: [{request: {path: /}}]\n",
-            "x.yaml:3:17: variable name \"uuid\" is a built-in; reserved: uuid, now_ms, now_rfc3339, random_int, seq, user_id",
+            "x.yaml:3:17: variable name \"uuid\" is a built-in; reserved: uuid, now_ms, now_rfc3339, random_int, seq, user_id, cookie",
         ),
         (
             "name: x\nusers:\n  - tasks: [{request: {path: /, headers: {\"bad header\": a}}}]\n",
@@ -583,5 +583,15 @@ fn threshold_errors_point_at_the_value() {
     for (tail, want) in cases {
         let yaml = format!("{base}{tail}");
         assert_eq!(&error(&yaml), want, "for {yaml:?}");
+    }
+}
+
+/// A response of this body and no headers.
+fn body(body: &[u8]) -> ResponseView<'_> {
+    static NO_HEADERS: std::sync::LazyLock<http::HeaderMap> =
+        std::sync::LazyLock::new(http::HeaderMap::new);
+    ResponseView {
+        body,
+        headers: &NO_HEADERS,
     }
 }

@@ -29,11 +29,19 @@ pub enum Route {
     TestV4,
     /// `GET /health`: never delayed or failed unless overridden per route.
     Health,
+    /// `POST /session` with form field `user`: starts a session, answered
+    /// with a `sid` cookie and a `Location: /account/USER` header.
+    Session,
+    /// `GET /account`: `401` unless the request carries the `sid` cookie of
+    /// a session; answers `{"user": USER, "items": 3}`.
+    Account,
+    /// `GET /private`: `401` unless it has basic auth `cicada:secret`.
+    Private,
 }
 
 impl Route {
     /// Number of routes; counters and plans are arrays of this length.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 11;
 
     /// Every route, in index order.
     pub const ALL: [Route; Route::COUNT] = [
@@ -45,6 +53,9 @@ impl Route {
         Route::TestV3,
         Route::TestV4,
         Route::Health,
+        Route::Session,
+        Route::Account,
+        Route::Private,
     ];
 
     /// The route serving `method` on `path`, if any.
@@ -58,6 +69,9 @@ impl Route {
             "/Test/V3" => Route::TestV3,
             "/Test/V4" => Route::TestV4,
             "/health" => Route::Health,
+            "/session" => Route::Session,
+            "/account" => Route::Account,
+            "/private" => Route::Private,
             _ => return None,
         };
         (route.method() == method).then_some(route)
@@ -71,7 +85,7 @@ impl Route {
     /// The HTTP method the route answers.
     pub fn method(self) -> &'static Method {
         match self {
-            Route::Login | Route::Metrics => &Method::POST,
+            Route::Login | Route::Metrics | Route::Session => &Method::POST,
             _ => &Method::GET,
         }
     }
@@ -87,6 +101,9 @@ impl Route {
             Route::TestV3 => "GET /Test/V3",
             Route::TestV4 => "GET /Test/V4",
             Route::Health => "GET /health",
+            Route::Session => "POST /session",
+            Route::Account => "GET /account",
+            Route::Private => "GET /private",
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -96,6 +96,9 @@ async fn serve(state: &State, route: Route, req: Request<Incoming>) -> Response<
     let in_flight = state.stats.begin();
     let n = state.next.fetch_add(1, Ordering::Relaxed);
     let plan = &state.plans[route.index()];
+    // What the answer depends on besides the form: the session cookie and
+    // the credentials (`/account`, `/private`).
+    let caller = Caller::of(req.headers());
     let form = if route.method() == Method::POST {
         match Limited::new(req.into_body(), MAX_FORM_BYTES)
             .collect()
@@ -124,18 +127,97 @@ async fn serve(state: &State, route: Route, req: Request<Incoming>) -> Response<
         in_flight.finish(route, Outcome::Error);
         return text(StatusCode::INTERNAL_SERVER_ERROR, "injected error\n");
     }
-    let (outcome, response) = answer(route, &form, state.seed ^ n);
+    let (outcome, response) = answer(route, &form, &caller, state.seed ^ n);
     in_flight.finish(route, outcome);
     response
 }
 
+/// The session and credentials a request came with.
+struct Caller {
+    /// The user of a valid `sid` cookie.
+    session_user: Option<String>,
+    /// Basic auth `cicada:secret`.
+    authorized: bool,
+}
+
+/// Basic auth that `/private` accepts: `cicada:secret`.
+const PRIVATE_AUTHORIZATION: &str = "Basic Y2ljYWRhOnNlY3JldA==";
+
+impl Caller {
+    fn of(headers: &HeaderMap) -> Caller {
+        let session_user = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().strip_prefix("sid="))
+            .find_map(session_user);
+        let authorized = headers
+            .get(AUTHORIZATION)
+            .is_some_and(|value| value.as_bytes() == PRIVATE_AUTHORIZATION.as_bytes());
+        Caller {
+            session_user,
+            authorized,
+        }
+    }
+}
+
+/// The session id of `user`: `USER.SIGNATURE`, checkable without state.
+fn session_id(user: &str) -> String {
+    let signature = user
+        .bytes()
+        .fold(0x5e55_10f5, |h, b| chance::splitmix64(h ^ u64::from(b)));
+    format!("{user}.{signature:016x}")
+}
+
+fn session_user(sid: &str) -> Option<String> {
+    let (user, _) = sid.rsplit_once('.')?;
+    (!user.is_empty() && session_id(user) == sid).then(|| user.to_owned())
+}
+
 /// The route's own answer to a request that was not failed on purpose.
-fn answer(route: Route, form: &[u8], salt: u64) -> (Outcome, Response<Body>) {
+fn answer(route: Route, form: &[u8], caller: &Caller, salt: u64) -> (Outcome, Response<Body>) {
     let bad = || {
         let response = text(StatusCode::BAD_REQUEST, "missing form field\n");
         (Outcome::BadRequest, response)
     };
+    let unauthorized = || {
+        let response = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        (Outcome::BadRequest, response)
+    };
     match route {
+        Route::Session => {
+            // Letters, digits, - and _ only, so it needs no escaping.
+            let user = form::field(form, b"user").filter(|user| {
+                user.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            });
+            let Some(user) = user.and_then(|user| std::str::from_utf8(user).ok()) else {
+                return bad();
+            };
+            let body = format!("{{\"user\":\"{user}\"}}");
+            let mut response = json(StatusCode::OK, body.into());
+            let headers = response.headers_mut();
+            let cookie = format!("sid={}; Path=/; HttpOnly", session_id(user));
+            // Both values are built from checked characters only.
+            if let (Ok(cookie), Ok(location)) = (
+                HeaderValue::from_str(&cookie),
+                HeaderValue::from_str(&format!("/account/{user}")),
+            ) {
+                headers.insert(SET_COOKIE, cookie);
+                headers.insert(LOCATION, location);
+            }
+            (Outcome::Ok, response)
+        }
+        Route::Account => match &caller.session_user {
+            Some(user) => {
+                let body = format!("{{\"user\":\"{user}\",\"items\":3}}");
+                (Outcome::Ok, json(StatusCode::OK, body.into()))
+            }
+            None => unauthorized(),
+        },
+        Route::Private if caller.authorized => (Outcome::Ok, text(StatusCode::OK, "ok\n")),
+        Route::Private => unauthorized(),
         Route::Login => match form::field(form, b"deviceid") {
             Some(device) => {
                 let token = device

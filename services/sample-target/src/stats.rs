@@ -49,7 +49,7 @@ pub enum Outcome {
     Ok,
     /// An injected `500`.
     Error,
-    /// A `400` or `413`: the request was invalid.
+    /// A `400`, `401` or `413`: the request was invalid (or not allowed).
     BadRequest,
 }
 

@@ -9,7 +9,8 @@ use super::Compiler;
 use super::fields::Fields;
 
 const STEP_KEYS: &[&str] = &[
-    "method", "path", "name", "query", "headers", "form", "json", "body", "expect", "extract",
+    "method", "path", "name", "query", "headers", "form", "json", "body", "auth", "expect",
+    "check", "extract",
 ];
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -70,7 +71,26 @@ impl Compiler<'_> {
             Some(n) => self.extracts(n, vars)?,
             None => Vec::new(),
         };
+        let auth = match f.get("auth") {
+            Some(n) => Some(self.auth(n, vars)?),
+            None => self.class_auth.clone(),
+        };
+        if auth.is_some()
+            && let Some(key) = header_keys(f.get("headers")).find(|key| {
+                key.scalar_text()
+                    .is_some_and(|name| name.eq_ignore_ascii_case("authorization"))
+            })
+        {
+            return Err(self.error(
+                key,
+                "header \"authorization\" and \"auth\" both set the credentials; keep one",
+            ));
+        }
         let endpoint = self.endpoint(&method, &name);
+        let checks = match f.get("check") {
+            Some(n) => self.checks(n, endpoint)?,
+            None => Vec::new(),
+        };
         Ok(Step {
             method,
             path,
@@ -79,7 +99,9 @@ impl Compiler<'_> {
             query,
             headers,
             body,
+            auth,
             expect,
+            checks,
             extract,
         })
     }
@@ -207,7 +229,7 @@ impl Compiler<'_> {
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let f = Fields::new(self, item, "extract", &["var", "json", "regex"])?;
+            let f = Fields::new(self, item, "extract", &["var", "json", "regex", "header"])?;
             let var_node = f.required(self, "var")?;
             let var_name = self.string(var_node, "var")?;
             let var = vars.iter().position(|v| *v == var_name).ok_or_else(|| {
@@ -223,30 +245,21 @@ impl Compiler<'_> {
             if !valid {
                 return Err(self.error(var_node, format!("invalid variable name {var_name:?}; allowed: letters, digits and _, not starting with a digit")));
             }
-            let source = match (f.get("json"), f.get("regex")) {
-                (Some(n), None) => {
-                    let pointer = self.string(n, "json")?;
-                    if !pointer.is_empty() && !pointer.starts_with('/') {
-                        return Err(self.error(n, format!("invalid JSON pointer {pointer:?}; it must be empty or start with \"/\", e.g. /token")));
-                    }
-                    ExtractSource::JsonPointer(pointer)
-                }
-                (None, Some(n)) => {
-                    let text = self.string(n, "regex")?;
-                    let regex = regex::Regex::new(&text)
-                        .map_err(|e| self.error(n, format!("invalid regex {text:?}: {e}")))?;
-                    if regex.captures_len() != 2 {
-                        return Err(self.error(
-                            n,
-                            format!("regex {text:?} must have exactly one capture group"),
-                        ));
-                    }
-                    ExtractSource::Regex(regex)
-                }
+            let regex = match f.get("regex") {
+                Some(n) => Some(self.capture_regex(n)?),
+                None => None,
+            };
+            let source = match (f.get("json"), f.get("header"), regex) {
+                (Some(n), None, None) => ExtractSource::JsonPointer(self.json_pointer(n)?),
+                (None, None, Some(regex)) => ExtractSource::Regex(regex),
+                (None, Some(n), regex) => ExtractSource::Header {
+                    name: self.header_name(n)?,
+                    regex,
+                },
                 _ => {
                     return Err(self.error(
                         item,
-                        "an extract needs exactly one of \"json\" (a JSON pointer) or \"regex\"",
+                        "an extract needs exactly one of \"json\" (a JSON pointer), \"regex\" (on the body) or \"header\" (a response header, with an optional \"regex\")",
                     ));
                 }
             };
@@ -254,4 +267,27 @@ impl Compiler<'_> {
         }
         Ok(out)
     }
+
+    /// A regex with exactly one capture group.
+    fn capture_regex(&self, node: &Node) -> Result<regex::Regex, ScenarioError> {
+        let text = self.string(node, "regex")?;
+        let regex = regex::Regex::new(&text)
+            .map_err(|e| self.error(node, format!("invalid regex {text:?}: {e}")))?;
+        if regex.captures_len() != 2 {
+            return Err(self.error(
+                node,
+                format!("regex {text:?} must have exactly one capture group"),
+            ));
+        }
+        Ok(regex)
+    }
+}
+
+/// The key nodes of a `headers:` mapping, in order.
+fn header_keys(node: Option<&Node>) -> impl Iterator<Item = &Node> {
+    let entries = match node.map(|n| &n.kind) {
+        Some(Kind::Map(entries)) => entries.as_slice(),
+        _ => &[],
+    };
+    entries.iter().map(|(key, _)| key)
 }

@@ -14,6 +14,7 @@ fn render(t: &Template, values: &[String], seq: u64) -> String {
         seq,
         user_id: 42,
         rng: &mut rng,
+        cookies: None,
     };
     t.render(&mut ctx)
 }
@@ -86,6 +87,7 @@ fn random_int_stays_in_range() {
             seq: 0,
             user_id: 0,
             rng: &mut rng,
+            cookies: None,
         };
         let n: i64 = t.render(&mut ctx).parse().unwrap();
         assert!((-2..=3).contains(&n));
@@ -100,7 +102,7 @@ fn compile_errors_say_what_is_allowed() {
     assert_eq!(
         e.0,
         "unknown name \"nope\" in template; built-ins: uuid, now_ms, now_rfc3339, \
-         random_int(MIN, MAX), seq, user_id; variables: deviceid, token"
+         random_int(MIN, MAX), seq, user_id, cookie.NAME; variables: deviceid, token"
     );
     let e = Template::compile("a {{ uuid", &[]).unwrap_err();
     assert!(e.0.starts_with("unclosed \"{{\""), "{}", e.0);
@@ -150,6 +152,7 @@ fn json_template_renders_valid_json() {
         seq: 9,
         user_id: 0,
         rng: &mut rng,
+        cookies: None,
     };
     let mut out = String::new();
     json.render_into(&mut ctx, &mut out);
