@@ -413,6 +413,19 @@ pub(crate) fn check_endpoints(run: &crate::NewRun) -> Result<(), StoreError> {
             run.endpoints.len()
         )));
     }
+    let mut checks: Vec<u32> = run.checks.iter().map(|c| c.index).collect();
+    checks.sort_unstable();
+    let holes = checks
+        .iter()
+        .enumerate()
+        .any(|(i, &index)| index as usize != i);
+    if holes || run.checks.iter().any(|c| c.endpoint as usize >= run.endpoints.len()) {
+        return Err(StoreError::Invalid(format!(
+            "checks of run {} must be indexed 0..{} without holes or repeats, each of an endpoint of the run",
+            run.id,
+            run.checks.len()
+        )));
+    }
     Ok(())
 }
 
@@ -612,6 +625,7 @@ mod tests {
                 histogram: LatencyHistogram::new(),
                 uncorrected: None,
                 failures: Vec::new(),
+                checks: Vec::new(),
             }],
             ..crate::Delta::default()
         };

@@ -22,6 +22,8 @@
 //! - `rollup`: the per-minute and per-10-second rollup of ended runs
 //!   (written at finish, read for windows), shared the same way.
 //! - `target`: per-second target resource samples (SQL shared by both).
+//! - `checks`: each run's response checks with their pass/fail counts
+//!   (SQL shared by both).
 //! - `delivery`: each delta source's watermark row with what was received
 //!   from it, and the lost workers (SQL shared by both).
 //! - `fault`: crash injection at named points for the fault tests
@@ -31,6 +33,7 @@
 //! The conformance suite in `tests/conformance.rs` runs the same tests
 //! against both implementations.
 
+mod checks;
 mod convert;
 mod delivery;
 mod error;
@@ -51,7 +54,7 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use model::{
-    ActiveUsers, ApplyOutcome, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
+    ActiveUsers, ApplyOutcome, CheckCount, CheckDef, CheckTotals, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
     FailureRecord, LostWorkerRecord, NewRun, RollupRow, RollupSpan, RunFilter, RunFinish,
     RunRecord, RunStatus, SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord,
     Watermark,
@@ -126,6 +129,10 @@ pub trait Store: Send + Sync + 'static {
     /// The workers recorded at finish as lost without their final flush,
     /// ordered by worker id then source.
     async fn lost_workers(&self, run_id: &str) -> Result<Vec<LostWorkerRecord>, StoreError>;
+
+    /// The run's response checks ordered by index, with their pass/fail
+    /// counts so far (empty for an unknown run or one without checks).
+    async fn checks(&self, run_id: &str) -> Result<Vec<CheckTotals>, StoreError>;
 
     /// The run's thresholds ordered by index, with their results once
     /// recorded (empty for an unknown run).

@@ -72,6 +72,34 @@ pub struct NewRun {
     pub endpoints: Vec<Endpoint>,
     /// Pass/fail criteria, in order.
     pub thresholds: Vec<ThresholdDef>,
+    /// Response checks, indexed 0..n without holes.
+    pub checks: Vec<CheckDef>,
+}
+
+/// One response check of a run (`check:`), as announced with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckDef {
+    /// Index in the run's check table; deltas refer to checks by it.
+    pub index: u32,
+    /// The endpoint whose responses it checks.
+    pub endpoint: u32,
+    pub name: String,
+}
+
+/// How often one check passed and failed (in a delta, or over a run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CheckCount {
+    pub check: u32,
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// A check of a run with its counts so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckTotals {
+    pub def: CheckDef,
+    pub passed: u64,
+    pub failed: u64,
 }
 
 /// A pass/fail threshold as announced with its run.
@@ -200,6 +228,8 @@ pub struct EndpointDelta {
     /// send; `None` in the closed model.
     pub uncorrected: Option<LatencyHistogram>,
     pub failures: Vec<FailureCount>,
+    /// Outcomes of the checks of these responses.
+    pub checks: Vec<CheckCount>,
 }
 
 /// What one worker measured for one run during one interval (a wall-clock

@@ -57,6 +57,7 @@ crate::history::shared_history!(PgStore, sqlx::Postgres);
 crate::rollup::shared_rollup!(PgStore, sqlx::Postgres);
 crate::target::target_samples!(PgStore);
 crate::delivery::shared_delivery!(PgStore, sqlx::Postgres, " FOR UPDATE");
+crate::checks::shared_checks!(PgStore, sqlx::Postgres);
 
 #[async_trait]
 impl Store for PgStore {
@@ -117,6 +118,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        Self::write_check_defs(&mut tx, run).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -187,6 +189,7 @@ impl Store for PgStore {
                 }
                 other => other?,
             }
+            Self::merge_checks(&mut tx, delta).await?;
         }
         Self::write_watermark(&mut tx, &delta.run_id, &next).await?;
         crate::fault::point("apply_delta.before_commit");
@@ -270,6 +273,10 @@ impl Store for PgStore {
 
     async fn lost_workers(&self, run_id: &str) -> Result<Vec<LostWorkerRecord>, StoreError> {
         self.read_lost_workers(run_id).await
+    }
+
+    async fn checks(&self, run_id: &str) -> Result<Vec<crate::CheckTotals>, StoreError> {
+        self.read_checks(run_id).await
     }
 
     async fn thresholds(&self, run_id: &str) -> Result<Vec<ThresholdRecord>, StoreError> {

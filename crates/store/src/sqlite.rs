@@ -113,6 +113,7 @@ crate::history::shared_history!(SqliteStore, sqlx::Sqlite);
 crate::rollup::shared_rollup!(SqliteStore, sqlx::Sqlite);
 crate::target::target_samples!(SqliteStore);
 crate::delivery::shared_delivery!(SqliteStore, sqlx::Sqlite, "");
+crate::checks::shared_checks!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -174,6 +175,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        Self::write_check_defs(&mut tx, run).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -244,6 +246,7 @@ impl Store for SqliteStore {
                 }
                 other => other?,
             }
+            Self::merge_checks(&mut tx, delta).await?;
         }
         Self::write_watermark(&mut tx, &delta.run_id, &next).await?;
         crate::fault::point("apply_delta.before_commit");
@@ -328,6 +331,10 @@ impl Store for SqliteStore {
 
     async fn lost_workers(&self, run_id: &str) -> Result<Vec<LostWorkerRecord>, StoreError> {
         self.read_lost_workers(run_id).await
+    }
+
+    async fn checks(&self, run_id: &str) -> Result<Vec<crate::CheckTotals>, StoreError> {
+        self.read_checks(run_id).await
     }
 
     async fn thresholds(&self, run_id: &str) -> Result<Vec<ThresholdRecord>, StoreError> {

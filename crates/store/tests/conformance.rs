@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_store::{
-    ApplyOutcome, Delta, Endpoint, EndpointDelta, FailureCount, LostWorkerRecord, NewRun,
+    ApplyOutcome, CheckCount, CheckDef, Delta, Endpoint, EndpointDelta, FailureCount,
+    LostWorkerRecord, NewRun,
     RollupSpan, RunFilter, RunFinish, RunStatus, SecondRow, Store, StoreError, TargetSample,
     ThresholdDef, ThresholdOutcome, ThresholdRecord,
 };
@@ -59,6 +60,7 @@ conformance!(
     target_samples_are_stored_per_second,
     rollup_equals_the_merged_seconds,
     loss_markers_and_lost_workers_are_stored_exactly_once,
+    check_counts_add_up_exactly_once,
 );
 
 /// Like `conformance!`, for tests that also change the database behind the
@@ -114,6 +116,7 @@ fn new_run(id: &str, scenario: &str, started_at_ms: i64) -> NewRun {
             },
         ],
         thresholds: thresholds(),
+        checks: Vec::new(),
     }
 }
 
@@ -173,6 +176,7 @@ fn endpoint_delta(endpoint: u32, values: &[u64], failures: u64) -> EndpointDelta
         } else {
             Vec::new()
         },
+        checks: Vec::new(),
     }
 }
 
@@ -1700,4 +1704,91 @@ async fn runs_that_ended_without_a_rollup_are_rolled_up_later(store: Arc<dyn Sto
         raw(url, "DELETE FROM run_tens WHERE run_id = $1", "r1").await,
         0
     );
+}
+
+/// A run's checks are stored with it; deltas add their counts once (a
+/// re-sent delta adds nothing) and a count for a check outside the table
+/// is refused with nothing of the delta applied.
+async fn check_counts_add_up_exactly_once(store: Arc<dyn Store>) {
+    let mut run = new_run("r1", "shop", 1);
+    run.checks = vec![
+        CheckDef {
+            index: 0,
+            endpoint: 0,
+            name: "body contains \"ok\"".to_owned(),
+        },
+        CheckDef {
+            index: 1,
+            endpoint: 1,
+            name: "order id".to_owned(),
+        },
+    ];
+    store.create_run(&run).await.unwrap();
+    let counts = |check: u32, passed: u64, failed: u64| CheckCount {
+        check,
+        passed,
+        failed,
+    };
+    let values = latencies(5, 10);
+    let mut items = endpoint_delta(0, &values, 0);
+    items.checks = vec![counts(0, 9, 1)];
+    let mut orders = endpoint_delta(1, &values, 0);
+    orders.checks = vec![counts(1, 10, 0)];
+    let first = delta("r1", "w1", 1, SECOND, vec![items.clone(), orders]);
+    assert_eq!(store.apply_delta(&first).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(
+        store.apply_delta(&first).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    let second = delta("r1", "w2", 1, SECOND, vec![items.clone()]);
+    assert_eq!(store.apply_delta(&second).await.unwrap(), ApplyOutcome::Applied);
+    let totals: Vec<(String, u64, u64)> = store
+        .checks("r1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.def.name, c.passed, c.failed))
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            ("body contains \"ok\"".to_owned(), 18, 2),
+            ("order id".to_owned(), 10, 0)
+        ]
+    );
+    // Check 1 belongs to endpoint 1, check 7 to none: refused, nothing applied.
+    for bad in [counts(1, 1, 0), counts(7, 1, 0)] {
+        let mut wrong = items.clone();
+        wrong.checks = vec![bad];
+        let third = delta("r1", "w3", 1, SECOND, vec![wrong]);
+        assert!(matches!(
+            store.apply_delta(&third).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let seconds = store.seconds("r1", None).await.unwrap();
+    let requests: u64 = seconds.iter().map(|row| row.counts.requests).sum();
+    assert_eq!(requests, 30, "the refused deltas left no row behind");
+    assert!(store.watermarks("r1").await.unwrap().iter().all(|m| m.worker_id != "w3"));
+    // A check table with a hole, or a check of no endpoint, is refused.
+    let mut holes = new_run("r2", "shop", 1);
+    holes.checks = vec![CheckDef {
+        index: 1,
+        endpoint: 0,
+        name: "x".to_owned(),
+    }];
+    assert!(matches!(
+        store.create_run(&holes).await,
+        Err(StoreError::Invalid(_))
+    ));
+    holes.checks[0] = CheckDef {
+        index: 0,
+        endpoint: 2,
+        name: "x".to_owned(),
+    };
+    assert!(matches!(
+        store.create_run(&holes).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(store.checks("unknown").await.unwrap().is_empty());
 }

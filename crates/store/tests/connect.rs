@@ -13,6 +13,7 @@ fn run(id: &str) -> NewRun {
         started_at_ms: 0,
         endpoints: Vec::new(),
         thresholds: Vec::new(),
+        checks: Vec::new(),
     }
 }
 

@@ -397,6 +397,17 @@ async fn place_and_announce(
                 delay_ms: threshold.delay.as_millis() as u64,
             })
             .collect(),
+        checks: plan
+            .scenario
+            .checks()
+            .iter()
+            .enumerate()
+            .map(|(index, check)| cicada_proto::v1::CheckDef {
+                index: index as u32,
+                endpoint: check.endpoint as u32,
+                name: check.name.clone(),
+            })
+            .collect(),
     };
     let mut collector = shared.collector.clone();
     let result = tokio::time::timeout(

@@ -108,6 +108,7 @@ fn is_empty(endpoint: &EndpointInterval) -> bool {
         && endpoint.histogram.is_empty()
         && endpoint.uncorrected.is_empty()
         && endpoint.failures_by_kind.is_empty()
+        && endpoint.checks.is_empty()
 }
 
 fn encode(index: usize, histogram: &LatencyHistogram) -> Vec<u8> {
@@ -143,6 +144,15 @@ fn endpoint_delta(index: usize, endpoint: &EndpointInterval) -> EndpointDelta {
                 kind: failure.kind.clone(),
                 count: failure.count,
                 last_message: failure.last_message.clone(),
+            })
+            .collect(),
+        checks: endpoint
+            .checks
+            .iter()
+            .map(|check| cicada_proto::v1::CheckCount {
+                check: check.check,
+                passed: check.passed,
+                failed: check.failed,
             })
             .collect(),
     }

@@ -15,6 +15,7 @@
 //! - `arrival`: the open model (iterations at a fixed rate, bounded users)
 
 mod arrival;
+mod jar;
 mod plan;
 mod ramp;
 mod stats;
@@ -109,6 +110,33 @@ pub struct EndpointInterval {
     /// Open model only: latencies measured from the actual send.
     pub uncorrected: LatencyHistogram,
     pub failures_by_kind: Vec<FailureKindCount>,
+    /// Outcomes of the checks of this endpoint's requests (`check:`).
+    pub checks: Vec<CheckCount>,
+}
+
+/// How often one check (`Scenario::checks()` index) passed and failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckCount {
+    pub check: u32,
+    pub passed: u64,
+    pub failed: u64,
+}
+
+impl CheckCount {
+    /// Adds one outcome of `check` to `counts`.
+    pub(crate) fn add(counts: &mut Vec<CheckCount>, check: u32, passed: u64, failed: u64) {
+        match counts.iter_mut().find(|c| c.check == check) {
+            Some(count) => {
+                count.passed += passed;
+                count.failed += failed;
+            }
+            None => counts.push(CheckCount {
+                check,
+                passed,
+                failed,
+            }),
+        }
+    }
 }
 
 /// Everything recorded since the previous cut, indexed like `Scenario::endpoints()`.

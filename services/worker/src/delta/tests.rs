@@ -32,6 +32,7 @@ fn interval(per_endpoint: &[(u64, u64)]) -> Interval {
                     } else {
                         Vec::new()
                     },
+                    checks: Vec::new(),
                 }
             })
             .collect(),

@@ -2,8 +2,10 @@
 //! request (methods, static URIs, static bodies, header names) is built once.
 
 use bytes::Bytes;
+use std::time::Duration;
+
 use cicada_scenario::{
-    Body, Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait,
+    BasicAuth, Body, CheckKind, Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait,
     template::form_urlencode_into,
 };
 use http::header::{CONTENT_TYPE, HeaderName};
@@ -18,12 +20,20 @@ pub(crate) struct Plan {
 
 pub(crate) struct ClassPlan {
     pub wait: Wait,
+    /// Each user keeps a cookie jar.
+    pub cookies: bool,
     pub var_count: usize,
     pub variables: Vec<(usize, Template)>,
     pub on_start: Vec<StepPlan>,
-    pub tasks: Vec<Vec<StepPlan>>,
+    pub tasks: Vec<TaskPlan>,
     /// Running sums of task weights, for a weighted pick with one random number.
     pub task_cumulative: Vec<u64>,
+}
+
+pub(crate) struct TaskPlan {
+    pub steps: Vec<StepPlan>,
+    /// Pause between two steps.
+    pub think: Duration,
 }
 
 pub(crate) struct StepPlan {
@@ -37,8 +47,26 @@ pub(crate) struct StepPlan {
     pub headers: Vec<HeaderPlan>,
     pub body: BodyPlan,
     pub content_type: Option<HeaderValue>,
+    pub auth: Option<AuthPlan>,
     pub expect: Expect,
+    pub checks: Vec<CheckPlan>,
     pub extract: Vec<Extract>,
+    /// The response body is read into memory (for checks or extraction).
+    pub keep_body: bool,
+}
+
+/// The `authorization` header of basic auth.
+pub(crate) enum AuthPlan {
+    /// Both parts are static: encoded once.
+    Static(HeaderValue),
+    Template(BasicAuth),
+}
+
+/// One check, with the name its failure message gives.
+pub(crate) struct CheckPlan {
+    pub index: u32,
+    pub name: String,
+    pub kind: CheckKind,
 }
 
 pub(crate) struct HeaderPlan {
@@ -63,7 +91,7 @@ impl Plan {
             let prepare = |steps: &[Step]| {
                 steps
                     .iter()
-                    .map(StepPlan::new)
+                    .map(|step| StepPlan::new(step, scenario))
                     .collect::<Result<Vec<_>, _>>()
             };
             let on_start = prepare(&class.on_start)?;
@@ -71,12 +99,16 @@ impl Plan {
             let mut task_cumulative = Vec::with_capacity(class.tasks.len());
             let mut sum = 0u64;
             for task in &class.tasks {
-                tasks.push(prepare(&task.steps)?);
+                tasks.push(TaskPlan {
+                    steps: prepare(&task.steps)?,
+                    think: task.think,
+                });
                 sum += u64::from(task.weight);
                 task_cumulative.push(sum);
             }
             classes.push(ClassPlan {
                 wait: class.wait,
+                cookies: class.cookies,
                 var_count: class.var_names.len(),
                 variables: class.variables.clone(),
                 on_start,
@@ -89,7 +121,7 @@ impl Plan {
 }
 
 impl StepPlan {
-    fn new(step: &Step) -> Result<StepPlan, EngineError> {
+    fn new(step: &Step, scenario: &Scenario) -> Result<StepPlan, EngineError> {
         let invalid = |reason: String| EngineError::InvalidRequest {
             endpoint: format!("{} {}", step.method, step.name),
             reason,
@@ -177,6 +209,7 @@ impl StepPlan {
                         seq: 0,
                         user_id: 0,
                         rng: &mut rng,
+                        cookies: None,
                     };
                     json.render_into(&mut ctx, &mut text);
                     BodyPlan::Static(Bytes::from(text))
@@ -203,8 +236,42 @@ impl StepPlan {
             body,
             // A content-type set by the scenario wins.
             content_type: if has_content_type { None } else { content_type },
+            auth: step.auth.as_ref().map(AuthPlan::new),
             expect: step.expect.clone(),
+            checks: step
+                .checks
+                .iter()
+                .map(|check| CheckPlan {
+                    index: check.index as u32,
+                    name: scenario.checks()[check.index].name.clone(),
+                    kind: check.kind.clone(),
+                })
+                .collect(),
             extract: step.extract.clone(),
+            keep_body: !step.extract.is_empty()
+                || step.checks.iter().any(|check| check.kind.reads_body()),
         })
     }
+}
+
+impl AuthPlan {
+    fn new(auth: &BasicAuth) -> AuthPlan {
+        match (auth.user.as_static(), auth.password.as_static()) {
+            (Some(user), Some(password)) => match basic_authorization(user, password) {
+                Some(value) => AuthPlan::Static(value),
+                None => AuthPlan::Template(auth.clone()),
+            },
+            _ => AuthPlan::Template(auth.clone()),
+        }
+    }
+}
+
+/// `Basic base64(user:password)` (RFC 7617); `None` only if it cannot be a
+/// header value (it always can: base64 is ASCII).
+pub(crate) fn basic_authorization(user: &str, password: &str) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{EndpointInterval, FailureKindCount, Interval};
+use super::{CheckCount, EndpointInterval, FailureKindCount, Interval};
 
 /// One thread's shard and gauges.
 pub(crate) struct ThreadStats {
@@ -47,6 +47,7 @@ pub(crate) enum FailureKind {
     Connect,
     Connection,
     Extract,
+    Check,
     Request,
 }
 
@@ -69,6 +70,7 @@ impl FailureKind {
             FailureKind::Connect => "connect",
             FailureKind::Connection => "connection",
             FailureKind::Extract => "extract",
+            FailureKind::Check => "check",
             FailureKind::Request => "request",
         }
     }
@@ -168,6 +170,17 @@ impl ThreadStats {
         }
     }
 
+    /// Counts the outcomes of one response's checks, `(check, passed)`.
+    pub fn record_checks(&self, endpoint: usize, outcomes: impl Iterator<Item = (u32, bool)>) {
+        let mut shard = self.shard.lock();
+        let Some(e) = shard.get_mut(endpoint) else {
+            return;
+        };
+        for (check, passed) in outcomes {
+            CheckCount::add(&mut e.checks, check, u64::from(passed), u64::from(!passed));
+        }
+    }
+
     fn cancel(&self, endpoint: usize) {
         if let Some(e) = self.shard.lock().get_mut(endpoint) {
             e.counts.cancelled += 1;
@@ -245,6 +258,9 @@ pub(crate) fn cut(threads: &[std::sync::Arc<ThreadStats>], endpoints: usize) -> 
                     }
                     None => sum.failures_by_kind.push(failure),
                 }
+            }
+            for check in part.checks {
+                CheckCount::add(&mut sum.checks, check.check, check.passed, check.failed);
             }
         }
     }

@@ -28,6 +28,8 @@ pub(crate) struct Target {
     addr: Option<SocketAddr>,
     /// The `Host` header value.
     pub authority: HeaderValue,
+    /// `scheme://authority/`, what cookies are matched against.
+    pub origin: url::Url,
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
@@ -66,6 +68,12 @@ impl Target {
             .parse::<IpAddr>()
             .ok()
             .map(|ip| SocketAddr::new(ip, port));
+        let origin = url::Url::parse(&format!(
+            "{}://{}/",
+            if tls { "https" } else { "http" },
+            authority.as_str()
+        ))
+        .map_err(|e| invalid(&e.to_string()))?;
         let authority =
             HeaderValue::from_str(authority.as_str()).map_err(|e| invalid(&e.to_string()))?;
         let tls = if tls {
@@ -82,6 +90,7 @@ impl Target {
             port,
             addr,
             authority,
+            origin,
             tls,
         })
     }

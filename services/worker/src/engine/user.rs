@@ -3,16 +3,19 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use cicada_scenario::{RenderContext, Wait, template::form_urlencode_into};
-use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderValue, Request, Uri};
+use std::time::Duration;
+
+use cicada_scenario::{Cookies, RenderContext, ResponseView, Wait, template::form_urlencode_into};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::plan::{BodyPlan, ClassPlan, StepPlan};
+use super::jar::Jar;
+use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
 use super::target::Sender;
 use super::thread::ThreadCtx;
@@ -25,6 +28,10 @@ pub(crate) struct User {
     vars: Vec<String>,
     rng: SmallRng,
     conn: Option<Sender>,
+    /// Cookies on for its class.
+    cookies: bool,
+    /// Its cookies, from the first response that set one.
+    jar: Option<Box<Jar>>,
 }
 
 /// How a request's latency is measured.
@@ -47,6 +54,8 @@ impl User {
             vars: vec![String::new(); class.var_count],
             rng: SmallRng::from_rng(&mut rand::rng()),
             conn: None,
+            cookies: class.cookies,
+            jar: None,
         };
         for (index, template) in &class.variables {
             let mut render = RenderContext {
@@ -54,6 +63,7 @@ impl User {
                 seq: user.seq,
                 user_id,
                 rng: &mut user.rng,
+                cookies: None,
             };
             let value = template.render(&mut render);
             user.vars[*index] = value;
@@ -67,7 +77,7 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     let plan = ctx.plan.clone();
     let class: &ClassPlan = &plan.classes[class_index];
     let mut user = User::new(class, user_id);
-    if !run_steps(&ctx, &mut user, &class.on_start, Timing::Closed).await {
+    if !run_steps(&ctx, &mut user, &class.on_start, Duration::ZERO, Timing::Closed).await {
         return;
     }
     let total_weight = class.task_cumulative.last().copied().unwrap_or(0);
@@ -81,7 +91,8 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
         let started = Instant::now();
         let pick = user.rng.random_range(0..total_weight);
         let task = class.task_cumulative.partition_point(|&sum| sum <= pick);
-        if !run_steps(&ctx, &mut user, &class.tasks[task], Timing::Closed).await {
+        let task = &class.tasks[task];
+        if !run_steps(&ctx, &mut user, &task.steps, task.think, Timing::Closed).await {
             return;
         }
         let pause = match class.wait {
@@ -99,17 +110,23 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
             }
             Wait::Pacing(period) => period.saturating_sub(started.elapsed()),
         };
-        if !pause.is_zero() {
-            let until = Instant::now() + pause;
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(until) => break,
-                    () = ctx.stop.notified() => return,
-                    () = ctx.retire_wake.notified() => {
-                        if ctx.take_retirement(class_index) {
-                            return;
-                        }
-                    }
+        if !pause.is_zero() && !sleep(&ctx, class_index, pause).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps `pause` unless the run stops or the user is retired meanwhile;
+/// false then.
+async fn sleep(ctx: &ThreadCtx, class_index: usize, pause: Duration) -> bool {
+    let until = Instant::now() + pause;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => return true,
+            () = ctx.stop.notified() => return false,
+            () = ctx.retire_wake.notified() => {
+                if ctx.take_retirement(class_index) {
+                    return false;
                 }
             }
         }
@@ -133,7 +150,7 @@ pub(crate) async fn iterate(
     if !*started {
         *started = true;
         if !class.on_start.is_empty() {
-            if !run_steps(ctx, user, &class.on_start, timing).await {
+            if !run_steps(ctx, user, &class.on_start, Duration::ZERO, timing).await {
                 return;
             }
             timing = Timing::Open { intended: None };
@@ -145,20 +162,35 @@ pub(crate) async fn iterate(
     }
     let pick = user.rng.random_range(0..total_weight);
     let task = class.task_cumulative.partition_point(|&sum| sum <= pick);
-    run_steps(ctx, user, &class.tasks[task], timing).await;
+    let task = &class.tasks[task];
+    run_steps(ctx, user, &task.steps, task.think, timing).await;
 }
 
-/// Runs steps in order; a failed step ends the sequence. Returns false when
-/// the user must stop. Only the first step gets an open-model intended start.
-async fn run_steps(ctx: &ThreadCtx, user: &mut User, steps: &[StepPlan], timing: Timing) -> bool {
+/// Runs steps in order, `think` apart; a failed step ends the sequence.
+/// Returns false when the user must stop. Only the first step gets an
+/// open-model intended start.
+async fn run_steps(
+    ctx: &ThreadCtx,
+    user: &mut User,
+    steps: &[StepPlan],
+    think: Duration,
+    timing: Timing,
+) -> bool {
     let mut timing = timing;
-    for step in steps {
+    for (i, step) in steps.iter().enumerate() {
         // An open-model iteration that was started sends its first request
         // even if the run stops meanwhile, so every started iteration is a
         // recorded (or cancelled) request.
         let first_of_iteration = matches!(timing, Timing::Open { intended: Some(_) });
         if ctx.stopping.get() && !first_of_iteration {
             return false;
+        }
+        if i > 0 && !think.is_zero() {
+            let until = Instant::now() + think;
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = ctx.stop.notified() => return false,
+            }
         }
         let ok = execute(ctx, user, step, timing).await;
         if let Timing::Open { .. } = timing {
@@ -191,6 +223,7 @@ fn measure(started: Instant, timing: Timing) -> Latency {
 struct Response {
     status: u16,
     bytes: u64,
+    headers: HeaderMap,
     body: Option<Vec<u8>>,
 }
 
@@ -213,9 +246,20 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
         }
     };
     user.seq += 1;
-    let keep_body = !step.extract.is_empty();
+    // Only a user with cookies needs the URL they are matched against.
+    let cookie_url = user.cookies.then(|| {
+        let mut url = ctx.target.origin.clone();
+        url.set_path(request.uri().path());
+        url
+    });
+    let mut request = request;
+    if let (Some(jar), Some(url)) = (&user.jar, &cookie_url)
+        && let Some(cookie) = jar.header(url)
+    {
+        request.headers_mut().insert(COOKIE, cookie);
+    }
     let timeout = ctx.config.request_timeout;
-    let outcome = tokio::time::timeout(timeout, send(ctx, user, request, keep_body)).await;
+    let outcome = tokio::time::timeout(timeout, send(ctx, user, request, step.keep_body)).await;
     let latency = measure(started, timing);
     let response = match outcome {
         Ok(Ok(response)) => response,
@@ -239,6 +283,11 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
             return false;
         }
     };
+    if let Some(url) = &cookie_url
+        && response.headers.contains_key(SET_COOKIE)
+    {
+        user.jar.get_or_insert_default().store(&response.headers, url);
+    }
     if !step.expect.accepts(response.status) {
         let message = format!("{} returned status {}", step.path.source(), response.status);
         let failure = Failure {
@@ -248,21 +297,41 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
         guard.finish(latency, response.bytes, Some(failure));
         return false;
     }
-    let body = response.body.as_deref().unwrap_or_default();
+    let view = ResponseView {
+        body: response.body.as_deref().unwrap_or_default(),
+        headers: &response.headers,
+    };
+    // Every check is counted; the first that fails makes the request a
+    // `check` failure, and the steps go on (like k6's checks).
+    let mut failure = None;
+    if !step.checks.is_empty() {
+        let mut outcomes = Vec::with_capacity(step.checks.len());
+        for check in &step.checks {
+            let outcome = check.kind.evaluate(&view);
+            if let (Err(reason), None) = (&outcome, &failure) {
+                failure = Some(Failure {
+                    kind: FailureKind::Check,
+                    message: format!("check {:?} failed: {reason}", check.name),
+                });
+            }
+            outcomes.push((check.index, outcome.is_ok()));
+        }
+        ctx.stats.record_checks(step.endpoint, outcomes.into_iter());
+    }
     for extract in &step.extract {
-        match extract.apply(body) {
+        match extract.apply(&view) {
             Ok(value) => user.vars[extract.var] = value,
             Err(message) => {
-                let failure = Failure {
+                let failure = failure.unwrap_or(Failure {
                     kind: FailureKind::Extract,
                     message,
-                };
+                });
                 guard.finish(latency, response.bytes, Some(failure));
                 return false;
             }
         }
     }
-    guard.finish(latency, response.bytes, None);
+    guard.finish(latency, response.bytes, failure);
     true
 }
 
@@ -316,7 +385,7 @@ async fn read_response(
     keep_body: bool,
 ) -> Result<Response, Failure> {
     let status = response.status().as_u16();
-    let mut body = response.into_body();
+    let (parts, mut body) = response.into_parts();
     let mut bytes = 0u64;
     let mut kept = keep_body.then(Vec::new);
     while let Some(frame) = body.frame().await {
@@ -331,6 +400,7 @@ async fn read_response(
     Ok(Response {
         status,
         bytes,
+        headers: parts.headers,
         body: kept,
     })
 }
@@ -360,6 +430,7 @@ fn build_request(
         seq: user.seq,
         user_id: user.user_id,
         rng: &mut user.rng,
+        cookies: user.jar.as_deref().map(|jar| jar as &dyn Cookies),
     };
     let uri = match &step.static_uri {
         Some(uri) => uri.clone(),
@@ -417,6 +488,19 @@ fn build_request(
                 .map_err(|e| format!("invalid value for header {}: {e}", header.name))?,
         };
         headers.append(header.name.clone(), value);
+    }
+    match &step.auth {
+        None => {}
+        Some(AuthPlan::Static(value)) => {
+            headers.insert(AUTHORIZATION, value.clone());
+        }
+        Some(AuthPlan::Template(auth)) => {
+            let user = auth.user.render(&mut render);
+            let password = auth.password.render(&mut render);
+            let value = basic_authorization(&user, &password)
+                .ok_or_else(|| "invalid basic auth credentials".to_owned())?;
+            headers.insert(AUTHORIZATION, value);
+        }
     }
     Ok(request)
 }
