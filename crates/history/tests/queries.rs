@@ -15,6 +15,7 @@ const START_S: i64 = 1_700_000_000;
 async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: u64) {
     store
         .create_run(&NewRun {
+            checks: Default::default(),
             id: id.to_owned(),
             scenario_name: "shop".to_owned(),
             scenario_yaml: "name: shop\n".to_owned(),
@@ -43,6 +44,7 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
                 active_users: t as u32 + 1,
                 dropped: 0,
                 endpoints: vec![EndpointDelta {
+                    checks: Default::default(),
                     endpoint: 0,
                     counts: Counts {
                         requests: 100,
@@ -157,6 +159,7 @@ async fn seed_long(store: &Arc<dyn Store>, id: &str, running: bool) {
     };
     store
         .create_run(&NewRun {
+            checks: Default::default(),
             id: id.to_owned(),
             scenario_name: "long".to_owned(),
             scenario_yaml: "name: long\n".to_owned(),
@@ -178,6 +181,7 @@ async fn seed_long(store: &Arc<dyn Store>, id: &str, running: bool) {
                         .record_us(1_000 + (t * 7_919 + i * 104_729 + u64::from(e) * 31) % 20_000);
                 }
                 EndpointDelta {
+                    checks: Default::default(),
                     endpoint: e,
                     counts: Counts {
                         requests: histogram.len(),

@@ -64,7 +64,9 @@ impl CheckKind {
         match self {
             CheckKind::BodyContains(text) => {
                 let found = memchr_find(response.body, text.as_bytes());
-                found.then_some(()).ok_or_else(|| "not in the body".to_owned())
+                found
+                    .then_some(())
+                    .ok_or_else(|| "not in the body".to_owned())
             }
             CheckKind::BodyMatches(regex) => regex
                 .is_match(&String::from_utf8_lossy(response.body))
@@ -136,10 +138,7 @@ mod tests {
         };
         assert_eq!(pass(equals("/user", "alice".into())), Ok(()));
         assert_eq!(pass(equals("/items", 3.0.into())), Ok(()));
-        assert_eq!(
-            pass(equals("/items", 4.into())),
-            Err("found 3".to_owned())
-        );
+        assert_eq!(pass(equals("/items", 4.into())), Err("found 3".to_owned()));
         assert_eq!(pass(equals("/nope", 4.into())), Err("not found".into()));
         assert_eq!(pass(CheckKind::JsonExists("/tags".into())), Ok(()));
         let name = http::HeaderName::from_static("content-type");

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use cicada_scenario::{
-    ResponseView, Body, Expect, ExtractSource, Metric, Op, Scenario, Segment, Stage, StageTarget, Timeouts, Wait,
+    Body, Expect, ExtractSource, Metric, Op, ResponseView, Scenario, Segment, Stage, StageTarget,
+    Timeouts, Wait,
 };
 
 fn example(name: &str) -> Scenario {
@@ -159,8 +160,14 @@ fn every_feature_parses() {
             .unwrap_err()
             .contains("did not match")
     );
-    assert_eq!(login.extract[0].apply(&body(br#"{"token":"t1"}"#)).unwrap(), "t1");
-    assert_eq!(login.extract[0].apply(&body(br#"{"token":5}"#)).unwrap(), "5");
+    assert_eq!(
+        login.extract[0].apply(&body(br#"{"token":"t1"}"#)).unwrap(),
+        "t1"
+    );
+    assert_eq!(
+        login.extract[0].apply(&body(br#"{"token":5}"#)).unwrap(),
+        "5"
+    );
     assert!(
         login.extract[0]
             .apply(&body(br#"{"nope":1}"#))

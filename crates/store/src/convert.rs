@@ -419,7 +419,12 @@ pub(crate) fn check_endpoints(run: &crate::NewRun) -> Result<(), StoreError> {
         .iter()
         .enumerate()
         .any(|(i, &index)| index as usize != i);
-    if holes || run.checks.iter().any(|c| c.endpoint as usize >= run.endpoints.len()) {
+    if holes
+        || run
+            .checks
+            .iter()
+            .any(|c| c.endpoint as usize >= run.endpoints.len())
+    {
         return Err(StoreError::Invalid(format!(
             "checks of run {} must be indexed 0..{} without holes or repeats, each of an endpoint of the run",
             run.id,

@@ -54,10 +54,10 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use model::{
-    ActiveUsers, ApplyOutcome, CheckCount, CheckDef, CheckTotals, Delta, Endpoint, EndpointDelta, EndpointTotals, FailureCount,
-    FailureRecord, LostWorkerRecord, NewRun, RollupRow, RollupSpan, RunFilter, RunFinish,
-    RunRecord, RunStatus, SecondRow, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord,
-    Watermark,
+    ActiveUsers, ApplyOutcome, CheckCount, CheckDef, CheckTotals, Delta, Endpoint, EndpointDelta,
+    EndpointTotals, FailureCount, FailureRecord, LostWorkerRecord, NewRun, RollupRow, RollupSpan,
+    RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, TargetSample, ThresholdDef,
+    ThresholdOutcome, ThresholdRecord, Watermark,
 };
 
 /// Persistent storage of runs and their measurements.

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use cicada_histogram::{Counts, LatencyHistogram};
 use cicada_store::{
     ApplyOutcome, CheckCount, CheckDef, Delta, Endpoint, EndpointDelta, FailureCount,
-    LostWorkerRecord, NewRun,
-    RollupSpan, RunFilter, RunFinish, RunStatus, SecondRow, Store, StoreError, TargetSample,
-    ThresholdDef, ThresholdOutcome, ThresholdRecord,
+    LostWorkerRecord, NewRun, RollupSpan, RunFilter, RunFinish, RunStatus, SecondRow, Store,
+    StoreError, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord,
 };
 
 /// Expands each test function into a Postgres and a SQLite test.
@@ -1735,13 +1734,19 @@ async fn check_counts_add_up_exactly_once(store: Arc<dyn Store>) {
     let mut orders = endpoint_delta(1, &values, 0);
     orders.checks = vec![counts(1, 10, 0)];
     let first = delta("r1", "w1", 1, SECOND, vec![items.clone(), orders]);
-    assert_eq!(store.apply_delta(&first).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(
+        store.apply_delta(&first).await.unwrap(),
+        ApplyOutcome::Applied
+    );
     assert_eq!(
         store.apply_delta(&first).await.unwrap(),
         ApplyOutcome::Duplicate
     );
     let second = delta("r1", "w2", 1, SECOND, vec![items.clone()]);
-    assert_eq!(store.apply_delta(&second).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(
+        store.apply_delta(&second).await.unwrap(),
+        ApplyOutcome::Applied
+    );
     let totals: Vec<(String, u64, u64)> = store
         .checks("r1")
         .await
@@ -1769,7 +1774,14 @@ async fn check_counts_add_up_exactly_once(store: Arc<dyn Store>) {
     let seconds = store.seconds("r1", None).await.unwrap();
     let requests: u64 = seconds.iter().map(|row| row.counts.requests).sum();
     assert_eq!(requests, 30, "the refused deltas left no row behind");
-    assert!(store.watermarks("r1").await.unwrap().iter().all(|m| m.worker_id != "w3"));
+    assert!(
+        store
+            .watermarks("r1")
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.worker_id != "w3")
+    );
     // A check table with a hole, or a check of no endpoint, is refused.
     let mut holes = new_run("r2", "shop", 1);
     holes.checks = vec![CheckDef {

@@ -275,6 +275,10 @@ pub struct LoadArgs {
     /// Write the final numbers as JSON to this file.
     #[arg(long, env = "CICADA_SUMMARY_JSON")]
     pub summary_json: Option<PathBuf>,
+    /// Write JUnit XML to this file: one test case per threshold, per check
+    /// and for the run's completeness, for CI test reports.
+    #[arg(long, env = "CICADA_JUNIT")]
+    pub junit: Option<PathBuf>,
     /// Pass/fail threshold (repeatable), added to the scenario's: "p95<150ms",
     /// "POST /metrics: p99<500ms", optionally ending in " abort_on_fail" or
     /// " abort_on_fail=30s". Any failing threshold makes the exit code 99.

@@ -161,6 +161,11 @@ pub fn finish(progress: &RunProgress, load: &LoadArgs) -> anyhow::Result<ExitCod
             .with_context(|| format!("failed to write the summary to {}", path.display()))?;
         eprintln!("summary written to {}", path.display());
     }
+    if let Some(path) = &load.junit {
+        std::fs::write(path, report::junit::render(&stats))
+            .with_context(|| format!("failed to write the JUnit report to {}", path.display()))?;
+        eprintln!("JUnit report written to {}", path.display());
+    }
     if progress.state() == RunState::Failed {
         anyhow::bail!("run {} failed: {}", progress.run_id, progress.error);
     }

@@ -1,7 +1,9 @@
 //! The final report of a run: a Locust-style table per endpoint (stdout),
-//! the thresholds with PASS/FAIL, and the machine-readable summary
-//! (`--summary-json`).
+//! the checks and thresholds with PASS/FAIL, the machine-readable summary
+//! (`--summary-json`) and JUnit XML (`--junit`).
 
+mod checks;
+pub mod junit;
 mod thresholds;
 
 use std::fmt::Write as _;
@@ -23,6 +25,8 @@ pub struct SummaryJson {
     pub total: EndpointJson,
     pub failures: Vec<FailureJson>,
     pub thresholds: Vec<thresholds::ThresholdJson>,
+    /// Response checks (`check:`) with their pass/fail counts.
+    pub checks: Vec<checks::CheckJson>,
     /// Open model: iterations due but not started because the in-flight
     /// bound was reached (0 in the closed model).
     pub dropped: u64,
@@ -224,6 +228,7 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
         evicted_requests: stats.evicted_requests,
         unrecorded_max: stats.unrecorded_max,
         thresholds: thresholds::json(&stats.thresholds),
+        checks: checks::json(&stats.checks),
         target_cpu: stats.target_cpu.as_ref().map(|t| TargetCpuJson {
             query: t.query.clone(),
             samples: t.samples,
@@ -348,6 +353,7 @@ pub fn render_table(stats: &RunStats) -> String {
             cpu.cpu_seconds, cpu.samples, cpu.query, cpu.requests_per_cpu_second
         );
     }
+    checks::render(&stats.checks, &mut out);
     thresholds::render(&stats.thresholds, &mut out);
     out
 }

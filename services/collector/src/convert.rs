@@ -57,6 +57,15 @@ pub(crate) fn new_run(
             delay_ms: t.delay_ms,
         })
         .collect();
+    let checks = request
+        .checks
+        .into_iter()
+        .map(|c| cicada_store::CheckDef {
+            index: c.index,
+            endpoint: c.endpoint,
+            name: c.name,
+        })
+        .collect();
     Ok(NewRun {
         id: request.run_id,
         scenario_name: request.scenario_name,
@@ -67,6 +76,7 @@ pub(crate) fn new_run(
         started_at_ms,
         endpoints,
         thresholds,
+        checks,
     })
 }
 
@@ -141,6 +151,15 @@ pub(crate) fn delta(
                     kind: f.kind.clone(),
                     count: f.count,
                     last_message: f.last_message.clone(),
+                })
+                .collect(),
+            checks: endpoint
+                .checks
+                .iter()
+                .map(|c| cicada_store::CheckCount {
+                    check: c.check,
+                    passed: c.passed,
+                    failed: c.failed,
                 })
                 .collect(),
         });

@@ -258,6 +258,7 @@ mod tests {
             active_users: users,
             dropped: 0,
             endpoints: vec![EndpointDelta {
+                checks: Default::default(),
                 endpoint: 0,
                 counts: Counts {
                     requests,

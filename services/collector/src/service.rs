@@ -388,7 +388,14 @@ impl CollectorService {
             evicted_requests,
         });
         stats.target_cpu = target_cpu;
+        stats.checks = self.check_stats(state).await?;
         Ok(stats)
+    }
+
+    /// The run's checks with their counts so far.
+    async fn check_stats(&self, state: &RunState) -> Result<Vec<v1::CheckStat>, CollectorError> {
+        let checks = self.store.checks(&state.record.id).await?;
+        Ok(stats::check_stats(&checks, &state.endpoints))
     }
 
     async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {
@@ -409,7 +416,10 @@ impl CollectorService {
             })
         });
         match live {
-            Some(stats) => Ok(stats),
+            Some(mut stats) => {
+                stats.checks = self.check_stats(&state).await?;
+                Ok(stats)
+            }
             // Computed once: an ended run's numbers never change.
             None => Ok(state
                 .final_stats

@@ -64,6 +64,26 @@ fn endpoint_stats(
     }
 }
 
+/// The protocol form of a run's checks, each named with its endpoint.
+pub(crate) fn check_stats(
+    checks: &[cicada_store::CheckTotals],
+    endpoints: &[Endpoint],
+) -> Vec<v1::CheckStat> {
+    checks
+        .iter()
+        .map(|check| v1::CheckStat {
+            endpoint: endpoints
+                .iter()
+                .find(|e| e.index == check.def.endpoint)
+                .map(|e| format!("{} {}", e.method, e.name))
+                .unwrap_or_default(),
+            name: check.def.name.clone(),
+            passed: check.passed,
+            failed: check.failed,
+        })
+        .collect()
+}
+
 /// What a `RunStats` is built from.
 pub(crate) struct StatsInput<'a> {
     pub record: &'a RunRecord,
@@ -184,6 +204,8 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         lost_workers: input.lost_workers.iter().map(crate::loss::stat).collect(),
         evicted_requests: input.evicted_requests,
         unrecorded_max,
+        // Read from the store by the caller.
+        checks: Vec::new(),
     }
 }
 

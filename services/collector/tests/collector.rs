@@ -72,6 +72,7 @@ impl Collector {
 
 fn create_request(run_id: &str) -> v1::CreateRunRequest {
     v1::CreateRunRequest {
+        checks: Default::default(),
         run_id: run_id.to_owned(),
         scenario_name: "shop".to_owned(),
         scenario_yaml: "name: shop\n".to_owned(),
@@ -163,6 +164,7 @@ fn make_delta(
             Vec::new()
         };
         endpoints.push(v1::EndpointDelta {
+            checks: Default::default(),
             endpoint,
             requests: counts.requests,
             failures: counts.failures,

@@ -43,6 +43,7 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
     };
     store
         .create_run(&NewRun {
+            checks: Default::default(),
             id: id.to_owned(),
             scenario_name: "shop".to_owned(),
             scenario_yaml: "name: shop\n".to_owned(),
@@ -62,6 +63,7 @@ async fn seed(store: &Arc<dyn Store>, id: &str, started_offset_s: i64, base_ms: 
                     let mut histogram = LatencyHistogram::new();
                     histogram.record_n_us((base_ms + t + u64::from(endpoint)) * 1000, 100);
                     EndpointDelta {
+                        checks: Default::default(),
                         endpoint,
                         counts: Counts {
                             requests: 100,

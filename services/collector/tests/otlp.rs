@@ -96,6 +96,7 @@ fn delta(worker: &str, seq: u64, second: i64, users: u32, latency_us: u64) -> v1
                 },
             ];
             v1::EndpointDelta {
+                checks: Default::default(),
                 endpoint,
                 requests,
                 failures: 2 + u64::from(endpoint),
@@ -155,6 +156,7 @@ async fn exported_metrics_match_the_stored_run() {
 
     client
         .create_run(v1::CreateRunRequest {
+            checks: Default::default(),
             run_id: RUN.into(),
             scenario_name: "shop".into(),
             scenario_yaml: "name: shop\n".into(),

@@ -32,8 +32,9 @@ pub enum Route {
     /// `POST /session` with form field `user`: starts a session, answered
     /// with a `sid` cookie and a `Location: /account/USER` header.
     Session,
-    /// `GET /account`: `401` unless the request carries the `sid` cookie of
-    /// a session; answers `{"user": USER, "items": 3}`.
+    /// `GET /account` or `GET /account/USER`: `401` unless the request
+    /// carries the `sid` cookie of a session (of USER, when named); answers
+    /// `{"user": USER, "items": 3}`.
     Account,
     /// `GET /private`: `401` unless it has basic auth `cicada:secret`.
     Private,
@@ -71,6 +72,7 @@ impl Route {
             "/health" => Route::Health,
             "/session" => Route::Session,
             "/account" => Route::Account,
+            p if p.starts_with("/account/") => Route::Account,
             "/private" => Route::Private,
             _ => return None,
         };

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+use http::header::{
+    AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, LOCATION, SET_COOKIE,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -98,7 +100,7 @@ async fn serve(state: &State, route: Route, req: Request<Incoming>) -> Response<
     let plan = &state.plans[route.index()];
     // What the answer depends on besides the form: the session cookie and
     // the credentials (`/account`, `/private`).
-    let caller = Caller::of(req.headers());
+    let caller = Caller::of(req.uri().path(), req.headers());
     let form = if route.method() == Method::POST {
         match Limited::new(req.into_body(), MAX_FORM_BYTES)
             .collect()
@@ -136,6 +138,8 @@ async fn serve(state: &State, route: Route, req: Request<Incoming>) -> Response<
 struct Caller {
     /// The user of a valid `sid` cookie.
     session_user: Option<String>,
+    /// The user an `/account/USER` path names.
+    path_user: Option<String>,
     /// Basic auth `cicada:secret`.
     authorized: bool,
 }
@@ -144,7 +148,7 @@ struct Caller {
 const PRIVATE_AUTHORIZATION: &str = "Basic Y2ljYWRhOnNlY3JldA==";
 
 impl Caller {
-    fn of(headers: &HeaderMap) -> Caller {
+    fn of(path: &str, headers: &HeaderMap) -> Caller {
         let session_user = headers
             .get_all(COOKIE)
             .iter()
@@ -157,6 +161,7 @@ impl Caller {
             .is_some_and(|value| value.as_bytes() == PRIVATE_AUTHORIZATION.as_bytes());
         Caller {
             session_user,
+            path_user: path.strip_prefix("/account/").map(str::to_owned),
             authorized,
         }
     }
@@ -210,11 +215,11 @@ fn answer(route: Route, form: &[u8], caller: &Caller, salt: u64) -> (Outcome, Re
             (Outcome::Ok, response)
         }
         Route::Account => match &caller.session_user {
-            Some(user) => {
+            Some(user) if caller.path_user.as_ref().is_none_or(|named| named == user) => {
                 let body = format!("{{\"user\":\"{user}\",\"items\":3}}");
                 (Outcome::Ok, json(StatusCode::OK, body.into()))
             }
-            None => unauthorized(),
+            _ => unauthorized(),
         },
         Route::Private if caller.authorized => (Outcome::Ok, text(StatusCode::OK, "ok\n")),
         Route::Private => unauthorized(),

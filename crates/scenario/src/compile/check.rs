@@ -60,17 +60,17 @@ impl Compiler<'_> {
             f.get("header"),
         ];
         if what.iter().flatten().count() != 1 {
-            return Err(self.error(
-                item,
-                format!("a check needs exactly one of: {CHECK_KINDS}"),
-            ));
+            return Err(self.error(item, format!("a check needs exactly one of: {CHECK_KINDS}")));
         }
         let only = |allowed: &[&str]| -> Result<(), ScenarioError> {
             for key in ["equals", "exists"] {
                 if let Some(n) = f.get(key)
                     && !allowed.contains(&key)
                 {
-                    return Err(self.error(n, format!("\"{key}\" does not apply here; checks: {CHECK_KINDS}")));
+                    return Err(self.error(
+                        n,
+                        format!("\"{key}\" does not apply here; checks: {CHECK_KINDS}"),
+                    ));
                 }
             }
             Ok(())
@@ -146,11 +146,7 @@ impl Compiler<'_> {
                 .ok_or_else(|| self.error(node, "JSON has no NaN or infinity"))?,
             Kind::Str(s) => s.clone().into(),
             Kind::Seq(_) | Kind::Map(_) => {
-                return Err(self.wrong_type(
-                    node,
-                    "equals",
-                    "a string, number, boolean or null",
-                ));
+                return Err(self.wrong_type(node, "equals", "a string, number, boolean or null"));
             }
         })
     }
@@ -173,7 +169,9 @@ impl Compiler<'_> {
         http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             self.error(
                 node,
-                format!("invalid header name {name:?}; allowed: letters, digits and !#$%&'*+-.^_`|~"),
+                format!(
+                    "invalid header name {name:?}; allowed: letters, digits and !#$%&'*+-.^_`|~"
+                ),
             )
         })
     }

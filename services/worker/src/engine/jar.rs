@@ -80,7 +80,10 @@ mod tests {
         };
         assert_eq!(header("/account").as_deref(), Some("sid=abc"));
         let cart = header("/cart/items").unwrap();
-        assert!(cart.contains("sid=abc") && cart.contains("cart=1"), "{cart}");
+        assert!(
+            cart.contains("sid=abc") && cart.contains("cart=1"),
+            "{cart}"
+        );
         assert_eq!(jar.cookie("sid"), Some("abc"));
         assert_eq!(jar.cookie("old"), None, "expired at once");
         // Secure cookies only go over https.

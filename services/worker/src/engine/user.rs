@@ -77,7 +77,15 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     let plan = ctx.plan.clone();
     let class: &ClassPlan = &plan.classes[class_index];
     let mut user = User::new(class, user_id);
-    if !run_steps(&ctx, &mut user, &class.on_start, Duration::ZERO, Timing::Closed).await {
+    if !run_steps(
+        &ctx,
+        &mut user,
+        &class.on_start,
+        Duration::ZERO,
+        Timing::Closed,
+    )
+    .await
+    {
         return;
     }
     let total_weight = class.task_cumulative.last().copied().unwrap_or(0);
@@ -286,7 +294,9 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
     if let Some(url) = &cookie_url
         && response.headers.contains_key(SET_COOKIE)
     {
-        user.jar.get_or_insert_default().store(&response.headers, url);
+        user.jar
+            .get_or_insert_default()
+            .store(&response.headers, url);
     }
     if !step.expect.accepts(response.status) {
         let message = format!("{} returned status {}", step.path.source(), response.status);
@@ -311,7 +321,7 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
             if let (Err(reason), None) = (&outcome, &failure) {
                 failure = Some(Failure {
                     kind: FailureKind::Check,
-                    message: format!("check {:?} failed: {reason}", check.name),
+                    message: format!("{:?} failed: {reason}", check.name),
                 });
             }
             outcomes.push((check.index, outcome.is_ok()));
