@@ -58,7 +58,7 @@ fn endpoint<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::V
         .unwrap_or_else(|| panic!("no endpoint {name}: {summary}"))
 }
 
-fn check<'a>(summary: &'a serde_json::Value, name: &str) -> (u64, u64) {
+fn check(summary: &serde_json::Value, name: &str) -> (u64, u64) {
     let check = summary["checks"]
         .as_array()
         .unwrap()

@@ -95,6 +95,13 @@ impl Target {
         })
     }
 
+    /// The full URL of a request to `path` (what cookies are matched against).
+    pub fn url_of(&self, path: &http::Uri) -> url::Url {
+        let mut url = self.origin.clone();
+        url.set_path(path.path());
+        url
+    }
+
     /// Opens a connection and spawns its driver on the current `LocalSet`.
     pub async fn connect(&self, timeout: Duration) -> Result<Sender, ConnectError> {
         let connect = async {

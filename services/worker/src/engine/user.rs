@@ -254,17 +254,17 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
         }
     };
     user.seq += 1;
-    // Only a user with cookies needs the URL they are matched against.
-    let cookie_url = user.cookies.then(|| {
-        let mut url = ctx.target.origin.clone();
-        url.set_path(request.uri().path());
-        url
-    });
+    // Cookies are matched against the request's URL, built only when a jar
+    // has cookies to send or a response sets one (a user of a target
+    // without cookies pays one reference-count bump per request).
+    let path = user.cookies.then(|| request.uri().clone());
+    let mut cookie_url = None;
     let mut request = request;
-    if let (Some(jar), Some(url)) = (&user.jar, &cookie_url)
-        && let Some(cookie) = jar.header(url)
-    {
-        request.headers_mut().insert(COOKIE, cookie);
+    if let (Some(jar), Some(path)) = (&user.jar, &path) {
+        let url = cookie_url.insert(ctx.target.url_of(path));
+        if let Some(cookie) = jar.header(url) {
+            request.headers_mut().insert(COOKIE, cookie);
+        }
     }
     let timeout = ctx.config.request_timeout;
     let outcome = tokio::time::timeout(timeout, send(ctx, user, request, step.keep_body)).await;
@@ -291,9 +291,10 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
             return false;
         }
     };
-    if let Some(url) = &cookie_url
+    if let Some(path) = &path
         && response.headers.contains_key(SET_COOKIE)
     {
+        let url = cookie_url.get_or_insert_with(|| ctx.target.url_of(path));
         user.jar
             .get_or_insert_default()
             .store(&response.headers, url);
