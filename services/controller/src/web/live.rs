@@ -151,6 +151,18 @@ pub struct LiveRun {
     pub lost_workers: Vec<LostView>,
     /// Upper bound of the requests missing from the run (0: complete).
     pub unrecorded_max: u64,
+    /// Response checks (`check:`) with their counts.
+    pub checks: Vec<CheckView>,
+}
+
+/// A response check with its counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    /// `METHOD NAME` of the endpoint whose responses it checks.
+    pub endpoint: String,
+    pub name: String,
+    pub passed: u64,
+    pub failed: u64,
 }
 
 /// A worker lost without its final flush.
@@ -461,6 +473,16 @@ impl LiveRun {
             dropped: stats.dropped,
             lost_workers: lost_view(&stats, lost_live),
             unrecorded_max: stats.unrecorded_max,
+            checks: stats
+                .checks
+                .iter()
+                .map(|c| CheckView {
+                    endpoint: c.endpoint.clone(),
+                    name: c.name.clone(),
+                    passed: c.passed,
+                    failed: c.failed,
+                })
+                .collect(),
         }
     }
 }

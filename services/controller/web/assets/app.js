@@ -1239,7 +1239,7 @@
         )
         .join(" ");
       this.tabButtons.failures.textContent = "Failures" + ((l.failures || []).length ? ` (${(l.failures || []).length})` : "");
-      const failedChecks = (l.thresholds || []).filter((t) => t.passed === false).length + (l.diagnoses || []).length;
+      const failedChecks = (l.thresholds || []).filter((t) => t.passed === false).length + (l.diagnoses || []).length + (l.checks || []).filter((c) => c.failed > 0).length;
       this.tabButtons.checks.classList.toggle("alert", failedChecks > 0);
     }
 
@@ -1263,8 +1263,26 @@
           h("td.num", null, t.observed_text || (t.observed === null || t.observed === undefined ? "–" : fmtNum(t.observed)))
         )
       );
+      const checks = l.checks || [];
+      const checkRows = checks.map((c) => {
+        const total = c.passed + c.failed;
+        return h(
+          "tr",
+          { className: c.failed > 0 ? "fail" : "pass" },
+          h("td", null, h("span.badge." + (c.failed > 0 ? "status-failed" : "status-finished"), null, c.failed > 0 ? "FAIL" : "ok")),
+          h("td", null, c.name),
+          h("td", null, c.endpoint),
+          h("td.num", null, total ? fmtPct(c.passed / total) : "–"),
+          h("td.num", null, fmtInt(c.passed)),
+          h("td.num", null, fmtInt(c.failed))
+        );
+      });
       this.checksPanel.replaceChildren(
-        ...[h("h2", null, "Thresholds"),
+        ...[h("h2", null, "Response checks"),
+        checks.length
+          ? h("div.table-scroll", null, h("table.data.response-checks", null, h("thead", null, h("tr", null, h("th", null, "Result"), h("th", null, "Check"), h("th", null, "Endpoint"), h("th.num", null, "Passed %"), h("th.num", null, "Passed"), h("th.num", null, "Failed"))), h("tbody", null, checkRows)))
+          : h("p.muted", null, "No response checks: add check: to a request in the scenario (docs/SCENARIO.md)."),
+        h("h2", null, "Thresholds"),
         thresholds.length
           ? h("div.table-scroll", null, h("table.data.thresholds", null, h("thead", null, h("tr", null, h("th", null, "Result"), h("th", null, "Expression"), h("th", null, "Endpoint"), h("th.num", null, "Observed"))), h("tbody", null, rows)))
           : h("p.muted", null, "No thresholds: add them on the start form (e.g. p95 < 150ms) or in the scenario."),

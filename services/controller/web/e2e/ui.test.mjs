@@ -232,7 +232,7 @@ users:
     wait: { between: [20ms, 60ms] }
     tasks:
       - weight: 60
-        request: { method: GET, path: /Test/V1 }
+        request: { method: GET, path: /Test/V1, check: [{ body_contains: ok }] }
       - weight: 4
         request: { method: GET, path: /Test/V2 }
       - weight: 14
@@ -355,6 +355,11 @@ users:
     await page.waitForSelector("#panel-failures tbody tr:not(.empty)", { timeout: 20_000 });
     await shot(page, "run-failures");
     await page.click("#tab-checks");
+    // The response check's counts come with every update.
+    await page.waitForSelector("#panel-checks table.response-checks tbody tr.pass", { timeout: 20_000 });
+    const checkRow = await page.textContent("#panel-checks table.response-checks tbody tr");
+    assert.match(checkRow, /body contains "ok"/, "the check is listed by name");
+    assert.match(checkRow, /GET \/Test\/V1/, "with its endpoint");
     await shot(page, "run-thresholds");
 
     // --- Stop, then the run is stored as ended.
