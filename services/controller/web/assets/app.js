@@ -754,7 +754,7 @@
     ["charts", "Charts"],
     ["failures", "Failures"],
     ["workers", "Workers"],
-    ["checks", "Thresholds & diagnosis"],
+    ["checks", "Checks & thresholds"],
     ["downloads", "Downloads"],
   ];
 
