@@ -153,6 +153,17 @@ impl Scenario {
         for endpoint in &self.endpoints {
             let _ = writeln!(out, "  {} {}", endpoint.method, endpoint.name);
         }
+        if !self.checks.is_empty() {
+            let _ = writeln!(out, "checks:");
+            for check in &self.checks {
+                let endpoint = &self.endpoints[check.endpoint];
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    endpoint.method, endpoint.name, check.name
+                );
+            }
+        }
         if !self.thresholds.is_empty() {
             let _ = writeln!(out, "thresholds:");
             for threshold in &self.thresholds {

@@ -105,6 +105,13 @@ fn cookies_auth_think_checks_and_header_extracts_parse() {
         CheckKind::JsonEquals { value, .. } if *value == serde_json::json!(3)
     ));
     assert_eq!(s.classes()[1].tasks[0].steps[0].checks.len(), 0);
+    // `cicada validate` lists them.
+    let summary = s.summary();
+    assert!(
+        summary.contains("checks:\n  POST /session: /user == \"alice\"\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("  GET /account: three items\n"), "{summary}");
 }
 
 #[test]
