@@ -15,16 +15,31 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
-    /// All endpoints together.
+    /// All requests together (a group's row is not one).
     pub fn total(&self) -> Result<(Counts, LatencyHistogram), HistoryError> {
         let mut counts = Counts::default();
         let mut histogram = LatencyHistogram::new();
-        for (_, c, h) in &self.endpoints {
-            counts.add(c);
-            merge(&mut histogram, h)?;
+        for (name, c, h) in &self.endpoints {
+            if is_request_name(name) {
+                counts.add(c);
+                merge(&mut histogram, h)?;
+            }
         }
         Ok((counts, histogram))
     }
+
+    /// Whether endpoint `index`'s rows are requests.
+    pub fn is_request(&self, index: u32) -> bool {
+        self.endpoints
+            .get(index as usize)
+            .is_none_or(|(name, _, _)| is_request_name(name))
+    }
+}
+
+/// Whether the endpoint `METHOD NAME` is one of requests (not a group).
+fn is_request_name(name: &str) -> bool {
+    name.split_once(' ')
+        .is_none_or(|(method, _)| cicada_store::is_request_method(method))
 }
 
 pub(crate) fn merge(

@@ -27,6 +27,9 @@ pub async fn show(
     let start = record.started_at_ms.div_euclid(1000);
     let mut series: Vec<(i64, Counts, LatencyHistogram)> = Vec::new();
     for row in load::window_rows(store, &record, window).await? {
+        if !totals.is_request(row.endpoint) {
+            continue;
+        }
         if series
             .last()
             .is_none_or(|(second, _, _)| *second != row.second)

@@ -37,7 +37,7 @@ const CLASS_KEYS: &[&str] = &[
     "on_start",
     "tasks",
 ];
-const TASK_KEYS: &[&str] = &["weight", "request", "steps", "think"];
+const TASK_KEYS: &[&str] = &["weight", "name", "request", "steps", "think"];
 const WAIT_KINDS: &str = "none, {constant: DURATION}, {between: [MIN, MAX]}, {pacing: DURATION}";
 
 /// Compilation state: where errors point and the endpoint table being built.
@@ -309,10 +309,24 @@ impl<'a> Compiler<'a> {
             Some(n) => self.duration(n)?,
             None => std::time::Duration::ZERO,
         };
+        let group = match f.get("name") {
+            Some(n) if f.get("steps").is_some() => {
+                let name = self.non_empty_string(n, "name")?;
+                Some(self.endpoint(crate::GROUP_METHOD, &name))
+            }
+            Some(n) => {
+                return Err(self.error(
+                    n,
+                    "only a \"steps\" task has a \"name\" (a group); name a single request with its own \"name\"",
+                ));
+            }
+            None => None,
+        };
         Ok(Task {
             weight,
             steps,
             think,
+            group,
         })
     }
 

@@ -31,6 +31,10 @@ pub use model::{
 pub use template::{Cookies, JsonTemplate, RenderContext, Segment, Template};
 pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
 
+/// The method of a group's endpoint (`GROUP checkout`): a named `steps`
+/// task, timed as a whole. Not an HTTP method, so no request shares it.
+pub const GROUP_METHOD: &str = "GROUP";
+
 /// A parsed, validated scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {

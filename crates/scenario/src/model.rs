@@ -60,6 +60,10 @@ pub struct Task {
     pub steps: Vec<Step>,
     /// Pause between two steps (`think:`; zero: none).
     pub think: Duration,
+    /// A named `steps` task is a group: its whole duration (first request
+    /// sent to last response) is recorded on this endpoint (method
+    /// [`crate::GROUP_METHOD`]).
+    pub group: Option<usize>,
 }
 
 /// One HTTP request.

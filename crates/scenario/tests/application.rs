@@ -21,6 +21,7 @@ users:
     variables: {password: secret}
     tasks:
       - think: 250ms
+        name: checkout
         steps:
           - method: POST
             path: /session
@@ -56,6 +57,15 @@ fn cookies_auth_think_checks_and_header_extracts_parse() {
     assert!(!s.classes()[1].cookies);
     let task = &buyer.tasks[0];
     assert_eq!(task.think, Duration::from_millis(250));
+    // A named steps task is a group with its own row.
+    let group = task.group.expect("a group");
+    assert_eq!(s.endpoints()[group].method, cicada_scenario::GROUP_METHOD);
+    assert_eq!(s.endpoints()[group].name, "checkout");
+    assert_eq!(s.classes()[1].tasks[0].group, None);
+    // A threshold can name it.
+    let threshold =
+        cicada_scenario::Threshold::from_flag("GROUP checkout: p95 < 2s", s.endpoints()).unwrap();
+    assert_eq!(threshold.endpoint.as_deref(), Some("GROUP checkout"));
     let (login, account) = (&task.steps[0], &task.steps[1]);
     // The class's auth is every request's default; a request's own wins.
     let auth = login.auth.as_ref().expect("class auth");
@@ -111,7 +121,10 @@ fn cookies_auth_think_checks_and_header_extracts_parse() {
         summary.contains("checks:\n  POST /session: /user == \"alice\"\n"),
         "{summary}"
     );
-    assert!(summary.contains("  GET /account: three items\n"), "{summary}");
+    assert!(
+        summary.contains("  GET /account: three items\n"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -210,6 +223,11 @@ fn bad_checks_auth_and_cookies_say_what_is_allowed() {
     let message = error("name: c\nusers:\n  - cookies: yes\n    tasks: [{request: {path: /}}]\n");
     assert!(
         message.starts_with("app.yaml:3:14: \"cookies\" must be true or false, found a string"),
+        "{message}"
+    );
+    let message = error("name: g\nusers:\n  - tasks: [{name: g, request: {path: /}}]\n");
+    assert!(
+        message.starts_with("app.yaml:3:20: only a \"steps\" task has a \"name\" (a group)"),
         "{message}"
     );
     let message = error("name: t\nusers:\n  - tasks: [{think: 1, steps: [{path: /}]}]\n");

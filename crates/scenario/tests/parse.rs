@@ -225,7 +225,7 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     let yaml = "name: x\nusers:\n  - tasks:\n      - wieght: 2\n        request: {path: /}\n";
     assert_eq!(
         error(yaml),
-        "x.yaml:4:9: unknown key \"wieght\" in task; allowed: weight, request, steps, think"
+        "x.yaml:4:9: unknown key \"wieght\" in task; allowed: weight, name, request, steps, think"
     );
 }
 
@@ -465,7 +465,7 @@ fn every_example_in_the_reference_parses() {
         .skip(1)
         .map(|rest| rest.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 7);
+    assert_eq!(blocks.len(), 8);
     for block in blocks {
         let s = Scenario::parse("SCENARIO.md", block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         assert!(!s.endpoints().is_empty());

@@ -47,6 +47,11 @@ impl FromStr for RunStatus {
     }
 }
 
+/// The method of a group's row (a named `steps` task timed as a whole,
+/// `cicada_scenario::GROUP_METHOD`): its rows are not requests, so no total
+/// of requests counts them.
+pub const GROUP_METHOD: &str = "GROUP";
+
 /// One entry of a scenario's endpoint table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -54,6 +59,18 @@ pub struct Endpoint {
     pub index: u32,
     pub method: String,
     pub name: String,
+}
+
+impl Endpoint {
+    /// Whether its rows are requests (not a group's), so totals count them.
+    pub fn is_request(&self) -> bool {
+        is_request_method(&self.method)
+    }
+}
+
+/// Whether rows of an endpoint with this method are requests.
+pub fn is_request_method(method: &str) -> bool {
+    method != GROUP_METHOD
 }
 
 /// A run as announced by the controller.

@@ -28,6 +28,7 @@ users:
           - {var: me, header: location, regex: "^/account/(.+)$"}
     tasks:
       - think: 5ms
+        name: browse account
         steps:
           - path: "/account/{{ me }}"
             name: /account/:user
@@ -124,6 +125,22 @@ async fn cookies_auth_extraction_and_checks_against_a_verifying_target() {
     assert!(
         sessions >= 1 && accounts > 100 && private > 100 && refused > 10,
         "{summary}"
+    );
+
+    // The named task is a group: one row timing both steps and the think
+    // time between them, not counted as requests (conservation above).
+    let group = endpoint(summary, "browse account");
+    assert_eq!(group["method"], "GROUP");
+    let groups = group["requests"].as_u64().unwrap();
+    assert!(
+        groups <= private && groups + 8 >= private,
+        "{groups} groups, {private} /private"
+    );
+    assert_eq!(group["failures"].as_u64(), Some(0));
+    let p50 = |e: &serde_json::Value| e["p50_ms"].as_f64().unwrap();
+    assert!(
+        p50(group) >= 5.0 + p50(endpoint(summary, "/private")),
+        "a group lasts its steps plus the think time: {group}"
     );
 
     // The target refused exactly the visitors' cookieless requests: every

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use cicada_histogram::{Counts, LatencyHistogram};
-use cicada_store::{ActiveUsers, Delta, FailureRecord, SecondRow};
+use cicada_store::{ActiveUsers, Delta, Endpoint, FailureRecord, SecondRow};
 
 /// Seconds kept behind the latest one; the live window needs only two.
 const KEEP_SECONDS: i64 = 8;
@@ -41,6 +41,9 @@ pub(crate) struct LiveWindow {
 pub(crate) struct LiveAggregate {
     /// Indexed by endpoint.
     totals: Vec<(Counts, LatencyHistogram)>,
+    /// Whether each endpoint's rows are requests (a group's are not, and
+    /// stay out of the per-second totals).
+    is_request: Vec<bool>,
     /// Open model: uncorrected latencies per endpoint (`None` until one arrives).
     uncorrected: Vec<Option<LatencyHistogram>>,
     /// Open model: dropped iterations over the run.
@@ -61,10 +64,18 @@ fn merge_into(into: &mut LatencyHistogram, other: &LatencyHistogram) {
 }
 
 impl LiveAggregate {
-    /// An empty aggregate for a run with `endpoint_count` endpoints.
-    pub(crate) fn new(endpoint_count: usize) -> Self {
+    /// An empty aggregate for a run with these endpoints.
+    pub(crate) fn new(endpoints: &[Endpoint]) -> Self {
+        let endpoint_count = endpoints.len();
+        let mut is_request = vec![true; endpoint_count];
+        for endpoint in endpoints {
+            if let Some(slot) = is_request.get_mut(endpoint.index as usize) {
+                *slot = endpoint.is_request();
+            }
+        }
         Self {
             totals: (0..endpoint_count).map(|_| Default::default()).collect(),
+            is_request,
             uncorrected: vec![None; endpoint_count],
             dropped: 0,
             recent: BTreeMap::new(),
@@ -149,6 +160,14 @@ impl LiveAggregate {
             (self.uncorrected.get_mut(endpoint as usize), uncorrected)
         {
             merge_into(slot.get_or_insert_with(LatencyHistogram::new), uncorrected);
+        }
+        if !self
+            .is_request
+            .get(endpoint as usize)
+            .copied()
+            .unwrap_or(true)
+        {
+            return;
         }
         if let Some(recent) = self.second_mut(second) {
             recent.counts.add(counts);
@@ -245,6 +264,17 @@ impl LiveAggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` request endpoints.
+    fn endpoints(n: u32) -> Vec<Endpoint> {
+        (0..n)
+            .map(|index| Endpoint {
+                index,
+                method: "GET".into(),
+                name: format!("/{index}"),
+            })
+            .collect()
+    }
     use cicada_store::{EndpointDelta, FailureCount};
 
     fn delta(second: i64, latency_us: u64, requests: u64, users: u32) -> Delta {
@@ -280,7 +310,7 @@ mod tests {
 
     #[test]
     fn window_covers_the_two_seconds_before_the_latest() {
-        let mut live = LiveAggregate::new(1);
+        let mut live = LiveAggregate::new(&endpoints(1));
         live.apply(&delta(100, 1_000, 10, 4));
         live.apply(&delta(101, 2_000, 20, 6));
         live.apply(&delta(102, 3_000, 30, 5));
@@ -301,7 +331,7 @@ mod tests {
 
     #[test]
     fn old_seconds_are_pruned_but_still_counted_in_totals() {
-        let mut live = LiveAggregate::new(1);
+        let mut live = LiveAggregate::new(&endpoints(1));
         for second in 0..100 {
             live.apply(&delta(second, 1_000, 1, 1));
         }
@@ -314,7 +344,7 @@ mod tests {
 
     #[test]
     fn open_model_totals_and_window_carry_uncorrected_and_dropped() {
-        let mut live = LiveAggregate::new(1);
+        let mut live = LiveAggregate::new(&endpoints(1));
         for (second, dropped) in [(100, 2), (101, 4), (102, 6)] {
             let mut d = delta(second, 5_000, 10, 1);
             let mut uncorrected = LatencyHistogram::new();
@@ -328,11 +358,14 @@ mod tests {
         let uncorrected = live.uncorrected()[0].as_ref().unwrap();
         assert_eq!(uncorrected.len(), 30);
         assert_eq!(uncorrected.max_us(), 1_000);
-        assert!(LiveAggregate::new(1).uncorrected()[0].is_none());
+        assert!(LiveAggregate::new(&endpoints(1)).uncorrected()[0].is_none());
     }
 
     #[test]
     fn empty_run_has_a_zero_window() {
-        assert_eq!(LiveAggregate::new(2).window(), LiveWindow::default());
+        assert_eq!(
+            LiveAggregate::new(&endpoints(2)).window(),
+            LiveWindow::default()
+        );
     }
 }

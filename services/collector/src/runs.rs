@@ -42,7 +42,7 @@ impl RunState {
         thresholds: Vec<RunThreshold>,
     ) -> Self {
         Self {
-            live: Some(Mutex::new(LiveAggregate::new(endpoints.len()))),
+            live: Some(Mutex::new(LiveAggregate::new(&endpoints))),
             record,
             endpoints,
             thresholds,
@@ -153,7 +153,7 @@ impl Runs {
         let thresholds = threshold::resolve_all(&defs, &endpoints)
             .map_err(|error| StoreError::Corrupt(format!("run {run_id}: {error}")))?;
         let live = if record.status == RunStatus::Running {
-            let mut live = LiveAggregate::new(endpoints.len());
+            let mut live = LiveAggregate::new(&endpoints);
             for row in self.store.seconds(run_id, None).await? {
                 live.add_row(&row);
             }

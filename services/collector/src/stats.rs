@@ -125,11 +125,14 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
             .uncorrected
             .get(endpoint.index as usize)
             .and_then(Option::as_ref);
-        total_counts.add(&counts);
-        if let Err(error) = total_histogram.merge(&histogram) {
-            tracing::warn!(%error, "failed to merge the total histogram");
+        // The total is of requests: a group's row is not one.
+        if endpoint.is_request() {
+            total_counts.add(&counts);
+            if let Err(error) = total_histogram.merge(&histogram) {
+                tracing::warn!(%error, "failed to merge the total histogram");
+            }
         }
-        if let Some(uncorrected) = uncorrected {
+        if let (true, Some(uncorrected)) = (endpoint.is_request(), uncorrected) {
             let total = total_uncorrected.get_or_insert_with(LatencyHistogram::new);
             if let Err(error) = total.merge(uncorrected) {
                 tracing::warn!(%error, "failed to merge the total uncorrected histogram");
@@ -171,8 +174,13 @@ pub(crate) fn run_stats(input: StatsInput<'_>) -> v1::RunStats {
         .map(|lost| lost.unrecorded_max)
         .sum::<u64>()
         + input.evicted_requests;
-    let thresholds =
-        threshold::evaluate(input.thresholds, input.totals, duration_s, unrecorded_max);
+    let thresholds = threshold::evaluate(
+        input.thresholds,
+        input.totals,
+        (&total_counts, &total_histogram),
+        duration_s,
+        unrecorded_max,
+    );
     v1::RunStats {
         run_id: input.record.id.clone(),
         state: run_state(input.record.status) as i32,

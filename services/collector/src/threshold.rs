@@ -86,33 +86,26 @@ pub(crate) fn observe(
 }
 
 /// Checks every threshold against per-endpoint `totals` (indexed by
-/// endpoint) over a run that has lasted `duration_s`. A threshold with
-/// nothing to measure fails.
+/// endpoint) and the run's `total` (its requests, without groups) over a
+/// run that has lasted `duration_s`. A threshold with nothing to measure
+/// fails.
 pub(crate) fn evaluate(
     thresholds: &[RunThreshold],
     totals: &[(Counts, LatencyHistogram)],
+    total: (&Counts, &LatencyHistogram),
     duration_s: f64,
     unrecorded: u64,
 ) -> Vec<v1::ThresholdResult> {
     if thresholds.is_empty() {
         return Vec::new();
     }
-    let mut all_counts = Counts::default();
-    let mut all_histogram = LatencyHistogram::new();
-    if thresholds.iter().any(|t| t.endpoint.is_none()) {
-        for (counts, histogram) in totals {
-            all_counts.add(counts);
-            if let Err(error) = all_histogram.merge(histogram) {
-                tracing::warn!(%error, "failed to merge histograms for thresholds");
-            }
-        }
-    }
+    let (all_counts, all_histogram) = total;
     let empty = (Counts::default(), LatencyHistogram::new());
     thresholds
         .iter()
         .map(|threshold| {
             let (counts, histogram) = match threshold.endpoint {
-                None => (&all_counts, &all_histogram),
+                None => (all_counts, all_histogram),
                 Some(index) => {
                     let (counts, histogram) = totals.get(index).unwrap_or(&empty);
                     (counts, histogram)
@@ -158,6 +151,28 @@ pub(crate) fn outcomes(results: &[v1::ThresholdResult]) -> Vec<ThresholdOutcome>
 mod tests {
     use super::*;
 
+    /// `evaluate` with the total of every endpoint.
+    fn evaluate_all(
+        thresholds: &[RunThreshold],
+        totals: &[(Counts, LatencyHistogram)],
+        duration_s: f64,
+        unrecorded: u64,
+    ) -> Vec<v1::ThresholdResult> {
+        let mut counts = Counts::default();
+        let mut histogram = LatencyHistogram::new();
+        for (c, h) in totals {
+            counts.add(c);
+            histogram.merge(h).unwrap();
+        }
+        evaluate(
+            thresholds,
+            totals,
+            (&counts, &histogram),
+            duration_s,
+            unrecorded,
+        )
+    }
+
     fn endpoints() -> Vec<Endpoint> {
         vec![
             Endpoint {
@@ -199,7 +214,7 @@ mod tests {
     }
 
     fn check(expression: &str, endpoint: Option<&str>) -> v1::ThresholdResult {
-        evaluate(&[threshold(expression, endpoint)], &totals(), 10.0, 0).remove(0)
+        evaluate_all(&[threshold(expression, endpoint)], &totals(), 10.0, 0).remove(0)
     }
 
     #[test]
@@ -248,14 +263,14 @@ mod tests {
     fn nothing_measured_fails_without_a_value() {
         let empty = vec![(Counts::default(), LatencyHistogram::new()); 2];
         for expression in ["p95 < 1s", "max < 1s", "failure_rate < 1%"] {
-            let results = evaluate(&[threshold(expression, None)], &empty, 5.0, 0);
+            let results = evaluate_all(&[threshold(expression, None)], &empty, 5.0, 0);
             assert_eq!(results[0].observed, None, "{expression}");
             assert!(!results[0].passed, "{expression}");
             assert_eq!(results[0].observed_text, "no requests");
         }
-        let rps = evaluate(&[threshold("rps >= 0", None)], &empty, 0.0, 0);
+        let rps = evaluate_all(&[threshold("rps >= 0", None)], &empty, 0.0, 0);
         assert_eq!(rps[0].observed, None);
-        let requests = evaluate(&[threshold("requests < 1", None)], &empty, 0.0, 0);
+        let requests = evaluate_all(&[threshold("requests < 1", None)], &empty, 0.0, 0);
         assert!(requests[0].passed);
     }
 
@@ -273,7 +288,7 @@ mod tests {
         assert!(error.contains("GET /slow"), "{error}");
         let ok = RunThreshold::resolve(def("p95 < 1s", Some("POST  /slow")), &endpoints()).unwrap();
         assert_eq!(ok.endpoint, Some(1));
-        let results = evaluate(&[ok], &totals(), 1.0, 0);
+        let results = evaluate_all(&[ok], &totals(), 1.0, 0);
         assert!(results[0].abort_on_fail);
         assert_eq!(results[0].delay_ms, 1000);
         assert_eq!(outcomes(&results)[0].index, 0);

@@ -200,14 +200,26 @@ pub async fn stored_run(database_url: &str, run_id: &str) -> StoredRun {
     let record = store.get_run(run_id).await.unwrap().expect("run stored");
     assert_eq!(record.id, run_id);
     let endpoints = store.endpoints(run_id).await.unwrap();
+    // Requests only: a group's rows are not requests.
+    let is_request = |index: u32| {
+        endpoints
+            .iter()
+            .find(|e| e.index == index)
+            .expect("endpoint in table")
+            .is_request()
+    };
     let mut seconds_total = Counts::default();
     for row in store.seconds(run_id, None).await.unwrap() {
-        seconds_total.add(&row.counts);
+        if is_request(row.endpoint) {
+            seconds_total.add(&row.counts);
+        }
     }
     let mut summary_total = Counts::default();
     let mut summary_by_endpoint = Vec::new();
     for summary in store.summaries(run_id).await.unwrap() {
-        summary_total.add(&summary.counts);
+        if is_request(summary.endpoint) {
+            summary_total.add(&summary.counts);
+        }
         let endpoint = endpoints
             .iter()
             .find(|e| e.index == summary.endpoint)

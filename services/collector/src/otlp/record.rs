@@ -113,6 +113,10 @@ impl Instruments {
             let Some((method, name)) = meta.endpoints.get(endpoint.endpoint as usize) else {
                 continue;
             };
+            // `cicada.requests` counts requests; a group's rows are not.
+            if !cicada_store::is_request_method(method) {
+                continue;
+            }
             let attributes = |status_class: String| {
                 let mut kv = run.to_vec();
                 kv.push(KeyValue::new("endpoint", name.clone()));

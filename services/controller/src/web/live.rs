@@ -383,9 +383,12 @@ impl LiveRun {
         // The Aggregated row's current rates are its rows' sum, over the
         // same window; the header and the charts show the collector's last
         // complete second (`current`), like the CLI.
-        let summed = endpoints.iter().fold((0.0, 0.0), |(r, f), e| {
-            (r + e.current_rps, f + e.current_failures_per_s)
-        });
+        let summed = endpoints
+            .iter()
+            .filter(|e| cicada_store::is_request_method(&e.method))
+            .fold((0.0, 0.0), |(r, f), e| {
+                (r + e.current_rps, f + e.current_failures_per_s)
+            });
         let current = if terminal {
             Current::default()
         } else {

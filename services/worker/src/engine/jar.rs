@@ -62,7 +62,9 @@ mod tests {
 
     #[test]
     fn cookies_follow_path_expiry_and_secure() {
-        let origin = Url::parse("http://127.0.0.1:8080/session").unwrap();
+        // A name, not loopback: cookie_store (like browsers) treats
+        // loopback as a secure context and sends Secure cookies over http.
+        let origin = Url::parse("http://shop.test:8080/session").unwrap();
         let mut jar = Jar::default();
         jar.store(
             &set_cookies(&[
@@ -86,10 +88,15 @@ mod tests {
         );
         assert_eq!(jar.cookie("sid"), Some("abc"));
         assert_eq!(jar.cookie("old"), None, "expired at once");
-        // Secure cookies only go over https.
-        let https = Url::parse("https://127.0.0.1:8443/").unwrap();
-        assert_eq!(header("/").as_deref(), Some("sid=abc"));
-        assert_eq!(jar.header(&https), None, "another origin (port)");
+        // Secure cookies only go over https (cookies do not depend on the
+        // port, RFC 6265 section 8.5); another host gets none.
+        let https = Url::parse("https://shop.test:8443/").unwrap();
+        let secure = jar.header(&https).unwrap();
+        assert!(secure.to_str().unwrap().contains("tls=y"), "{secure:?}");
+        let elsewhere = Url::parse("http://other.test:8080/").unwrap();
+        assert_eq!(jar.header(&elsewhere), None);
+        let loopback = Url::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(jar.header(&loopback), None, "host-only cookies");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(crate) struct TaskPlan {
     pub steps: Vec<StepPlan>,
     /// Pause between two steps.
     pub think: Duration,
+    /// The endpoint its whole duration is recorded on (a named group).
+    pub group: Option<usize>,
 }
 
 pub(crate) struct StepPlan {
@@ -102,6 +104,7 @@ impl Plan {
                 tasks.push(TaskPlan {
                     steps: prepare(&task.steps)?,
                     think: task.think,
+                    group: task.group,
                 });
                 sum += u64::from(task.weight);
                 task_cumulative.push(sum);

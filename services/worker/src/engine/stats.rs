@@ -48,6 +48,8 @@ pub(crate) enum FailureKind {
     Connection,
     Extract,
     Check,
+    /// A group's step failed.
+    Step,
     Request,
 }
 
@@ -71,6 +73,7 @@ impl FailureKind {
             FailureKind::Connection => "connection",
             FailureKind::Extract => "extract",
             FailureKind::Check => "check",
+            FailureKind::Step => "step",
             FailureKind::Request => "request",
         }
     }
@@ -168,6 +171,12 @@ impl ThreadStats {
                 }),
             }
         }
+    }
+
+    /// Records one group's duration (its row counts with the requests in
+    /// `completed`, like every row the deltas carry).
+    pub fn record_group(&self, endpoint: usize, latency: Latency, failure: Option<Failure>) {
+        self.record(endpoint, latency, 0, failure);
     }
 
     /// Counts the outcomes of one response's checks, `(check, passed)`.

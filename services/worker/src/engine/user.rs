@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::jar::Jar;
-use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, basic_authorization};
+use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
 use super::target::Sender;
 use super::thread::ThreadCtx;
@@ -77,15 +77,14 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     let plan = ctx.plan.clone();
     let class: &ClassPlan = &plan.classes[class_index];
     let mut user = User::new(class, user_id);
-    if !run_steps(
+    let on_start = run_steps(
         &ctx,
         &mut user,
         &class.on_start,
         Duration::ZERO,
         Timing::Closed,
-    )
-    .await
-    {
+    );
+    if !on_start.await.go_on {
         return;
     }
     let total_weight = class.task_cumulative.last().copied().unwrap_or(0);
@@ -100,7 +99,7 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
         let pick = user.rng.random_range(0..total_weight);
         let task = class.task_cumulative.partition_point(|&sum| sum <= pick);
         let task = &class.tasks[task];
-        if !run_steps(&ctx, &mut user, &task.steps, task.think, Timing::Closed).await {
+        if !run_task(&ctx, &mut user, task, Timing::Closed).await {
             return;
         }
         let pause = match class.wait {
@@ -158,7 +157,8 @@ pub(crate) async fn iterate(
     if !*started {
         *started = true;
         if !class.on_start.is_empty() {
-            if !run_steps(ctx, user, &class.on_start, Duration::ZERO, timing).await {
+            let on_start = run_steps(ctx, user, &class.on_start, Duration::ZERO, timing);
+            if !on_start.await.go_on {
                 return;
             }
             timing = Timing::Open { intended: None };
@@ -170,20 +170,60 @@ pub(crate) async fn iterate(
     }
     let pick = user.rng.random_range(0..total_weight);
     let task = class.task_cumulative.partition_point(|&sum| sum <= pick);
-    let task = &class.tasks[task];
-    run_steps(ctx, user, &task.steps, task.think, timing).await;
+    run_task(ctx, user, &class.tasks[task], timing).await;
+}
+
+/// Runs a task's steps; a group's whole duration (first request sent to
+/// last response, its think time included) is recorded on its endpoint,
+/// as a failure when a step failed. A group cut short by the end of the
+/// run is not recorded. Returns false when the user must stop.
+async fn run_task(ctx: &ThreadCtx, user: &mut User, task: &TaskPlan, timing: Timing) -> bool {
+    let started = Instant::now();
+    let outcome = run_steps(ctx, user, &task.steps, task.think, timing).await;
+    if let Some(group) = task.group
+        && outcome.finished
+    {
+        let latency = measure(started, Timing::Closed);
+        let failure = outcome.failed_step.map(|index| Failure {
+            kind: FailureKind::Step,
+            message: format!(
+                "step {} of {} ({} {}) failed",
+                index + 1,
+                task.steps.len(),
+                task.steps[index].method,
+                task.steps[index].path.source()
+            ),
+        });
+        ctx.stats.record_group(group, latency, failure);
+    }
+    outcome.go_on
+}
+
+/// How a sequence of steps ended.
+struct StepsOutcome {
+    /// The user goes on (the run is not stopping).
+    go_on: bool,
+    /// Every step ran, or one failed: the sequence was not cut short.
+    finished: bool,
+    /// The step that failed and ended the sequence.
+    failed_step: Option<usize>,
 }
 
 /// Runs steps in order, `think` apart; a failed step ends the sequence.
-/// Returns false when the user must stop. Only the first step gets an
-/// open-model intended start.
+/// Only the first step gets an open-model intended start.
 async fn run_steps(
     ctx: &ThreadCtx,
     user: &mut User,
     steps: &[StepPlan],
     think: Duration,
     timing: Timing,
-) -> bool {
+) -> StepsOutcome {
+    let cut_short = StepsOutcome {
+        go_on: false,
+        finished: false,
+        failed_step: None,
+    };
+    let mut failed_step = None;
     let mut timing = timing;
     for (i, step) in steps.iter().enumerate() {
         // An open-model iteration that was started sends its first request
@@ -191,13 +231,13 @@ async fn run_steps(
         // recorded (or cancelled) request.
         let first_of_iteration = matches!(timing, Timing::Open { intended: Some(_) });
         if ctx.stopping.get() && !first_of_iteration {
-            return false;
+            return cut_short;
         }
         if i > 0 && !think.is_zero() {
             let until = Instant::now() + think;
             tokio::select! {
                 () = tokio::time::sleep_until(until) => {}
-                () = ctx.stop.notified() => return false,
+                () = ctx.stop.notified() => return cut_short,
             }
         }
         let ok = execute(ctx, user, step, timing).await;
@@ -205,10 +245,15 @@ async fn run_steps(
             timing = Timing::Open { intended: None };
         }
         if !ok {
+            failed_step = Some(i);
             break;
         }
     }
-    !ctx.stopping.get()
+    StepsOutcome {
+        go_on: !ctx.stopping.get(),
+        finished: true,
+        failed_step,
+    }
 }
 
 /// The latency of a request sent at `started` that completes now.
