@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::time::Duration;
 
 use cicada_scenario::{Cookies, RenderContext, ResponseView, Wait, template::form_urlencode_into};
@@ -300,9 +301,13 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
     };
     user.seq += 1;
     // Cookies are matched against the request's URL, built only when a jar
-    // has cookies to send or a response sets one (a user of a target
-    // without cookies pays one reference-count bump per request).
-    let path = user.cookies.then(|| request.uri().clone());
+    // has cookies to send or a response sets one. A static path is
+    // borrowed from the plan, so a user of a target without cookies pays
+    // nothing for it; a rendered one costs a reference-count bump.
+    let path = user.cookies.then(|| match &step.static_uri {
+        Some(uri) => Cow::Borrowed(uri),
+        None => Cow::Owned(request.uri().clone()),
+    });
     let mut cookie_url = None;
     let mut request = request;
     if let (Some(jar), Some(path)) = (&user.jar, &path) {
