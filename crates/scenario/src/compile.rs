@@ -1,6 +1,7 @@
 //! Turns the YAML tree into the scenario model, checking every key and value.
 
 mod check;
+mod data;
 mod fields;
 mod stages;
 mod step;
@@ -9,6 +10,7 @@ mod thresholds;
 use std::time::Duration;
 
 use crate::check::CheckDef;
+use crate::data::DataDef;
 use crate::model::{BasicAuth, EndpointDef, Task, Timeouts, UserClass, UserClassInfo, Wait};
 use crate::node::{Kind, Node};
 use crate::template::{BUILTINS, Template};
@@ -25,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "rate",
     "max_in_flight",
     "thresholds",
+    "data",
 ];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &[
@@ -47,6 +50,8 @@ pub(crate) struct Compiler<'a> {
     checks: Vec<CheckDef>,
     /// The `auth` of the user class being compiled, its requests' default.
     class_auth: Option<BasicAuth>,
+    /// `data:`, its columns added as templates use them.
+    data: Vec<DataDef>,
 }
 
 impl<'a> Compiler<'a> {
@@ -56,6 +61,7 @@ impl<'a> Compiler<'a> {
             endpoints: Vec::new(),
             checks: Vec::new(),
             class_auth: None,
+            data: Vec::new(),
         }
     }
 
@@ -97,6 +103,10 @@ impl<'a> Compiler<'a> {
             Some(node) => Some(self.max_in_flight(node)?),
             None => None,
         };
+        // Before the users: their templates read the data sets.
+        if let Some(node) = top.get("data") {
+            self.data = self.data_sets(node)?;
+        }
         let users = top.required(&self, "users")?;
         let Kind::Seq(items) = &users.kind else {
             return Err(self.wrong_type(users, "users", "a list of user classes"));
@@ -139,6 +149,7 @@ impl<'a> Compiler<'a> {
             rate,
             max_in_flight,
             thresholds,
+            data: self.data,
         })
     }
 
@@ -234,8 +245,27 @@ impl<'a> Compiler<'a> {
             None => true,
         };
         // Variable names come first so every template can resolve them,
-        // including ones only set later by an `extract`.
+        // including ones only set later by an `extract`: the data columns
+        // read from the user's first row, `variables:`, the `extract`
+        // targets, then the data columns read from a row per task.
+        let mut refs = Vec::new();
+        for n in ["variables", "auth", "on_start", "tasks"] {
+            if let Some(n) = f.get(n) {
+                self.data_refs(n, &mut refs);
+            }
+        }
+        for (n, place) in [
+            (f.get("variables"), "a variable"),
+            (f.get("auth"), "a class's auth"),
+        ] {
+            if let Some(n) = n {
+                self.no_next_refs(n, place)?;
+            }
+        }
         let mut var_names: Vec<String> = Vec::new();
+        let start_vars = self.data_vars(&refs, false, &mut var_names);
+        let data_start = data::bindings(&start_vars);
+        let first_var = var_names.len();
         let mut initial: Vec<(&Node, &Node)> = Vec::new();
         if let Some(vars) = f.get("variables") {
             let Kind::Map(entries) = &vars.kind else {
@@ -250,21 +280,27 @@ impl<'a> Compiler<'a> {
         for steps in [f.get("on_start"), f.get("tasks")].into_iter().flatten() {
             collect_extract_vars(steps, &mut var_names);
         }
+        let next_vars = self.data_vars(&refs, true, &mut var_names);
         let mut variables = Vec::with_capacity(initial.len());
         for (index, (_, value)) in initial.iter().enumerate() {
-            // A variable's initial value may only use variables defined before it.
+            // A variable's initial value may only use variables defined
+            // before it (and the user's first data rows).
+            let var = first_var + index;
             variables.push((
-                index,
-                self.template(value, "variable value", &var_names[..index])?,
+                var,
+                self.template(value, "variable value", &var_names[..var])?,
             ));
         }
         self.class_auth = match f.get("auth") {
             Some(n) => Some(self.auth(n, &var_names)?),
             None => None,
         };
-        let on_start = match f.get("on_start") {
-            Some(n) => self.steps(n, "on_start", &var_names)?,
-            None => Vec::new(),
+        let (on_start, on_start_data) = match f.get("on_start") {
+            Some(n) => (
+                self.steps(n, "on_start", &var_names)?,
+                self.next_bindings(n, &next_vars, &var_names),
+            ),
+            None => (Vec::new(), Vec::new()),
         };
         let tasks_node = f.required(self, "tasks")?;
         let Kind::Seq(task_nodes) = &tasks_node.kind else {
@@ -277,8 +313,10 @@ impl<'a> Compiler<'a> {
             ));
         }
         let mut tasks = Vec::with_capacity(task_nodes.len());
-        for task in task_nodes {
-            tasks.push(self.task(task, &var_names)?);
+        for node in task_nodes {
+            let mut task = self.task(node, &var_names)?;
+            task.data = self.next_bindings(node, &next_vars, &var_names);
+            tasks.push(task);
         }
         Ok(UserClass {
             name,
@@ -287,7 +325,9 @@ impl<'a> Compiler<'a> {
             var_names,
             variables,
             cookies,
+            data: data_start,
             on_start,
+            on_start_data,
             tasks,
         })
     }
@@ -327,6 +367,7 @@ impl<'a> Compiler<'a> {
             steps,
             think,
             group,
+            data: Vec::new(),
         })
     }
 

@@ -10,12 +10,14 @@
 //! - `node`: the YAML document as a tree of located nodes (serde-saphyr)
 //! - `compile`: the tree to the model, with every check and message
 //! - `model`: user classes, tasks, steps, bodies, expectations, extraction
+//! - `data`: test data files (`data:`), parsed and cut to the used columns
 //! - `check`: response checks (`check:`) and how they are evaluated
 //! - `template`: `{{ expr }}` templates and JSON body templates
 //! - `threshold`: pass/fail thresholds (`p95 < 150ms`) and their flag syntax
 
 mod check;
 mod compile;
+pub mod data;
 mod model;
 mod node;
 pub mod template;
@@ -24,6 +26,7 @@ pub mod threshold;
 use std::fmt::Write as _;
 
 pub use check::{Check, CheckDef, CheckKind};
+pub use data::{DataBinding, DataDef, Table};
 pub use model::{
     BasicAuth, Body, EndpointDef, Expect, Extract, ExtractSource, ResponseView, Stage, StageTarget,
     Step, Task, Timeouts, UserClass, UserClassInfo, Wait,
@@ -49,6 +52,7 @@ pub struct Scenario {
     rate: Option<f64>,
     max_in_flight: Option<u32>,
     thresholds: Vec<Threshold>,
+    data: Vec<DataDef>,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -125,6 +129,11 @@ impl Scenario {
         &self.checks
     }
 
+    /// The data sets (`data:`), in file order; `DataBinding::set` points here.
+    pub fn data(&self) -> &[DataDef] {
+        &self.data
+    }
+
     /// The scenario's `thresholds:`, in file order.
     pub fn thresholds(&self) -> &[Threshold] {
         &self.thresholds
@@ -165,6 +174,29 @@ impl Scenario {
                     out,
                     "  {} {}: {}",
                     endpoint.method, endpoint.name, check.name
+                );
+            }
+        }
+        if !self.data.is_empty() {
+            let _ = writeln!(out, "data:");
+            for set in &self.data {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} ({}, pick {}{}), columns: {}",
+                    set.name,
+                    set.file,
+                    set.format.name(),
+                    set.pick.name(),
+                    if set.pick == data::Pick::Unique {
+                        format!(", exhausted: {}", set.exhausted.name())
+                    } else {
+                        String::new()
+                    },
+                    if set.columns.is_empty() {
+                        "(none used)".to_owned()
+                    } else {
+                        set.columns.join(", ")
+                    }
                 );
             }
         }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::data::DataBinding;
 use crate::template::{JsonTemplate, Template};
 
 /// Identity of one user class.
@@ -33,8 +34,12 @@ pub struct UserClass {
     pub variables: Vec<(usize, Template)>,
     /// Each user keeps its own cookie jar (`cookies:`, on by default).
     pub cookies: bool,
+    /// Rows each user takes when it starts, before `variables` render.
+    pub data: Vec<DataBinding>,
     /// Steps each user runs once before its first task.
     pub on_start: Vec<Step>,
+    /// Rows taken before `on_start` runs (its `{{ SET.next.COLUMN }}`).
+    pub on_start_data: Vec<DataBinding>,
     /// Tasks, picked at random by weight.
     pub tasks: Vec<Task>,
 }
@@ -64,6 +69,8 @@ pub struct Task {
     /// sent to last response) is recorded on this endpoint (method
     /// [`crate::GROUP_METHOD`]).
     pub group: Option<usize>,
+    /// Rows taken each time the task begins (its `{{ SET.next.COLUMN }}`).
+    pub data: Vec<DataBinding>,
 }
 
 /// One HTTP request.
