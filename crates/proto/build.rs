@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", file.display());
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
+    // A data file goes to every worker of a run: `Bytes` clones share it.
+    config.bytes([".cicada.v1.DataFile.content"]);
     tonic_prost_build::configure().compile_with_config(config, &[file], &[proto_root])?;
     Ok(())
 }

@@ -15,3 +15,7 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// Largest message a `StartRun` or `StartWork` may be: it carries the
+/// scenario's data files (at most 64 MiB together) plus the scenario.
+pub const MAX_RUN_MESSAGE_BYTES: usize = 80 << 20;

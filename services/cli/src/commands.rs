@@ -124,13 +124,17 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A scenario file and the data files it names, read and checked.
+pub struct Submission {
+    pub yaml: String,
+    pub data: Vec<cicada_proto::v1::DataFile>,
+}
+
 /// Reads and validates a scenario file locally, with the `--threshold`
-/// flags, so a bad file or flag fails fast before anything starts.
-pub fn read_scenario(load: &LoadArgs) -> anyhow::Result<String> {
-    let path = &load.scenario;
-    let yaml = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read scenario file {}", path.display()))?;
-    let scenario = cicada_scenario::Scenario::parse(&path.display().to_string(), &yaml)?;
+/// flags and its data files, so a bad file or flag fails fast before
+/// anything starts.
+pub fn read_scenario(load: &LoadArgs) -> anyhow::Result<Submission> {
+    let (scenario, submission) = read_submission(&load.scenario)?;
     for text in &load.thresholds {
         cicada_scenario::Threshold::from_flag(text, scenario.endpoints()).map_err(|error| {
             UsageError(format!(
@@ -138,7 +142,58 @@ pub fn read_scenario(load: &LoadArgs) -> anyhow::Result<String> {
             ))
         })?;
     }
-    Ok(yaml)
+    Ok(submission)
+}
+
+/// Reads the scenario at `path` and its data files (paths relative to the
+/// scenario file's folder), each checked against the scenario; also
+/// returns the rows of each data set.
+pub fn read_submission(
+    path: &std::path::Path,
+) -> anyhow::Result<(cicada_scenario::Scenario, Submission)> {
+    use cicada_scenario::data::MAX_DATA_BYTES;
+    let source = path.display().to_string();
+    let yaml = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read scenario file {source}"))?;
+    let scenario = cicada_scenario::Scenario::parse(&source, &yaml)?;
+    let folder = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut data = Vec::with_capacity(scenario.data().len());
+    let mut total = 0usize;
+    for set in scenario.data() {
+        let file = folder.join(&set.file);
+        let shown = file.display().to_string();
+        let size = std::fs::metadata(&file)
+            .with_context(|| {
+                format!(
+                    "{source}: data set {:?}: failed to read {shown} (paths are relative to the scenario file)",
+                    set.name
+                )
+            })?
+            .len();
+        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+        if total > MAX_DATA_BYTES {
+            anyhow::bail!(
+                "{source}: data set {:?}: {shown} brings the run's data files to {total} bytes, over the limit of {} MiB for all of them",
+                set.name,
+                MAX_DATA_BYTES >> 20
+            );
+        }
+        let content = std::fs::read(&file)
+            .with_context(|| format!("{source}: data set {:?}: failed to read {shown}", set.name))?;
+        let table = cicada_scenario::Table::parse(set, &source, &shown, &content)?;
+        eprintln!(
+            "data set {}: {shown}, {} rows (pick {})",
+            set.name,
+            table.rows(),
+            set.pick.name()
+        );
+        data.push(cicada_proto::v1::DataFile {
+            name: set.name.clone(),
+            path: shown,
+            content: content.into(),
+        });
+    }
+    Ok((scenario, Submission { yaml, data }))
 }
 
 /// Prints the final table, writes the summary JSON and picks the exit code.
@@ -151,6 +206,7 @@ pub fn finish(progress: &RunProgress, load: &LoadArgs) -> anyhow::Result<ExitCod
     }
     if let Some(path) = &load.summary_json {
         let mut summary = report::summary_json(&stats, state);
+        summary.stop_reason.clone_from(&progress.stop_reason);
         summary.diagnoses = progress
             .diagnoses
             .iter()
@@ -171,6 +227,9 @@ pub fn finish(progress: &RunProgress, load: &LoadArgs) -> anyhow::Result<ExitCod
     }
     if progress.threshold_aborted {
         eprintln!("run {} stopped early: {}", progress.run_id, progress.error);
+    }
+    if !progress.stop_reason.is_empty() {
+        eprintln!("run {} stopped early: {}", progress.run_id, progress.stop_reason);
     }
     let failed = stats.thresholds.iter().filter(|t| !t.passed).count();
     if failed > 0 || progress.threshold_aborted {

@@ -45,6 +45,10 @@ pub struct SummaryJson {
     /// The target's CPU sampled during the run (with --target-cpu-query).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_cpu: Option<TargetCpuJson>,
+    /// Why the run ended before its time without failing (a `unique`
+    /// data set ran out); absent otherwise.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_reason: String,
 }
 
 /// A worker lost without its final flush.
@@ -235,6 +239,7 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
             cpu_seconds: t.cpu_seconds,
             requests_per_cpu_second: t.requests_per_cpu_second,
         }),
+        stop_reason: String::new(),
     }
 }
 

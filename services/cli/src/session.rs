@@ -31,9 +31,10 @@ pub async fn connect(controller_url: &str, token: Option<&Token>) -> anyhow::Res
 }
 
 /// Builds the StartRun request from the load flags and the scenario text.
-pub fn start_request(load: &LoadArgs, scenario_yaml: String) -> StartRunRequest {
+pub fn start_request(load: &LoadArgs, submission: crate::commands::Submission) -> StartRunRequest {
     StartRunRequest {
-        scenario_yaml,
+        scenario_yaml: submission.yaml,
+        data: submission.data,
         scenario_path: load.scenario.display().to_string(),
         host: load.host.clone().unwrap_or_default(),
         users: load.users,

@@ -9,6 +9,8 @@
 //! `WatchRun` streams progress ([`progress`]). Thresholds are checked by the
 //! collector on its merged histograms; the controller validates them at
 //! `StartRun` and stops a run whose `abort_on_fail` threshold fails ([`abort`]).
+//! A run's data files are checked at `StartRun` and its `unique` rows
+//! leased to the workers from here ([`data`]).
 //!
 //! Layout: [`run`] (this file) wires the gRPC server; `service` implements the
 //! `Controller` trait on top of [`registry`], [`runs`], `start`, [`lifecycle`]
@@ -17,6 +19,7 @@
 //! [`ControllerConfig::token`] is set.
 
 pub mod abort;
+pub mod data;
 pub mod diagnosis;
 pub mod error;
 pub mod lifecycle;
@@ -204,7 +207,9 @@ pub async fn run_with(
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(health)
         .add_service(InterceptedService::new(
-            ControllerServer::new(service::ControllerService::new(shared.clone())),
+            ControllerServer::new(service::ControllerService::new(shared.clone()))
+                // A StartRun carries the scenario's data files.
+                .max_decoding_message_size(cicada_proto::MAX_RUN_MESSAGE_BYTES),
             auth,
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);

@@ -121,7 +121,8 @@ impl Tracker {
             RunEvent::Stop
             | RunEvent::Joined { .. }
             | RunEvent::Scale { .. }
-            | RunEvent::ScaleRate { .. } => {}
+            | RunEvent::ScaleRate { .. }
+            | RunEvent::DataExhausted(_) => {}
         }
     }
 
@@ -285,6 +286,7 @@ pub(crate) async fn drive(
         checks
     });
     let mut aborted: Option<String> = None;
+    let mut exhausted: Option<crate::data::Exhaustion> = None;
 
     // Running: until the time limit, StopRun, shutdown, every worker ended
     // or an abort_on_fail threshold failed.
@@ -326,6 +328,11 @@ pub(crate) async fn drive(
             }
             event = events.recv() => match event {
                 None | Some(RunEvent::Stop) => break,
+                Some(RunEvent::DataExhausted(end)) => {
+                    tracing::info!(run_id = %run.id, reason = %end.reason(), "stopping the run");
+                    exhausted = Some(end);
+                    break;
+                }
                 Some(event) => {
                     let changes = place(&shared, &run, &mut tracker, &mut placing.membership, event);
                     send_changes(&shared, &run, &placing.template, placing.membership.is_open(), changes);
@@ -409,7 +416,20 @@ pub(crate) async fn drive(
     }
 
     // Finishing: let the collector wait for the last deltas and summarise.
-    let error = policy.failure.clone().or_else(|| tracker.error());
+    let data_failure = exhausted
+        .as_ref()
+        .filter(|end| end.fail)
+        .map(|end| format!("{} (exhausted: fail)", end.reason()));
+    let stop_reason = exhausted
+        .as_ref()
+        .filter(|end| !end.fail)
+        .map(crate::data::Exhaustion::reason)
+        .unwrap_or_default();
+    let error = policy
+        .failure
+        .clone()
+        .or_else(|| tracker.error())
+        .or(data_failure);
     let state = if error.is_some() {
         RunState::Failed
     } else {
@@ -452,6 +472,7 @@ pub(crate) async fn drive(
         status.state = state;
         status.error = error;
         status.threshold_aborted = threshold_aborted;
+        status.stop_reason = stop_reason;
         status.final_stats = stats;
         status.diagnoses = diagnoses;
     });

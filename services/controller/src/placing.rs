@@ -85,7 +85,7 @@ pub(crate) fn place(
             }
             membership.leave(&worker_id)
         }
-        RunEvent::Stop => Vec::new(),
+        RunEvent::Stop | RunEvent::DataExhausted(_) => Vec::new(),
     }
 }
 

@@ -29,6 +29,7 @@ pub fn progress(
         diagnoses: status.diagnoses.clone(),
         target_rate: status.target_rate,
         threshold_aborted: status.threshold_aborted,
+        stop_reason: status.stop_reason.clone(),
         delivery,
     }
 }

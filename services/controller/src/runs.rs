@@ -22,6 +22,8 @@ pub struct RunStatus {
     pub error: String,
     /// True when a threshold with `abort_on_fail` stopped the run.
     pub threshold_aborted: bool,
+    /// Why the run ended early without failing (a `unique` data set ran out).
+    pub stop_reason: String,
     /// The collector's final statistics, once `FinishRun` answered.
     pub final_stats: Option<RunStats>,
     /// Total users the run aims at now (changed by scaling and stages).
@@ -79,6 +81,8 @@ pub enum RunEvent {
     Scale { users: u32, spawn_rate: Option<f64> },
     /// `ScaleRun` of an open-model run: a new total rate.
     ScaleRate { rate: f64 },
+    /// The last row of a `unique` data set was handed out.
+    DataExhausted(crate::data::Exhaustion),
 }
 
 impl RunEvent {
@@ -88,7 +92,10 @@ impl RunEvent {
             RunEvent::Done { worker_id, .. }
             | RunEvent::Gone { worker_id, .. }
             | RunEvent::Joined { worker_id, .. } => Some(worker_id),
-            RunEvent::Stop | RunEvent::Scale { .. } | RunEvent::ScaleRate { .. } => None,
+            RunEvent::Stop
+            | RunEvent::Scale { .. }
+            | RunEvent::ScaleRate { .. }
+            | RunEvent::DataExhausted(_) => None,
         }
     }
 }
@@ -99,6 +106,9 @@ pub struct Run {
     pub id: String,
     pub status: watch::Sender<RunStatus>,
     pub events: mpsc::UnboundedSender<RunEvent>,
+    /// Its data files, set when it starts (not for a run taken over after
+    /// a controller restart).
+    pub data: std::sync::OnceLock<crate::data::RunData>,
 }
 
 impl Run {
@@ -114,6 +124,7 @@ impl Run {
             state: RunState::Starting,
             error: String::new(),
             threshold_aborted: false,
+            stop_reason: String::new(),
             final_stats: None,
             target_users,
             target_rate,
@@ -123,7 +134,12 @@ impl Run {
             lost_workers: Vec::new(),
             plan: RunPlan::default(),
         });
-        let run = Run { id, status, events };
+        let run = Run {
+            id,
+            status,
+            events,
+            data: std::sync::OnceLock::new(),
+        };
         (Arc::new(run), receiver)
     }
 

@@ -10,7 +10,7 @@ use cicada_proto::v1::worker_message::Msg as In;
 use cicada_proto::v1::{
     ControllerMessage, ListWorkersRequest, ListWorkersResponse, Register, Registered, RunProgress,
     ScaleRunRequest, ScaleRunResponse, StartRunRequest, StartRunResponse, StopRunRequest,
-    StopRunResponse, StopWork, WatchRunRequest, WorkerMessage,
+    StopRunResponse, StopWork, TakeRowsRequest, TakeRowsResponse, WatchRunRequest, WorkerMessage,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -127,6 +127,13 @@ impl Controller for ControllerService {
         Ok(Response::new(ScaleRunResponse {}))
     }
 
+    async fn take_rows(
+        &self,
+        request: Request<TakeRowsRequest>,
+    ) -> Result<Response<TakeRowsResponse>, Status> {
+        Ok(Response::new(take_rows(&self.shared, request.into_inner())?))
+    }
+
     async fn list_workers(
         &self,
         _request: Request<ListWorkersRequest>,
@@ -135,6 +142,27 @@ impl Controller for ControllerService {
             workers: self.shared.registry.list(),
         }))
     }
+}
+
+/// `TakeRows`: leases rows of a `unique` data set of a running run; the
+/// call that takes the last row tells the run's life cycle task.
+fn take_rows(shared: &Shared, request: TakeRowsRequest) -> Result<TakeRowsResponse, ControllerError> {
+    let run = shared
+        .runs
+        .get(&request.run_id)
+        .ok_or_else(|| ControllerError::RunNotFound(request.run_id.clone()))?;
+    let data = run.data.get().ok_or_else(|| {
+        ControllerError::InvalidArgument(format!(
+            "run {} has no data sets here (taken over after a controller restart?)",
+            request.run_id
+        ))
+    })?;
+    let (response, exhaustion) = data.take(request.set as usize, request.count)?;
+    if let Some(exhaustion) = exhaustion {
+        tracing::info!(run_id = %run.id, set = %exhaustion.set, rows = exhaustion.rows, "a unique data set ran out");
+        run.send(RunEvent::DataExhausted(exhaustion));
+    }
+    Ok(response)
 }
 
 /// `StopRun` (gRPC and web): asks the run's life cycle task to stop it.

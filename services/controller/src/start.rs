@@ -38,6 +38,8 @@ struct Plan {
     open: bool,
     /// The scenario's thresholds, then the request's.
     thresholds: Vec<Threshold>,
+    /// Its data files, checked.
+    data: crate::data::RunData,
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
@@ -47,6 +49,7 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         request.scenario_path.as_str()
     };
     let scenario = Scenario::parse(source, &request.scenario_yaml)?;
+    let data = crate::data::RunData::load(&scenario, source, &request.data)?;
     let shape = shape(request, &scenario)?;
     let rate_shape = shape.as_ref().is_some_and(|shape| shape.kind == Kind::Rate);
     // The open model: the request's rate, else the scenario's `rate:`, or
@@ -144,6 +147,7 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         grace,
         shape,
         thresholds,
+        data,
     })
 }
 
@@ -434,7 +438,7 @@ async fn place_and_announce(
 fn launch(
     shared: &Arc<Shared>,
     request: &StartRunRequest,
-    plan: Plan,
+    mut plan: Plan,
     run_id: String,
     workers: Vec<(Claimed, Placement, f64)>,
 ) -> StartRunResponse {
@@ -449,11 +453,13 @@ fn launch(
         status.open = plan.open;
         status.plan = run_plan;
     });
+    let _ = run.data.set(std::mem::take(&mut plan.data));
     shared.runs.insert(run.clone());
     let max_duration_ms = plan.run_time.map_or(0, |run_time| {
         (run_time + plan.grace + shared.config.max_duration_margin).as_millis() as u64
     });
     let template = StartWork {
+        data: plan.data.shipped.clone(),
         run_id: run_id.clone(),
         scenario_yaml: request.scenario_yaml.clone(),
         scenario_path: request.scenario_path.clone(),

@@ -13,8 +13,10 @@
 //! - `thread`: the OS threads and their commands
 //! - `ramp`: the spawn order (classes interleaved) and the spawner
 //! - `arrival`: the open model (iterations at a fixed rate, bounded users)
+//! - `data`: rows of the scenario's data sets, `unique` ones leased
 
 mod arrival;
+mod data;
 mod jar;
 mod plan;
 mod ramp;
@@ -34,6 +36,8 @@ use tokio::task::JoinHandle;
 
 use stats::ThreadStats;
 use thread::Command;
+
+pub use data::{DataSets, RowSource};
 
 /// Engine tunables.
 #[derive(Debug, Clone)]
@@ -175,14 +179,35 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts ramping users. Must be called within a tokio runtime.
+    /// Starts ramping users of a scenario without data sets. Must be
+    /// called within a tokio runtime.
     pub fn start(
         scenario: Arc<Scenario>,
         host: &str,
         load: Load,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
+        Self::start_with_data(scenario, host, load, config, DataSets::none())
+    }
+
+    /// Starts ramping users; `data` holds the scenario's data sets, in order.
+    pub fn start_with_data(
+        scenario: Arc<Scenario>,
+        host: &str,
+        load: Load,
+        config: EngineConfig,
+        data: DataSets,
+    ) -> Result<Engine, EngineError> {
         check_load(&load, scenario.user_classes().len())?;
+        if data.len() != scenario.data().len() {
+            return Err(EngineError::InvalidLoad {
+                reason: format!(
+                    "the scenario has {} data sets, {} were given",
+                    scenario.data().len(),
+                    data.len()
+                ),
+            });
+        }
         let target = Arc::new(target::Target::parse(host, config.tls_ca_pem.as_deref())?);
         let thread_count = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -207,6 +232,7 @@ impl Engine {
                 index,
                 thread::ThreadSetup {
                     stats: stats.clone(),
+                    data: data.clone(),
                     plan,
                     target: target.clone(),
                     config: config.clone(),

@@ -69,7 +69,9 @@ async fn session(
         .connect()
         .await
         .map_err(SessionError::Connect)?;
-    let mut client = ControllerClient::new(AttachToken::new(config.token.as_ref()).wrap(channel));
+    let mut client = ControllerClient::new(AttachToken::new(config.token.as_ref()).wrap(channel))
+        // A StartWork carries the scenario's data files.
+        .max_decoding_message_size(cicada_proto::MAX_RUN_MESSAGE_BYTES);
     let (tx, rx) = mpsc::channel(32);
     let register = Register {
         worker_id: config.worker_id.clone(),

@@ -6,17 +6,87 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cicada_proto::auth::AttachToken;
+use cicada_proto::auth::{AttachToken, AuthChannel};
 use cicada_proto::v1::collector_client::CollectorClient;
-use cicada_proto::v1::{StartWork, WorkDone};
-use cicada_scenario::Scenario;
+use cicada_proto::v1::controller_client::ControllerClient;
+use cicada_proto::v1::{StartWork, TakeRowsRequest, WorkDone};
+use cicada_scenario::data::Pick;
+use cicada_scenario::{Scenario, Table};
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
 use crate::delta::Cut;
-use crate::engine::{Engine, Load};
+use crate::engine::{DataSets, Engine, Load, RowSource};
 use crate::pump::Pump;
 use crate::state::Node;
+
+/// The run's data sets: whole files from `StartWork`, `unique` ones leased
+/// from the controller.
+fn data_sets(
+    node: &Node,
+    scenario: &Scenario,
+    source: &str,
+    start: &StartWork,
+) -> Result<DataSets, String> {
+    let mut sets = DataSets::none();
+    if scenario.data().is_empty() {
+        return Ok(sets);
+    }
+    let channel = Endpoint::from_shared(node.config.controller_url.clone())
+        .map_err(|e| format!("invalid controller url: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let rows: Arc<dyn RowSource> = Arc::new(ControllerRows {
+        client: ControllerClient::new(AttachToken::new(node.config.token.as_ref()).wrap(channel)),
+        run_id: start.run_id.clone(),
+        worker_id: node.config.worker_id.clone(),
+    });
+    for set in scenario.data() {
+        if set.pick == Pick::Unique {
+            sets.push_unique(
+                set.columns.len(),
+                rows.clone(),
+                tokio::runtime::Handle::current(),
+            );
+            continue;
+        }
+        let file = start
+            .data
+            .iter()
+            .find(|file| file.name == set.name)
+            .ok_or_else(|| format!("data set {:?}: its file was not sent", set.name))?;
+        let table = Table::parse(set, source, &file.path, &file.content).map_err(|e| e.to_string())?;
+        sets.push_table(set.pick, table);
+    }
+    Ok(sets)
+}
+
+/// Leases `unique` rows with the controller's `TakeRows`.
+struct ControllerRows {
+    client: ControllerClient<AuthChannel>,
+    run_id: String,
+    worker_id: String,
+}
+
+impl RowSource for ControllerRows {
+    fn take(&self, set: usize, count: u32) -> BoxFuture<'static, Result<Vec<String>, String>> {
+        let mut client = self.client.clone();
+        let request = TakeRowsRequest {
+            run_id: self.run_id.clone(),
+            set: set as u32,
+            count,
+            worker_id: self.worker_id.clone(),
+        };
+        Box::pin(async move {
+            match tokio::time::timeout(Duration::from_secs(10), client.take_rows(request)).await {
+                Ok(Ok(response)) => Ok(response.into_inner().cells),
+                Ok(Err(status)) => Err(status.to_string()),
+                Err(_) => Err("TakeRows timed out after 10 s".to_owned()),
+            }
+        })
+    }
+}
 
 /// Runs `start` to its end and returns what to report.
 pub(crate) async fn execute(
@@ -68,7 +138,11 @@ pub(crate) async fn execute(
     let timeouts = scenario.timeouts();
     engine_config.connect_timeout = timeouts.connect.unwrap_or(engine_config.connect_timeout);
     engine_config.request_timeout = timeouts.request.unwrap_or(engine_config.request_timeout);
-    let engine = match Engine::start(scenario, &start.host, load, engine_config) {
+    let data = match data_sets(&node, &scenario, source, &start) {
+        Ok(data) => data,
+        Err(error) => return failed(format!("invalid data: {error}")),
+    };
+    let engine = match Engine::start_with_data(scenario, &start.host, load, engine_config, data) {
         Ok(engine) => Arc::new(engine),
         Err(error) => return failed(format!("failed to start the engine: {error}")),
     };

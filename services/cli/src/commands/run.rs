@@ -14,7 +14,8 @@ use crate::local::LocalCluster;
 use crate::session;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let yaml = super::read_scenario(&args.load)?;
+    let submission = super::read_scenario(&args.load)?;
+    let yaml = submission.yaml.clone();
     if let Some(path) = &args.html {
         check_writable(path)?;
     }
@@ -24,7 +25,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut client = session::connect(&cluster.controller_url, None).await?;
         let (run_id, workers) = session::start(
             &mut client,
-            session::start_request(&args.load, yaml.clone()),
+            session::start_request(&args.load, submission),
         )
         .await?;
         eprintln!(

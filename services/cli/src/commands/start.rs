@@ -6,13 +6,13 @@ use crate::cli::StartArgs;
 use crate::session;
 
 pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
-    let yaml = super::read_scenario(&args.load)?;
+    let submission = super::read_scenario(&args.load)?;
     let mut client = session::connect(
         &args.controller.controller,
         args.controller.auth.token()?.as_ref(),
     )
     .await?;
-    let mut request = session::start_request(&args.load, yaml);
+    let mut request = session::start_request(&args.load, submission);
     if let Some(expected) = args.expect_workers {
         eprintln!(
             "waiting for {expected} workers (at most {})",

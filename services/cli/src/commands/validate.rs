@@ -2,15 +2,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::cli::ValidateArgs;
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let path = args.scenario.display().to_string();
-    let yaml = std::fs::read_to_string(&args.scenario)
-        .with_context(|| format!("failed to read scenario file {path}"))?;
-    let scenario = cicada_scenario::Scenario::parse(&path, &yaml)?;
+    // The data files too: they must exist and hold the columns used.
+    let (scenario, _) = super::read_submission(&args.scenario)?;
     println!("{path}: ok");
     print!("{}", scenario.summary());
     Ok(ExitCode::SUCCESS)

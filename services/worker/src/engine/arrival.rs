@@ -245,7 +245,7 @@ pub(crate) async fn run(setup: ThreadSetup, open: ThreadArrivals) {
                     let user_id = first_user_id + created as u64 * user_id_stride;
                     created += 1;
                     Some(Vu {
-                        user: User::new(&plan.classes[class], user_id),
+                        user: User::new(&plan.classes[class], user_id, &ctx.data),
                         class,
                         started: false,
                     })

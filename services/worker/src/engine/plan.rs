@@ -5,7 +5,8 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use cicada_scenario::{
-    BasicAuth, Body, CheckKind, Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait,
+    BasicAuth, Body, CheckKind, DataBinding, Expect, Extract, JsonTemplate, Scenario, Step,
+    Template, Wait,
     template::form_urlencode_into,
 };
 use http::header::{CONTENT_TYPE, HeaderName};
@@ -24,7 +25,11 @@ pub(crate) struct ClassPlan {
     pub cookies: bool,
     pub var_count: usize,
     pub variables: Vec<(usize, Template)>,
+    /// Rows a user takes when it starts, before its variables render.
+    pub data: Vec<DataBinding>,
     pub on_start: Vec<StepPlan>,
+    /// Rows taken before `on_start` runs.
+    pub on_start_data: Vec<DataBinding>,
     pub tasks: Vec<TaskPlan>,
     /// Running sums of task weights, for a weighted pick with one random number.
     pub task_cumulative: Vec<u64>,
@@ -36,6 +41,8 @@ pub(crate) struct TaskPlan {
     pub think: Duration,
     /// The endpoint its whole duration is recorded on (a named group).
     pub group: Option<usize>,
+    /// Rows taken each time the task begins.
+    pub data: Vec<DataBinding>,
 }
 
 pub(crate) struct StepPlan {
@@ -105,6 +112,7 @@ impl Plan {
                     steps: prepare(&task.steps)?,
                     think: task.think,
                     group: task.group,
+                    data: task.data.clone(),
                 });
                 sum += u64::from(task.weight);
                 task_cumulative.push(sum);
@@ -114,7 +122,9 @@ impl Plan {
                 cookies: class.cookies,
                 var_count: class.var_names.len(),
                 variables: class.variables.clone(),
+                data: class.data.clone(),
                 on_start,
+                on_start_data: class.on_start_data.clone(),
                 tasks,
                 task_cumulative,
             });

@@ -31,6 +31,7 @@ pub(crate) enum Command {
 
 pub(crate) struct ThreadSetup {
     pub stats: Arc<ThreadStats>,
+    pub data: super::DataSets,
     pub plan: Arc<Plan>,
     pub target: Arc<Target>,
     pub config: EngineConfig,
@@ -42,6 +43,8 @@ pub(crate) struct ThreadSetup {
 /// What every user on a thread shares.
 pub(crate) struct ThreadCtx {
     pub stats: Arc<ThreadStats>,
+    /// The run's data sets.
+    pub data: super::DataSets,
     pub plan: Arc<Plan>,
     pub target: Arc<Target>,
     pub config: EngineConfig,
@@ -107,6 +110,7 @@ pub(crate) fn spawn(
 pub(crate) fn context(setup: ThreadSetup) -> (Rc<ThreadCtx>, mpsc::UnboundedReceiver<Command>) {
     let ThreadSetup {
         stats,
+        data,
         plan,
         target,
         config,
@@ -118,6 +122,7 @@ pub(crate) fn context(setup: ThreadSetup) -> (Rc<ThreadCtx>, mpsc::UnboundedRece
         .unwrap_or_else(|_| target.authority.clone());
     let ctx = Rc::new(ThreadCtx {
         stats,
+        data,
         plan,
         authority,
         target,

@@ -6,7 +6,9 @@ use bytes::Bytes;
 use std::borrow::Cow;
 use std::time::Duration;
 
-use cicada_scenario::{Cookies, RenderContext, ResponseView, Wait, template::form_urlencode_into};
+use cicada_scenario::{
+    Cookies, DataBinding, RenderContext, ResponseView, Wait, template::form_urlencode_into,
+};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
@@ -15,6 +17,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use super::data::Cursors;
+use super::data::DataSets;
 use super::jar::Jar;
 use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
@@ -33,6 +37,8 @@ pub(crate) struct User {
     cookies: bool,
     /// Its cookies, from the first response that set one.
     jar: Option<Box<Jar>>,
+    /// Its place in each data set it reads in order (empty without data sets).
+    cursors: Cursors,
 }
 
 /// How a request's latency is measured.
@@ -47,9 +53,10 @@ pub(crate) enum Timing {
 }
 
 impl User {
-    /// A user of `class` with its variables rendered.
-    pub(crate) fn new(class: &ClassPlan, user_id: u64) -> User {
-        let mut user = User {
+    /// A user of `class`; [`begin`] takes its first rows and renders its
+    /// variables.
+    pub(crate) fn new(class: &ClassPlan, user_id: u64, data: &DataSets) -> User {
+        User {
             user_id,
             seq: 0,
             vars: vec![String::new(); class.var_count],
@@ -57,27 +64,75 @@ impl User {
             conn: None,
             cookies: class.cookies,
             jar: None,
-        };
+            cursors: if data.len() == 0 {
+                Cursors::new()
+            } else {
+                data.cursors(user_id)
+            },
+        }
+    }
+
+    fn render_variables(&mut self, class: &ClassPlan) {
         for (index, template) in &class.variables {
             let mut render = RenderContext {
-                vars: &user.vars,
-                seq: user.seq,
-                user_id,
-                rng: &mut user.rng,
+                vars: &self.vars,
+                seq: self.seq,
+                user_id: self.user_id,
+                rng: &mut self.rng,
                 cookies: None,
             };
             let value = template.render(&mut render);
-            user.vars[*index] = value;
+            self.vars[*index] = value;
         }
-        user
     }
+}
+
+/// A new user's first data rows, then its variables; false when it cannot
+/// start (a data set has no row left for it, or the run stops meanwhile).
+async fn begin(ctx: &ThreadCtx, user: &mut User, class: &ClassPlan) -> bool {
+    if !take_rows(ctx, user, &class.data).await {
+        return false;
+    }
+    user.render_variables(class);
+    true
+}
+
+/// Takes a row of each binding's data set into the user's variables; false
+/// when a set has no row left for this user (it stops) or the run stops
+/// while a `unique` row is awaited.
+async fn take_rows(ctx: &ThreadCtx, user: &mut User, bindings: &[DataBinding]) -> bool {
+    for binding in bindings {
+        if ctx.stopping.get() {
+            return false;
+        }
+        let take = ctx.data.take(
+            binding.set,
+            &mut user.cursors,
+            &mut user.rng,
+            &mut user.vars,
+            &binding.vars,
+        );
+        let taken = tokio::select! {
+            taken = take => taken,
+            () = ctx.stop.notified() => false,
+        };
+        if !taken {
+            tracing::debug!(user_id = user.user_id, set = binding.set, "no data row left; the user stops");
+            return false;
+        }
+    }
+    true
 }
 
 /// Runs one user until the thread stops (or aborts it).
 pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     let plan = ctx.plan.clone();
     let class: &ClassPlan = &plan.classes[class_index];
-    let mut user = User::new(class, user_id);
+    let mut user = User::new(class, user_id, &ctx.data);
+    if !begin(&ctx, &mut user, class).await || !take_rows(&ctx, &mut user, &class.on_start_data).await
+    {
+        return;
+    }
     let on_start = run_steps(
         &ctx,
         &mut user,
@@ -156,6 +211,11 @@ pub(crate) async fn iterate(
         intended: Some(intended),
     };
     if !*started {
+        if !begin(ctx, user, class).await || !take_rows(ctx, user, &class.on_start_data).await {
+            // No row for this virtual user: the iteration cannot run.
+            ctx.stats.add_dropped();
+            return;
+        }
         *started = true;
         if !class.on_start.is_empty() {
             let on_start = run_steps(ctx, user, &class.on_start, Duration::ZERO, timing);
@@ -179,6 +239,12 @@ pub(crate) async fn iterate(
 /// as a failure when a step failed. A group cut short by the end of the
 /// run is not recorded. Returns false when the user must stop.
 async fn run_task(ctx: &ThreadCtx, user: &mut User, task: &TaskPlan, timing: Timing) -> bool {
+    if !task.data.is_empty() && !take_rows(ctx, user, &task.data).await {
+        if let Timing::Open { .. } = timing {
+            ctx.stats.add_dropped();
+        }
+        return false;
+    }
     let started = Instant::now();
     let outcome = run_steps(ctx, user, &task.steps, task.think, timing).await;
     if let Some(group) = task.group

@@ -1,0 +1,247 @@
+//! The rows users take from the scenario's data sets.
+//!
+//! A `sequential`, `circular` or `random` set is a [`Table`] every thread
+//! reads without a lock; a `unique` set is leased from the controller in
+//! blocks ([`RowSource`]), so no row is handed out twice across the fleet.
+//! A block is fetched before the last one runs out, and grows while users
+//! keep asking, so a fast run waits for the controller about once per
+//! block, not per row.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cicada_scenario::Table;
+use cicada_scenario::data::Pick;
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Rows a fetch asks for first, and at most.
+const FIRST_BLOCK: u32 = 64;
+const MAX_BLOCK: u32 = 4096;
+
+/// Where the rows of a `unique` data set come from.
+pub trait RowSource: Send + Sync + 'static {
+    /// Up to `count` rows of data set `set`, cells row after row; none when
+    /// every row of the set has been taken.
+    fn take(&self, set: usize, count: u32) -> BoxFuture<'static, Result<Vec<String>, String>>;
+}
+
+/// The data sets of a run, indexed like `Scenario::data()`.
+#[derive(Clone, Default)]
+pub struct DataSets {
+    sets: Vec<DataSet>,
+}
+
+#[derive(Clone)]
+enum DataSet {
+    Table { pick: Pick, table: Arc<Table> },
+    Unique(Arc<UniqueFeed>),
+}
+
+impl std::fmt::Debug for DataSets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataSets")
+            .field("sets", &self.sets.len())
+            .finish()
+    }
+}
+
+/// Where a user is in each data set it reads in order.
+pub(crate) type Cursors = Vec<u64>;
+
+impl DataSets {
+    /// No data sets.
+    pub fn none() -> DataSets {
+        DataSets::default()
+    }
+
+    /// Adds the next set: a table read by `pick` (not `unique`).
+    pub fn push_table(&mut self, pick: Pick, table: Table) {
+        debug_assert_ne!(pick, Pick::Unique);
+        self.sets.push(DataSet::Table {
+            pick,
+            table: Arc::new(table),
+        });
+    }
+
+    /// Adds the next set: `unique`, `width` cells a row, leased from `source`
+    /// by tasks spawned on `runtime`.
+    pub fn push_unique(
+        &mut self,
+        width: usize,
+        source: Arc<dyn RowSource>,
+        runtime: tokio::runtime::Handle,
+    ) {
+        let set = self.sets.len();
+        self.sets.push(DataSet::Unique(Arc::new(UniqueFeed {
+            set,
+            width,
+            source,
+            runtime,
+            state: Mutex::new(FeedState {
+                rows: VecDeque::new(),
+                fetching: false,
+                exhausted: false,
+                block: FIRST_BLOCK,
+            }),
+            ready: Notify::new(),
+        })));
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// The cursors of a new user: `sequential` sets start at the first row,
+    /// `circular` ones at row `user_id mod rows`.
+    pub(crate) fn cursors(&self, user_id: u64) -> Cursors {
+        self.sets
+            .iter()
+            .map(|set| match set {
+                DataSet::Table {
+                    pick: Pick::Circular,
+                    table,
+                } => user_id % table.rows() as u64,
+                _ => 0,
+            })
+            .collect()
+    }
+
+    /// Takes a row of `set` and copies its cells into `vars` as `binding`
+    /// says; false when the set has no row left for this user.
+    pub(crate) async fn take(
+        &self,
+        set: usize,
+        cursors: &mut Cursors,
+        rng: &mut impl rand::Rng,
+        vars: &mut [String],
+        binding: &[(usize, usize)],
+    ) -> bool {
+        let copy = |vars: &mut [String], cell: &dyn Fn(usize) -> String| {
+            for &(column, var) in binding {
+                vars[var] = cell(column);
+            }
+        };
+        match &self.sets[set] {
+            DataSet::Table { pick, table } => {
+                let rows = table.rows() as u64;
+                let row = match pick {
+                    Pick::Random => rng.random_range(0..rows),
+                    Pick::Circular => {
+                        let row = cursors[set] % rows;
+                        cursors[set] = row + 1;
+                        row
+                    }
+                    Pick::Sequential | Pick::Unique => {
+                        let row = cursors[set];
+                        if row >= rows {
+                            return false;
+                        }
+                        cursors[set] = row + 1;
+                        row
+                    }
+                } as usize;
+                copy(vars, &|column| table.cell(row, column).to_owned());
+                true
+            }
+            DataSet::Unique(feed) => match feed.take().await {
+                Some(row) => {
+                    let mut row = row.into_vec();
+                    for &(column, var) in binding {
+                        vars[var] = std::mem::take(&mut row[column]);
+                    }
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+}
+
+/// A `unique` set's leased rows on this worker.
+struct UniqueFeed {
+    set: usize,
+    width: usize,
+    source: Arc<dyn RowSource>,
+    runtime: tokio::runtime::Handle,
+    state: Mutex<FeedState>,
+    /// Woken when a fetch ends (rows, or the set is exhausted).
+    ready: Notify,
+}
+
+struct FeedState {
+    rows: VecDeque<Box<[String]>>,
+    fetching: bool,
+    exhausted: bool,
+    /// Rows the next fetch asks for.
+    block: u32,
+}
+
+impl UniqueFeed {
+    /// The next leased row; `None` once the set is exhausted.
+    async fn take(self: &Arc<Self>) -> Option<Box<[String]>> {
+        loop {
+            let ready = self.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            {
+                let mut state = self.state.lock();
+                if let Some(row) = state.rows.pop_front() {
+                    // Refill before the block runs out.
+                    if state.rows.len() < (state.block / 2) as usize {
+                        self.fetch(&mut state);
+                    }
+                    return Some(row);
+                }
+                if state.exhausted {
+                    return None;
+                }
+                // Users are waiting: ask for more next time.
+                if !state.fetching {
+                    state.block = (state.block * 2).min(MAX_BLOCK);
+                }
+                self.fetch(&mut state);
+            }
+            ready.await;
+        }
+    }
+
+    fn fetch(self: &Arc<Self>, state: &mut FeedState) {
+        if state.fetching || state.exhausted {
+            return;
+        }
+        state.fetching = true;
+        let count = state.block;
+        let feed = self.clone();
+        self.runtime.spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            let cells = loop {
+                match feed.source.take(feed.set, count).await {
+                    Ok(cells) => break cells,
+                    Err(error) => {
+                        // Users wait for rows meanwhile; the run's stop ends them.
+                        tracing::warn!(set = feed.set, %error, "failed to lease data rows; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            };
+            let mut state = feed.state.lock();
+            state.fetching = false;
+            if cells.is_empty() {
+                state.exhausted = true;
+            }
+            // A set is only taken from when templates read a column of
+            // it, so rows have at least one cell.
+            let mut cells = cells.into_iter();
+            while cells.len() >= feed.width.max(1) {
+                let row: Box<[String]> = cells.by_ref().take(feed.width).collect();
+                state.rows.push_back(row);
+            }
+            drop(state);
+            feed.ready.notify_waiters();
+        });
+    }
+}
