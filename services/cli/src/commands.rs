@@ -178,8 +178,9 @@ pub fn read_submission(
                 MAX_DATA_BYTES >> 20
             );
         }
-        let content = std::fs::read(&file)
-            .with_context(|| format!("{source}: data set {:?}: failed to read {shown}", set.name))?;
+        let content = std::fs::read(&file).with_context(|| {
+            format!("{source}: data set {:?}: failed to read {shown}", set.name)
+        })?;
         let table = cicada_scenario::Table::parse(set, &source, &shown, &content)?;
         eprintln!(
             "data set {}: {shown}, {} rows (pick {})",
@@ -229,7 +230,10 @@ pub fn finish(progress: &RunProgress, load: &LoadArgs) -> anyhow::Result<ExitCod
         eprintln!("run {} stopped early: {}", progress.run_id, progress.error);
     }
     if !progress.stop_reason.is_empty() {
-        eprintln!("run {} stopped early: {}", progress.run_id, progress.stop_reason);
+        eprintln!(
+            "run {} stopped early: {}",
+            progress.run_id, progress.stop_reason
+        );
     }
     let failed = stats.thresholds.iter().filter(|t| !t.passed).count();
     if failed > 0 || progress.threshold_aborted {

@@ -27,8 +27,17 @@ struct UniqueSet {
     name: String,
     table: Table,
     exhausted: Exhausted,
+    lease: Mutex<Lease>,
+}
+
+#[derive(Debug, Default)]
+struct Lease {
     /// The next row to hand out.
-    next: Mutex<usize>,
+    next: usize,
+    /// Workers that leased rows and have not said they used them all.
+    holders: std::collections::BTreeSet<String>,
+    /// The run has been told the set ran out.
+    told: bool,
 }
 
 /// The end of a `unique` set, told to the run's life cycle once.
@@ -96,7 +105,7 @@ impl RunData {
                     name: set.name.clone(),
                     table,
                     exhausted: set.exhausted,
-                    next: Mutex::new(0),
+                    lease: Mutex::new(Lease::default()),
                 }));
             } else {
                 data.unique.push(None);
@@ -106,12 +115,16 @@ impl RunData {
         Ok(data)
     }
 
-    /// Hands out up to `count` rows of `unique` set `set`; the second value
-    /// is set by the call that hands out the last row (or finds none).
+    /// Hands out up to `count` rows of `unique` set `set` to `worker`, or
+    /// takes note that `worker` has used all it leased (`drained`). The
+    /// second value is set once per set: when it is exhausted and every
+    /// worker that leased rows has used them (or left, see [`Self::leave`]).
     pub fn take(
         &self,
         set: usize,
         count: u32,
+        worker: &str,
+        drained: bool,
     ) -> Result<(TakeRowsResponse, Option<Exhaustion>), ControllerError> {
         let unique = self
             .unique
@@ -122,34 +135,62 @@ impl RunData {
                     "data set {set} of this run is not a \"pick: unique\" set"
                 ))
             })?;
-        let count = count.clamp(1, MAX_TAKE) as usize;
         let rows = unique.table.rows();
-        let mut next = unique.next.lock();
-        let first = *next;
-        let end = first.saturating_add(count).min(rows);
-        *next = end.max(first);
-        let was_left = first < rows;
-        drop(next);
+        let mut lease = unique.lease.lock();
+        let first = lease.next;
+        let end = if drained {
+            lease.holders.remove(worker);
+            first
+        } else {
+            let end = first
+                .saturating_add(count.clamp(1, MAX_TAKE) as usize)
+                .min(rows);
+            if end > first {
+                lease.holders.insert(worker.to_owned());
+            }
+            end
+        };
+        lease.next = end;
+        let exhaustion = unique.told_if_done(&mut lease);
+        drop(lease);
         let width = unique.table.width();
-        let mut cells = Vec::with_capacity((end.saturating_sub(first)) * width);
+        let mut cells = Vec::with_capacity((end - first) * width);
         for row in first..end {
             for column in 0..width {
                 cells.push(unique.table.cell(row, column).to_owned());
             }
         }
-        let exhausted = end >= rows;
-        // Told once: by the call that takes the last row.
-        let exhaustion = (exhausted && was_left).then(|| Exhaustion {
-            set: unique.name.clone(),
-            rows,
-            fail: unique.exhausted == Exhausted::Fail,
-        });
         let response = TakeRowsResponse {
             first_row: first as u64,
             cells,
-            exhausted,
+            exhausted: end >= rows,
         };
         Ok((response, exhaustion))
+    }
+
+    /// `worker` left the run: its leased rows will not be used.
+    pub fn leave(&self, worker: &str) -> Vec<Exhaustion> {
+        self.unique
+            .iter()
+            .flatten()
+            .filter_map(|unique| {
+                let mut lease = unique.lease.lock();
+                lease.holders.remove(worker);
+                unique.told_if_done(&mut lease)
+            })
+            .collect()
+    }
+}
+
+impl UniqueSet {
+    fn told_if_done(&self, lease: &mut Lease) -> Option<Exhaustion> {
+        let done = lease.next >= self.table.rows() && lease.holders.is_empty() && !lease.told;
+        lease.told |= done;
+        done.then(|| Exhaustion {
+            set: self.name.clone(),
+            rows: self.table.rows(),
+            fail: self.exhausted == Exhausted::Fail,
+        })
     }
 }
 
@@ -177,38 +218,52 @@ users:
     }
 
     #[test]
-    fn unique_rows_are_handed_out_once_and_the_end_is_told_once() {
+    fn unique_rows_are_handed_out_once_and_the_end_is_told_once_all_are_used() {
         let scenario = Scenario::parse("d.yaml", YAML).unwrap();
         let data = RunData::load(
             &scenario,
             "d.yaml",
             &[
-                file("devices", "deviceid\nd0\nd1\nd2\n"),
+                file("devices", "deviceid\nd0\nd1\nd2\nd3\n"),
                 file("names", "{\"name\": \"a\"}\n"),
             ],
         )
         .unwrap();
         assert_eq!(data.shipped.len(), 1);
         assert_eq!(data.shipped[0].name, "names");
-        let (first, end) = data.take(0, 2).unwrap();
-        assert_eq!((first.first_row, first.cells.as_slice()), (0, &["d0".to_owned(), "d1".to_owned()][..]));
+        let (first, end) = data.take(0, 2, "w1", false).unwrap();
+        assert_eq!(first.first_row, 0);
+        assert_eq!(first.cells, ["d0", "d1"]);
         assert!(!first.exhausted && end.is_none());
-        let (second, end) = data.take(0, 2).unwrap();
-        assert_eq!(second.cells, ["d2"]);
-        assert!(second.exhausted);
+        let (second, end) = data.take(0, 1, "w2", false).unwrap();
+        assert_eq!(
+            (second.first_row, second.cells.as_slice()),
+            (2, &["d2".to_owned()][..])
+        );
+        assert!(end.is_none());
+        let (third, end) = data.take(0, 5, "w3", false).unwrap();
+        assert_eq!(third.cells, ["d3"]);
+        assert!(third.exhausted);
+        assert!(end.is_none(), "w1, w2, w3 still hold rows");
+        let (none, end) = data.take(0, 5, "w1", false).unwrap();
+        assert!(none.cells.is_empty() && none.exhausted && end.is_none());
+        assert!(data.take(0, 0, "w1", true).unwrap().1.is_none());
+        assert!(data.leave("w2").is_empty(), "w3 still holds a row");
+        let (_, end) = data.take(0, 0, "w3", true).unwrap();
         assert_eq!(
             end,
             Some(Exhaustion {
                 set: "devices".into(),
-                rows: 3,
+                rows: 4,
                 fail: true
             })
         );
-        let (third, end) = data.take(0, 2).unwrap();
-        assert!(third.cells.is_empty() && third.exhausted && end.is_none());
+        // Told once.
+        assert!(data.take(0, 0, "w3", true).unwrap().1.is_none());
+        assert!(data.leave("w1").is_empty());
         // Only unique sets are leased.
-        assert!(data.take(1, 1).is_err());
-        assert!(data.take(7, 1).is_err());
+        assert!(data.take(1, 1, "w1", false).is_err());
+        assert!(data.take(7, 1, "w1", false).is_err());
     }
 
     #[test]
@@ -217,7 +272,10 @@ users:
         let error = RunData::load(&scenario, "d.yaml", &[file("devices", "deviceid\nd0\n")])
             .unwrap_err()
             .to_string();
-        assert!(error.contains("its file names.jsonl was not sent"), "{error}");
+        assert!(
+            error.contains("its file names.jsonl was not sent"),
+            "{error}"
+        );
         let error = RunData::load(
             &scenario,
             "d.yaml",
@@ -233,6 +291,9 @@ users:
         let error = RunData::load(&scenario, "d.yaml", &[file("other", "x\n1\n")])
             .unwrap_err()
             .to_string();
-        assert!(error.contains("which the scenario does not define"), "{error}");
+        assert!(
+            error.contains("which the scenario does not define"),
+            "{error}"
+        );
     }
 }

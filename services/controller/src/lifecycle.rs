@@ -334,6 +334,13 @@ pub(crate) async fn drive(
                     break;
                 }
                 Some(event) => {
+                    // A worker that leaves will not use the rows it leased.
+                    let left = match &event {
+                        RunEvent::Done { worker_id, .. } | RunEvent::Gone { worker_id, .. } => {
+                            run.data.get().map(|data| data.leave(worker_id)).unwrap_or_default()
+                        }
+                        _ => Vec::new(),
+                    };
                     let changes = place(&shared, &run, &mut tracker, &mut placing.membership, event);
                     send_changes(&shared, &run, &placing.template, placing.membership.is_open(), changes);
                     publish_lost(&run, &tracker);
@@ -342,6 +349,11 @@ pub(crate) async fn drive(
                         status.target_rate = placing.membership.rate();
                         status.workers = placing.membership.len() as u32;
                     });
+                    if let Some(end) = left.into_iter().next() {
+                        tracing::info!(run_id = %run.id, reason = %end.reason(), "stopping the run");
+                        exhausted = Some(end);
+                        break;
+                    }
                     if tracker.all_finished() {
                         break;
                     }

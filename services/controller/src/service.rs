@@ -131,7 +131,10 @@ impl Controller for ControllerService {
         &self,
         request: Request<TakeRowsRequest>,
     ) -> Result<Response<TakeRowsResponse>, Status> {
-        Ok(Response::new(take_rows(&self.shared, request.into_inner())?))
+        Ok(Response::new(take_rows(
+            &self.shared,
+            request.into_inner(),
+        )?))
     }
 
     async fn list_workers(
@@ -146,7 +149,10 @@ impl Controller for ControllerService {
 
 /// `TakeRows`: leases rows of a `unique` data set of a running run; the
 /// call that takes the last row tells the run's life cycle task.
-fn take_rows(shared: &Shared, request: TakeRowsRequest) -> Result<TakeRowsResponse, ControllerError> {
+fn take_rows(
+    shared: &Shared,
+    request: TakeRowsRequest,
+) -> Result<TakeRowsResponse, ControllerError> {
     let run = shared
         .runs
         .get(&request.run_id)
@@ -157,7 +163,12 @@ fn take_rows(shared: &Shared, request: TakeRowsRequest) -> Result<TakeRowsRespon
             request.run_id
         ))
     })?;
-    let (response, exhaustion) = data.take(request.set as usize, request.count)?;
+    let (response, exhaustion) = data.take(
+        request.set as usize,
+        request.count,
+        &request.worker_id,
+        request.drained,
+    )?;
     if let Some(exhaustion) = exhaustion {
         tracing::info!(run_id = %run.id, set = %exhaustion.set, rows = exhaustion.rows, "a unique data set ran out");
         run.send(RunEvent::DataExhausted(exhaustion));

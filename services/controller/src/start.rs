@@ -453,13 +453,12 @@ fn launch(
         status.open = plan.open;
         status.plan = run_plan;
     });
-    let _ = run.data.set(std::mem::take(&mut plan.data));
     shared.runs.insert(run.clone());
     let max_duration_ms = plan.run_time.map_or(0, |run_time| {
         (run_time + plan.grace + shared.config.max_duration_margin).as_millis() as u64
     });
     let template = StartWork {
-        data: plan.data.shipped.clone(),
+        data: std::mem::take(&mut plan.data.shipped),
         run_id: run_id.clone(),
         scenario_yaml: request.scenario_yaml.clone(),
         scenario_path: request.scenario_path.clone(),
@@ -468,6 +467,7 @@ fn launch(
         max_duration_ms,
         ..StartWork::default()
     };
+    let _ = run.data.set(std::mem::take(&mut plan.data));
     let open = plan.open;
     for (worker, placement, rate) in &workers {
         let message = ControllerMessage {

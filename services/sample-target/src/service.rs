@@ -130,6 +130,12 @@ async fn serve(state: &State, route: Route, req: Request<Incoming>) -> Response<
         return text(StatusCode::INTERNAL_SERVER_ERROR, "injected error\n");
     }
     let (outcome, response) = answer(route, &form, &caller, state.seed ^ n);
+    if route == Route::Login
+        && outcome == Outcome::Ok
+        && let Some(device) = form::field(&form, b"deviceid")
+    {
+        state.stats.login(device);
+    }
     in_flight.finish(route, outcome);
     response
 }

@@ -1,6 +1,7 @@
 //! Exact request counters: one atomic per route, no lock on the request path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,19 @@ pub struct Stats {
     errors: Counter,
     bad_requests: Counter,
     cancelled: Counter,
+    /// The `deviceid`s of successful logins, so a test can check that each
+    /// device logged in once (test data handed out uniquely).
+    logins: Mutex<Logins>,
+}
+
+/// Most device ids remembered; logins beyond are counted as untracked.
+const MAX_TRACKED_DEVICES: usize = 1_000_000;
+
+#[derive(Debug, Default)]
+struct Logins {
+    devices: HashSet<Box<[u8]>>,
+    repeats: u64,
+    untracked: u64,
 }
 
 /// How a counted request was answered.
@@ -100,6 +114,15 @@ pub struct StatsSnapshot {
     pub bad_requests: u64,
     /// Requests dropped before their response was produced.
     pub cancelled: u64,
+    /// Distinct `deviceid`s of successful `POST /login`s.
+    #[serde(default)]
+    pub login_devices: u64,
+    /// Successful logins of a device that had logged in before.
+    #[serde(default)]
+    pub login_repeats: u64,
+    /// Logins not checked for repeats (over a million distinct devices).
+    #[serde(default)]
+    pub login_untracked: u64,
 }
 
 impl Stats {
@@ -116,6 +139,18 @@ impl Stats {
         self.unmatched.bump();
     }
 
+    /// Remembers a successful login of `device`.
+    pub fn login(&self, device: &[u8]) {
+        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        if logins.devices.contains(device) {
+            logins.repeats += 1;
+        } else if logins.devices.len() < MAX_TRACKED_DEVICES {
+            logins.devices.insert(device.into());
+        } else {
+            logins.untracked += 1;
+        }
+    }
+
     /// Sets every counter to zero. Requests in flight during the reset are
     /// counted after it if their response is produced after it.
     pub fn reset(&self) {
@@ -128,6 +163,7 @@ impl Stats {
         ] {
             counter.reset();
         }
+        *self.logins.lock().unwrap_or_else(|e| e.into_inner()) = Logins::default();
     }
 
     /// Reads every counter.
@@ -137,7 +173,11 @@ impl Stats {
             .map(|route| (route.name().to_owned(), self.served[route.index()].get()))
             .collect();
         let unmatched = self.unmatched.get();
+        let logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         StatsSnapshot {
+            login_devices: logins.devices.len() as u64,
+            login_repeats: logins.repeats,
+            login_untracked: logins.untracked,
             total: paths.values().sum::<u64>() + unmatched,
             paths,
             unmatched,
@@ -168,8 +208,14 @@ mod tests {
         assert_eq!(snap.paths.len(), Route::COUNT);
         assert_eq!((snap.unmatched, snap.errors, snap.bad_requests), (1, 1, 1));
         assert_eq!(snap.cancelled, 1);
+        stats.login(b"d1");
+        stats.login(b"d2");
+        stats.login(b"d1");
+        let snap = stats.snapshot();
+        assert_eq!((snap.login_devices, snap.login_repeats), (2, 1));
         stats.reset();
         let snap = stats.snapshot();
         assert_eq!((snap.total, snap.cancelled, snap.errors), (0, 0, 0));
+        assert_eq!((snap.login_devices, snap.login_repeats), (0, 0));
     }
 }

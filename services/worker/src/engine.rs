@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use stats::ThreadStats;
 use thread::Command;
 
-pub use data::{DataSets, RowSource};
+pub use data::{DataSets, Leased, RowSource};
 
 /// Engine tunables.
 #[derive(Debug, Clone)]

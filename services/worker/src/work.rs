@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cicada_proto::auth::{AttachToken, AuthChannel};
 use cicada_proto::v1::collector_client::CollectorClient;
 use cicada_proto::v1::controller_client::ControllerClient;
-use cicada_proto::v1::{StartWork, TakeRowsRequest, WorkDone};
+use cicada_proto::v1::{StartWork, TakeRowsRequest, TakeRowsResponse, WorkDone};
 use cicada_scenario::data::Pick;
 use cicada_scenario::{Scenario, Table};
 use futures::future::BoxFuture;
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
 use crate::delta::Cut;
-use crate::engine::{DataSets, Engine, Load, RowSource};
+use crate::engine::{DataSets, Engine, Leased, Load, RowSource};
 use crate::pump::Pump;
 use crate::state::Node;
 
@@ -56,7 +56,8 @@ fn data_sets(
             .iter()
             .find(|file| file.name == set.name)
             .ok_or_else(|| format!("data set {:?}: its file was not sent", set.name))?;
-        let table = Table::parse(set, source, &file.path, &file.content).map_err(|e| e.to_string())?;
+        let table =
+            Table::parse(set, source, &file.path, &file.content).map_err(|e| e.to_string())?;
         sets.push_table(set.pick, table);
     }
     Ok(sets)
@@ -69,22 +70,44 @@ struct ControllerRows {
     worker_id: String,
 }
 
-impl RowSource for ControllerRows {
-    fn take(&self, set: usize, count: u32) -> BoxFuture<'static, Result<Vec<String>, String>> {
-        let mut client = self.client.clone();
-        let request = TakeRowsRequest {
+impl ControllerRows {
+    async fn call(
+        mut client: ControllerClient<AuthChannel>,
+        request: TakeRowsRequest,
+    ) -> Result<TakeRowsResponse, String> {
+        match tokio::time::timeout(Duration::from_secs(10), client.take_rows(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(status.to_string()),
+            Err(_) => Err("TakeRows timed out after 10 s".to_owned()),
+        }
+    }
+
+    fn request(&self, set: usize, count: u32, drained: bool) -> TakeRowsRequest {
+        TakeRowsRequest {
             run_id: self.run_id.clone(),
             set: set as u32,
             count,
             worker_id: self.worker_id.clone(),
-        };
+            drained,
+        }
+    }
+}
+
+impl RowSource for ControllerRows {
+    fn take(&self, set: usize, count: u32) -> BoxFuture<'static, Result<Leased, String>> {
+        let call = Self::call(self.client.clone(), self.request(set, count, false));
         Box::pin(async move {
-            match tokio::time::timeout(Duration::from_secs(10), client.take_rows(request)).await {
-                Ok(Ok(response)) => Ok(response.into_inner().cells),
-                Ok(Err(status)) => Err(status.to_string()),
-                Err(_) => Err("TakeRows timed out after 10 s".to_owned()),
-            }
+            let response = call.await?;
+            Ok(Leased {
+                cells: response.cells,
+                exhausted: response.exhausted,
+            })
         })
+    }
+
+    fn drained(&self, set: usize) -> BoxFuture<'static, Result<(), String>> {
+        let call = Self::call(self.client.clone(), self.request(set, 0, true));
+        Box::pin(async move { call.await.map(drop) })
     }
 }
 

@@ -23,11 +23,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cluster = LocalCluster::start(&args.database_url, workers).await?;
     let outcome = async {
         let mut client = session::connect(&cluster.controller_url, None).await?;
-        let (run_id, workers) = session::start(
-            &mut client,
-            session::start_request(&args.load, submission),
-        )
-        .await?;
+        let (run_id, workers) =
+            session::start(&mut client, session::start_request(&args.load, submission)).await?;
         eprintln!(
             "run {run_id} started on {workers} local workers; stored in {}",
             args.database_url

@@ -23,9 +23,20 @@ const MAX_BLOCK: u32 = 4096;
 
 /// Where the rows of a `unique` data set come from.
 pub trait RowSource: Send + Sync + 'static {
-    /// Up to `count` rows of data set `set`, cells row after row; none when
-    /// every row of the set has been taken.
-    fn take(&self, set: usize, count: u32) -> BoxFuture<'static, Result<Vec<String>, String>>;
+    /// Up to `count` rows of data set `set`, cells row after row, and
+    /// whether the set is exhausted now (no row is left to lease).
+    fn take(&self, set: usize, count: u32) -> BoxFuture<'static, Result<Leased, String>>;
+
+    /// Tells that this worker has used every row it leased of exhausted
+    /// set `set`.
+    fn drained(&self, set: usize) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// What one lease brought.
+#[derive(Debug, Default)]
+pub struct Leased {
+    pub cells: Vec<String>,
+    pub exhausted: bool,
 }
 
 /// The data sets of a run, indexed like `Scenario::data()`.
@@ -84,6 +95,7 @@ impl DataSets {
                 rows: VecDeque::new(),
                 fetching: false,
                 exhausted: false,
+                drained: false,
                 block: FIRST_BLOCK,
             }),
             ready: Notify::new(),
@@ -174,12 +186,31 @@ struct UniqueFeed {
 struct FeedState {
     rows: VecDeque<Box<[String]>>,
     fetching: bool,
+    /// The controller has no row left to lease.
     exhausted: bool,
+    /// The controller was told this worker used all its rows.
+    drained: bool,
     /// Rows the next fetch asks for.
     block: u32,
 }
 
 impl UniqueFeed {
+    /// Tells the controller (with retries) that this worker's rows are used up.
+    fn tell_drained(self: &Arc<Self>) {
+        let feed = self.clone();
+        self.runtime.spawn(async move {
+            for attempt in 0..10u32 {
+                match feed.source.drained(feed.set).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(set = feed.set, %error, attempt, "failed to report used-up data rows");
+                        tokio::time::sleep(Duration::from_millis(200) * (attempt + 1)).await;
+                    }
+                }
+            }
+        });
+    }
+
     /// The next leased row; `None` once the set is exhausted.
     async fn take(self: &Arc<Self>) -> Option<Box<[String]>> {
         loop {
@@ -196,6 +227,10 @@ impl UniqueFeed {
                     return Some(row);
                 }
                 if state.exhausted {
+                    if !state.drained {
+                        state.drained = true;
+                        self.tell_drained();
+                    }
                     return None;
                 }
                 // Users are waiting: ask for more next time.
@@ -217,9 +252,9 @@ impl UniqueFeed {
         let feed = self.clone();
         self.runtime.spawn(async move {
             let mut backoff = Duration::from_millis(100);
-            let cells = loop {
+            let leased = loop {
                 match feed.source.take(feed.set, count).await {
-                    Ok(cells) => break cells,
+                    Ok(leased) => break leased,
                     Err(error) => {
                         // Users wait for rows meanwhile; the run's stop ends them.
                         tracing::warn!(set = feed.set, %error, "failed to lease data rows; retrying");
@@ -230,12 +265,10 @@ impl UniqueFeed {
             };
             let mut state = feed.state.lock();
             state.fetching = false;
-            if cells.is_empty() {
-                state.exhausted = true;
-            }
+            state.exhausted = leased.exhausted;
             // A set is only taken from when templates read a column of
             // it, so rows have at least one cell.
-            let mut cells = cells.into_iter();
+            let mut cells = leased.cells.into_iter();
             while cells.len() >= feed.width.max(1) {
                 let row: Box<[String]> = cells.by_ref().take(feed.width).collect();
                 state.rows.push_back(row);

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use cicada_scenario::{
     BasicAuth, Body, CheckKind, DataBinding, Expect, Extract, JsonTemplate, Scenario, Step,
-    Template, Wait,
-    template::form_urlencode_into,
+    Template, Wait, template::form_urlencode_into,
 };
 use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method, Uri};

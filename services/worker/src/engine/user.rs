@@ -117,7 +117,11 @@ async fn take_rows(ctx: &ThreadCtx, user: &mut User, bindings: &[DataBinding]) -
             () = ctx.stop.notified() => false,
         };
         if !taken {
-            tracing::debug!(user_id = user.user_id, set = binding.set, "no data row left; the user stops");
+            tracing::debug!(
+                user_id = user.user_id,
+                set = binding.set,
+                "no data row left; the user stops"
+            );
             return false;
         }
     }
@@ -129,7 +133,8 @@ pub(crate) async fn run(ctx: Rc<ThreadCtx>, class_index: usize, user_id: u64) {
     let plan = ctx.plan.clone();
     let class: &ClassPlan = &plan.classes[class_index];
     let mut user = User::new(class, user_id, &ctx.data);
-    if !begin(&ctx, &mut user, class).await || !take_rows(&ctx, &mut user, &class.on_start_data).await
+    if !begin(&ctx, &mut user, class).await
+        || !take_rows(&ctx, &mut user, &class.on_start_data).await
     {
         return;
     }
