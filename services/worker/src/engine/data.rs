@@ -106,6 +106,10 @@ impl DataSets {
         self.sets.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
     /// The cursors of a new user: `sequential` sets start at the first row,
     /// `circular` ones at row `user_id mod rows`.
     pub(crate) fn cursors(&self, user_id: u64) -> Cursors {
@@ -276,5 +280,122 @@ impl UniqueFeed {
             drop(state);
             feed.ready.notify_waiters();
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cicada_scenario::Scenario;
+    use rand::SeedableRng;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const YAML: &str = r#"
+name: d
+data:
+  rows: {file: rows.csv, pick: sequential}
+  ring: {file: rows.csv, pick: circular}
+  any: {file: rows.csv, pick: random}
+  once: {file: rows.csv}
+users:
+  - tasks:
+      - request: {path: "/{{ rows.next.id }}/{{ ring.next.id }}/{{ any.next.id }}/{{ once.next.id }}"}
+"#;
+
+    /// Leases rows of a real table, `per_call` at a time, as the controller does.
+    struct TableRows {
+        table: Table,
+        next: AtomicUsize,
+        per_call: usize,
+        drained: AtomicUsize,
+    }
+
+    impl RowSource for TableRows {
+        fn take(&self, _set: usize, count: u32) -> BoxFuture<'static, Result<Leased, String>> {
+            let count = (count as usize).min(self.per_call);
+            let first = self
+                .next
+                .fetch_add(count, Ordering::SeqCst)
+                .min(self.table.rows());
+            let end = (first + count).min(self.table.rows());
+            let cells = (first..end)
+                .map(|row| self.table.cell(row, 0).to_owned())
+                .collect();
+            let exhausted = end >= self.table.rows();
+            Box::pin(async move { Ok(Leased { cells, exhausted }) })
+        }
+
+        fn drained(&self, _set: usize) -> BoxFuture<'static, Result<(), String>> {
+            self.drained.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn sets(rows: usize) -> (DataSets, Arc<TableRows>) {
+        let scenario = Scenario::parse("d.yaml", YAML).unwrap();
+        let csv: String = std::iter::once("id\n".to_owned())
+            .chain((0..rows).map(|i| format!("r{i}\n")))
+            .collect();
+        let table = |i: usize| {
+            Table::parse(&scenario.data()[i], "d.yaml", "rows.csv", csv.as_bytes()).unwrap()
+        };
+        let mut sets = DataSets::none();
+        for i in 0..3 {
+            sets.push_table(scenario.data()[i].pick, table(i));
+        }
+        let source = Arc::new(TableRows {
+            table: table(3),
+            next: AtomicUsize::new(0),
+            per_call: 2,
+            drained: AtomicUsize::new(0),
+        });
+        sets.push_unique(1, source.clone(), tokio::runtime::Handle::current());
+        (sets, source)
+    }
+
+    async fn take_all(sets: &DataSets, set: usize, user_id: u64, times: usize) -> Vec<String> {
+        let mut cursors = sets.cursors(user_id);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let mut vars = vec![String::new()];
+        let mut taken = Vec::new();
+        for _ in 0..times {
+            if !sets
+                .take(set, &mut cursors, &mut rng, &mut vars, &[(0, 0)])
+                .await
+            {
+                break;
+            }
+            taken.push(vars[0].clone());
+        }
+        taken
+    }
+
+    #[tokio::test]
+    async fn each_pick_hands_out_rows_as_documented() {
+        let (sets, source) = sets(3);
+        // sequential: the file once, from the top, for every user.
+        assert_eq!(take_all(&sets, 0, 5, 10).await, ["r0", "r1", "r2"]);
+        assert_eq!(take_all(&sets, 0, 6, 2).await, ["r0", "r1"]);
+        // circular: from row user_id mod rows, wrapping.
+        assert_eq!(
+            take_all(&sets, 1, 4, 5).await,
+            ["r1", "r2", "r0", "r1", "r2"]
+        );
+        // random: rows of the file, never running out.
+        let any = take_all(&sets, 2, 0, 50).await;
+        assert_eq!(any.len(), 50);
+        assert!(
+            any.iter()
+                .all(|row| ["r0", "r1", "r2"].contains(&row.as_str()))
+        );
+        // unique: each row once across users; the end is reported once.
+        let first = take_all(&sets, 3, 0, 2).await;
+        let rest = take_all(&sets, 3, 1, 10).await;
+        let mut all: Vec<String> = first.into_iter().chain(rest).collect();
+        all.sort();
+        assert_eq!(all, ["r0", "r1", "r2"]);
+        assert!(take_all(&sets, 3, 2, 1).await.is_empty());
+        tokio::task::yield_now().await;
+        assert_eq!(source.drained.load(Ordering::SeqCst), 1);
     }
 }

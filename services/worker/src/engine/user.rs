@@ -64,7 +64,7 @@ impl User {
             conn: None,
             cookies: class.cookies,
             jar: None,
-            cursors: if data.len() == 0 {
+            cursors: if data.is_empty() {
                 Cursors::new()
             } else {
                 data.cursors(user_id)
