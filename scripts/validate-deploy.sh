@@ -95,12 +95,15 @@ if [ "${#rendered[@]}" -gt 0 ]; then
   "$py" scripts/validate-deploy-checks.py k8s "${rendered[@]}" || fail "cicada's manifest rules"
 fi
 
-# The ConfigMap's scenarios are copies (kustomize reads nothing outside its folder).
-for f in examples/*.yaml; do
+# The ConfigMap's scenarios (and the data files they read) are copies
+# (kustomize reads nothing outside its folder).
+for f in examples/*.yaml examples/*.csv examples/*.jsonl; do
   cmp -s "$f" "k8s/base/scenarios/$(basename "$f")" ||
-    fail "k8s/base/scenarios/$(basename "$f") differs from $f: cp examples/*.yaml k8s/base/scenarios/ (and list new files in k8s/base/kustomization.yaml)"
+    fail "k8s/base/scenarios/$(basename "$f") differs from $f: cp examples/*.{yaml,csv,jsonl} k8s/base/scenarios/ (and list new files in k8s/base/kustomization.yaml)"
+  grep -q "scenarios/$(basename "$f")\$" k8s/base/kustomization.yaml ||
+    fail "k8s/base/kustomization.yaml does not list scenarios/$(basename "$f")"
 done
-for f in k8s/base/scenarios/*.yaml; do
+for f in k8s/base/scenarios/*; do
   [ -e "examples/$(basename "$f")" ] || fail "$f has no examples/ original"
 done
 

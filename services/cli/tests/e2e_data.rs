@@ -244,3 +244,27 @@ async fn validate_checks_the_data_files() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_iot_fleet_example_runs_with_its_data_files() {
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let scenario = workspace_file("examples/iot-fleet.yaml");
+    let run = cicada_run_with(
+        &scenario,
+        &target.url,
+        db.url(),
+        &["--workers", "2", "-u", "30", "-r", "100", "-t", "3s"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stats = target_stats(&target.url).await;
+    assert_eq!(stats["login_devices"], 30, "{stats}");
+    assert_eq!(stats["login_repeats"], 0, "{stats}");
+    assert_eq!(stats["bad_requests"], 0, "{stats}");
+    let checks = run.summary["checks"].as_array().unwrap();
+    assert_eq!(checks[0]["passed"], 30, "{}", run.summary);
+    assert_eq!(checks[0]["failed"], 0, "{}", run.summary);
+    assert_conserved(&target.url, db.url(), &run.summary).await;
+}

@@ -6,7 +6,9 @@
 //! `GET /Test/V4`, `GET /` and `GET /health`, with configurable injected
 //! latency and error rate (globally and per route), and keeps exact counts of
 //! the responses it produced per `METHOD /path`, readable at `GET /stats` and
-//! zeroed by `POST /stats/reset`. `GET /process-metrics` exposes its own
+//! zeroed by `POST /stats/reset`; `/stats` also tells how many distinct
+//! `deviceid`s logged in and how many logins repeated one, so tests can
+//! check that test data rows were handed out uniquely. `GET /process-metrics` exposes its own
 //! `process_cpu_seconds_total` for Prometheus. Tests compare those counts with what a load
 //! generator recorded: they must match exactly.
 //!
@@ -14,7 +16,8 @@
 //! - [`config`]: [`TargetConfig`] and per-route overrides;
 //! - [`latency`]: [`Latency`], fixed or distributed delays;
 //! - [`route`]: the fixed [`Route`] table;
-//! - [`stats`]: lock-free counters and the `/stats` JSON ([`StatsSnapshot`]);
+//! - [`stats`]: lock-free counters, the login device ids and the `/stats`
+//!   JSON ([`StatsSnapshot`]);
 //! - `service`: request handling; `server`: accept loop and graceful drain;
 //! - `chance`: stateless per-request randomness keyed by a seed.
 
