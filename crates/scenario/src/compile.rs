@@ -28,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "max_in_flight",
     "thresholds",
     "data",
+    "http",
 ];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &[
@@ -103,6 +104,10 @@ impl<'a> Compiler<'a> {
             Some(node) => Some(self.max_in_flight(node)?),
             None => None,
         };
+        let http = match top.get("http") {
+            Some(node) => self.http_version(node)?,
+            None => crate::HttpVersion::Auto,
+        };
         // Before the users: their templates read the data sets.
         if let Some(node) = top.get("data") {
             self.data = self.data_sets(node)?;
@@ -150,7 +155,25 @@ impl<'a> Compiler<'a> {
             max_in_flight,
             thresholds,
             data: self.data,
+            http,
         })
+    }
+
+    /// `http: 1.1 | 2 | auto`.
+    fn http_version(&self, node: &Node) -> Result<crate::HttpVersion, ScenarioError> {
+        let text = node.scalar_text().unwrap_or_default();
+        match text.as_str() {
+            "auto" => Ok(crate::HttpVersion::Auto),
+            "1.1" | "1" => Ok(crate::HttpVersion::Http1),
+            "2" => Ok(crate::HttpVersion::Http2),
+            _ => Err(self.error(
+                node,
+                format!(
+                    "invalid http {:?}; allowed: auto (HTTP/1.1, or what TLS ALPN picks), 1.1, 2 (h2c with prior knowledge over http://)",
+                    text
+                ),
+            )),
+        }
     }
 
     /// `rate: 500/s`, `6000/m`, or a number per second.

@@ -28,8 +28,8 @@ use std::fmt::Write as _;
 pub use check::{Check, CheckDef, CheckKind};
 pub use data::{DataBinding, DataDef, Table};
 pub use model::{
-    BasicAuth, Body, EndpointDef, Expect, Extract, ExtractSource, ResponseView, Stage, StageTarget,
-    Step, Task, Timeouts, UserClass, UserClassInfo, Wait,
+    BasicAuth, Body, EndpointDef, Expect, Extract, ExtractSource, HttpVersion, ResponseView, Stage,
+    StageTarget, Step, Task, Timeouts, UserClass, UserClassInfo, Wait,
 };
 pub use template::{Cookies, JsonTemplate, RenderContext, Segment, Template};
 pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
@@ -53,6 +53,7 @@ pub struct Scenario {
     max_in_flight: Option<u32>,
     thresholds: Vec<Threshold>,
     data: Vec<DataDef>,
+    http: HttpVersion,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -129,6 +130,11 @@ impl Scenario {
         &self.checks
     }
 
+    /// The HTTP version to send with (`http:`).
+    pub fn http(&self) -> HttpVersion {
+        self.http
+    }
+
     /// The data sets (`data:`), in file order; `DataBinding::set` points here.
     pub fn data(&self) -> &[DataDef] {
         &self.data
@@ -149,6 +155,9 @@ impl Scenario {
             "host: {}",
             self.host.as_deref().unwrap_or("(none; pass --host)")
         );
+        if self.http != HttpVersion::Auto {
+            let _ = writeln!(out, "http: {}", self.http.name());
+        }
         let _ = writeln!(out, "user classes:");
         for class in &self.classes {
             let steps: usize = class.tasks.iter().map(|t| t.steps.len()).sum();

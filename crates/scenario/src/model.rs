@@ -217,6 +217,29 @@ fn capture(regex: &regex::Regex, text: &str) -> Option<String> {
         .map(|m| m.as_str().to_owned())
 }
 
+/// The HTTP version requests go out with (`http:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 over plain TCP; over TLS what the server picks by ALPN
+    /// (HTTP/2 if it offers it, as browsers do).
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only: h2c with prior knowledge over plain TCP, ALPN `h2` over TLS.
+    Http2,
+}
+
+impl HttpVersion {
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpVersion::Auto => "auto",
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+}
+
 /// Timeouts for every request of a scenario (`timeouts: {connect, request}`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timeouts {

@@ -236,3 +236,20 @@ fn bad_checks_auth_and_cookies_say_what_is_allowed() {
         "{message}"
     );
 }
+
+#[test]
+fn http_versions() {
+    use cicada_scenario::HttpVersion;
+    let with =
+        |http: &str| format!("name: x\n{http}users:\n  - tasks: [{{request: {{path: /}}}}]\n");
+    assert_eq!(parse(&with("")).http(), HttpVersion::Auto);
+    assert_eq!(parse(&with("http: auto\n")).http(), HttpVersion::Auto);
+    assert_eq!(parse(&with("http: 2\n")).http(), HttpVersion::Http2);
+    assert_eq!(parse(&with("http: 1.1\n")).http(), HttpVersion::Http1);
+    assert_eq!(parse(&with("http: \"1.1\"\n")).http(), HttpVersion::Http1);
+    assert!(parse(&with("http: 2\n")).summary().contains("http: 2\n"));
+    assert_eq!(
+        error(&with("http: 3\n")),
+        "app.yaml:2:7: invalid http \"3\"; allowed: auto (HTTP/1.1, or what TLS ALPN picks), 1.1, 2 (h2c with prior knowledge over http://)"
+    );
+}

@@ -215,7 +215,7 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     );
     assert_eq!(
         error("name: x\nratte: 5\nusers: []\n"),
-        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight, thresholds, data"
+        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight, thresholds, data, http"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(

@@ -208,3 +208,46 @@ async fn cookies_auth_extraction_and_checks_against_a_verifying_target() {
         "{xml}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_reaches_the_target_as_http2() {
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = scenario_file(
+        &dir,
+        r#"
+name: h2c
+http: 2
+users:
+  - on_start:
+      - {method: POST, path: /session, form: {user: "u{{ user_id }}"}}
+    tasks:
+      - request:
+          path: /account
+          check: [{json: /items, equals: 3}]
+      - request:
+          method: POST
+          path: /metrics
+          form: {deviceid: "d{{ user_id }}", timestamp: "{{ now_ms }}"}
+"#,
+    );
+    let run = cicada_run_with(
+        &scenario,
+        &target.url,
+        db.url(),
+        &["--workers", "2", "-u", "6", "-r", "100", "-t", "2s"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stats = target_stats(&target.url).await;
+    let total = stats["total"].as_u64().unwrap();
+    assert!(total > 100, "{stats}");
+    // Every request came over HTTP/2, with its cookie (the session) and
+    // form bodies intact.
+    assert_eq!(stats["http2"], total, "{stats}");
+    assert_eq!(stats["bad_requests"], 0, "{stats}");
+    assert_eq!(run.summary["total"]["failures"], 0, "{}", run.summary);
+    assert_conserved(&target.url, db.url(), &run.summary).await;
+}

@@ -1,13 +1,14 @@
-//! The accept loop: one hyper HTTP/1.1 connection task per socket, keep-alive,
-//! and a graceful drain on shutdown.
+//! The accept loop: one hyper connection task per socket, HTTP/1.1 with
+//! keep-alive or HTTP/2 with prior knowledge (h2c, told apart by the
+//! connection preface), and a graceful drain on shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -21,8 +22,9 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) {
-    let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(true);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a sender; `recv` returns `None` once all
@@ -64,7 +66,7 @@ pub(crate) async fn serve(
 async fn connection(
     stream: TcpStream,
     state: Arc<State>,
-    builder: Arc<http1::Builder>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
     mut stop: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
 ) {

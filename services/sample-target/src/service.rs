@@ -96,6 +96,9 @@ pub(crate) async fn handle(
 /// Serves a counted route: read the form, wait, maybe fail, answer, count.
 async fn serve(state: &State, route: Route, req: Request<Incoming>) -> Response<Body> {
     let in_flight = state.stats.begin();
+    if req.version() == hyper::Version::HTTP_2 {
+        state.stats.http2();
+    }
     let n = state.next.fetch_add(1, Ordering::Relaxed);
     let plan = &state.plans[route.index()];
     // What the answer depends on besides the form: the session cookie and

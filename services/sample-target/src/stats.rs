@@ -41,6 +41,8 @@ pub struct Stats {
     errors: Counter,
     bad_requests: Counter,
     cancelled: Counter,
+    /// Requests that came over HTTP/2 (the others over HTTP/1.x).
+    http2: Counter,
     /// The `deviceid`s of successful logins, so a test can check that each
     /// device logged in once (test data handed out uniquely).
     logins: Mutex<Logins>,
@@ -114,6 +116,10 @@ pub struct StatsSnapshot {
     pub bad_requests: u64,
     /// Requests dropped before their response was produced.
     pub cancelled: u64,
+    /// Requests on a route that came over HTTP/2 (the rest of `total`
+    /// minus `unmatched` came over HTTP/1.x).
+    #[serde(default)]
+    pub http2: u64,
     /// Distinct `deviceid`s of successful `POST /login`s.
     #[serde(default)]
     pub login_devices: u64,
@@ -139,6 +145,11 @@ impl Stats {
         self.unmatched.bump();
     }
 
+    /// Counts a routed request that came over HTTP/2.
+    pub fn http2(&self) {
+        self.http2.bump();
+    }
+
     /// Remembers a successful login of `device`.
     pub fn login(&self, device: &[u8]) {
         let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
@@ -160,6 +171,7 @@ impl Stats {
             &self.errors,
             &self.bad_requests,
             &self.cancelled,
+            &self.http2,
         ] {
             counter.reset();
         }
@@ -175,6 +187,7 @@ impl Stats {
         let unmatched = self.unmatched.get();
         let logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         StatsSnapshot {
+            http2: self.http2.get(),
             login_devices: logins.devices.len() as u64,
             login_repeats: logins.repeats,
             login_untracked: logins.untracked,

@@ -208,7 +208,11 @@ impl Engine {
                 ),
             });
         }
-        let target = Arc::new(target::Target::parse(host, config.tls_ca_pem.as_deref())?);
+        let target = Arc::new(target::Target::parse(
+            host,
+            config.tls_ca_pem.as_deref(),
+            scenario.http(),
+        )?);
         let thread_count = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,

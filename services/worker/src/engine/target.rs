@@ -1,14 +1,18 @@
-//! The target host and connections to it: one keep-alive HTTP/1.1
-//! connection per virtual user, over TCP or TLS (rustls, ring provider).
+//! The target host and connections to it: one keep-alive connection per
+//! virtual user, HTTP/1.1 or HTTP/2 (h2c with prior knowledge over TCP,
+//! or chosen by ALPN over TLS: rustls, ring provider).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use cicada_scenario::HttpVersion;
+use http::header::HOST;
+use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -17,7 +21,69 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use super::EngineError;
 
 /// The sending half of a user's connection.
-pub(crate) type Sender = SendRequest<Full<Bytes>>;
+pub(crate) enum Sender {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    /// With the scheme and authority that HTTP/2's pseudo-headers carry.
+    Http2(
+        http2::SendRequest<Full<Bytes>>,
+        Arc<(http::uri::Scheme, http::uri::Authority)>,
+    ),
+}
+
+impl Sender {
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http2(sender, _) => sender.is_closed(),
+        }
+    }
+
+    /// Waits until the connection can take a request.
+    pub async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::Http1(sender) => sender.ready().await,
+            Sender::Http2(sender, _) => sender.ready().await,
+        }
+    }
+
+    /// Sends `request` (origin-form URI, `Host` header); an HTTP/2
+    /// connection sends the URI's scheme and authority as its
+    /// `:scheme`/`:authority` instead of a `Host` header.
+    pub async fn try_send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
+        match self {
+            Sender::Http1(sender) => sender.try_send_request(request).await,
+            Sender::Http2(sender, origin) => {
+                let (mut parts, body) = request.into_parts();
+                let mut uri = std::mem::take(&mut parts.uri).into_parts();
+                uri.scheme = Some(origin.0.clone());
+                uri.authority = Some(origin.1.clone());
+                // Parts of a valid URI plus a valid scheme and authority.
+                parts.uri = Uri::from_parts(uri).unwrap_or_default();
+                parts.headers.remove(HOST);
+                parts.version = http::Version::HTTP_2;
+                sender
+                    .try_send_request(Request::from_parts(parts, body))
+                    .await
+            }
+        }
+    }
+}
+
+/// Runs HTTP/2 connection tasks on the user's thread (its `LocalSet`).
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: std::future::Future + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
+    }
+}
 
 /// Where requests go.
 pub(crate) struct Target {
@@ -31,6 +97,9 @@ pub(crate) struct Target {
     /// `scheme://authority/`, what cookies are matched against.
     pub origin: url::Url,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    http: HttpVersion,
+    /// What an HTTP/2 request's pseudo-headers say.
+    h2_origin: Arc<(http::uri::Scheme, http::uri::Authority)>,
 }
 
 /// Why a connection could not be made.
@@ -38,8 +107,13 @@ pub(crate) struct ConnectError(pub String);
 
 impl Target {
     /// Parses `http://host[:port]` or `https://host[:port]` (a trailing `/`
-    /// is allowed); https trusts the web roots and `extra_ca_pem`.
-    pub fn parse(url: &str, extra_ca_pem: Option<&str>) -> Result<Target, EngineError> {
+    /// is allowed); https trusts the web roots and `extra_ca_pem`. `http`
+    /// is the HTTP version the scenario asks for.
+    pub fn parse(
+        url: &str,
+        extra_ca_pem: Option<&str>,
+        http: HttpVersion,
+    ) -> Result<Target, EngineError> {
         let invalid = |reason: &str| EngineError::InvalidHost {
             host: url.to_owned(),
             reason: reason.to_owned(),
@@ -58,6 +132,14 @@ impl Target {
             ));
         }
         let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
+        let h2_origin = Arc::new((
+            if tls {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            },
+            authority.clone(),
+        ));
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -79,8 +161,8 @@ impl Target {
         let tls = if tls {
             let server_name =
                 ServerName::try_from(host.clone()).map_err(|e| invalid(&e.to_string()))?;
-            let connector =
-                tls_connector(extra_ca_pem).map_err(|reason| EngineError::InvalidTls { reason })?;
+            let connector = tls_connector(extra_ca_pem, http)
+                .map_err(|reason| EngineError::InvalidTls { reason })?;
             Some((connector, server_name))
         } else {
             None
@@ -92,6 +174,8 @@ impl Target {
             authority,
             origin,
             tls,
+            http,
+            h2_origin,
         })
     }
 
@@ -113,12 +197,26 @@ impl Target {
             // Requests are small and latency matters more than packet count.
             let _ = tcp.set_nodelay(true);
             match &self.tls {
+                None if self.http == HttpVersion::Http2 => {
+                    // h2c with prior knowledge: no upgrade round trip.
+                    self.handshake_h2(tcp).await
+                }
                 None => handshake(tcp).await,
                 Some((connector, name)) => {
                     let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
                         ConnectError(format!("tls handshake with {}: {e}", self.host))
                     })?;
-                    handshake(stream).await
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    if h2 {
+                        self.handshake_h2(stream).await
+                    } else if self.http == HttpVersion::Http2 {
+                        Err(ConnectError(format!(
+                            "{} did not agree to HTTP/2 (ALPN); use http: auto or 1.1",
+                            self.host
+                        )))
+                    } else {
+                        handshake(stream).await
+                    }
                 }
             }
         };
@@ -132,21 +230,37 @@ impl Target {
     }
 }
 
+impl Target {
+    async fn handshake_h2<T>(&self, io: T) -> Result<Sender, ConnectError>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    {
+        let (sender, connection) = http2::handshake(LocalExec, TokioIo::new(io))
+            .await
+            .map_err(|e| ConnectError(format!("http/2 handshake: {e}")))?;
+        // The driver ends when the user drops its sender or the peer closes.
+        tokio::task::spawn_local(async move {
+            let _ = connection.await;
+        });
+        Ok(Sender::Http2(sender, self.h2_origin.clone()))
+    }
+}
+
 async fn handshake<T>(io: T) -> Result<Sender, ConnectError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| ConnectError(format!("http handshake: {e}")))?;
     // The driver ends when the user drops its sender or the peer closes.
     tokio::task::spawn_local(async move {
         let _ = connection.await;
     });
-    Ok(sender)
+    Ok(Sender::Http1(sender))
 }
 
-fn tls_connector(extra_ca_pem: Option<&str>) -> Result<TlsConnector, String> {
+fn tls_connector(extra_ca_pem: Option<&str>, http: HttpVersion) -> Result<TlsConnector, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
@@ -171,30 +285,38 @@ fn tls_connector(extra_ca_pem: Option<&str>) -> Result<TlsConnector, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = match http {
+        HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+        HttpVersion::Http2 => vec![b"h2".to_vec()],
+    };
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::Target;
+    use cicada_scenario::HttpVersion;
 
     #[test]
     fn parses_hosts() {
-        let t = Target::parse("http://127.0.0.1:8080", None).unwrap();
+        let t = Target::parse("http://127.0.0.1:8080", None, HttpVersion::Auto).unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.authority.to_str().unwrap()),
             ("127.0.0.1", 8080, "127.0.0.1:8080")
         );
         assert!(t.addr.is_some() && t.tls.is_none());
-        let t = Target::parse("https://example.test/", None).unwrap();
+        let t = Target::parse("https://example.test/", None, HttpVersion::Auto).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("example.test", 443));
         assert!(t.addr.is_none() && t.tls.is_some());
-        let t = Target::parse("http://[::1]:9", None).unwrap();
+        let t = Target::parse("http://[::1]:9", None, HttpVersion::Auto).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9));
         assert!(t.addr.is_some());
         for bad in ["127.0.0.1:80", "ftp://x", "http://x/path", "http://x/?q=1"] {
-            let e = Target::parse(bad, None).err().expect(bad).to_string();
+            let e = Target::parse(bad, None, HttpVersion::Auto)
+                .err()
+                .expect(bad)
+                .to_string();
             assert!(e.starts_with(&format!("invalid host {bad:?}")), "{e}");
         }
     }

@@ -516,3 +516,74 @@ async fn retarget_starts_and_retires_users_live() {
     let total = run_for(&engine, Duration::ZERO, Duration::from_secs(5)).await;
     assert_eq!(total.total().cancelled, 0);
 }
+
+#[tokio::test]
+async fn http2_by_prior_knowledge_and_by_alpn() {
+    let ok = |http: &str| {
+        scenario(&format!(
+            "name: h2\nhttp: {http}\nusers:\n  - tasks: [{{request: {{path: /ok, check: [{{body_contains: hello}}]}}}}]\n"
+        ))
+    };
+    // h2c with prior knowledge over plain TCP.
+    let server = TestServer::start();
+    let engine = Engine::start(ok("2"), &server.url(), load(vec![3], 0.0), config(1)).unwrap();
+    let total = run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await;
+    let e = &total.endpoints[0];
+    assert!(e.counts.requests > 0);
+    assert_eq!(e.counts.failures, 0, "{:?}", e.failures_by_kind);
+    assert_eq!(e.counts.requests + e.counts.cancelled, server.served());
+    assert_eq!(
+        server.served_http2(),
+        server.served(),
+        "every request over HTTP/2"
+    );
+    assert_eq!(server.connections(), 3, "one connection per user");
+
+    // Over TLS `auto` takes HTTP/2 when ALPN offers it, `1.1` never does.
+    let server = TestServer::start_tls_h2();
+    let mut cfg = config(1);
+    cfg.tls_ca_pem = Some(TEST_CA_PEM.to_owned());
+    let engine = Engine::start(
+        ok("auto"),
+        &server.https_url(),
+        load(vec![2], 0.0),
+        cfg.clone(),
+    )
+    .unwrap();
+    let total = run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await;
+    assert_eq!(
+        total.endpoints[0].counts.failures, 0,
+        "{:?}",
+        total.endpoints[0].failures_by_kind
+    );
+    assert!(server.served() > 0);
+    assert_eq!(server.served_http2(), server.served());
+    let server = TestServer::start_tls_h2();
+    let engine = Engine::start(
+        ok("1.1"),
+        &server.https_url(),
+        load(vec![2], 0.0),
+        cfg.clone(),
+    )
+    .unwrap();
+    let total = run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await;
+    assert_eq!(total.endpoints[0].counts.failures, 0);
+    assert!(server.served() > 0);
+    assert_eq!(server.served_http2(), 0);
+
+    // `2` against a server without h2 in ALPN is a clear connect failure.
+    let server = TestServer::start_tls();
+    let engine = Engine::start(ok("2"), &server.https_url(), load(vec![1], 0.0), cfg).unwrap();
+    let total = run_for(&engine, Duration::from_millis(100), Duration::from_secs(5)).await;
+    let e = &total.endpoints[0];
+    assert!(e.counts.requests > 0);
+    assert_eq!(e.counts.failures, e.counts.requests);
+    assert_eq!(e.failures_by_kind[0].kind, "connect");
+    assert!(
+        e.failures_by_kind[0]
+            .last_message
+            .contains("did not agree to HTTP/2 (ALPN)"),
+        "{:?}",
+        e.failures_by_kind
+    );
+}

@@ -495,7 +495,7 @@ async fn send(
             user.conn = None;
             continue;
         }
-        match sender.try_send_request(request).await {
+        match sender.try_send(request).await {
             Ok(response) => return read_response(response, keep_body).await,
             Err(mut error) => {
                 user.conn = None;

@@ -1,4 +1,5 @@
-//! A tiny real HTTP/1.1 server on 127.0.0.1:0 that counts what it served.
+//! A tiny real HTTP/1.1 and HTTP/2 server on 127.0.0.1:0 that counts what
+//! it served (h2c with prior knowledge, or h2 by ALPN over TLS when asked).
 //!
 //! Routes: `/ok` (200 "hello"), `/status/CODE`, `/slow/MS` (sleeps, then 200),
 //! `/stall-once/MS` (the first one makes every request the server receives
@@ -19,7 +20,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -28,6 +30,8 @@ struct Counters {
     /// Requests whose head arrived, by path.
     by_path: Mutex<BTreeMap<String, u64>>,
     connections: AtomicU64,
+    /// Requests that came over HTTP/2.
+    http2: AtomicU64,
     tokens: AtomicU64,
     /// The last `/echo` request as `METHOD QUERY CONTENT-TYPE BODY`.
     last_echo: Mutex<String>,
@@ -46,7 +50,7 @@ pub struct TestServer {
 /// localhost; made with openssl, valid until 2126; test use only).
 pub const TEST_CA_PEM: &str = include_str!("tls/ca.pem");
 
-fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+fn tls_acceptor(alpn_h2: bool) -> tokio_rustls::TlsAcceptor {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -55,12 +59,15 @@ fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
         .unwrap();
     let key = PrivateKeyDer::from_pem_slice(include_bytes!("tls/server.key")).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
+    if alpn_h2 {
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
@@ -70,9 +77,15 @@ impl TestServer {
         Self::start_with(None)
     }
 
-    /// An HTTPS server whose certificate is signed by [`TEST_CA_PEM`].
+    /// An HTTPS server whose certificate is signed by [`TEST_CA_PEM`],
+    /// HTTP/1.1 only (no ALPN).
     pub fn start_tls() -> TestServer {
-        Self::start_with(Some(tls_acceptor()))
+        Self::start_with(Some(tls_acceptor(false)))
+    }
+
+    /// An HTTPS server that offers HTTP/2 by ALPN (and HTTP/1.1).
+    pub fn start_tls_h2() -> TestServer {
+        Self::start_with(Some(tls_acceptor(true)))
     }
 
     fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
@@ -99,7 +112,8 @@ impl TestServer {
                     let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |request| handle(counters.clone(), request));
-                        let http = hyper::server::conn::http1::Builder::new();
+                        // HTTP/1.1, or HTTP/2 told apart by its preface.
+                        let http = auto::Builder::new(TokioExecutor::new());
                         let _ = match tls {
                             None => http.serve_connection(TokioIo::new(stream), service).await,
                             Some(tls) => match tls.accept(stream).await {
@@ -146,6 +160,11 @@ impl TestServer {
     pub fn connections(&self) -> u64 {
         self.counters.connections.load(Ordering::Relaxed)
     }
+
+    /// Requests that came over HTTP/2.
+    pub fn served_http2(&self) -> u64 {
+        self.counters.http2.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for TestServer {
@@ -165,6 +184,9 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     *counters.by_path.lock().entry(path.clone()).or_default() += 1;
+    if request.version() == hyper::Version::HTTP_2 {
+        counters.http2.fetch_add(1, Ordering::Relaxed);
+    }
     if let Some(ms) = path.strip_prefix("/stall-once/") {
         let mut until = counters.stall_until.lock();
         if until.is_none() {
