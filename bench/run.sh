@@ -12,6 +12,9 @@
 #   BENCH_SECONDS=10               length of each generator's run
 #   BENCH_CONNECTIONS=64           connections (cicada: users)
 #   BENCH_GENERATORS="wrk oha cicada"  which generators, in order
+#   BENCH_HTTP=1|2                 2: HTTP/2 (h2c with prior knowledge): nginx
+#                                  listens with http2, generators default to
+#                                  "h2load oha cicada", cicada runs get-root-h2.yaml
 #   BENCH_LOCUST=1                 also run Locust (FastHttpUser), installed in a venv
 #   BENCH_PORT=38080               target port on 127.0.0.1
 #   BENCH_TARGET_CORE=1 BENCH_GEN_CORE=0   CPU pinning
@@ -33,7 +36,14 @@ BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-1}
 TARGET_PORT=${BENCH_PORT:-38080}
 TARGET_CORE=${BENCH_TARGET_CORE:-1}
 GEN_CORE=${BENCH_GEN_CORE:-0}
+BENCH_HTTP=${BENCH_HTTP:-1}
+[[ $BENCH_HTTP == 1 || $BENCH_HTTP == 2 ]] || { echo "BENCH_HTTP must be 1 or 2" >&2; exit 2; }
 default_generators="wrk oha cicada"
+CICADA_SCENARIO=get-root.yaml
+if [[ $BENCH_HTTP == 2 ]]; then
+    default_generators="h2load oha cicada"
+    CICADA_SCENARIO=get-root-h2.yaml
+fi
 [[ ${BENCH_LOCUST:-0} == 1 ]] && default_generators+=" locust"
 read -r -a GENERATORS <<<"${BENCH_GENERATORS:-$default_generators}"
 
@@ -60,7 +70,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-RUN_DIR=${BENCH_RESULTS:-$BENCH_DIR/results}/$(date -u +%Y%m%dT%H%M%SZ)-$BENCH_TARGET
+run_suffix=''
+[[ $BENCH_HTTP == 2 ]] && run_suffix=-h2
+RUN_DIR=${BENCH_RESULTS:-$BENCH_DIR/results}/$(date -u +%Y%m%dT%H%M%SZ)-$BENCH_TARGET$run_suffix
 mkdir -p "$RUN_DIR"
 
 ensure_base_tools

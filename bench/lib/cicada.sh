@@ -64,7 +64,7 @@ run_cicada() {
     overhead_before=$(awk -v a="$(cpu_seconds "$collector")" -v b="$(cpu_seconds "$controller")" 'BEGIN { print a + b }')
     read -r u0 s0 < <(cpu_user_sys "$worker")
     taskset -c "$TARGET_CORE" timeout "$(gen_timeout)" "$CICADA_BIN/cicada" start \
-        "$BENCH_DIR/scenarios/get-root.yaml" --controller "$CONTROLLER_URL" -H "${TARGET_URL%/}" \
+        "$BENCH_DIR/scenarios/$CICADA_SCENARIO" --controller "$CONTROLLER_URL" -H "${TARGET_URL%/}" \
         -u "$BENCH_CONNECTIONS" -r 1000 -t "${BENCH_SECONDS}s" --summary-json "$summary" \
         >"$RUN_DIR/cicada-start.log" 2>&1 || { log "cicada start failed; see $RUN_DIR/cicada-start.log"; return 1; }
     read -r u1 s1 < <(cpu_user_sys "$worker")

@@ -82,9 +82,11 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
 # Fails unless something answers HTTP on 127.0.0.1:PORT within ~10 s.
 wait_http() {
-    local port=$1 path=${2:-/} i
+    local port=$1 path=${2:-/} i http=()
+    # An h2c-only nginx port answers HTTP/2 alone.
+    [[ ${BENCH_HTTP:-1} == 2 ]] && http=(--http2-prior-knowledge)
     for i in $(seq 1 100); do
-        if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port$path"; then
+        if curl -s -o /dev/null --max-time 1 "${http[@]}" "http://127.0.0.1:$port$path"; then
             return 0
         fi
         sleep 0.1

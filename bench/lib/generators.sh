@@ -42,13 +42,32 @@ run_wrk() {
     G_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }') || true  # wrk -v exits 1
 }
 
+# h2load (nghttp2): the HTTP/2 anchor, h2c with prior knowledge over
+# http://, one request in flight per connection (-m 1), like cicada's users.
+run_h2load() {
+    command -v h2load >/dev/null || apt_install nghttp2-client || return 1
+    local out=$RUN_DIR/h2load.txt
+    timed_on_gen_core h2load -t 1 -c "$BENCH_CONNECTIONS" -m 1 -D "$BENCH_SECONDS" \
+        "$TARGET_URL" >"$out" 2>&1 || return 1
+    # "finished in 10.00s, 123456.70 req/s, 4.00MB/s"
+    # "requests: 1234567 total, 1234631 started, 1234567 done, 1234567 succeeded, 0 failed, 0 errored, 0 timeout"
+    G_ELAPSED=$(awk '/^finished in / { sub(/s,$/, "", $3); print $3 }' "$out")
+    G_REQUESTS=$(awk '/^requests: / { print $6 }' "$out")
+    [[ -n ${G_REQUESTS:-} && -n ${G_ELAPSED:-} ]] || return 1
+    G_ERRORS=$(awk '/^requests: / { print $10 + $12 + $14 }' "$out")
+    # A non-2xx answer is "succeeded" to h2load: count it from the status line.
+    G_ERRORS=$((G_ERRORS + $(awk '/^status codes: / { gsub(/,/, ""); print $5 + $7 + $9 }' "$out")))
+    G_VERSION=$(h2load --version | awk 'NR == 1 { print $1, $2 }')
+}
+
 run_oha() {
     ensure_oha || return 1
     local oha out=$RUN_DIR/oha.json
     oha=$(command -v oha || echo "$HOME/.cargo/bin/oha")
-    local format=(--json)
+    local format=(--json) http=()
     "$oha" --help | grep -q -- '--output-format' && format=(--output-format json)
-    timed_on_gen_core "$oha" -z "${BENCH_SECONDS}s" -c "$BENCH_CONNECTIONS" --no-tui "${format[@]}" \
+    [[ ${BENCH_HTTP:-1} == 2 ]] && http=(--http2)
+    timed_on_gen_core "$oha" -z "${BENCH_SECONDS}s" -c "$BENCH_CONNECTIONS" --no-tui "${format[@]}" "${http[@]}" \
         "$TARGET_URL" >"$out" 2>"$RUN_DIR/oha.stderr" || return 1
     G_REQUESTS=$(jq '[.statusCodeDistribution // {} | to_entries[] | .value] | add // 0' "$out") || return 1
     G_ERRORS=$(jq '([.statusCodeDistribution // {} | to_entries[] | select(.key | startswith("2") | not) | .value] | add // 0)

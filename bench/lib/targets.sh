@@ -5,6 +5,9 @@
 
 start_nginx() {
     command -v nginx >/dev/null || apt_install nginx-light
+    # BENCH_HTTP=2: h2c with prior knowledge on the plain port.
+    local NGINX_LISTEN_HTTP2=''
+    [[ ${BENCH_HTTP:-1} == 2 ]] && NGINX_LISTEN_HTTP2=' http2'
     local dir=$WORK_DIR/nginx
     mkdir -p "$dir/logs" "$dir/tmp"
     # master_process off: one process does all the work, so its CPU is the
@@ -26,7 +29,7 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     server {
-        listen 127.0.0.1:$TARGET_PORT;
+        listen 127.0.0.1:$TARGET_PORT$NGINX_LISTEN_HTTP2;
         location / {
             default_type text/plain;
             return 200 "ok\n";

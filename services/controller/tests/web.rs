@@ -600,3 +600,83 @@ fn external_url(html: &str) -> Option<String> {
 fn embedded_report(html: &str) -> serde_json::Value {
     cicada_controller::web::report::embedded_json(html).expect("an embedded report")
 }
+
+const FLEET: &str = r#"
+name: web-fleet
+data:
+  devices: {file: devices.csv, exhausted: stop}
+users:
+  - tasks:
+      - request: {method: POST, path: /login, form: {deviceid: "{{ devices.next.deviceid }}"}}
+"#;
+
+const OUTSIDE: &str = r#"
+name: web-outside
+data:
+  devices: {file: ../devices.csv}
+users:
+  - tasks:
+      - request: {path: "/{{ devices.next.deviceid }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_from_the_directory_brings_its_data_files() {
+    let cluster = Cluster::start(Options {
+        workers: 2,
+        error_rate: 0.0,
+        web_auth: None,
+        token: None,
+        scenarios: vec![
+            ("fleet.yaml", FLEET),
+            (
+                "devices.csv",
+                "deviceid\nd1\nd2\nd3\nd4\nd5\nd6\nd7\nd8\nd9\nd10\n",
+            ),
+            ("outside.yaml", OUTSIDE),
+        ],
+    })
+    .await;
+    let client = cluster.client(None);
+    // Data files are not scenarios.
+    let scenarios = client.get("/api/scenarios").await.json();
+    assert_eq!(scenarios.as_array().unwrap().len(), 2, "{scenarios}");
+
+    let outside = client
+        .post(
+            "/api/runs",
+            serde_json::json!({ "scenario_path": "outside.yaml", "host": cluster.target_url, "users": 1, "spawn_rate": 1 }),
+        )
+        .await;
+    assert_eq!(outside.status, 400, "{}", outside.body);
+    assert!(
+        outside
+            .body
+            .contains("must be a path inside the scenarios directory"),
+        "{}",
+        outside.body
+    );
+
+    let started = client
+        .post(
+            "/api/runs",
+            serde_json::json!({ "scenario_path": "fleet.yaml", "host": cluster.target_url, "users": 2, "spawn_rate": 100, "run_time": "60s" }),
+        )
+        .await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let run_id = started.json()["run_id"].as_str().unwrap().to_owned();
+    // The ten rows are used once each, then the run ends by itself.
+    let mut events = client.events(&format!("/api/runs/{run_id}/events")).await;
+    let end = loop {
+        let (name, data) = events
+            .next(Duration::from_secs(30))
+            .await
+            .expect("events until the end");
+        if name == "end" {
+            break data;
+        }
+    };
+    assert_eq!(end["state"], "finished", "{end}");
+    assert_eq!(end["total"]["requests"], 10, "{end}");
+    assert_eq!(cluster.target_total().await, 10);
+    cluster.shutdown().await;
+}

@@ -103,6 +103,57 @@ fn read_scenario(dir: &Path, name: &str) -> Result<String, WebError> {
     read_listed(dir, name)
 }
 
+/// The data files of a scenario read from the scenarios directory: each
+/// relative to the scenario file, inside the directory (no absolute path,
+/// no `..`), at most `MAX_DATA_BYTES`. A scenario that does not parse
+/// reads none (the start then reports its error).
+fn read_data_files(
+    dir: &Path,
+    scenario_path: &str,
+    yaml: &str,
+) -> Result<Vec<cicada_proto::v1::DataFile>, WebError> {
+    use cicada_scenario::data::MAX_DATA_BYTES;
+    use std::io::Read as _;
+    use std::path::Component;
+    let Ok(scenario) = cicada_scenario::Scenario::parse(scenario_path, yaml) else {
+        return Ok(Vec::new());
+    };
+    let folder = Path::new(scenario_path).parent().unwrap_or(Path::new(""));
+    let mut files = Vec::with_capacity(scenario.data().len());
+    for set in scenario.data() {
+        let relative = folder.join(&set.file);
+        if !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(WebError::BadRequest(format!(
+                "data set {:?}: {:?} must be a path inside the scenarios directory",
+                set.name, set.file
+            )));
+        }
+        let path = dir.join(&relative);
+        let failed = |error: std::io::Error| {
+            WebError::BadRequest(format!(
+                "data set {:?}: failed to read {}: {error}",
+                set.name,
+                relative.display()
+            ))
+        };
+        let mut content = Vec::new();
+        std::fs::File::open(&path)
+            .map_err(failed)?
+            .take(MAX_DATA_BYTES as u64 + 1)
+            .read_to_end(&mut content)
+            .map_err(failed)?;
+        files.push(cicada_proto::v1::DataFile {
+            name: set.name.clone(),
+            path: relative.display().to_string(),
+            content: content.into(),
+        });
+    }
+    Ok(files)
+}
+
 /// Reads a file [`scenario_files`] listed, at most `MAX_SCENARIO_BYTES`
 /// (bounded while reading: the file may grow after a stat).
 fn read_listed(dir: &Path, name: &str) -> Result<String, WebError> {
@@ -212,6 +263,7 @@ pub(crate) struct StartForm {
 
 impl StartForm {
     fn into_request(mut self, web: &Web) -> Result<StartRunRequest, WebError> {
+        let mut data = Vec::new();
         if self.scenario_yaml.trim().is_empty() {
             match (&web.config.scenarios_dir, self.scenario_path.is_empty()) {
                 (_, true) => {
@@ -227,6 +279,7 @@ impl StartForm {
                 }
                 (Some(dir), false) => {
                     self.scenario_yaml = read_scenario(dir, &self.scenario_path)?;
+                    data = read_data_files(dir, &self.scenario_path, &self.scenario_yaml)?;
                 }
             }
         }
@@ -250,6 +303,7 @@ impl StartForm {
         Ok(StartRunRequest {
             scenario_yaml: self.scenario_yaml,
             scenario_path: self.scenario_path,
+            data,
             host: self.host.trim().to_owned(),
             users: self.users,
             spawn_rate: self.spawn_rate,
