@@ -57,8 +57,11 @@ write_results() {
 print_table() {
     printf '\ntarget: %s (core %s); generators on core %s; %s connections; %s s each; priority: %s\n\n' \
         "${TARGET_VERSION:-$BENCH_TARGET}" "$TARGET_CORE" "$GEN_CORE" "$BENCH_CONNECTIONS" "$BENCH_SECONDS" "${PRIO[*]:-normal}"
-    # "vs wrk": requests per CPU-second relative to wrk's in the same run.
-    jq -r '([.results[] | select(.generator == "wrk") | .requests_per_cpu_s] | first) as $wrk
+    # "vs wrk": requests per CPU-second relative to wrk's in the same run
+    # (h2load's with BENCH_HTTP=2, where wrk cannot take part).
+    local anchor=wrk
+    [[ ${BENCH_HTTP:-1} == 2 ]] && anchor=h2load
+    jq -r --arg anchor "$anchor" '([.results[] | select(.generator == $anchor) | .requests_per_cpu_s] | first) as $wrk
       | .results[] | [
         .version, .status,
         (.requests_per_s // "-"), (.cpu_s // "-"), (.requests_per_cpu_s // "-"),
@@ -66,11 +69,11 @@ print_table() {
         (if .max_rss_kb then .max_rss_kb / 1024 else "-" end),
         (.errors // "-"), (.target_cpu_s // "-"), (.target_served // "-"), (.other_cpu_s // "-")
       ] | @tsv' "$RUN_DIR/results.json" |
-        awk -F'\t' '
+        awk -F'\t' -v anchor="$anchor" '
         function n(x, f) { return x == "-" ? "-" : sprintf(f, x) }
         BEGIN {
             printf "%-22s %-7s %12s %8s %14s %7s %9s %8s %11s %13s %10s\n", "generator", "status",
-                "requests/s", "CPU s", "req/CPU-s", "vs wrk", "RSS MiB", "errors", "target CPU", "target served", "other CPU"
+                "requests/s", "CPU s", "req/CPU-s", "vs " anchor, "RSS MiB", "errors", "target CPU", "target served", "other CPU"
         }
         {
             printf "%-22s %-7s %12s %8s %14s %7s %9s %8s %11s %13s %10s\n", $1, $2, n($3, "%.0f"),
