@@ -504,20 +504,26 @@ impl<'a> Compiler<'a> {
     }
 
     fn var_name(&self, node: &Node) -> Result<String, ScenarioError> {
-        let name = self.string(node, "variable name")?;
+        self.identifier(node, "variable name")
+    }
+
+    /// A name templates use (a variable, a data set): letters, digits and
+    /// `_`, not starting with a digit, and not a built-in.
+    pub(super) fn identifier(&self, node: &Node, what: &str) -> Result<String, ScenarioError> {
+        let name = self.string(node, what)?;
         let valid = name
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(self.error(node, format!("invalid variable name {name:?}; allowed: letters, digits and _, not starting with a digit")));
+            return Err(self.error(node, format!("invalid {what} {name:?}; allowed: letters, digits and _, not starting with a digit")));
         }
         if BUILTINS.contains(&name.as_str()) {
             return Err(self.error(
                 node,
                 format!(
-                    "variable name {name:?} is a built-in; reserved: {}",
+                    "{what} {name:?} is a built-in; reserved: {}",
                     BUILTINS.join(", ")
                 ),
             ));

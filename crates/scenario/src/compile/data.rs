@@ -10,7 +10,6 @@
 use crate::ScenarioError;
 use crate::data::{DataBinding, DataDef, DataFormat, Exhausted, Pick};
 use crate::node::{Kind, Node};
-use crate::template::BUILTINS;
 
 use super::Compiler;
 use super::fields::Fields;
@@ -49,24 +48,7 @@ impl Compiler<'_> {
         };
         let mut sets: Vec<DataDef> = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let name = self.string(key, "data set name")?;
-            let valid = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                return Err(self.error(key, format!("invalid data set name {name:?}; allowed: letters, digits and _, not starting with a digit")));
-            }
-            if BUILTINS.contains(&name.as_str()) {
-                return Err(self.error(
-                    key,
-                    format!(
-                        "data set name {name:?} is a built-in; reserved: {}",
-                        BUILTINS.join(", ")
-                    ),
-                ));
-            }
+            let name = self.identifier(key, "data set name")?;
             let f = Fields::new(self, value, "data set", DATA_KEYS)?;
             let file_node = f.required(self, "file")?;
             let file = self.string(file_node, "file")?;
