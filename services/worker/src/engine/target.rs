@@ -12,17 +12,19 @@ use http::header::HOST;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::client::conn::{TrySendError, http2};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::EngineError;
+use super::h1;
 
-/// The sending half of a user's connection.
+/// A user's connection.
 pub(crate) enum Sender {
-    Http1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/1.1: cicada's own client (`h1`), no task of its own.
+    Http1(h1::Conn),
     /// With the scheme and authority that HTTP/2's pseudo-headers carry.
     Http2(
         http2::SendRequest<Full<Bytes>>,
@@ -31,45 +33,34 @@ pub(crate) enum Sender {
 }
 
 impl Sender {
-    pub fn is_closed(&self) -> bool {
+    /// Whether the connection can no longer carry a request (never waits).
+    pub fn is_closed(&mut self) -> bool {
         match self {
-            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http1(conn) => conn.is_closed(),
             Sender::Http2(sender, _) => sender.is_closed(),
         }
     }
+}
 
-    /// Waits until the connection can take a request.
-    pub async fn ready(&mut self) -> hyper::Result<()> {
-        match self {
-            Sender::Http1(sender) => sender.ready().await,
-            Sender::Http2(sender, _) => sender.ready().await,
-        }
-    }
-
-    /// Sends `request` (origin-form URI, `Host` header); an HTTP/2
-    /// connection sends the URI's scheme and authority as its
-    /// `:scheme`/`:authority` instead of a `Host` header.
-    pub async fn try_send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
-        match self {
-            Sender::Http1(sender) => sender.try_send_request(request).await,
-            Sender::Http2(sender, origin) => {
-                let (mut parts, body) = request.into_parts();
-                let mut uri = std::mem::take(&mut parts.uri).into_parts();
-                uri.scheme = Some(origin.0.clone());
-                uri.authority = Some(origin.1.clone());
-                // Parts of a valid URI plus a valid scheme and authority.
-                parts.uri = Uri::from_parts(uri).unwrap_or_default();
-                parts.headers.remove(HOST);
-                parts.version = http::Version::HTTP_2;
-                sender
-                    .try_send_request(Request::from_parts(parts, body))
-                    .await
-            }
-        }
-    }
+/// Sends `request` (origin-form URI, `Host` header) on an HTTP/2
+/// connection, with the URI's scheme and authority in its
+/// `:scheme`/`:authority` pseudo-headers instead of a `Host` header.
+pub(crate) async fn send_h2(
+    sender: &mut http2::SendRequest<Full<Bytes>>,
+    origin: &(http::uri::Scheme, http::uri::Authority),
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
+    let (mut parts, body) = request.into_parts();
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.scheme = Some(origin.0.clone());
+    uri.authority = Some(origin.1.clone());
+    // Parts of a valid URI plus a valid scheme and authority.
+    parts.uri = Uri::from_parts(uri).unwrap_or_default();
+    parts.headers.remove(HOST);
+    parts.version = http::Version::HTTP_2;
+    sender
+        .try_send_request(Request::from_parts(parts, body))
+        .await
 }
 
 /// Runs HTTP/2 connection tasks on the user's thread (its `LocalSet`).
@@ -201,7 +192,7 @@ impl Target {
                     // h2c with prior knowledge: no upgrade round trip.
                     self.handshake_h2(tcp).await
                 }
-                None => handshake(tcp).await,
+                None => Ok(Sender::Http1(h1::Conn::new(h1::Io::Tcp(tcp)))),
                 Some((connector, name)) => {
                     let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
                         ConnectError(format!("tls handshake with {}: {e}", self.host))
@@ -215,7 +206,7 @@ impl Target {
                             self.host
                         )))
                     } else {
-                        handshake(stream).await
+                        Ok(Sender::Http1(h1::Conn::new(h1::Io::Tls(Box::new(stream)))))
                     }
                 }
             }
@@ -244,20 +235,6 @@ impl Target {
         });
         Ok(Sender::Http2(sender, self.h2_origin.clone()))
     }
-}
-
-async fn handshake<T>(io: T) -> Result<Sender, ConnectError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
-{
-    let (sender, connection) = http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| ConnectError(format!("http handshake: {e}")))?;
-    // The driver ends when the user drops its sender or the peer closes.
-    tokio::task::spawn_local(async move {
-        let _ = connection.await;
-    });
-    Ok(Sender::Http1(sender))
 }
 
 fn tls_connector(extra_ca_pem: Option<&str>, http: HttpVersion) -> Result<TlsConnector, String> {

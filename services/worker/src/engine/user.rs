@@ -22,7 +22,7 @@ use super::data::DataSets;
 use super::jar::Jar;
 use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
-use super::target::Sender;
+use super::target::{Sender, send_h2};
 use super::thread::ThreadCtx;
 
 /// A user's state; kept small because there may be many idle users.
@@ -473,12 +473,16 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
 async fn send(
     ctx: &ThreadCtx,
     user: &mut User,
-    mut request: Request<Full<Bytes>>,
+    request: Request<Bytes>,
     keep_body: bool,
 ) -> Result<Response, Failure> {
+    let mut request = request;
     for attempt in 0..2 {
+        if user.conn.as_mut().is_some_and(Sender::is_closed) {
+            user.conn = None;
+        }
         let sender = match &mut user.conn {
-            Some(sender) if !sender.is_closed() => sender,
+            Some(sender) => sender,
             conn => {
                 let sender = ctx
                     .target
@@ -491,17 +495,52 @@ async fn send(
                 conn.insert(sender)
             }
         };
-        if sender.ready().await.is_err() {
-            user.conn = None;
-            continue;
-        }
-        match sender.try_send(request).await {
-            Ok(response) => return read_response(response, keep_body).await,
-            Err(mut error) => {
-                user.conn = None;
-                match error.take_message() {
-                    Some(unsent) if attempt == 0 => request = unsent,
-                    _ => return Err(connection_failure(&error.into_error())),
+        match sender {
+            Sender::Http1(conn) => {
+                let exchange = conn
+                    .exchange(
+                        request.method(),
+                        request.uri(),
+                        request.headers(),
+                        request.body(),
+                        keep_body,
+                    )
+                    .await;
+                match exchange {
+                    Ok(exchange) => {
+                        return Ok(Response {
+                            status: exchange.status,
+                            bytes: exchange.bytes,
+                            headers: exchange.headers,
+                            body: exchange.body,
+                        });
+                    }
+                    Err(error) => {
+                        user.conn = None;
+                        if error.unsent && attempt == 0 {
+                            continue;
+                        }
+                        return Err(Failure {
+                            kind: FailureKind::Connection,
+                            message: error.message,
+                        });
+                    }
+                }
+            }
+            Sender::Http2(sender, origin) => {
+                if sender.ready().await.is_err() {
+                    user.conn = None;
+                    continue;
+                }
+                match send_h2(sender, origin, request.map(Full::new)).await {
+                    Ok(response) => return read_response(response, keep_body).await,
+                    Err(mut error) => {
+                        user.conn = None;
+                        match error.take_message() {
+                            Some(unsent) if attempt == 0 => request = unsent.map(full_bytes),
+                            _ => return Err(connection_failure(&error.into_error())),
+                        }
+                    }
                 }
             }
         }
@@ -510,6 +549,17 @@ async fn send(
         kind: FailureKind::Connection,
         message: "connection closed before the request was sent".to_owned(),
     })
+}
+
+/// The data of a `Full` body that was never polled.
+fn full_bytes(body: Full<Bytes>) -> Bytes {
+    use hyper::body::Body as _;
+    let mut body = std::pin::pin!(body);
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    match body.as_mut().poll_frame(&mut cx) {
+        std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
 }
 
 async fn read_response(
@@ -556,7 +606,7 @@ fn build_request(
     ctx: &ThreadCtx,
     user: &mut User,
     step: &StepPlan,
-) -> Result<Request<Full<Bytes>>, String> {
+) -> Result<Request<Bytes>, String> {
     let mut render = RenderContext {
         vars: &user.vars,
         seq: user.seq,
@@ -605,7 +655,7 @@ fn build_request(
         }
         BodyPlan::Raw(raw) => Bytes::from(raw.render(&mut render)),
     };
-    let mut request = Request::new(Full::new(body));
+    let mut request = Request::new(body);
     *request.method_mut() = step.method.clone();
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
