@@ -320,6 +320,41 @@ fn header_tokens<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Vec<&'h str> 
         .collect()
 }
 
+/// The response head at the start of `bytes` and its length, or `None`
+/// when it is not complete yet.
+fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>, Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let length = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Error::sent(format!("invalid response: {e}"))),
+    };
+    let status = response.code.unwrap_or(0);
+    let mut map = HeaderMap::with_capacity(response.headers.len());
+    for header in response.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| Error::sent(format!("invalid response header name {:?}", header.name)))?;
+        let value = HeaderValue::from_bytes(header.value)
+            .map_err(|_| Error::sent(format!("invalid value of response header {name}")))?;
+        map.append(name, value);
+    }
+    let tokens = header_tokens(&map, &CONNECTION);
+    let close = tokens.iter().any(|t| t.eq_ignore_ascii_case("close"));
+    let keep_alive = match response.version {
+        Some(1) => !close,
+        _ => !close && tokens.iter().any(|t| t.eq_ignore_ascii_case("keep-alive")),
+    };
+    Ok(Some((
+        Head {
+            status,
+            headers: map,
+            keep_alive,
+        },
+        length,
+    )))
+}
+
 /// Reads from `io` through `buf`, whose bytes before `pos` are consumed.
 struct Reader<'a> {
     io: &'a mut Io,
@@ -345,47 +380,17 @@ impl Reader<'_> {
 
     async fn head(&mut self) -> Result<Head, Error> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut headers);
-            match response.parse(&self.buf[self.pos..]) {
-                Ok(httparse::Status::Complete(length)) => {
-                    let status = response.code.unwrap_or(0);
-                    let mut map = HeaderMap::with_capacity(response.headers.len());
-                    for header in response.headers.iter() {
-                        let name =
-                            HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
-                                Error::sent(format!(
-                                    "invalid response header name {:?}",
-                                    header.name
-                                ))
-                            })?;
-                        let value = HeaderValue::from_bytes(header.value).map_err(|_| {
-                            Error::sent(format!("invalid value of response header {name}"))
-                        })?;
-                        map.append(name, value);
-                    }
-                    let tokens = header_tokens(&map, &CONNECTION);
-                    let close = tokens.iter().any(|t| t.eq_ignore_ascii_case("close"));
-                    let keep_alive = match response.version {
-                        Some(1) => !close,
-                        _ => !close && tokens.iter().any(|t| t.eq_ignore_ascii_case("keep-alive")),
-                    };
-                    self.pos += length;
-                    return Ok(Head {
-                        status,
-                        headers: map,
-                        keep_alive,
-                    });
-                }
-                Ok(httparse::Status::Partial) => {
-                    if self.buf.len() - self.pos > MAX_HEAD_BYTES {
-                        return Err(Error::sent(format!(
-                            "response head over {} KiB",
-                            MAX_HEAD_BYTES / 1024
-                        )));
-                    }
-                }
-                Err(e) => return Err(Error::sent(format!("invalid response: {e}"))),
+            // Parsed by a plain function: its 128-entry header array is not
+            // kept in the user's future across the read below.
+            if let Some((head, length)) = parse_head(&self.buf[self.pos..])? {
+                self.pos += length;
+                return Ok(head);
+            }
+            if self.buf.len() - self.pos > MAX_HEAD_BYTES {
+                return Err(Error::sent(format!(
+                    "response head over {} KiB",
+                    MAX_HEAD_BYTES / 1024
+                )));
             }
             if !self.fill().await? {
                 return Err(Error::sent(if self.pos == self.buf.len() {

@@ -484,9 +484,10 @@ async fn send(
         let sender = match &mut user.conn {
             Some(sender) => sender,
             conn => {
-                let sender = ctx
-                    .target
-                    .connect(ctx.config.connect_timeout)
+                // Boxed: a connect (with a TLS handshake's state) is rare, and
+                // inline it would make every user's task that much larger
+                // for its whole life.
+                let sender = Box::pin(ctx.target.connect(ctx.config.connect_timeout))
                     .await
                     .map_err(|e| Failure {
                         kind: FailureKind::Connect,
