@@ -43,19 +43,9 @@ if [[ ${CICADA_BUILT:-0} != 1 ]]; then
 fi
 BIN=$REPO/target/release
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-TARGET_PORT=$(port)
-COLLECTOR_PORT=$(port)
-CONTROLLER_PORT=$(port)
-CONTROLLER=http://127.0.0.1:$CONTROLLER_PORT
+pick_service_ports
 
-start() {
-    local name=$1
-    shift
-    RUST_LOG=warn "$@" >"$RUN_DIR/$name.log" 2>&1 &
-    STARTED=$!
-    remember_pid "$STARTED"
-}
+start() { start_logged "$@"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 start target "$BIN/cicada-sample-target" --listen "127.0.0.1:$TARGET_PORT" --threads 1

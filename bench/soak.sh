@@ -44,18 +44,11 @@ else
     BIN=$REPO/target/debug
 fi
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-TARGET_PORT=$(port)
-COLLECTOR_PORT=$(port)
-CONTROLLER_PORT=$(port)
-CONTROLLER=http://127.0.0.1:$CONTROLLER_PORT
+pick_service_ports
 
 start() {
-    local name=$1
-    shift
-    RUST_LOG=warn "$@" >"$RUN_DIR/$name.log" 2>&1 &
-    remember_pid $!
-    PIDS[$name]=$!
+    start_logged "$@"
+    PIDS[$1]=$STARTED
 }
 declare -A PIDS
 start target "$BIN/cicada-sample-target" --listen "127.0.0.1:$TARGET_PORT"

@@ -78,6 +78,28 @@ peak_rss_kb() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
 }
 
+# A free TCP port on 127.0.0.1 (for services that take an address).
+loopback_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The ports of a sample target, a collector and a controller, and the
+# controller's URL: TARGET_PORT, COLLECTOR_PORT, CONTROLLER_PORT, CONTROLLER.
+pick_service_ports() {
+    TARGET_PORT=$(loopback_port)
+    COLLECTOR_PORT=$(loopback_port)
+    CONTROLLER_PORT=$(loopback_port)
+    CONTROLLER=http://127.0.0.1:$CONTROLLER_PORT
+}
+
+# Starts "$@" in the background with its output in RUN_DIR/NAME.log and
+# remembers its PID (in STARTED, and for stop_started).
+start_logged() {
+    local name=$1
+    shift
+    RUST_LOG=warn "$@" >"$RUN_DIR/$name.log" 2>&1 &
+    STARTED=$!
+    remember_pid "$STARTED"
+}
+
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
 # Fails unless something answers HTTP on 127.0.0.1:PORT within ~10 s.
