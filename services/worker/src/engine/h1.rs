@@ -26,6 +26,10 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 /// A lent buffer larger than this is not kept for the next exchange.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
+/// Buffers a thread keeps for its next exchanges; a burst of more at once
+/// allocates the rest and frees them after, so a thread's spare buffers
+/// stay under 64 x 64 KiB whatever its users do.
+const KEEP_BUFFERS: usize = 64;
 /// Bytes asked for per read.
 const READ_BYTES: usize = 16 * 1024;
 
@@ -504,7 +508,12 @@ impl Drop for Lent {
         let mut buffer = std::mem::take(&mut self.0);
         if buffer.capacity() <= KEEP_BUFFER_BYTES {
             buffer.clear();
-            BUFFERS.with(|buffers| buffers.borrow_mut().push(buffer));
+            BUFFERS.with(|buffers| {
+                let mut buffers = buffers.borrow_mut();
+                if buffers.len() < KEEP_BUFFERS {
+                    buffers.push(buffer);
+                }
+            });
         }
     }
 }
