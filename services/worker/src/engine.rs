@@ -8,7 +8,7 @@
 //! Layout:
 //! - `target`: the host, TCP/TLS connects, one keep-alive connection per user
 //! - `h1`: the HTTP/1.1 client (encode, parse with httparse, frame bodies)
-//! - `plan`: the scenario prepared for hyper (methods, static URIs and bodies)
+//! - `plan`: the scenario prepared for sending (methods, static URIs and bodies)
 //! - `stats`: per-thread shards, the in-flight guard and the merge in `cut`
 //! - `user`: one virtual user's loop and the request hot path
 //! - `thread`: the OS threads and their commands
