@@ -78,18 +78,24 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .into_inner()
                 .workers;
             println!(
-                "{:<28} {:>5} {:>7} {:>9} {:>6} {:>10}  run",
-                "worker", "cores", "users", "in-flight", "cpu%", "rss MiB"
+                "{:<28} {:>5} {:>7} {:>9} {:>6} {:>10} {:>10}  run",
+                "worker", "cores", "users", "in-flight", "cpu%", "rss MiB", "req/CPU-s"
             );
             for w in &workers {
+                // Measured over its busy heartbeats; "-" until it has been busy.
+                let capacity = match w.requests_per_cpu_second {
+                    c if c > 0.0 => format!("{c:.0}"),
+                    _ => "-".to_owned(),
+                };
                 println!(
-                    "{:<28} {:>5} {:>7} {:>9} {:>6.1} {:>10.1}  {}",
+                    "{:<28} {:>5} {:>7} {:>9} {:>6.1} {:>10.1} {:>10}  {}",
                     w.worker_id,
                     w.cores,
                     w.active_users,
                     w.in_flight,
                     w.cpu_percent,
                     w.rss_bytes as f64 / (1024.0 * 1024.0),
+                    capacity,
                     w.run_id
                 );
             }

@@ -3,7 +3,9 @@
 //!
 //! 1. Generator-bound: some worker's CPU stays above 90% of its cores (or
 //!    its in-flight bound is hit), so the numbers measure the generator's
-//!    queue, not the target: add workers (with an estimate of how many).
+//!    queue, not the target: add workers (with an estimate of how many:
+//!    from the workers' measured requests per CPU-second when a goal is
+//!    known, else by scaling their CPU and the achieved rate).
 //! 2. Failing before the target scaled: failures concentrated in a period,
 //!    then recovery: the target's autoscaler reacted late.
 //! 3. Target errors with healthy generators: an application problem; the
@@ -33,6 +35,9 @@ pub struct WorkerLoad {
     pub cpu: f64,
     /// The worker had as many requests in flight as it may (open model).
     pub at_bound: bool,
+    /// Its cores, and its measured requests per CPU-second (0: unknown).
+    pub cores: u32,
+    pub requests_per_cpu_second: f64,
 }
 
 /// The run at one second.
@@ -143,7 +148,34 @@ fn generator_bound(samples: &[Sample], goals: Goals) -> Option<Diagnosis> {
             scale *= (goal / achieved).max(1.0);
         }
     }
-    let suggested = ((workers as f64 * scale).ceil() as usize).max(workers + 1);
+    let mut suggested = ((workers as f64 * scale).ceil() as usize).max(workers + 1);
+    // With a goal and every worker's measured speed, size from the speed:
+    // what one worker makes at a comfortable CPU share of its cores.
+    let measured = last.workers.iter().all(|w| w.requests_per_cpu_second > 0.0);
+    if let Some(goal) = goals.rps.filter(|goal| *goal > 0.0)
+        && !last.workers.is_empty()
+        && measured
+    {
+        let count = last.workers.len() as f64;
+        let speed = last
+            .workers
+            .iter()
+            .map(|w| w.requests_per_cpu_second)
+            .sum::<f64>()
+            / count;
+        let per_worker = last
+            .workers
+            .iter()
+            .map(|w| w.requests_per_cpu_second * f64::from(w.cores.max(1)) * COMFORTABLE_CPU)
+            .sum::<f64>()
+            / count;
+        let needed = (goal / per_worker).ceil() as usize;
+        evidence.push(format!(
+            "measured {speed:.0} requests per CPU-second per worker ({per_worker:.0}/s at {:.0}% of its cores): {goal:.0} requests/s needs about {needed}",
+            COMFORTABLE_CPU * 100.0
+        ));
+        suggested = needed.max(workers + 1);
+    }
     Some(Diagnosis {
         kind: DiagnosisKind::GeneratorBound as i32,
         summary: format!(

@@ -39,6 +39,47 @@ pub struct WorkerEntry {
     pub assigned: Option<String>,
     /// Requests per second between the last two heartbeats of one run.
     pub rps: f64,
+    /// What its busy heartbeats measured of its speed.
+    pub capacity: Capacity,
+}
+
+/// A worker's measured requests per CPU-second: requests and CPU seconds
+/// of the heartbeat intervals in which it used at least
+/// [`Capacity::BUSY_CORES`] of a core (below that its fixed costs, delta
+/// cuts and heartbeats, would pass for slowness), each old interval
+/// weighing less ([`Capacity::KEEP`] per interval). Kept across runs: it
+/// is the machine's, not the run's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Capacity {
+    requests: f64,
+    cpu_seconds: f64,
+}
+
+impl Capacity {
+    /// Share of one core an interval must use to count.
+    pub const BUSY_CORES: f64 = 0.2;
+    /// Weight an interval keeps at each later one: ~100 intervals matter.
+    pub const KEEP: f64 = 0.99;
+
+    /// Counts one heartbeat interval of `seconds` with `requests` completed
+    /// at `cpu_percent` (of one core).
+    pub fn add(&mut self, requests: f64, cpu_percent: f64, seconds: f64) {
+        let cores = cpu_percent / 100.0;
+        if !(cores >= Self::BUSY_CORES && requests > 0.0 && seconds > 0.0) {
+            return;
+        }
+        self.requests = self.requests * Self::KEEP + requests;
+        self.cpu_seconds = self.cpu_seconds * Self::KEEP + cores * seconds;
+    }
+
+    /// Requests per CPU-second, 0 until a busy interval was seen.
+    pub fn requests_per_cpu_second(&self) -> f64 {
+        if self.cpu_seconds > 0.0 {
+            self.requests / self.cpu_seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 impl WorkerEntry {
@@ -108,6 +149,7 @@ impl Registry {
             clock_offset_ms: None,
             assigned: None,
             rps: 0.0,
+            capacity: replaced_capacity(&self.workers.lock(), &register.worker_id),
         };
         let replaced = self.workers.lock().insert(register.worker_id, entry);
         (conn, replaced)
@@ -130,7 +172,13 @@ impl Registry {
     pub fn heartbeat(&self, worker_id: &str, conn: u64, heartbeat: Heartbeat) {
         if let Some(entry) = self.entry_mut(worker_id, conn, &mut self.workers.lock()) {
             let now = Instant::now();
-            entry.rps = rate_between(&entry.heartbeat, &heartbeat, now - entry.last_seen);
+            let elapsed = now - entry.last_seen;
+            entry.rps = rate_between(&entry.heartbeat, &heartbeat, elapsed);
+            entry.capacity.add(
+                entry.rps * elapsed.as_secs_f64(),
+                heartbeat.cpu_percent,
+                elapsed.as_secs_f64(),
+            );
             let heard_at_ms = crate::lifecycle::unix_ms();
             if heartbeat.sent_at_ms > 0 {
                 let offset = heartbeat.sent_at_ms - heard_at_ms;
@@ -275,6 +323,8 @@ impl Registry {
                 worker_id: entry.register.worker_id.clone(),
                 cpu: entry.heartbeat.cpu_percent / (100.0 * f64::from(entry.register.cores.max(1))),
                 at_bound: false,
+                cores: entry.register.cores,
+                requests_per_cpu_second: entry.capacity.requests_per_cpu_second(),
             })
             .collect()
     }
@@ -345,6 +395,7 @@ impl Registry {
                 last_seen_ms: now.duration_since(entry.last_seen).as_millis() as u64,
                 rps: entry.rps,
                 delivery: entry.heartbeat.delivery.clone(),
+                requests_per_cpu_second: entry.capacity.requests_per_cpu_second(),
             })
             .collect();
         list.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
@@ -355,6 +406,14 @@ impl Registry {
 /// Requests per second between two heartbeats `elapsed` apart: 0 unless
 /// both belong to the same run and the counter moved forward (a restarted
 /// work starts it again from 0).
+/// A reconnecting worker keeps what was measured of it.
+fn replaced_capacity(workers: &HashMap<String, WorkerEntry>, worker_id: &str) -> Capacity {
+    workers
+        .get(worker_id)
+        .map(|entry| entry.capacity)
+        .unwrap_or_default()
+}
+
 fn rate_between(previous: &Heartbeat, next: &Heartbeat, elapsed: std::time::Duration) -> f64 {
     let seconds = elapsed.as_secs_f64();
     if next.run_id.is_empty()
@@ -404,6 +463,40 @@ mod tests {
         assert_eq!(rate_between(&beat("q", 900), &beat("r", 5), second), 0.0);
         assert_eq!(rate_between(&beat("r", 900), &beat("r", 5), second), 0.0);
         assert_eq!(rate_between(&beat("r", 9), &beat("", 0), second), 0.0);
+    }
+
+    #[test]
+    fn capacity_counts_busy_intervals_and_survives_a_reconnect() {
+        let mut capacity = Capacity::default();
+        assert_eq!(capacity.requests_per_cpu_second(), 0.0);
+        // 150,000 requests in 1 s at 80% of a core: 187,500 per CPU-second.
+        capacity.add(150_000.0, 80.0, 1.0);
+        assert_eq!(capacity.requests_per_cpu_second(), 187_500.0);
+        // A nearly idle interval (its fixed costs dominate) does not count.
+        capacity.add(10.0, 5.0, 1.0);
+        assert_eq!(capacity.requests_per_cpu_second(), 187_500.0);
+        // A slower busy interval pulls it down, weighted by CPU time.
+        capacity.add(50_000.0, 100.0, 1.0);
+        let expected = (150_000.0 * Capacity::KEEP + 50_000.0) / (0.8 * Capacity::KEEP + 1.0);
+        assert!((capacity.requests_per_cpu_second() - expected).abs() < 1e-6);
+
+        let registry = Registry::default();
+        let (conn, _) = registry.add(register("a", 1), channel());
+        let beat = |requests, cpu_percent| Heartbeat {
+            run_id: "r".into(),
+            requests,
+            cpu_percent,
+            ..Default::default()
+        };
+        registry.heartbeat("a", conn, beat(0, 0.0));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        registry.heartbeat("a", conn, beat(10_000, 100.0));
+        let measured = registry.list()[0].requests_per_cpu_second;
+        // 10,000 requests in ~50 ms of a full core: ~200,000 per CPU-second.
+        assert!(measured > 100_000.0 && measured < 250_000.0, "{measured}");
+        // The same worker reconnecting keeps what was measured.
+        registry.add(register("a", 1), channel());
+        assert_eq!(registry.list()[0].requests_per_cpu_second, measured);
     }
 
     #[test]

@@ -25,6 +25,8 @@ fn run(seconds: usize, rps: u64, cpu: &[f64], failures_at: impl Fn(usize) -> u64
                         worker_id: format!("w{i}"),
                         cpu,
                         at_bound: false,
+                        cores: 1,
+                        requests_per_cpu_second: 0.0,
                     })
                     .collect(),
             }
@@ -128,4 +130,34 @@ fn dropped_iterations_mean_the_bound_was_hit() {
     );
     // 10% dropped at 50% CPU: one worker does, but never fewer than one more.
     assert_eq!(found[0].suggested_workers, 2);
+}
+
+#[test]
+fn measured_speed_sizes_the_fleet_when_a_goal_is_known() {
+    let mut samples = run(10, 12_000, &[0.97, 0.95], |_| 0);
+    for sample in &mut samples {
+        for worker in &mut sample.workers {
+            worker.cores = 2;
+            worker.requests_per_cpu_second = 8_000.0;
+        }
+    }
+    let found = diagnose(
+        &samples,
+        &[],
+        Goals {
+            rps: Some(48_000.0),
+        },
+    );
+    // One worker: 8,000 x 2 cores x 0.75 = 12,000/s; 48,000/s needs 4.
+    assert_eq!(found[0].suggested_workers, 4);
+    assert!(
+        found[0].evidence.iter().any(|e| e.contains(
+            "measured 8000 requests per CPU-second per worker (12000/s at 75% of its cores): 48000 requests/s needs about 4"
+        )),
+        "{:?}",
+        found[0].evidence
+    );
+    // Without a goal the CPU estimate stands.
+    let found = diagnose(&samples, &[], Goals::default());
+    assert_eq!(found[0].suggested_workers, 3);
 }

@@ -373,6 +373,8 @@ pub struct Worker {
     cpu_percent: f64,
     rss_bytes: u64,
     rps: f64,
+    /// Measured requests per CPU-second (0 until it has been busy).
+    requests_per_cpu_second: f64,
     last_seen_ms: u64,
 }
 
@@ -395,6 +397,7 @@ impl From<WorkerInfo> for Worker {
             cpu_percent: info.cpu_percent,
             rss_bytes: info.rss_bytes,
             rps: info.rps,
+            requests_per_cpu_second: info.requests_per_cpu_second,
             last_seen_ms: info.last_seen_ms,
         }
     }
