@@ -16,7 +16,9 @@
 #                                  listens with http2, generators default to
 #                                  "h2load oha cicada", cicada runs get-root-h2.yaml
 #   BENCH_LOCUST=1                 also run Locust (FastHttpUser), installed in a venv
-#   BENCH_PORT=38080               target port on 127.0.0.1
+#   BENCH_PORT=28080               target port on 127.0.0.1 (the defaults stay
+#                                  below the ephemeral range, 32768-60999, that
+#                                  client sockets of earlier runs may still hold)
 #   BENCH_TARGET_CORE=1 BENCH_GEN_CORE=0   CPU pinning
 #   BENCH_WRK_THREADS=1            wrk threads
 #   BENCH_PRIORITY=nice|rt|normal  scheduling of target and generators (see lib/common.sh)
@@ -33,7 +35,7 @@ BENCH_TARGET=${BENCH_TARGET:-nginx}
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-1}
-TARGET_PORT=${BENCH_PORT:-38080}
+TARGET_PORT=${BENCH_PORT:-28080}
 TARGET_CORE=${BENCH_TARGET_CORE:-1}
 GEN_CORE=${BENCH_GEN_CORE:-0}
 BENCH_HTTP=${BENCH_HTTP:-1}

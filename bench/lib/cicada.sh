@@ -38,7 +38,7 @@ wait_worker_registered() {
 
 run_cicada() {
     build_cicada || return 1
-    local collector_port=${BENCH_COLLECTOR_PORT:-37001} controller_port=${BENCH_CONTROLLER_PORT:-37000}
+    local collector_port=${BENCH_COLLECTOR_PORT:-27001} controller_port=${BENCH_CONTROLLER_PORT:-27000}
     if ! port_free "$collector_port" || ! port_free "$controller_port"; then
         log "cicada ports $collector_port/$controller_port are in use"
         return 1
