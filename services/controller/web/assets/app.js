@@ -975,6 +975,8 @@
           { title: "CPU", num: true, value: (w) => w.cpu_percent, text: (w) => fmtNum(w.cpu_percent, 0) + "%" + (w.cores ? ` of ${w.cores * 100}%` : "") },
           { title: "Memory", num: true, value: (w) => w.rss_bytes, text: (w) => fmtBytes(w.rss_bytes) },
           { title: "RPS", num: true, value: (w) => w.rps, text: (w) => fmtNum(w.rps, 1) },
+          // Measured over its busy heartbeats, kept between runs: what sizes the fleet.
+          { title: "Req/CPU-s", num: true, value: (w) => w.requests_per_cpu_second || 0, text: (w) => (w.requests_per_cpu_second > 0 ? fmtInt(Math.round(w.requests_per_cpu_second)) : "–") },
         ],
         { key: (w) => w.worker_id, emptyText: "no workers reported", rowClass: (w) => (w.state === "saturated" ? "saturated" : ""), cls: "workers" }
       );

@@ -350,6 +350,7 @@ users:
     await until("6 active users", async () => (await http("GET", `${ui}/api/runs/${runA}/live`)).active_users === 6, 20_000);
     await page.click("#tab-workers");
     await page.waitForSelector("#panel-workers tbody tr:nth-child(2)");
+    assert.match(await page.textContent("#panel-workers thead"), /Req\/CPU-s/, "the workers' measured speed has a column");
     await shot(page, "run-workers");
     await page.click("#tab-failures");
     await page.waitForSelector("#panel-failures tbody tr:not(.empty)", { timeout: 20_000 });
