@@ -321,7 +321,7 @@ impl<'a> Compiler<'a> {
         let (on_start, on_start_data) = match f.get("on_start") {
             Some(n) => (
                 self.steps(n, "on_start", &var_names)?,
-                self.next_bindings(n, &next_vars, &var_names),
+                self.next_bindings(n, &next_vars),
             ),
             None => (Vec::new(), Vec::new()),
         };
@@ -338,7 +338,7 @@ impl<'a> Compiler<'a> {
         let mut tasks = Vec::with_capacity(task_nodes.len());
         for node in task_nodes {
             let mut task = self.task(node, &var_names)?;
-            task.data = self.next_bindings(node, &next_vars, &var_names);
+            task.data = self.next_bindings(node, &next_vars);
             tasks.push(task);
         }
         Ok(UserClass {

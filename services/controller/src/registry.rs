@@ -492,8 +492,9 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(50));
         registry.heartbeat("a", conn, beat(10_000, 100.0));
         let measured = registry.list()[0].requests_per_cpu_second;
-        // 10,000 requests in ~50 ms of a full core: ~200,000 per CPU-second.
-        assert!(measured > 100_000.0 && measured < 250_000.0, "{measured}");
+        // 10,000 requests in at least 50 ms of a full core: at most 200,000
+        // per CPU-second (no lower bound: the sleep may last longer).
+        assert!(measured > 0.0 && measured <= 200_000.0, "{measured}");
         // The same worker reconnecting keeps what was measured.
         registry.add(register("a", 1), channel());
         assert_eq!(registry.list()[0].requests_per_cpu_second, measured);

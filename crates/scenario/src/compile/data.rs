@@ -191,16 +191,15 @@ impl Compiler<'_> {
         &self,
         node: &Node,
         next_vars: &[(usize, usize, usize)],
-        var_names: &[String],
     ) -> Vec<DataBinding> {
         let mut refs = Vec::new();
         self.data_refs(node, &mut refs);
         let used: Vec<(usize, usize, usize)> = next_vars
             .iter()
             .copied()
-            .filter(|&(_, _, var)| {
+            .filter(|&(set, column, _)| {
                 refs.iter()
-                    .any(|r| r.next && r.var_name(&self.data) == var_names[var])
+                    .any(|r| r.next && r.set == set && r.column == self.data[set].columns[column])
             })
             .collect();
         bindings(&used)

@@ -135,11 +135,6 @@ impl DataSets {
         vars: &mut [String],
         binding: &[(usize, usize)],
     ) -> bool {
-        let copy = |vars: &mut [String], cell: &dyn Fn(usize) -> String| {
-            for &(column, var) in binding {
-                vars[var] = cell(column);
-            }
-        };
         match &self.sets[set] {
             DataSet::Table { pick, table } => {
                 let rows = table.rows() as u64;
@@ -159,7 +154,12 @@ impl DataSets {
                         row
                     }
                 } as usize;
-                copy(vars, &|column| table.cell(row, column).to_owned());
+                for &(column, var) in binding {
+                    // Into the variable's own string: no allocation once
+                    // it has held a value as long.
+                    vars[var].clear();
+                    vars[var].push_str(table.cell(row, column));
+                }
                 true
             }
             DataSet::Unique(feed) => match feed.take().await {

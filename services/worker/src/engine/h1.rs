@@ -102,7 +102,8 @@ pub(crate) struct Conn {
 #[derive(Debug)]
 pub(crate) struct Error {
     pub message: String,
-    /// The connection was found closed before anything was written.
+    /// The request did not reach the server whole (its write failed on a
+    /// kept-alive connection): it may go again on a new connection.
     pub unsent: bool,
 }
 
@@ -211,9 +212,9 @@ fn encode(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers: &HeaderMap, bo
             Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
         );
     if needs_length && !headers.contains_key(CONTENT_LENGTH) {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        use std::io::Write as _;
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "content-length: {}\r\n", body.len());
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
@@ -313,7 +314,10 @@ fn framing(head: &Head, method: &Method) -> Result<Framing, Error> {
 }
 
 /// The comma-separated tokens of every `name` header, trimmed.
-fn header_tokens<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Vec<&'h str> {
+fn header_tokens<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> impl Iterator<Item = &'h str> + 'h {
     headers
         .get_all(name)
         .iter()
@@ -321,7 +325,6 @@ fn header_tokens<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Vec<&'h str> 
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .collect()
 }
 
 /// The response head at the start of `bytes` and its length, or `None`
@@ -343,12 +346,13 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>, Error> {
             .map_err(|_| Error::sent(format!("invalid value of response header {name}")))?;
         map.append(name, value);
     }
-    let tokens = header_tokens(&map, &CONNECTION);
-    let close = tokens.iter().any(|t| t.eq_ignore_ascii_case("close"));
-    let keep_alive = match response.version {
-        Some(1) => !close,
-        _ => !close && tokens.iter().any(|t| t.eq_ignore_ascii_case("keep-alive")),
-    };
+    let (mut close, mut asked) = (false, false);
+    for token in header_tokens(&map, &CONNECTION) {
+        close |= token.eq_ignore_ascii_case("close");
+        asked |= token.eq_ignore_ascii_case("keep-alive");
+    }
+    // HTTP/1.1 keeps the connection unless told not to; 1.0 only if asked.
+    let keep_alive = !close && (response.version == Some(1) || asked);
     Ok(Some((
         Head {
             status,
@@ -446,12 +450,12 @@ impl Reader<'_> {
         }
     }
 
-    /// One CRLF-terminated line (without it), at most 4 KiB.
-    async fn line(&mut self) -> Result<String, Error> {
+    /// One CRLF-terminated line (without it), at most 4 KiB: its place in
+    /// the buffer, valid until the next read.
+    async fn line(&mut self) -> Result<std::ops::Range<usize>, Error> {
         loop {
             if let Some(end) = self.buf[self.pos..].windows(2).position(|w| w == b"\r\n") {
-                let line =
-                    String::from_utf8_lossy(&self.buf[self.pos..self.pos + end]).into_owned();
+                let line = self.pos..self.pos + end;
                 self.pos += end + 2;
                 return Ok(line);
             }
@@ -470,9 +474,18 @@ impl Reader<'_> {
         let mut total = 0u64;
         loop {
             let line = self.line().await?;
-            let size = line.split(';').next().unwrap_or("").trim();
-            let size = u64::from_str_radix(size, 16)
-                .map_err(|_| Error::sent(format!("invalid chunk size {line:?}")))?;
+            let line = &self.buf[line];
+            // The size, before any `;extension`.
+            let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+            let size = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|digits| u64::from_str_radix(digits.trim(), 16).ok())
+                .ok_or_else(|| {
+                    Error::sent(format!(
+                        "invalid chunk size {:?}",
+                        String::from_utf8_lossy(line)
+                    ))
+                })?;
             if size == 0 {
                 // Trailer fields until an empty line.
                 while !self.line().await?.is_empty() {}

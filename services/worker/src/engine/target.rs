@@ -25,11 +25,7 @@ use super::h1;
 pub(crate) enum Sender {
     /// HTTP/1.1: cicada's own client (`h1`), no task of its own.
     Http1(h1::Conn),
-    /// With the scheme and authority that HTTP/2's pseudo-headers carry.
-    Http2(
-        http2::SendRequest<Full<Bytes>>,
-        Arc<(http::uri::Scheme, http::uri::Authority)>,
-    ),
+    Http2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl Sender {
@@ -37,23 +33,23 @@ impl Sender {
     pub fn is_closed(&mut self) -> bool {
         match self {
             Sender::Http1(conn) => conn.is_closed(),
-            Sender::Http2(sender, _) => sender.is_closed(),
+            Sender::Http2(sender) => sender.is_closed(),
         }
     }
 }
 
 /// Sends `request` (origin-form URI, `Host` header) on an HTTP/2
-/// connection, with the URI's scheme and authority in its
+/// connection to `target`, with the target's scheme and authority in its
 /// `:scheme`/`:authority` pseudo-headers instead of a `Host` header.
 pub(crate) async fn send_h2(
     sender: &mut http2::SendRequest<Full<Bytes>>,
-    origin: &(http::uri::Scheme, http::uri::Authority),
+    target: &Target,
     request: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
     let (mut parts, body) = request.into_parts();
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
-    uri.scheme = Some(origin.0.clone());
-    uri.authority = Some(origin.1.clone());
+    uri.scheme = Some(target.scheme.clone());
+    uri.authority = Some(target.uri_authority.clone());
     // Parts of a valid URI plus a valid scheme and authority.
     parts.uri = Uri::from_parts(uri).unwrap_or_default();
     parts.headers.remove(HOST);
@@ -89,8 +85,9 @@ pub(crate) struct Target {
     pub origin: url::Url,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     http: HttpVersion,
-    /// What an HTTP/2 request's pseudo-headers say.
-    h2_origin: Arc<(http::uri::Scheme, http::uri::Authority)>,
+    /// What an HTTP/2 request's `:scheme` and `:authority` say.
+    scheme: http::uri::Scheme,
+    uri_authority: http::uri::Authority,
 }
 
 /// Why a connection could not be made.
@@ -123,14 +120,12 @@ impl Target {
             ));
         }
         let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
-        let h2_origin = Arc::new((
-            if tls {
-                http::uri::Scheme::HTTPS
-            } else {
-                http::uri::Scheme::HTTP
-            },
-            authority.clone(),
-        ));
+        let scheme = if tls {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
+        let uri_authority = authority.clone();
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -166,7 +161,8 @@ impl Target {
             origin,
             tls,
             http,
-            h2_origin,
+            scheme,
+            uri_authority,
         })
     }
 
@@ -233,7 +229,7 @@ impl Target {
         tokio::task::spawn_local(async move {
             let _ = connection.await;
         });
-        Ok(Sender::Http2(sender, self.h2_origin.clone()))
+        Ok(Sender::Http2(sender))
     }
 }
 

@@ -17,8 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::data::Cursors;
-use super::data::DataSets;
+use super::data::{Cursors, DataSets};
 use super::jar::Jar;
 use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
@@ -64,11 +63,7 @@ impl User {
             conn: None,
             cookies: class.cookies,
             jar: None,
-            cursors: if data.is_empty() {
-                Cursors::new()
-            } else {
-                data.cursors(user_id)
-            },
+            cursors: data.cursors(user_id),
         }
     }
 
@@ -473,10 +468,9 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
 async fn send(
     ctx: &ThreadCtx,
     user: &mut User,
-    request: Request<Bytes>,
+    mut request: Request<Bytes>,
     keep_body: bool,
 ) -> Result<Response, Failure> {
-    let mut request = request;
     for attempt in 0..2 {
         if user.conn.as_mut().is_some_and(Sender::is_closed) {
             user.conn = None;
@@ -528,17 +522,19 @@ async fn send(
                     }
                 }
             }
-            Sender::Http2(sender, origin) => {
+            Sender::Http2(sender) => {
                 if sender.ready().await.is_err() {
                     user.conn = None;
                     continue;
                 }
-                match send_h2(sender, origin, request.map(Full::new)).await {
+                // A reference-count bump: the body again if it goes unsent.
+                let body = request.body().clone();
+                match send_h2(sender, &ctx.target, request.map(Full::new)).await {
                     Ok(response) => return read_response(response, keep_body).await,
                     Err(mut error) => {
                         user.conn = None;
                         match error.take_message() {
-                            Some(unsent) if attempt == 0 => request = unsent.map(full_bytes),
+                            Some(unsent) if attempt == 0 => request = unsent.map(|_| body),
                             _ => return Err(connection_failure(&error.into_error())),
                         }
                     }
@@ -550,17 +546,6 @@ async fn send(
         kind: FailureKind::Connection,
         message: "connection closed before the request was sent".to_owned(),
     })
-}
-
-/// The data of a `Full` body that was never polled.
-fn full_bytes(body: Full<Bytes>) -> Bytes {
-    use hyper::body::Body as _;
-    let mut body = std::pin::pin!(body);
-    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-    match body.as_mut().poll_frame(&mut cx) {
-        std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
-        _ => Bytes::new(),
-    }
 }
 
 async fn read_response(
