@@ -45,20 +45,12 @@ BIN=$REPO/target/release
 
 pick_service_ports
 
-start() { start_logged "$@"; }
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-start target "$BIN/cicada-sample-target" --listen "127.0.0.1:$TARGET_PORT" --threads 1
+start_logged target "$BIN/cicada-sample-target" --listen "127.0.0.1:$TARGET_PORT" --threads 1
 target=$STARTED
-start collector "$BIN/cicada-collector" --listen "127.0.0.1:$COLLECTOR_PORT" \
-    --http-listen 127.0.0.1:0 --database-url "$RUN_DIR/cicada.db"
 wait_tcp "$TARGET_PORT" || die "the sample target did not listen"
-wait_tcp "$COLLECTOR_PORT" || die "the collector did not listen"
-start controller "$BIN/cicada-controller" --listen "127.0.0.1:$CONTROLLER_PORT" \
-    --collector "http://127.0.0.1:$COLLECTOR_PORT" --web-listen off
-wait_tcp "$CONTROLLER_PORT" || die "the controller did not listen"
+start_control_plane "$RUN_DIR/cicada.db"
 
-# Users the worker reports running (the USERS column of `cicada workers`).
+# Users the worker reports running (the `users` column of `cicada workers`).
 worker_users() {
     "$BIN/cicada" workers --controller "$CONTROLLER" 2>/dev/null |
         awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "users") c = i; next } c { print $c; exit }'
@@ -66,7 +58,7 @@ worker_users() {
 
 echo "users,rss_before_kb,rss_running_kb,rss_after_hold_kb,kb_per_user,target_served" >"$RUN_DIR/memory.csv"
 for users in "${USER_COUNTS[@]}"; do
-    start "worker-$users" "$BIN/cicada-worker" --controller "$CONTROLLER" --worker-id "memory-$users"
+    start_logged "worker-$users" "$BIN/cicada-worker" --controller "$CONTROLLER" --worker-id "memory-$users"
     worker=$STARTED
     for _ in $(seq 1 100); do
         [[ -n $(worker_users) ]] && break

@@ -52,18 +52,14 @@ start() {
 }
 declare -A PIDS
 start target "$BIN/cicada-sample-target" --listen "127.0.0.1:$TARGET_PORT"
-start collector "$BIN/cicada-collector" --listen "127.0.0.1:$COLLECTOR_PORT" \
-    --http-listen 127.0.0.1:0 --database-url "$DB_URL"
 wait_tcp "$TARGET_PORT" || die "the sample target did not listen"
-wait_tcp "$COLLECTOR_PORT" || die "the collector did not listen"
-start controller "$BIN/cicada-controller" --listen "127.0.0.1:$CONTROLLER_PORT" \
-    --collector "http://127.0.0.1:$COLLECTOR_PORT" --web-listen off
-wait_tcp "$CONTROLLER_PORT" || die "the controller did not listen"
+start_control_plane "$DB_URL"
+PIDS[collector]=$COLLECTOR_PID
+PIDS[controller]=$CONTROLLER_PID
 for i in $(seq 1 "$WORKERS"); do
     start "worker-$i" "$BIN/cicada-worker" --controller "$CONTROLLER" --worker-id "soak-$i"
 done
 
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 services=(target collector controller)
 for i in $(seq 1 "$WORKERS"); do services+=("worker-$i"); done
 

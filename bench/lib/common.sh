@@ -100,6 +100,23 @@ start_logged() {
     remember_pid "$STARTED"
 }
 
+# Resident memory of a process in KiB (0 once it is gone).
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Starts a collector on DATABASE_URL ($1) and a controller using it, from
+# BIN, on the ports of pick_service_ports; waits until both listen. Sets
+# COLLECTOR_PID and CONTROLLER_PID.
+start_control_plane() {
+    start_logged collector "$BIN/cicada-collector" --listen "127.0.0.1:$COLLECTOR_PORT" \
+        --http-listen 127.0.0.1:0 --database-url "$1"
+    COLLECTOR_PID=$STARTED
+    wait_tcp "$COLLECTOR_PORT" || die "the collector did not listen"
+    start_logged controller "$BIN/cicada-controller" --listen "127.0.0.1:$CONTROLLER_PORT" \
+        --collector "http://127.0.0.1:$COLLECTOR_PORT" --web-listen off
+    CONTROLLER_PID=$STARTED
+    wait_tcp "$CONTROLLER_PORT" || die "the controller did not listen"
+}
+
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
 # Fails unless something answers HTTP on 127.0.0.1:PORT within ~10 s.
