@@ -1,6 +1,7 @@
 //! Turns the YAML tree into the scenario model, checking every key and value.
 
 mod check;
+mod connection;
 mod data;
 mod fields;
 mod stages;
@@ -11,7 +12,10 @@ use std::time::Duration;
 
 use crate::check::CheckDef;
 use crate::data::DataDef;
-use crate::model::{BasicAuth, EndpointDef, Task, Timeouts, UserClass, UserClassInfo, Wait};
+use crate::model::{
+    BasicAuth, ConnectionEndpoints, ConnectionPolicy, EndpointDef, Task, Timeouts, UserClass,
+    UserClassInfo, Wait,
+};
 use crate::node::{Kind, Node};
 use crate::template::{BUILTINS, Template};
 use crate::{Scenario, ScenarioError};
@@ -29,6 +33,7 @@ const TOP_KEYS: &[&str] = &[
     "thresholds",
     "data",
     "http",
+    "connection",
 ];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &[
@@ -36,6 +41,7 @@ const CLASS_KEYS: &[&str] = &[
     "weight",
     "wait",
     "cookies",
+    "connection",
     "auth",
     "variables",
     "on_start",
@@ -53,6 +59,8 @@ pub(crate) struct Compiler<'a> {
     class_auth: Option<BasicAuth>,
     /// `data:`, its columns added as templates use them.
     data: Vec<DataDef>,
+    /// The scenario's `connection:`, every class's default.
+    connection: ConnectionPolicy,
 }
 
 impl<'a> Compiler<'a> {
@@ -63,6 +71,7 @@ impl<'a> Compiler<'a> {
             checks: Vec::new(),
             class_auth: None,
             data: Vec::new(),
+            connection: ConnectionPolicy::default(),
         }
     }
 
@@ -108,6 +117,14 @@ impl<'a> Compiler<'a> {
             Some(node) => self.http_version(node)?,
             None => crate::HttpVersion::Auto,
         };
+        let connection_rate = match top.get("connection") {
+            Some(node) => {
+                let (policy, rate) = self.scenario_connection(node)?;
+                self.connection = policy;
+                rate
+            }
+            None => None,
+        };
         // Before the users: their templates read the data sets.
         if let Some(node) = top.get("data") {
             self.data = self.data_sets(node)?;
@@ -137,6 +154,23 @@ impl<'a> Compiler<'a> {
                 weight: c.weight,
             })
             .collect();
+        // After the requests' rows: each gets a row for its new connections
+        // and one for its TLS handshakes.
+        let requests: Vec<(usize, String)> = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| crate::is_request_method(&e.method))
+            .map(|(index, e)| (index, format!("{} {}", e.method, e.name)))
+            .collect();
+        let mut connection_endpoints = vec![None; self.endpoints.len()];
+        for (index, row) in requests {
+            connection_endpoints[index] = Some(ConnectionEndpoints {
+                connect: self.endpoint(crate::CONNECT_METHOD, &row),
+                tls: self.endpoint(crate::TLS_METHOD, &row),
+            });
+        }
+        connection_endpoints.resize(self.endpoints.len(), None);
         // After the users: thresholds name endpoints from the complete table.
         let thresholds = match top.get("thresholds") {
             Some(node) => self.thresholds(node)?,
@@ -156,6 +190,8 @@ impl<'a> Compiler<'a> {
             thresholds,
             data: self.data,
             http,
+            connection_rate,
+            connection_endpoints,
         })
     }
 
@@ -267,6 +303,10 @@ impl<'a> Compiler<'a> {
             },
             None => true,
         };
+        let connection = match f.get("connection") {
+            Some(n) => self.class_connection(n, self.connection)?,
+            None => self.connection,
+        };
         // Variable names come first so every template can resolve them,
         // including ones only set later by an `extract`: the data columns
         // read from the user's first row, `variables:`, the `extract`
@@ -348,6 +388,7 @@ impl<'a> Compiler<'a> {
             var_names,
             variables,
             cookies,
+            connection,
             data: data_start,
             on_start,
             on_start_data,

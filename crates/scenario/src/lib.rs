@@ -28,8 +28,9 @@ use std::fmt::Write as _;
 pub use check::{Check, CheckDef, CheckKind};
 pub use data::{DataBinding, DataDef, Table};
 pub use model::{
-    BasicAuth, Body, EndpointDef, Expect, Extract, ExtractSource, HttpVersion, ResponseView, Stage,
-    StageTarget, Step, Task, Timeouts, UserClass, UserClassInfo, Wait,
+    BasicAuth, Body, ConnectionEndpoints, ConnectionPolicy, EndpointDef, Expect, Extract,
+    ExtractSource, HttpVersion, ResponseView, Stage, StageTarget, Step, Task, Timeouts, UserClass,
+    UserClassInfo, Wait,
 };
 pub use template::{Cookies, JsonTemplate, RenderContext, Segment, Template};
 pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
@@ -37,6 +38,20 @@ pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
 /// The method of a group's endpoint (`GROUP checkout`): a named `steps`
 /// task, timed as a whole. Not an HTTP method, so no request shares it.
 pub const GROUP_METHOD: &str = "GROUP";
+
+/// The method of a request endpoint's connection row (`CONNECT GET /x`):
+/// one entry per new TCP connection, its latency the connect time.
+pub const CONNECT_METHOD: &str = "CONNECT";
+
+/// The method of a request endpoint's TLS row (`TLS GET /x`): one entry
+/// per TLS handshake, its latency the handshake time.
+pub const TLS_METHOD: &str = "TLS";
+
+/// Whether rows of an endpoint with this method are requests (not a
+/// group's, a connection's or a TLS handshake's).
+pub fn is_request_method(method: &str) -> bool {
+    !matches!(method, GROUP_METHOD | CONNECT_METHOD | TLS_METHOD)
+}
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone)]
@@ -54,6 +69,11 @@ pub struct Scenario {
     thresholds: Vec<Threshold>,
     data: Vec<DataDef>,
     http: HttpVersion,
+    /// New connections per second across the fleet at most (`connection.rate`).
+    connection_rate: Option<f64>,
+    /// Per endpoint: the rows its new connections are recorded on (`None`
+    /// for rows that are not requests).
+    connection_endpoints: Vec<Option<ConnectionEndpoints>>,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -130,6 +150,18 @@ impl Scenario {
         &self.checks
     }
 
+    /// New connections per second across the whole fleet at most
+    /// (`connection: {rate}`); `None`: no limit.
+    pub fn connection_rate(&self) -> Option<f64> {
+        self.connection_rate
+    }
+
+    /// The rows where new connections for requests of `endpoint` are
+    /// recorded (`None` for a row that is not a request's).
+    pub fn connection_endpoints(&self, endpoint: usize) -> Option<ConnectionEndpoints> {
+        self.connection_endpoints.get(endpoint).copied().flatten()
+    }
+
     /// The HTTP version to send with (`http:`).
     pub fn http(&self) -> HttpVersion {
         self.http
@@ -158,21 +190,34 @@ impl Scenario {
         if self.http != HttpVersion::Auto {
             let _ = writeln!(out, "http: {}", self.http.name());
         }
+        if let Some(rate) = self.connection_rate {
+            let _ = writeln!(out, "connection rate: at most {rate} new connections/s");
+        }
         let _ = writeln!(out, "user classes:");
         for class in &self.classes {
             let steps: usize = class.tasks.iter().map(|t| t.steps.len()).sum();
             let _ = writeln!(
                 out,
-                "  {} (weight {}): {} tasks, {} requests, {} on_start",
+                "  {} (weight {}): {} tasks, {} requests, {} on_start{}",
                 class.name,
                 class.weight,
                 class.tasks.len(),
                 steps,
-                class.on_start.len()
+                class.on_start.len(),
+                if class.connection == ConnectionPolicy::default() {
+                    String::new()
+                } else {
+                    format!("; connections: {}", class.connection)
+                }
             );
         }
         let _ = writeln!(out, "endpoints:");
-        for endpoint in &self.endpoints {
+        // Connection and TLS rows follow from the requests: not listed.
+        for endpoint in self
+            .endpoints
+            .iter()
+            .filter(|e| e.method == GROUP_METHOD || is_request_method(&e.method))
+        {
             let _ = writeln!(out, "  {} {}", endpoint.method, endpoint.name);
         }
         if !self.checks.is_empty() {

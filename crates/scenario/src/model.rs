@@ -34,6 +34,8 @@ pub struct UserClass {
     pub variables: Vec<(usize, Template)>,
     /// Each user keeps its own cookie jar (`cookies:`, on by default).
     pub cookies: bool,
+    /// How its users hold connections (`connection:`, over the scenario's).
+    pub connection: ConnectionPolicy,
     /// Rows each user takes when it starts, before `variables` render.
     pub data: Vec<DataBinding>,
     /// Steps each user runs once before its first task.
@@ -238,6 +240,65 @@ impl HttpVersion {
             HttpVersion::Http2 => "2",
         }
     }
+}
+
+/// How a user holds its connection (`connection:`). By default one
+/// keep-alive connection for the user's whole life; each limit set makes
+/// the user replace it: the request that reaches a limit is sent with
+/// `Connection: close`, so the server closes and keeps the TIME_WAIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionPolicy {
+    /// false: a new connection for every request (`connection: close`).
+    pub keep_alive: bool,
+    /// A new connection for every task iteration (and open-model iteration).
+    pub per_iteration: bool,
+    /// Replace the connection after this many requests on it.
+    pub max_requests: Option<u64>,
+    /// Replace the connection once it is this old (checked before a request).
+    pub max_age: Option<Duration>,
+}
+
+impl Default for ConnectionPolicy {
+    fn default() -> Self {
+        ConnectionPolicy {
+            keep_alive: true,
+            per_iteration: false,
+            max_requests: None,
+            max_age: None,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectionPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.keep_alive {
+            return f.write_str("a new connection per request");
+        }
+        let mut parts = Vec::new();
+        if self.per_iteration {
+            parts.push("a new connection per iteration".to_owned());
+        }
+        if let Some(n) = self.max_requests {
+            parts.push(format!("replaced after {n} requests"));
+        }
+        if let Some(age) = self.max_age {
+            parts.push(format!("replaced after {age:?}"));
+        }
+        if parts.is_empty() {
+            f.write_str("keep-alive")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// The rows a request endpoint's new connections are recorded on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionEndpoints {
+    /// TCP connect times ([`crate::CONNECT_METHOD`]).
+    pub connect: usize,
+    /// TLS handshake times ([`crate::TLS_METHOD`]).
+    pub tls: usize,
 }
 
 /// Timeouts for every request of a scenario (`timeouts: {connect, request}`).

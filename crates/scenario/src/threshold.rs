@@ -138,11 +138,17 @@ pub fn endpoint_index(endpoints: &[EndpointDef], method_name: &str) -> Option<us
 
 /// `GET /a, POST /b`, for error messages.
 pub(crate) fn endpoint_list(endpoints: &[EndpointDef]) -> String {
-    endpoints
+    let list = endpoints
         .iter()
+        .filter(|e| !matches!(e.method.as_str(), crate::CONNECT_METHOD | crate::TLS_METHOD))
         .map(|e| format!("{} {}", e.method, e.name))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if endpoints.iter().any(|e| e.method == crate::CONNECT_METHOD) {
+        format!("{list} (or CONNECT or TLS then a request's METHOD NAME, for its new connections)")
+    } else {
+        list
+    }
 }
 
 /// `POST   /x` as `POST /x`.

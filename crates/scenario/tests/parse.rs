@@ -33,6 +33,7 @@ fn weighted_reads_example() {
     let names: Vec<String> = s
         .endpoints()
         .iter()
+        .filter(|e| cicada_scenario::is_request_method(&e.method))
         .map(|e| format!("{} {}", e.method, e.name))
         .collect();
     assert_eq!(
@@ -186,6 +187,7 @@ fn every_feature_parses() {
     let names: Vec<String> = s
         .endpoints()
         .iter()
+        .filter(|e| cicada_scenario::is_request_method(&e.method))
         .map(|e| format!("{} {}", e.method, e.name))
         .collect();
     assert_eq!(
@@ -211,11 +213,11 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     let yaml = "name: x\nusers:\n  - name: a\n    wiat: none\n    tasks: []\n";
     assert_eq!(
         error(yaml),
-        "x.yaml:4:5: unknown key \"wiat\" in user class; allowed: name, weight, wait, cookies, auth, variables, on_start, tasks"
+        "x.yaml:4:5: unknown key \"wiat\" in user class; allowed: name, weight, wait, cookies, connection, auth, variables, on_start, tasks"
     );
     assert_eq!(
         error("name: x\nratte: 5\nusers: []\n"),
-        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight, thresholds, data, http"
+        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight, thresholds, data, http, connection"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(
@@ -556,7 +558,7 @@ fn threshold_errors_point_at_the_value() {
         ),
         (
             "thresholds:\n  - {expr: p95 < 1s, endpoint: GET /metrics}\n",
-            "x.yaml:5:32: unknown endpoint \"GET /metrics\" in threshold; expected METHOD NAME, one of: POST /metrics",
+            "x.yaml:5:32: unknown endpoint \"GET /metrics\" in threshold; expected METHOD NAME, one of: POST /metrics (or CONNECT or TLS then a request's METHOD NAME, for its new connections)",
         ),
         (
             "thresholds:\n  - {expr: p95 < 1s, abort: true}\n",

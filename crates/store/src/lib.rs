@@ -54,10 +54,11 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use model::{
-    ActiveUsers, ApplyOutcome, CheckCount, CheckDef, CheckTotals, Delta, Endpoint, EndpointDelta,
-    EndpointTotals, FailureCount, FailureRecord, GROUP_METHOD, LostWorkerRecord, NewRun, RollupRow,
-    RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow, TargetSample, ThresholdDef,
-    ThresholdOutcome, ThresholdRecord, Watermark, is_request_method,
+    ActiveUsers, ApplyOutcome, CONNECT_METHOD, CheckCount, CheckDef, CheckTotals, Delta, Endpoint,
+    EndpointDelta, EndpointTotals, FailureCount, FailureRecord, GROUP_METHOD, LostWorkerRecord,
+    NewRun, RollupRow, RollupSpan, RunFilter, RunFinish, RunRecord, RunStatus, SecondRow,
+    TLS_METHOD, TargetSample, ThresholdDef, ThresholdOutcome, ThresholdRecord, Watermark,
+    is_connection_method, is_request_method,
 };
 
 /// Persistent storage of runs and their measurements.

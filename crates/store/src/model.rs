@@ -52,6 +52,11 @@ impl FromStr for RunStatus {
 /// of requests counts them.
 pub const GROUP_METHOD: &str = "GROUP";
 
+/// The methods of a request endpoint's new-connection and TLS-handshake
+/// rows (`cicada_scenario::CONNECT_METHOD`, `TLS_METHOD`): not requests.
+pub const CONNECT_METHOD: &str = "CONNECT";
+pub const TLS_METHOD: &str = "TLS";
+
 /// One entry of a scenario's endpoint table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -62,15 +67,23 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Whether its rows are requests (not a group's), so totals count them.
+    /// Whether its rows are requests (not a group's or a connection's), so
+    /// totals count them.
     pub fn is_request(&self) -> bool {
         is_request_method(&self.method)
     }
 }
 
-/// Whether rows of an endpoint with this method are requests.
+/// Whether rows of an endpoint with this method are requests (not a
+/// group's, a new connection's or a TLS handshake's).
 pub fn is_request_method(method: &str) -> bool {
-    method != GROUP_METHOD
+    !matches!(method, GROUP_METHOD | CONNECT_METHOD | TLS_METHOD)
+}
+
+/// Whether rows of an endpoint with this method are a request endpoint's
+/// new connections or TLS handshakes.
+pub fn is_connection_method(method: &str) -> bool {
+    matches!(method, CONNECT_METHOD | TLS_METHOD)
 }
 
 /// A run as announced by the controller.

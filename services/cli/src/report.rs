@@ -3,6 +3,7 @@
 //! (`--summary-json`) and JUnit XML (`--junit`).
 
 mod checks;
+mod connections;
 pub mod junit;
 mod thresholds;
 
@@ -27,6 +28,9 @@ pub struct SummaryJson {
     pub thresholds: Vec<thresholds::ThresholdJson>,
     /// Response checks (`check:`) with their pass/fail counts.
     pub checks: Vec<checks::CheckJson>,
+    /// Per request endpoint: the new connections its requests opened,
+    /// connect and TLS handshake times (endpoints without any left out).
+    pub connections: Vec<connections::ConnectionJson>,
     /// Open model: iterations due but not started because the in-flight
     /// bound was reached (0 in the closed model).
     pub dropped: u64,
@@ -205,7 +209,13 @@ pub fn summary_json(stats: &RunStats, state: &str) -> SummaryJson {
         state: state.to_owned(),
         started_at: humantime::format_rfc3339_millis(started).to_string(),
         duration_s: stats.duration_s,
-        endpoints: stats.endpoints.iter().map(EndpointJson::from).collect(),
+        endpoints: stats
+            .endpoints
+            .iter()
+            .filter(|e| !connections::is_connection_row(e))
+            .map(EndpointJson::from)
+            .collect(),
+        connections: connections::json(&stats.endpoints),
         total: EndpointJson::from(&stats.total.clone().unwrap_or_default()),
         failures: stats
             .failures
@@ -278,6 +288,7 @@ pub fn render_table(stats: &RunStats) -> String {
     let mut rows: Vec<[String; 12]> = stats
         .endpoints
         .iter()
+        .filter(|e| !connections::is_connection_row(e))
         .map(|e| row(e, &e.method, &e.name))
         .collect();
     let aggregated = row(&total, "", "Aggregated");
@@ -340,10 +351,21 @@ pub fn render_table(stats: &RunStats) -> String {
             total.cancelled
         );
     }
+    connections::render(&stats.endpoints, &mut out);
     out.push_str(&loss_section(stats));
-    if !stats.failures.is_empty() {
+    // A connection row's failures are in the connections table; the
+    // request that needed the connection lists its own.
+    let failures: Vec<_> = stats
+        .failures
+        .iter()
+        .filter(|f| {
+            !(f.method == cicada_scenario::CONNECT_METHOD
+                || f.method == cicada_scenario::TLS_METHOD)
+        })
+        .collect();
+    if !failures.is_empty() {
         let _ = writeln!(out, "\nFailures:");
-        for f in &stats.failures {
+        for f in failures {
             let _ = writeln!(
                 out,
                 "  {:>8}  {} {}  {}: {}",

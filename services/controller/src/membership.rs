@@ -26,6 +26,9 @@ pub struct Assignment {
     pub joined: bool,
     /// Open model: iterations per second of this worker (0 in the closed model).
     pub rate: f64,
+    /// New connections per second this worker may open (its users' share
+    /// of the scenario's `connection: {rate}`; 0 = no limit).
+    pub connection_rate: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +52,9 @@ pub struct Membership {
     rate: f64,
     /// The open model: shares are rates over a fixed pool of users.
     open: bool,
+    /// New connections per second across the run (0 = no limit), split in
+    /// proportion to users.
+    connection_rate: f64,
 }
 
 impl Membership {
@@ -81,7 +87,19 @@ impl Membership {
             next_user_id,
             rate: 0.0,
             open: false,
+            connection_rate: 0.0,
         }
+    }
+
+    /// A limit of new connections per second across the run (0 = none).
+    pub fn with_connection_rate(mut self, rate: f64) -> Self {
+        self.connection_rate = rate;
+        self
+    }
+
+    /// A worker's share of the connection rate for `users` of the run's.
+    fn connection_share(&self, users: u32) -> f64 {
+        split::spawn_rate_share(self.connection_rate, users, self.users)
     }
 
     /// The open model: `rate` iterations per second in all, each member's
@@ -160,13 +178,15 @@ impl Membership {
             if !changes.iter().any(|change| change.worker_id == worker_id) {
                 let member = &self.members[worker_id];
                 let (class_users, rate) = (member.class_users.clone(), member.rate);
+                let users = class_users.iter().sum();
                 changes.push(Assignment {
                     worker_id: worker_id.to_owned(),
-                    user_id_offset: self.take_ids(class_users.iter().sum()),
+                    user_id_offset: self.take_ids(users),
                     class_users,
                     spawn_rate: self.spawn_rate,
                     joined: true,
                     rate,
+                    connection_rate: self.connection_share(users),
                 });
             }
             return changes;
@@ -251,6 +271,7 @@ impl Membership {
                 user_id_offset,
                 joined: false,
                 rate,
+                connection_rate: self.connection_share(users),
             });
         }
         changes

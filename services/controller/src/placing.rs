@@ -118,6 +118,7 @@ pub(crate) fn send_changes(
                 user_id_offset: change.user_id_offset,
                 rate: change.rate,
                 max_in_flight,
+                connection_rate: change.connection_rate,
                 ..template.clone()
             }));
         }
@@ -128,6 +129,7 @@ pub(crate) fn send_changes(
             user_id_offset: change.user_id_offset,
             rate: change.rate,
             max_in_flight,
+            connection_rate: change.connection_rate,
         }));
         for msg in messages {
             if tx

@@ -109,7 +109,8 @@ pub fn default_max_in_flight(rate: f64) -> u32 {
     rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
 }
 
-/// Spawn rate share of a worker with `worker_users` of `users`.
+/// The share of a run-wide rate (spawn rate, connection rate) of a worker
+/// with `worker_users` of `users`.
 pub fn spawn_rate_share(spawn_rate: f64, worker_users: u32, users: u32) -> f64 {
     if users == 0 {
         return 0.0;

@@ -482,6 +482,11 @@ fn launch(
                 rate: *rate,
                 // The open model's pool of virtual users is `class_users`.
                 max_in_flight: if open { placement.users } else { 0 },
+                connection_rate: split::spawn_rate_share(
+                    plan.scenario.connection_rate().unwrap_or(0.0),
+                    placement.users,
+                    plan.users,
+                ),
                 ..template.clone()
             })),
         };
@@ -528,7 +533,8 @@ fn launch(
         membership.open_model(plan.rate)
     } else {
         membership
-    };
+    }
+    .with_connection_rate(plan.scenario.connection_rate().unwrap_or(0.0));
     let placing = Placing {
         membership,
         template,

@@ -487,7 +487,17 @@ async fn run_flows_from_start_to_finish() {
         .endpoints
         .iter()
         .map(|e| (e.index, e.method.as_str(), e.name.as_str()))
+        .take(3)
         .collect();
+    // Each request's connection rows follow the requests.
+    assert_eq!(created[0].endpoints.len(), 9);
+    assert_eq!(
+        (
+            created[0].endpoints[3].method.as_str(),
+            created[0].endpoints[3].name.as_str()
+        ),
+        ("CONNECT", "GET /a")
+    );
     assert_eq!(
         endpoints,
         vec![(0, "GET", "/a"), (1, "GET", "/b"), (2, "POST", "/a")]

@@ -6,7 +6,8 @@
 //! counts) behind a mutex that only [`Engine::cut`] contends, once a second.
 //!
 //! Layout:
-//! - `target`: the host, TCP/TLS connects, one keep-alive connection per user
+//! - `target`: the host, timed TCP/TLS connects, HTTP/1.1 or HTTP/2 senders
+//! - `pacer`: the worker's limit of new connections per second
 //! - `h1`: the HTTP/1.1 client (encode, parse with httparse, frame bodies)
 //! - `plan`: the scenario prepared for sending (methods, static URIs and bodies)
 //! - `stats`: per-thread shards, the in-flight guard and the merge in `cut`
@@ -20,6 +21,7 @@ mod arrival;
 mod data;
 mod h1;
 mod jar;
+mod pacer;
 mod plan;
 mod ramp;
 mod stats;
@@ -51,6 +53,9 @@ pub struct EngineConfig {
     /// Extra CA certificates (PEM) to trust for https hosts, besides the
     /// public web roots (for targets with a private CA).
     pub tls_ca_pem: Option<String>,
+    /// New connections per second this worker opens at most (its share of
+    /// the scenario's `connection: {rate}`; 0 = no limit).
+    pub connection_rate: f64,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +65,7 @@ impl Default for EngineConfig {
             request_timeout: Duration::from_secs(30),
             threads: 0,
             tls_ca_pem: None,
+            connection_rate: 0.0,
         }
     }
 }
@@ -178,6 +184,8 @@ pub struct Engine {
     finished_threads: watch::Receiver<usize>,
     /// The open model's schedule; `None` in the closed model.
     arrivals: Option<arrival::Arrivals>,
+    /// The limit of new connections per second, shared by every thread.
+    pacer: Arc<pacer::ConnectPacer>,
 }
 
 impl Engine {
@@ -227,6 +235,7 @@ impl Engine {
             .map(|_| plan::Plan::new(&scenario).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let endpoint_count = scenario.endpoints().len();
+        let pacer = Arc::new(pacer::ConnectPacer::new(config.connection_rate));
         let (finished_tx, finished_rx) = watch::channel(0usize);
         let finished_tx = Arc::new(finished_tx);
         let mut threads = Vec::with_capacity(thread_count);
@@ -242,6 +251,7 @@ impl Engine {
                     plan,
                     target: target.clone(),
                     config: config.clone(),
+                    pacer: pacer.clone(),
                     commands: rx,
                     finished: finished_tx.clone(),
                 },
@@ -269,6 +279,7 @@ impl Engine {
             spawned,
             finished_threads: finished_rx,
             arrivals,
+            pacer,
         })
     }
 
@@ -284,6 +295,11 @@ impl Engine {
     /// Users the engine is moving toward.
     pub fn target_users(&self) -> u32 {
         self.load.borrow().class_users.iter().sum()
+    }
+
+    /// A new limit of connections per second (0: none), from now on.
+    pub fn set_connection_rate(&self, rate: f64) {
+        self.pacer.set_rate(rate);
     }
 
     /// Open model: changes the rate from now on (iterations per second; 0

@@ -239,6 +239,7 @@ impl Node {
 /// stays what the work started with), new users in the closed model.
 fn retarget(engine: &Engine, change: ChangeWork) {
     let users: u32 = change.class_users.iter().sum();
+    engine.set_connection_rate(change.connection_rate);
     let result = if engine.is_open() {
         engine.set_rate(change.rate)
     } else {

@@ -161,6 +161,7 @@ pub(crate) async fn execute(
     let timeouts = scenario.timeouts();
     engine_config.connect_timeout = timeouts.connect.unwrap_or(engine_config.connect_timeout);
     engine_config.request_timeout = timeouts.request.unwrap_or(engine_config.request_timeout);
+    engine_config.connection_rate = start.connection_rate;
     let data = match data_sets(&node, &scenario, source, &start) {
         Ok(data) => data,
         Err(error) => return failed(format!("invalid data: {error}")),

@@ -379,8 +379,15 @@ async fn every_request_served_arrives_once_in_gap_free_deltas() {
     let mut requests = 0;
     let mut cancelled = 0;
     let mut per_endpoint = BTreeMap::<u32, u64>::new();
+    let mut connections = 0;
     for delta in &deltas {
         for endpoint in &delta.endpoints {
+            // The scenario's two requests are endpoints 0 and 1; their
+            // connection rows (new connections, TLS handshakes) follow.
+            if endpoint.endpoint > 1 {
+                connections += endpoint.requests;
+                continue;
+            }
             requests += endpoint.requests;
             cancelled += endpoint.cancelled;
             *per_endpoint.entry(endpoint.endpoint).or_default() += endpoint.requests;
@@ -396,6 +403,7 @@ async fn every_request_served_arrives_once_in_gap_free_deltas() {
     assert!(requests > 0);
     assert_eq!(requests, served.load(Ordering::SeqCst));
     assert_eq!(per_endpoint.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+    assert!(connections >= 1, "each user's connection is recorded");
     assert_eq!(deltas.last().unwrap().active_users, 0);
     cluster.shutdown().await;
 }

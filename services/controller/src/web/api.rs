@@ -218,9 +218,11 @@ pub(crate) fn validate(form: ValidateForm) -> Result<Reply, WebError> {
     Ok(reply::json(&serde_json::json!({
         "name": scenario.name(),
         "host": scenario.host(),
+        // What the scenario sends; each request's connection rows follow.
         "endpoints": scenario
             .endpoints()
             .iter()
+            .filter(|e| !cicada_store::is_connection_method(&e.method))
             .map(|e| format!("{} {}", e.method, e.name))
             .collect::<Vec<_>>(),
         "users": scenario

@@ -76,11 +76,16 @@ fn stats_row(out: &mut String, kind: &str, name: &str, stats: &EndpointStats, du
 }
 
 /// The stats CSV of a run: one row per endpoint, then `Aggregated` (the
-/// collector's total, so totals match the stored run exactly).
+/// collector's total, so totals match the stored run exactly). Locust's
+/// columns: the connection rows (`CONNECT`, `TLS`) are left out.
 pub fn render_stats(stats: &RunStats) -> String {
     let mut out = String::from(STATS_HEADER);
     out.push('\n');
-    for endpoint in &stats.endpoints {
+    for endpoint in stats
+        .endpoints
+        .iter()
+        .filter(|e| !cicada_store::is_connection_method(&e.method))
+    {
         stats_row(
             &mut out,
             &endpoint.method,

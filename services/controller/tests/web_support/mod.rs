@@ -167,12 +167,19 @@ impl Cluster {
     }
 
     /// Requests in the run's stored per-endpoint summaries.
+    /// Requests in the run's stored summaries (not its connection rows).
     pub async fn stored_requests(&self, run_id: &str) -> u64 {
+        let endpoints = self.store.endpoints(run_id).await.unwrap();
         self.store
             .summaries(run_id)
             .await
             .unwrap()
             .iter()
+            .filter(|summary| {
+                endpoints
+                    .iter()
+                    .any(|e| e.index == summary.endpoint && e.is_request())
+            })
             .map(|summary| summary.counts.requests)
             .sum()
     }

@@ -1178,7 +1178,7 @@
       this.stale.delete(this.tab);
       switch (this.tab) {
         case "stats":
-          this.statsTable.update(l.endpoints || [], Object.assign({}, l.total || {}, { method: "", name: "Aggregated" }));
+          this.statsTable.update(withoutEmptyConnectionRows(l.endpoints || []), Object.assign({}, l.total || {}, { method: "", name: "Aggregated" }));
           break;
         case "failures":
           this.failuresTable.update(l.failures || []);
@@ -1528,6 +1528,12 @@
         )
       )
     );
+  }
+
+  // Each request endpoint has a CONNECT row (new connections, connect
+  // times) and a TLS row (handshakes): shown once they have any.
+  function withoutEmptyConnectionRows(endpoints) {
+    return endpoints.filter((e) => !((e.method === "CONNECT" || e.method === "TLS") && !e.requests));
   }
 
   function endpointMatrix(endpoints) {

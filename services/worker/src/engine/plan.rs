@@ -5,8 +5,8 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use cicada_scenario::{
-    BasicAuth, Body, CheckKind, DataBinding, Expect, Extract, JsonTemplate, Scenario, Step,
-    Template, Wait, template::form_urlencode_into,
+    BasicAuth, Body, CheckKind, ConnectionEndpoints, ConnectionPolicy, DataBinding, Expect,
+    Extract, JsonTemplate, Scenario, Step, Template, Wait, template::form_urlencode_into,
 };
 use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method, Uri};
@@ -61,6 +61,10 @@ pub(crate) struct StepPlan {
     pub extract: Vec<Extract>,
     /// The response body is read into memory (for checks or extraction).
     pub keep_body: bool,
+    /// Its class's `connection:`.
+    pub connection: ConnectionPolicy,
+    /// Where new connections made for it are recorded.
+    pub connection_rows: Option<ConnectionEndpoints>,
 }
 
 /// The `authorization` header of basic auth.
@@ -99,7 +103,7 @@ impl Plan {
             let prepare = |steps: &[Step]| {
                 steps
                     .iter()
-                    .map(|step| StepPlan::new(step, scenario))
+                    .map(|step| StepPlan::new(step, scenario, class.connection))
                     .collect::<Result<Vec<_>, _>>()
             };
             let on_start = prepare(&class.on_start)?;
@@ -133,7 +137,11 @@ impl Plan {
 }
 
 impl StepPlan {
-    fn new(step: &Step, scenario: &Scenario) -> Result<StepPlan, EngineError> {
+    fn new(
+        step: &Step,
+        scenario: &Scenario,
+        connection: ConnectionPolicy,
+    ) -> Result<StepPlan, EngineError> {
         let invalid = |reason: String| EngineError::InvalidRequest {
             endpoint: format!("{} {}", step.method, step.name),
             reason,
@@ -262,6 +270,8 @@ impl StepPlan {
             extract: step.extract.clone(),
             keep_body: !step.extract.is_empty()
                 || step.checks.iter().any(|check| check.kind.reads_body()),
+            connection,
+            connection_rows: scenario.connection_endpoints(step.endpoint),
         })
     }
 }

@@ -45,6 +45,8 @@ pub(crate) enum FailureKind {
     Status(u16),
     Timeout,
     Connect,
+    /// The TLS handshake of a new connection failed.
+    Tls,
     Connection,
     Extract,
     Check,
@@ -70,6 +72,7 @@ impl FailureKind {
             FailureKind::Status(_) => "status",
             FailureKind::Timeout => "timeout",
             FailureKind::Connect => "connect",
+            FailureKind::Tls => "tls",
             FailureKind::Connection => "connection",
             FailureKind::Extract => "extract",
             FailureKind::Check => "check",
@@ -179,6 +182,16 @@ impl ThreadStats {
         self.record(endpoint, latency, 0, failure);
     }
 
+    /// Records one new connection's connect (or TLS handshake) time on a
+    /// connection row.
+    pub fn record_connection(&self, endpoint: usize, us: u64, failure: Option<Failure>) {
+        let latency = Latency {
+            us,
+            uncorrected_us: None,
+        };
+        self.record(endpoint, latency, 0, failure);
+    }
+
     /// Counts the outcomes of one response's checks, `(check, passed)`.
     pub fn record_checks(&self, endpoint: usize, outcomes: impl Iterator<Item = (u32, bool)>) {
         let mut shard = self.shard.lock();
@@ -216,6 +229,12 @@ impl<'a> InFlight<'a> {
             endpoint,
             finished: false,
         }
+    }
+
+    /// The request was never sent (the run stopped first): nothing is
+    /// recorded.
+    pub fn unsent(mut self) {
+        self.finished = true;
     }
 
     pub fn finish(mut self, latency: Latency, bytes: u64, failure: Option<Failure>) {

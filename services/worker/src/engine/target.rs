@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cicada_scenario::HttpVersion;
@@ -90,8 +90,15 @@ pub(crate) struct Target {
     uri_authority: http::uri::Authority,
 }
 
-/// Why a connection could not be made.
-pub(crate) struct ConnectError(pub String);
+/// Why a connection could not be made, where and after how long.
+pub(crate) struct ConnectError {
+    pub message: String,
+    pub phase: Phase,
+    /// How long the TCP connect took (until it failed, for `Phase::Tcp`).
+    pub tcp_us: u64,
+    /// How long the TLS handshake ran until it failed (`Phase::Tls`).
+    pub tls_us: u64,
+}
 
 impl Target {
     /// Parses `http://host[:port]` or `https://host[:port]` (a trailing `/`
@@ -173,58 +180,125 @@ impl Target {
         url
     }
 
-    /// Opens a connection and spawns its driver on the current `LocalSet`.
-    pub async fn connect(&self, timeout: Duration) -> Result<Sender, ConnectError> {
-        let connect = async {
-            let tcp = match self.addr {
+    /// Opens a connection (spawning an HTTP/2 driver on the current
+    /// `LocalSet`), timing its TCP connect and TLS handshake.
+    pub async fn connect(&self, timeout: Duration) -> Result<Connected, ConnectError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = |phase: Phase, tcp_us: u64, tls_us: u64| ConnectError {
+            message: format!(
+                "connect to {}:{}: no connection within {timeout:?}",
+                self.host, self.port
+            ),
+            phase,
+            tcp_us,
+            tls_us,
+        };
+        let began = Instant::now();
+        let tcp = async {
+            match self.addr {
                 Some(addr) => TcpStream::connect(addr).await,
                 None => TcpStream::connect((self.host.as_str(), self.port)).await,
             }
-            .map_err(|e| ConnectError(format!("connect to {}:{}: {e}", self.host, self.port)))?;
-            // Requests are small and latency matters more than packet count.
-            let _ = tcp.set_nodelay(true);
-            match &self.tls {
-                None if self.http == HttpVersion::Http2 => {
-                    // h2c with prior knowledge: no upgrade round trip.
-                    self.handshake_h2(tcp).await
+        };
+        let tcp = match tokio::time::timeout_at(deadline, tcp).await {
+            Err(_) => return Err(timed_out(Phase::Tcp, micros(began), 0)),
+            Ok(Err(e)) => {
+                return Err(ConnectError {
+                    message: format!("connect to {}:{}: {e}", self.host, self.port),
+                    phase: Phase::Tcp,
+                    tcp_us: micros(began),
+                    tls_us: 0,
+                });
+            }
+            Ok(Ok(tcp)) => tcp,
+        };
+        let tcp_us = micros(began);
+        // Requests are small and latency matters more than packet count.
+        let _ = tcp.set_nodelay(true);
+        let Some((connector, name)) = &self.tls else {
+            let sender = if self.http == HttpVersion::Http2 {
+                // h2c with prior knowledge: no upgrade round trip.
+                match tokio::time::timeout_at(deadline, self.handshake_h2(tcp)).await {
+                    Ok(sender) => sender.map_err(|message| ConnectError {
+                        message,
+                        phase: Phase::Tcp,
+                        tcp_us: micros(began),
+                        tls_us: 0,
+                    })?,
+                    Err(_) => return Err(timed_out(Phase::Tcp, micros(began), 0)),
                 }
-                None => Ok(Sender::Http1(h1::Conn::new(h1::Io::Tcp(tcp)))),
-                Some((connector, name)) => {
-                    let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
-                        ConnectError(format!("tls handshake with {}: {e}", self.host))
-                    })?;
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-                    if h2 {
-                        self.handshake_h2(stream).await
-                    } else if self.http == HttpVersion::Http2 {
-                        Err(ConnectError(format!(
-                            "{} did not agree to HTTP/2 (ALPN); use http: auto or 1.1",
-                            self.host
-                        )))
-                    } else {
-                        Ok(Sender::Http1(h1::Conn::new(h1::Io::Tls(Box::new(stream)))))
-                    }
-                }
+            } else {
+                Sender::Http1(h1::Conn::new(h1::Io::Tcp(tcp)))
+            };
+            return Ok(Connected {
+                sender,
+                tcp_us: micros(began),
+                tls_us: None,
+            });
+        };
+        let started = Instant::now();
+        let handshake = async {
+            let stream = connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| format!("tls handshake with {}: {e}", self.host))?;
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            if h2 {
+                self.handshake_h2(stream).await
+            } else if self.http == HttpVersion::Http2 {
+                Err(format!(
+                    "{} did not agree to HTTP/2 (ALPN); use http: auto or 1.1",
+                    self.host
+                ))
+            } else {
+                Ok(Sender::Http1(h1::Conn::new(h1::Io::Tls(Box::new(stream)))))
             }
         };
-        match tokio::time::timeout(timeout, connect).await {
-            Ok(result) => result,
-            Err(_) => Err(ConnectError(format!(
-                "connect to {}:{}: no connection within {timeout:?}",
-                self.host, self.port
-            ))),
+        match tokio::time::timeout_at(deadline, handshake).await {
+            Err(_) => Err(timed_out(Phase::Tls, tcp_us, micros(started))),
+            Ok(Err(message)) => Err(ConnectError {
+                message,
+                phase: Phase::Tls,
+                tcp_us,
+                tls_us: micros(started),
+            }),
+            Ok(Ok(sender)) => Ok(Connected {
+                sender,
+                tcp_us,
+                tls_us: Some(micros(started)),
+            }),
         }
     }
 }
 
+/// A new connection and how long making it took.
+pub(crate) struct Connected {
+    pub sender: Sender,
+    /// The TCP connect (and, for h2c, the HTTP/2 preface) in microseconds.
+    pub tcp_us: u64,
+    /// The TLS handshake (with the HTTP/2 preface when ALPN chose h2).
+    pub tls_us: Option<u64>,
+}
+
+/// The part of making a connection that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Tcp,
+    Tls,
+}
+
+fn micros(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 impl Target {
-    async fn handshake_h2<T>(&self, io: T) -> Result<Sender, ConnectError>
+    async fn handshake_h2<T>(&self, io: T) -> Result<Sender, String>
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
         let (sender, connection) = http2::handshake(LocalExec, TokioIo::new(io))
             .await
-            .map_err(|e| ConnectError(format!("http/2 handshake: {e}")))?;
+            .map_err(|e| format!("http/2 handshake: {e}"))?;
         // The driver ends when the user drops its sender or the peer closes.
         tokio::task::spawn_local(async move {
             let _ = connection.await;

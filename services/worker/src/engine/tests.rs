@@ -1,5 +1,6 @@
 //! Engine tests against a real HTTP server on 127.0.0.1:0.
 
+mod connection;
 mod open;
 mod server;
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cicada_scenario::Scenario;
 
-use super::{Engine, EngineConfig, Interval, Load};
+use super::{Counts, Engine, EngineConfig, Interval, Load};
 use server::{TEST_CA_PEM, TestServer};
 
 fn scenario(yaml: &str) -> Arc<Scenario> {
@@ -21,6 +22,7 @@ fn config(threads: usize) -> EngineConfig {
         request_timeout: Duration::from_secs(5),
         threads,
         tls_ca_pem: None,
+        connection_rate: 0.0,
     }
 }
 
@@ -31,6 +33,23 @@ fn load(class_users: Vec<u32>, spawn_rate: f64) -> Load {
         user_id_offset: 0,
         ..Load::default()
     }
+}
+
+/// Whether endpoint `index` of `s` is a request's row (not a group's,
+/// a connection's or a TLS handshake's).
+fn is_request(s: &Scenario, index: usize) -> bool {
+    cicada_scenario::is_request_method(&s.endpoints()[index].method)
+}
+
+/// The requests' counts added up (without group and connection rows).
+fn request_total(total: &Interval, s: &Scenario) -> Counts {
+    let mut sum = Counts::default();
+    for (i, e) in total.endpoints.iter().enumerate() {
+        if is_request(s, i) {
+            sum.add(&e.counts);
+        }
+    }
+    sum
 }
 
 /// Adds `part` into `total` (both indexed by endpoint).
@@ -103,6 +122,9 @@ async fn every_request_served_is_recorded_with_the_weighted_mix() {
     let total = run_for(&engine, Duration::from_millis(400), Duration::from_secs(5)).await;
     let mut recorded = 0;
     for (i, e) in total.endpoints.iter().enumerate() {
+        if !is_request(&s, i) {
+            continue;
+        }
         let path = &s.endpoints()[i].name;
         assert_eq!(
             e.counts.requests + e.counts.cancelled,
@@ -128,9 +150,9 @@ async fn failures_are_counted_by_status() {
     let s = scenario(
         "name: statuses\nusers:\n  - tasks:\n      - request: {path: /status/503}\n      - request: {path: /status/404, expect: [404]}\n      - request: {path: /status/302}\n",
     );
-    let engine = Engine::start(s, &server.url(), load(vec![2], 0.0), config(1)).unwrap();
+    let engine = Engine::start(s.clone(), &server.url(), load(vec![2], 0.0), config(1)).unwrap();
     let total = run_for(&engine, Duration::from_millis(300), Duration::from_secs(5)).await;
-    let [e503, e404, e302] = &total.endpoints[..] else {
+    let [e503, e404, e302] = &total.endpoints[..3] else {
         panic!("3 endpoints")
     };
     assert!(e503.counts.requests > 0 && e404.counts.requests > 0 && e302.counts.requests > 0);
@@ -144,7 +166,7 @@ async fn failures_are_counted_by_status() {
     );
     assert_eq!(e404.counts.failures, 0, "404 was expected");
     assert_eq!(e302.counts.failures, 0, "3xx succeeds by default");
-    let total_counts = total.total();
+    let total_counts = request_total(&total, &s);
     assert_eq!(
         total_counts.requests + total_counts.cancelled,
         server.served()
@@ -215,7 +237,7 @@ users:
     // A failed step ends its sequence, and the user goes on with its tasks.
     assert_eq!(endpoint("/never").counts.requests, 0);
     assert!(endpoint("/status/200").counts.requests > 0);
-    let t = total.total();
+    let t = request_total(&total, &s);
     assert_eq!(t.requests + t.cancelled, server.served());
 }
 
@@ -316,7 +338,8 @@ async fn users_ramp_at_the_spawn_rate() {
     let s = scenario(
         "name: ramp\nusers:\n  - {name: a, tasks: [{request: {path: /slow/20}}]}\n  - {name: b, tasks: [{request: {path: /slow/20}}]}\n",
     );
-    let engine = Engine::start(s, &server.url(), load(vec![6, 4], 10.0), config(2)).unwrap();
+    let engine =
+        Engine::start(s.clone(), &server.url(), load(vec![6, 4], 10.0), config(2)).unwrap();
     // Virtual time: user k starts at k / 10 s.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(engine.spawned_users(), 1);
@@ -337,7 +360,7 @@ async fn users_ramp_at_the_spawn_rate() {
     tokio::time::resume();
     engine.stop(Duration::from_secs(5)).await;
     assert_eq!(engine.active_users(), 0);
-    let t = engine.cut().total();
+    let t = request_total(&engine.cut(), &s);
     assert_eq!(t.cancelled, 0);
     assert_eq!(t.requests + t.cancelled, server.served());
 }

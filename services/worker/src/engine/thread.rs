@@ -10,6 +10,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{JoinSet, LocalSet};
 
 use super::EngineConfig;
+use super::pacer::ConnectPacer;
 use super::plan::Plan;
 use super::stats::ThreadStats;
 use super::target::Target;
@@ -35,6 +36,7 @@ pub(crate) struct ThreadSetup {
     pub plan: Arc<Plan>,
     pub target: Arc<Target>,
     pub config: EngineConfig,
+    pub pacer: Arc<ConnectPacer>,
     pub commands: mpsc::UnboundedReceiver<Command>,
     /// Counts finished threads; bumped even if the thread panics.
     pub finished: Arc<watch::Sender<usize>>,
@@ -48,6 +50,8 @@ pub(crate) struct ThreadCtx {
     pub plan: Arc<Plan>,
     pub target: Arc<Target>,
     pub config: EngineConfig,
+    /// The worker's limit of new connections per second.
+    pub pacer: Arc<ConnectPacer>,
     /// This thread's own copy of the `Host` header value (see `Plan`).
     pub authority: HeaderValue,
     pub stopping: Cell<bool>,
@@ -114,6 +118,7 @@ pub(crate) fn context(setup: ThreadSetup) -> (Rc<ThreadCtx>, mpsc::UnboundedRece
         plan,
         target,
         config,
+        pacer,
         commands,
         finished: _,
     } = setup;
@@ -127,6 +132,7 @@ pub(crate) fn context(setup: ThreadSetup) -> (Rc<ThreadCtx>, mpsc::UnboundedRece
         authority,
         target,
         config,
+        pacer,
         stopping: Cell::new(false),
         stop: Notify::new(),
         retire: (0..class_count).map(|_| Cell::new(0)).collect(),

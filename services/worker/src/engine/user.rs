@@ -7,9 +7,10 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use cicada_scenario::{
-    Cookies, DataBinding, RenderContext, ResponseView, Wait, template::form_urlencode_into,
+    ConnectionPolicy, Cookies, DataBinding, RenderContext, ResponseView, Wait,
+    template::form_urlencode_into,
 };
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -21,7 +22,7 @@ use super::data::{Cursors, DataSets};
 use super::jar::Jar;
 use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
-use super::target::{Sender, send_h2};
+use super::target::{Phase, Sender, send_h2};
 use super::thread::ThreadCtx;
 
 /// A user's state; kept small because there may be many idle users.
@@ -31,13 +32,39 @@ pub(crate) struct User {
     seq: u64,
     vars: Vec<String>,
     rng: SmallRng,
-    conn: Option<Sender>,
+    conn: Option<UserConn>,
     /// Cookies on for its class.
     cookies: bool,
     /// Its cookies, from the first response that set one.
     jar: Option<Box<Jar>>,
     /// Its place in each data set it reads in order (empty without data sets).
     cursors: Cursors,
+}
+
+/// A user's connection and what its `connection:` limits count.
+struct UserConn {
+    sender: Sender,
+    /// Requests sent on it.
+    requests: u64,
+    opened: Instant,
+}
+
+/// Whether the request about to go out on `conn` (a new connection when
+/// `None`) is its last under `policy`: it is then sent with `Connection:
+/// close` (HTTP/1.1) and the connection dropped after its response.
+fn last_on_connection(
+    conn: Option<&UserConn>,
+    policy: &ConnectionPolicy,
+    last_of_iteration: bool,
+) -> bool {
+    !policy.keep_alive
+        || (policy.per_iteration && last_of_iteration)
+        || policy
+            .max_requests
+            .is_some_and(|max| conn.map_or(0, |c| c.requests) + 1 >= max)
+        || policy
+            .max_age
+            .is_some_and(|age| conn.is_some_and(|c| c.opened.elapsed() >= age))
 }
 
 /// How a request's latency is measured.
@@ -307,7 +334,9 @@ async fn run_steps(
                 () = ctx.stop.notified() => return cut_short,
             }
         }
-        let ok = execute(ctx, user, step, timing).await;
+        let Some(ok) = execute(ctx, user, step, timing, i + 1 == steps.len()).await else {
+            return cut_short;
+        };
         if let Timing::Open { .. } = timing {
             timing = Timing::Open { intended: None };
         }
@@ -315,6 +344,14 @@ async fn run_steps(
             failed_step = Some(i);
             break;
         }
+    }
+    // A sequence cut short by a failure leaves its connection open: a new
+    // iteration still gets a new one.
+    if steps
+        .first()
+        .is_some_and(|step| step.connection.per_iteration)
+    {
+        user.conn = None;
     }
     StepsOutcome {
         go_on: !ctx.stopping.get(),
@@ -347,9 +384,45 @@ struct Response {
     body: Option<Vec<u8>>,
 }
 
-/// Sends one request and records it. Returns whether it succeeded.
-async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timing) -> bool {
+/// Sends one request and records it. Returns whether it succeeded, or
+/// `None` when the run stopped before it was sent (nothing recorded).
+/// `last_of_iteration`: no step of the sequence follows it.
+async fn execute(
+    ctx: &ThreadCtx,
+    user: &mut User,
+    step: &StepPlan,
+    timing: Timing,
+    last_of_iteration: bool,
+) -> Option<bool> {
     let guard = InFlight::start(&ctx.stats, step.endpoint);
+    // A request that needs a new connection waits for its turn under the
+    // worker's connection rate first, outside its latency (in the open
+    // model the wait shows in the latency from the intended start). The
+    // run stopping meanwhile ends the wait, the request unsent, except for
+    // an open-model iteration's first request: a started iteration is
+    // always a recorded (or cancelled) request.
+    if ctx.pacer.is_limited()
+        && user
+            .conn
+            .as_mut()
+            .is_none_or(|conn| conn.sender.is_closed())
+        && let Some(at) = ctx.pacer.reserve()
+    {
+        if matches!(timing, Timing::Open { intended: Some(_) }) {
+            tokio::time::sleep_until(at).await;
+        } else if ctx.stopping.get() {
+            guard.unsent();
+            return None;
+        } else {
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {}
+                () = ctx.stop.notified() => {
+                    guard.unsent();
+                    return None;
+                }
+            }
+        }
+    }
     let started = Instant::now();
     let request = match build_request(ctx, user, step) {
         Ok(request) => request,
@@ -362,7 +435,7 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
                     message,
                 }),
             );
-            return false;
+            return Some(false);
         }
     };
     user.seq += 1;
@@ -383,14 +456,18 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
         }
     }
     let timeout = ctx.config.request_timeout;
-    let outcome = tokio::time::timeout(timeout, send(ctx, user, request, step.keep_body)).await;
+    let close = last_on_connection(user.conn.as_ref(), &step.connection, last_of_iteration);
+    let outcome = tokio::time::timeout(timeout, send(ctx, user, request, step, close)).await;
+    if close {
+        user.conn = None;
+    }
     let latency = measure(started, timing);
     let response = match outcome {
         Ok(Ok(response)) => response,
         Ok(Err(failure)) => {
             user.conn = None;
             guard.finish(latency, 0, Some(failure));
-            return false;
+            return Some(false);
         }
         Err(_) => {
             // The connection may still carry the late response: start afresh.
@@ -404,7 +481,7 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
                     message,
                 }),
             );
-            return false;
+            return Some(false);
         }
     };
     if let Some(path) = &path
@@ -422,7 +499,7 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
             message,
         };
         guard.finish(latency, response.bytes, Some(failure));
-        return false;
+        return Some(false);
     }
     let view = ResponseView {
         body: response.body.as_deref().unwrap_or_default(),
@@ -454,45 +531,48 @@ async fn execute(ctx: &ThreadCtx, user: &mut User, step: &StepPlan, timing: Timi
                     message,
                 });
                 guard.finish(latency, response.bytes, Some(failure));
-                return false;
+                return Some(false);
             }
         }
     }
     guard.finish(latency, response.bytes, failure);
-    true
+    Some(true)
 }
 
-/// Sends on the user's connection, reconnecting when it is closed. A request
-/// that the connection refused before writing it is sent again once on a
-/// fresh connection (a keep-alive connection the server just closed).
+/// Sends on the user's connection, reconnecting when it is closed (each
+/// new connection recorded on the step's connection rows). A request that
+/// the connection refused before writing it is sent again once on a fresh
+/// connection (a keep-alive connection the server just closed). `close`:
+/// the last request on this connection.
 async fn send(
     ctx: &ThreadCtx,
     user: &mut User,
     mut request: Request<Bytes>,
-    keep_body: bool,
+    step: &StepPlan,
+    close: bool,
 ) -> Result<Response, Failure> {
+    let keep_body = step.keep_body;
     for attempt in 0..2 {
-        if user.conn.as_mut().is_some_and(Sender::is_closed) {
+        if user
+            .conn
+            .as_mut()
+            .is_some_and(|conn| conn.sender.is_closed())
+        {
             user.conn = None;
         }
-        let sender = match &mut user.conn {
-            Some(sender) => sender,
-            conn => {
-                // Boxed: a connect (with a TLS handshake's state) is rare, and
-                // inline it would make every user's task that much larger
-                // for its whole life.
-                let sender = Box::pin(ctx.target.connect(ctx.config.connect_timeout))
-                    .await
-                    .map_err(|e| Failure {
-                        kind: FailureKind::Connect,
-                        message: e.0,
-                    })?;
-                conn.insert(sender)
-            }
+        let conn = match &mut user.conn {
+            Some(conn) => conn,
+            slot => slot.insert(connect(ctx, step).await?),
         };
-        match sender {
-            Sender::Http1(conn) => {
-                let exchange = conn
+        conn.requests += 1;
+        match &mut conn.sender {
+            Sender::Http1(h1) => {
+                if close {
+                    request
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                let exchange = h1
                     .exchange(
                         request.method(),
                         request.uri(),
@@ -546,6 +626,56 @@ async fn send(
         kind: FailureKind::Connection,
         message: "connection closed before the request was sent".to_owned(),
     })
+}
+
+/// Opens a connection for a request of `step`, recording its connect and
+/// TLS handshake times (or their failure) on the step's connection rows.
+/// Boxed: a connect (with a TLS handshake's state) is rare, and inline it
+/// would make every user's task that much larger for its whole life.
+async fn connect(ctx: &ThreadCtx, step: &StepPlan) -> Result<UserConn, Failure> {
+    let rows = step.connection_rows;
+    match Box::pin(ctx.target.connect(ctx.config.connect_timeout)).await {
+        Ok(connected) => {
+            if let Some(rows) = rows {
+                ctx.stats
+                    .record_connection(rows.connect, connected.tcp_us, None);
+                if let Some(tls_us) = connected.tls_us {
+                    ctx.stats.record_connection(rows.tls, tls_us, None);
+                }
+            }
+            Ok(UserConn {
+                sender: connected.sender,
+                requests: 0,
+                opened: Instant::now(),
+            })
+        }
+        Err(error) => {
+            let failure = |kind| Failure {
+                kind,
+                message: error.message.clone(),
+            };
+            if let Some(rows) = rows {
+                match error.phase {
+                    Phase::Tcp => {
+                        let failed = failure(FailureKind::Connect);
+                        ctx.stats
+                            .record_connection(rows.connect, error.tcp_us, Some(failed));
+                    }
+                    Phase::Tls => {
+                        ctx.stats
+                            .record_connection(rows.connect, error.tcp_us, None);
+                        let failed = failure(FailureKind::Tls);
+                        ctx.stats
+                            .record_connection(rows.tls, error.tls_us, Some(failed));
+                    }
+                }
+            }
+            Err(Failure {
+                kind: FailureKind::Connect,
+                message: error.message,
+            })
+        }
+    }
 }
 
 async fn read_response(

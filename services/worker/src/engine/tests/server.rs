@@ -32,6 +32,8 @@ struct Counters {
     connections: AtomicU64,
     /// Requests that came over HTTP/2.
     http2: AtomicU64,
+    /// Requests sent with `Connection: close`.
+    close_requested: AtomicU64,
     tokens: AtomicU64,
     /// The last `/echo` request as `METHOD QUERY CONTENT-TYPE BODY`.
     last_echo: Mutex<String>,
@@ -161,6 +163,11 @@ impl TestServer {
         self.counters.connections.load(Ordering::Relaxed)
     }
 
+    /// Requests sent with `Connection: close`.
+    pub fn close_requests(&self) -> u64 {
+        self.counters.close_requested.load(Ordering::Relaxed)
+    }
+
     /// Requests that came over HTTP/2.
     pub fn served_http2(&self) -> u64 {
         self.counters.http2.load(Ordering::Relaxed)
@@ -186,6 +193,13 @@ async fn handle(
     *counters.by_path.lock().entry(path.clone()).or_default() += 1;
     if request.version() == hyper::Version::HTTP_2 {
         counters.http2.fetch_add(1, Ordering::Relaxed);
+    }
+    if request
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+    {
+        counters.close_requested.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(ms) = path.strip_prefix("/stall-once/") {
         let mut until = counters.stall_until.lock();
