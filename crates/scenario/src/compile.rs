@@ -61,6 +61,8 @@ pub(crate) struct Compiler<'a> {
     data: Vec<DataDef>,
     /// The scenario's `connection:`, every class's default.
     connection: ConnectionPolicy,
+    /// `{{ env.NAME }}` names, each with the first place that reads it.
+    env: std::cell::RefCell<Vec<crate::EnvRef>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -72,6 +74,7 @@ impl<'a> Compiler<'a> {
             class_auth: None,
             data: Vec::new(),
             connection: ConnectionPolicy::default(),
+            env: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -192,6 +195,7 @@ impl<'a> Compiler<'a> {
             http,
             connection_rate,
             connection_endpoints,
+            env: self.env.into_inner(),
         })
     }
 
@@ -581,7 +585,18 @@ impl<'a> Compiler<'a> {
         let text = node
             .scalar_text()
             .ok_or_else(|| self.wrong_type(node, what, "a string"))?;
-        Template::compile(&text, vars).map_err(|e| self.error(node, e.0))
+        let template = Template::compile(&text, vars).map_err(|e| self.error(node, e.0))?;
+        let mut env = self.env.borrow_mut();
+        for name in template.env_names() {
+            if !env.iter().any(|e| e.name == name) {
+                env.push(crate::EnvRef {
+                    name: name.to_owned(),
+                    line: node.line,
+                    column: node.column,
+                });
+            }
+        }
+        Ok(template)
     }
 
     pub fn string(&self, node: &Node, what: &str) -> Result<String, ScenarioError> {

@@ -32,7 +32,7 @@ pub use model::{
     ExtractSource, HttpVersion, ResponseView, Stage, StageTarget, Step, Task, Timeouts, UserClass,
     UserClassInfo, Wait,
 };
-pub use template::{Cookies, JsonTemplate, RenderContext, Segment, Template};
+pub use template::{Cookies, EnvValues, JsonTemplate, RenderContext, Segment, Template};
 pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
 
 /// The method of a group's endpoint (`GROUP checkout`): a named `steps`
@@ -74,6 +74,17 @@ pub struct Scenario {
     /// Per endpoint: the rows its new connections are recorded on (`None`
     /// for rows that are not requests).
     connection_endpoints: Vec<Option<ConnectionEndpoints>>,
+    /// The environment variables its templates read, in file order.
+    env: Vec<EnvRef>,
+}
+
+/// An environment variable a scenario reads (`{{ env.NAME }}`), with the
+/// first place that reads it (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRef {
+    pub name: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// A scenario error with its location (1-based; 0 when unknown).
@@ -150,6 +161,44 @@ impl Scenario {
         &self.checks
     }
 
+    /// The environment variables the scenario's templates read
+    /// (`{{ env.NAME }}`), resolved on each worker from its environment.
+    pub fn env(&self) -> &[EnvRef] {
+        &self.env
+    }
+
+    /// The scenario's environment values taken from `lookup` (a worker's
+    /// environment); the names that `lookup` has no value for are an error
+    /// that says where each is read.
+    pub fn resolve_env(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<EnvValues, String> {
+        let mut values = EnvValues::new();
+        let mut missing = Vec::new();
+        for env in &self.env {
+            match lookup(&env.name) {
+                Some(value) => {
+                    values.insert(env.name.clone(), value);
+                }
+                None => missing.push(format!(
+                    "{} (line {}, column {})",
+                    env.name, env.line, env.column
+                )),
+            }
+        }
+        if missing.is_empty() {
+            Ok(values)
+        } else {
+            Err(format!(
+                "environment variable{} not set: {}; the scenario reads {} with {{{{ env.NAME }}}}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ))
+        }
+    }
+
     /// New connections per second across the whole fleet at most
     /// (`connection: {rate}`); `None`: no limit.
     pub fn connection_rate(&self) -> Option<f64> {
@@ -189,6 +238,10 @@ impl Scenario {
         );
         if self.http != HttpVersion::Auto {
             let _ = writeln!(out, "http: {}", self.http.name());
+        }
+        if !self.env.is_empty() {
+            let names: Vec<&str> = self.env.iter().map(|e| e.name.as_str()).collect();
+            let _ = writeln!(out, "environment: {}", names.join(", "));
         }
         if let Some(rate) = self.connection_rate {
             let _ = writeln!(out, "connection rate: at most {rate} new connections/s");

@@ -46,6 +46,62 @@ pub struct UserClass {
     pub tasks: Vec<Task>,
 }
 
+impl UserClass {
+    /// The class with every `{{ env.NAME }}` replaced by its value
+    /// ([`Template::with_env`]): what a worker runs.
+    pub fn with_env(&self, env: &crate::EnvValues) -> UserClass {
+        if env.is_empty() {
+            return self.clone();
+        }
+        let steps = |steps: &[Step]| steps.iter().map(|s| s.with_env(env)).collect();
+        UserClass {
+            variables: self
+                .variables
+                .iter()
+                .map(|(i, t)| (*i, t.with_env(env)))
+                .collect(),
+            on_start: steps(&self.on_start),
+            tasks: self
+                .tasks
+                .iter()
+                .map(|task| Task {
+                    steps: steps(&task.steps),
+                    ..task.clone()
+                })
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+impl Step {
+    /// The request with every `{{ env.NAME }}` replaced by its value.
+    pub fn with_env(&self, env: &crate::EnvValues) -> Step {
+        let pairs = |pairs: &[(String, Template)]| {
+            pairs
+                .iter()
+                .map(|(name, t)| (name.clone(), t.with_env(env)))
+                .collect()
+        };
+        Step {
+            path: self.path.with_env(env),
+            query: pairs(&self.query),
+            headers: pairs(&self.headers),
+            body: match &self.body {
+                Body::None => Body::None,
+                Body::Form(fields) => Body::Form(pairs(fields)),
+                Body::Json(json) => Body::Json(json.with_env(env)),
+                Body::Raw(raw) => Body::Raw(raw.with_env(env)),
+            },
+            auth: self.auth.as_ref().map(|auth| BasicAuth {
+                user: auth.user.with_env(env),
+                password: auth.password.with_env(env),
+            }),
+            ..self.clone()
+        }
+    }
+}
+
 /// What a user does between two tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {

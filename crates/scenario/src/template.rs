@@ -2,8 +2,9 @@
 //! so rendering on the hot path is a walk over a short list.
 //!
 //! Expressions: `uuid`, `now_ms`, `now_rfc3339`, `random_int(MIN, MAX)`,
-//! `seq`, `user_id`, `cookie.NAME` and the names of the user class's
-//! variables.
+//! `seq`, `user_id`, `cookie.NAME`, `env.NAME` (the worker's environment,
+//! substituted once when the worker prepares the scenario:
+//! [`Template::with_env`]) and the names of the user class's variables.
 
 mod json;
 
@@ -23,7 +24,12 @@ pub const BUILTINS: &[&str] = &[
     "seq",
     "user_id",
     "cookie",
+    "env",
 ];
+
+/// The values of the environment variables a scenario reads
+/// (`{{ env.NAME }}`), by name.
+pub type EnvValues = std::collections::BTreeMap<String, String>;
 
 /// A compiled template.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +59,9 @@ pub enum Segment {
     Var(usize),
     /// The value of the user's cookie of this name (empty when it has none).
     Cookie(String),
+    /// The worker's environment variable of this name; replaced by its
+    /// value before rendering ([`Template::with_env`]), empty if it was not.
+    Env(String),
 }
 
 /// Where `{{ cookie.NAME }}` reads from: a virtual user's cookie jar.
@@ -124,6 +133,40 @@ impl Template {
         &self.segments
     }
 
+    /// The `env.NAME` names the template reads.
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Env(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The template with every `{{ env.NAME }}` replaced by its value in
+    /// `env` (the source text keeps the name: messages never show the
+    /// value), adjacent text merged so a template of text and env values
+    /// alone is static.
+    pub fn with_env(&self, env: &EnvValues) -> Template {
+        if self.env_names().next().is_none() {
+            return self.clone();
+        }
+        let mut segments: Vec<Segment> = Vec::with_capacity(self.segments.len());
+        for segment in &self.segments {
+            let segment = match segment {
+                Segment::Env(name) => Segment::Literal(env.get(name).cloned().unwrap_or_default()),
+                other => other.clone(),
+            };
+            match (segments.last_mut(), segment) {
+                (Some(Segment::Literal(text)), Segment::Literal(more)) => text.push_str(&more),
+                (_, Segment::Literal(text)) if text.is_empty() => {}
+                (_, segment) => segments.push(segment),
+            }
+        }
+        Template {
+            source: self.source.clone(),
+            segments,
+        }
+    }
+
     /// The rendered text if the template has no expressions.
     pub fn as_static(&self) -> Option<&str> {
         match self.segments.as_slice() {
@@ -185,6 +228,8 @@ impl Template {
                         out.push_str(value);
                     }
                 }
+                // Substituted before rendering (`with_env`).
+                Segment::Env(_) => {}
             }
         }
     }
@@ -221,6 +266,19 @@ fn compile_expr(expr: &str, var_names: &[String]) -> Result<Segment, TemplateErr
         }
         return Ok(Segment::Cookie(name.to_owned()));
     }
+    if let Some(name) = expr.strip_prefix("env.") {
+        let mut bytes = name.bytes();
+        let valid = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(TemplateError(format!(
+                "invalid environment variable name in {expr:?}; expected env.NAME with NAME made of letters, digits and _ (not starting with a digit)"
+            )));
+        }
+        return Ok(Segment::Env(name.to_owned()));
+    }
     if let Some(index) = var_names.iter().position(|name| name == expr) {
         return Ok(Segment::Var(index));
     }
@@ -231,7 +289,7 @@ fn compile_expr(expr: &str, var_names: &[String]) -> Result<Segment, TemplateErr
     };
     Err(TemplateError(format!(
         "unknown name {expr:?} in template; built-ins: uuid, now_ms, now_rfc3339, \
-         random_int(MIN, MAX), seq, user_id, cookie.NAME; variables: {defined}"
+         random_int(MIN, MAX), seq, user_id, cookie.NAME, env.NAME; variables: {defined}"
     )))
 }
 

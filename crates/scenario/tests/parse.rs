@@ -280,7 +280,7 @@ fn value_errors_point_at_the_value() {
         ),
         (
             "name: x\nusers:\n  - tasks: [{request: {path: \"/{{ tok }}\"}}]\n",
-            "x.yaml:3:30: unknown name \"tok\" in template; built-ins: uuid, now_ms, now_rfc3339, random_int(MIN, MAX), seq, user_id, cookie.NAME; variables: none",
+            "x.yaml:3:30: unknown name \"tok\" in template; built-ins: uuid, now_ms, now_rfc3339, random_int(MIN, MAX), seq, user_id, cookie.NAME, env.NAME; variables: none",
         ),
         (
             "name: x\nusers:\n  - tasks: [{request: {path: /, expect: [700]}}]\n",

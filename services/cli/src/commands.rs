@@ -134,6 +134,8 @@ impl std::error::Error for UsageError {}
 pub struct Submission {
     pub yaml: String,
     pub data: Vec<cicada_proto::v1::DataFile>,
+    /// The environment variables the scenario reads (`{{ env.NAME }}`).
+    pub env: Vec<cicada_scenario::EnvRef>,
 }
 
 /// Reads and validates a scenario file locally, with the `--threshold`
@@ -200,7 +202,8 @@ pub fn read_submission(
             content: content.into(),
         });
     }
-    Ok((scenario, Submission { yaml, data }))
+    let env = scenario.env().to_vec();
+    Ok((scenario, Submission { yaml, data, env }))
 }
 
 /// Prints the final table, writes the summary JSON and picks the exit code.

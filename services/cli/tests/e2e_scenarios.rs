@@ -251,3 +251,70 @@ users:
     assert_eq!(run.summary["total"]["failures"], 0, "{}", run.summary);
     assert_conserved(&target.url, db.url(), &run.summary).await;
 }
+
+/// `{{ env.NAME }}`: the value comes from the workers' environment (here
+/// `cicada run`'s own), reaches the target, and is stored nowhere; without
+/// it the run is refused before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_values_are_used_and_never_stored() {
+    let db = TestDatabase::sqlite().unwrap();
+    let target = start_target(TargetConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = scenario_file(
+        &dir,
+        r#"
+name: env-auth
+users:
+  - auth: {basic: [cicada, "{{ env.SHOP_PASSWORD }}"]}
+    tasks:
+      - request: {path: /private}
+"#,
+    );
+    let refused = cicada_run_with(
+        &scenario,
+        &target.url,
+        db.url(),
+        &["-u", "2", "-t", "1s"],
+        &[],
+    )
+    .await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("environment variable not set: SHOP_PASSWORD (line 4, column 28)"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(target_stats(&target.url).await["total"], 0);
+
+    let run = cicada_run_with(
+        &scenario,
+        &target.url,
+        db.url(),
+        &["-u", "2", "-r", "100", "-t", "1s"],
+        &[("SHOP_PASSWORD", "secret")],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The target accepted the password on every request.
+    assert_eq!(run.summary["total"]["failures"], 0, "{}", run.summary);
+    assert!(run.summary["total"]["requests"].as_u64().unwrap() > 50);
+    assert_conserved(&target.url, db.url(), &run.summary).await;
+    let store = cicada_store::connect(db.url()).await.unwrap();
+    let record = store
+        .get_run(run.summary["run_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.scenario_yaml.contains("{{ env.SHOP_PASSWORD }}"));
+    for text in [
+        record.scenario_yaml.as_str(),
+        record.config_json.as_str(),
+        &run.summary.to_string(),
+        &run.stdout,
+        &run.stderr,
+    ] {
+        assert!(!text.contains("secret"), "the value leaked: {text}");
+    }
+}

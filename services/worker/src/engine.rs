@@ -56,6 +56,9 @@ pub struct EngineConfig {
     /// New connections per second this worker opens at most (its share of
     /// the scenario's `connection: {rate}`; 0 = no limit).
     pub connection_rate: f64,
+    /// The values of the environment variables the scenario reads
+    /// (`{{ env.NAME }}`), taken from the worker's environment.
+    pub env: cicada_scenario::EnvValues,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             threads: 0,
             tls_ca_pem: None,
             connection_rate: 0.0,
+            env: Default::default(),
         }
     }
 }
@@ -97,6 +101,8 @@ pub enum EngineError {
     InvalidLoad { reason: String },
     #[error("invalid request {endpoint:?}: {reason}")]
     InvalidRequest { endpoint: String, reason: String },
+    #[error("{0}")]
+    Env(String),
     #[error("invalid TLS configuration: {reason}")]
     InvalidTls { reason: String },
     #[error("failed to start engine thread: {0}")]
@@ -231,8 +237,11 @@ impl Engine {
         let thread_count = arrivals.as_ref().map_or(thread_count, |a| a.threads());
         // One plan per thread: cloning its `Bytes` (URIs, bodies, header
         // values) per request then never touches a refcount another core uses.
+        scenario
+            .resolve_env(|name| config.env.get(name).cloned())
+            .map_err(EngineError::Env)?;
         let plans = (0..thread_count)
-            .map(|_| plan::Plan::new(&scenario).map(Arc::new))
+            .map(|_| plan::Plan::new(&scenario, &config.env).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let endpoint_count = scenario.endpoints().len();
         let pacer = Arc::new(pacer::ConnectPacer::new(config.connection_rate));

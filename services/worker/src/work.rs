@@ -162,6 +162,12 @@ pub(crate) async fn execute(
     engine_config.connect_timeout = timeouts.connect.unwrap_or(engine_config.connect_timeout);
     engine_config.request_timeout = timeouts.request.unwrap_or(engine_config.request_timeout);
     engine_config.connection_rate = start.connection_rate;
+    // `{{ env.NAME }}`: this worker's environment (a Kubernetes Secret);
+    // the values stay here, never sent anywhere.
+    engine_config.env = match scenario.resolve_env(|name| std::env::var(name).ok()) {
+        Ok(env) => env,
+        Err(error) => return failed(format!("{source}: {error}")),
+    };
     let data = match data_sets(&node, &scenario, source, &start) {
         Ok(data) => data,
         Err(error) => return failed(format!("invalid data: {error}")),

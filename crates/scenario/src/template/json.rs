@@ -19,6 +19,33 @@ pub enum JsonTemplate {
 }
 
 impl JsonTemplate {
+    /// With every `{{ env.NAME }}` replaced ([`Template::with_env`]).
+    pub fn with_env(&self, env: &super::EnvValues) -> JsonTemplate {
+        match self {
+            JsonTemplate::Str(t) => JsonTemplate::Str(t.with_env(env)),
+            JsonTemplate::Array(items) => {
+                JsonTemplate::Array(items.iter().map(|i| i.with_env(env)).collect())
+            }
+            JsonTemplate::Object(fields) => JsonTemplate::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.with_env(env)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    /// Calls `f` with every template inside.
+    pub fn for_each_template<'a>(&'a self, f: &mut impl FnMut(&'a Template)) {
+        match self {
+            JsonTemplate::Str(t) => f(t),
+            JsonTemplate::Array(items) => items.iter().for_each(|i| i.for_each_template(f)),
+            JsonTemplate::Object(fields) => fields.iter().for_each(|(_, v)| v.for_each_template(f)),
+            _ => {}
+        }
+    }
+
     /// Whether it renders the same every time.
     pub fn is_static(&self) -> bool {
         match self {

@@ -102,7 +102,7 @@ fn compile_errors_say_what_is_allowed() {
     assert_eq!(
         e.0,
         "unknown name \"nope\" in template; built-ins: uuid, now_ms, now_rfc3339, \
-         random_int(MIN, MAX), seq, user_id, cookie.NAME; variables: deviceid, token"
+         random_int(MIN, MAX), seq, user_id, cookie.NAME, env.NAME; variables: deviceid, token"
     );
     let e = Template::compile("a {{ uuid", &[]).unwrap_err();
     assert!(e.0.starts_with("unclosed \"{{\""), "{}", e.0);

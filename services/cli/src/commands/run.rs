@@ -15,6 +15,24 @@ use crate::session;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let submission = super::read_scenario(&args.load)?;
+    // The local workers read `{{ env.NAME }}` from this process: a missing
+    // one fails here, before anything starts.
+    let missing: Vec<String> = submission
+        .env
+        .iter()
+        .filter(|env| std::env::var_os(&env.name).is_none())
+        .map(|env| format!("{} (line {}, column {})", env.name, env.line, env.column))
+        .collect();
+    if !missing.is_empty() {
+        return Err(super::UsageError(format!(
+            "{}: environment variable{} not set: {}; the scenario reads {} with {{{{ env.NAME }}}}",
+            args.load.scenario.display(),
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" },
+        ))
+        .into());
+    }
     let yaml = submission.yaml.clone();
     if let Some(path) = &args.html {
         check_writable(path)?;

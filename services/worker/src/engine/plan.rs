@@ -5,8 +5,8 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use cicada_scenario::{
-    BasicAuth, Body, CheckKind, ConnectionEndpoints, ConnectionPolicy, DataBinding, Expect,
-    Extract, JsonTemplate, Scenario, Step, Template, Wait, template::form_urlencode_into,
+    BasicAuth, Body, CheckKind, ConnectionEndpoints, ConnectionPolicy, DataBinding, EnvValues,
+    Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait, template::form_urlencode_into,
 };
 use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method, Uri};
@@ -97,9 +97,11 @@ pub(crate) enum BodyPlan {
 }
 
 impl Plan {
-    pub fn new(scenario: &Scenario) -> Result<Plan, EngineError> {
+    /// The scenario prepared, its `{{ env.NAME }}` values from `env`.
+    pub fn new(scenario: &Scenario, env: &EnvValues) -> Result<Plan, EngineError> {
         let mut classes = Vec::with_capacity(scenario.classes().len());
         for class in scenario.classes() {
+            let class = &class.with_env(env);
             let prepare = |steps: &[Step]| {
                 steps
                     .iter()

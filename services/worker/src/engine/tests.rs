@@ -1,6 +1,7 @@
 //! Engine tests against a real HTTP server on 127.0.0.1:0.
 
 mod connection;
+mod env;
 mod open;
 mod server;
 
@@ -21,8 +22,7 @@ fn config(threads: usize) -> EngineConfig {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
         threads,
-        tls_ca_pem: None,
-        connection_rate: 0.0,
+        ..EngineConfig::default()
     }
 }
 
