@@ -7,6 +7,7 @@ mod fields;
 mod stages;
 mod step;
 mod thresholds;
+mod tls;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ const TOP_KEYS: &[&str] = &[
     "data",
     "http",
     "connection",
+    "tls",
 ];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request"];
 const CLASS_KEYS: &[&str] = &[
@@ -42,6 +44,7 @@ const CLASS_KEYS: &[&str] = &[
     "wait",
     "cookies",
     "connection",
+    "tls",
     "auth",
     "variables",
     "on_start",
@@ -120,6 +123,10 @@ impl<'a> Compiler<'a> {
             Some(node) => self.http_version(node)?,
             None => crate::HttpVersion::Auto,
         };
+        let tls = match top.get("tls") {
+            Some(node) => self.tls_options(node)?,
+            None => crate::model::TlsOptions::default(),
+        };
         let connection_rate = match top.get("connection") {
             Some(node) => {
                 let (policy, rate) = self.scenario_connection(node)?;
@@ -196,6 +203,7 @@ impl<'a> Compiler<'a> {
             connection_rate,
             connection_endpoints,
             env: self.env.into_inner(),
+            tls,
         })
     }
 
@@ -316,7 +324,7 @@ impl<'a> Compiler<'a> {
         // read from the user's first row, `variables:`, the `extract`
         // targets, then the data columns read from a row per task.
         let mut refs = Vec::new();
-        for n in ["variables", "auth", "on_start", "tasks"] {
+        for n in ["variables", "auth", "tls", "on_start", "tasks"] {
             if let Some(n) = f.get(n) {
                 self.data_refs(n, &mut refs);
             }
@@ -324,6 +332,7 @@ impl<'a> Compiler<'a> {
         for (n, place) in [
             (f.get("variables"), "a variable"),
             (f.get("auth"), "a class's auth"),
+            (f.get("tls"), "a class's tls"),
         ] {
             if let Some(n) = n {
                 self.no_next_refs(n, place)?;
@@ -358,6 +367,10 @@ impl<'a> Compiler<'a> {
                 self.template(value, "variable value", &var_names[..var])?,
             ));
         }
+        let tls = match f.get("tls") {
+            Some(n) => Some(self.class_tls(n, &var_names)?),
+            None => None,
+        };
         self.class_auth = match f.get("auth") {
             Some(n) => Some(self.auth(n, &var_names)?),
             None => None,
@@ -393,6 +406,7 @@ impl<'a> Compiler<'a> {
             variables,
             cookies,
             connection,
+            tls,
             data: data_start,
             on_start,
             on_start_data,

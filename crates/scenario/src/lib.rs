@@ -28,9 +28,9 @@ use std::fmt::Write as _;
 pub use check::{Check, CheckDef, CheckKind};
 pub use data::{DataBinding, DataDef, Table};
 pub use model::{
-    BasicAuth, Body, ConnectionEndpoints, ConnectionPolicy, EndpointDef, Expect, Extract,
-    ExtractSource, HttpVersion, ResponseView, Stage, StageTarget, Step, Task, Timeouts, UserClass,
-    UserClassInfo, Wait,
+    BasicAuth, Body, ClientCertTemplates, ConnectionEndpoints, ConnectionPolicy, EndpointDef,
+    Expect, Extract, ExtractSource, HttpVersion, ResponseView, Stage, StageTarget, Step, Task,
+    Timeouts, TlsOptions, UserClass, UserClassInfo, Wait,
 };
 pub use template::{Cookies, EnvValues, JsonTemplate, RenderContext, Segment, Template};
 pub use threshold::{Expr, Metric, Op, Threshold, ThresholdError};
@@ -46,6 +46,9 @@ pub const CONNECT_METHOD: &str = "CONNECT";
 /// The method of a request endpoint's TLS row (`TLS GET /x`): one entry
 /// per TLS handshake, its latency the handshake time.
 pub const TLS_METHOD: &str = "TLS";
+
+/// Largest file of a scenario's `tls:` section (a PEM certificate chain or key).
+pub const MAX_TLS_FILE_BYTES: usize = 1 << 20;
 
 /// Whether rows of an endpoint with this method are requests (not a
 /// group's, a connection's or a TLS handshake's).
@@ -76,6 +79,8 @@ pub struct Scenario {
     connection_endpoints: Vec<Option<ConnectionEndpoints>>,
     /// The environment variables its templates read, in file order.
     env: Vec<EnvRef>,
+    /// `tls:` for https targets.
+    tls: TlsOptions,
 }
 
 /// An environment variable a scenario reads (`{{ env.NAME }}`), with the
@@ -161,6 +166,11 @@ impl Scenario {
         &self.checks
     }
 
+    /// `tls:`: trust, server name and client certificate for https targets.
+    pub fn tls(&self) -> &TlsOptions {
+        &self.tls
+    }
+
     /// The environment variables the scenario's templates read
     /// (`{{ env.NAME }}`), resolved on each worker from its environment.
     pub fn env(&self) -> &[EnvRef] {
@@ -238,6 +248,18 @@ impl Scenario {
         );
         if self.http != HttpVersion::Auto {
             let _ = writeln!(out, "http: {}", self.http.name());
+        }
+        for (key, file) in self.tls.files() {
+            let _ = writeln!(out, "tls {key}: {file}");
+        }
+        if let Some(name) = &self.tls.server_name {
+            let _ = writeln!(out, "tls server_name: {name}");
+        }
+        if self.tls.insecure_skip_verify {
+            let _ = writeln!(
+                out,
+                "tls: server certificates are NOT verified (insecure_skip_verify)"
+            );
         }
         if !self.env.is_empty() {
             let names: Vec<&str> = self.env.iter().map(|e| e.name.as_str()).collect();

@@ -36,6 +36,8 @@ pub struct UserClass {
     pub cookies: bool,
     /// How its users hold connections (`connection:`, over the scenario's).
     pub connection: ConnectionPolicy,
+    /// Each user's own client certificate (`tls:` of the class).
+    pub tls: Option<ClientCertTemplates>,
     /// Rows each user takes when it starts, before `variables` render.
     pub data: Vec<DataBinding>,
     /// Steps each user runs once before its first task.
@@ -55,6 +57,10 @@ impl UserClass {
         }
         let steps = |steps: &[Step]| steps.iter().map(|s| s.with_env(env)).collect();
         UserClass {
+            tls: self.tls.as_ref().map(|tls| ClientCertTemplates {
+                cert: tls.cert.with_env(env),
+                key: tls.key.with_env(env),
+            }),
             variables: self
                 .variables
                 .iter()
@@ -346,6 +352,44 @@ impl std::fmt::Display for ConnectionPolicy {
             f.write_str(&parts.join(", "))
         }
     }
+}
+
+/// The scenario's `tls:` for https targets; the files are relative to the
+/// scenario file and shipped with it to the workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// CA certificates (PEM) trusted besides the public web roots.
+    pub ca_file: Option<String>,
+    /// The name sent in SNI and checked against the server's certificate
+    /// (default: the host).
+    pub server_name: Option<String>,
+    /// Accept any server certificate (test setups only).
+    pub insecure_skip_verify: bool,
+    /// Client certificate chain and key files (PEM): mutual TLS.
+    pub client: Option<(String, String)>,
+}
+
+impl TlsOptions {
+    /// `(key, file)` for every file the options name: what is shipped.
+    pub fn files(&self) -> Vec<(&'static str, &str)> {
+        let mut files = Vec::new();
+        if let Some(ca) = &self.ca_file {
+            files.push(("ca_file", ca.as_str()));
+        }
+        if let Some((cert, key)) = &self.client {
+            files.push(("client_cert", cert.as_str()));
+            files.push(("client_key", key.as_str()));
+        }
+        files
+    }
+}
+
+/// A user class's client certificate per user: PEM text rendered from
+/// templates when the user starts (e.g. `{{ devices.cert }}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCertTemplates {
+    pub cert: Template,
+    pub key: Template,
 }
 
 /// The rows a request endpoint's new connections are recorded on.

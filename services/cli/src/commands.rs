@@ -136,6 +136,8 @@ pub struct Submission {
     pub data: Vec<cicada_proto::v1::DataFile>,
     /// The environment variables the scenario reads (`{{ env.NAME }}`).
     pub env: Vec<cicada_scenario::EnvRef>,
+    /// The files of its `tls:` section (`name`: the key).
+    pub tls_files: Vec<cicada_proto::v1::DataFile>,
 }
 
 /// Reads and validates a scenario file locally, with the `--threshold`
@@ -202,8 +204,38 @@ pub fn read_submission(
             content: content.into(),
         });
     }
+    let mut tls_files = Vec::new();
+    for (key, name) in scenario.tls().files() {
+        let file = folder.join(name);
+        let shown = file.display().to_string();
+        let content = std::fs::read(&file).with_context(|| {
+            format!(
+                "{source}: tls.{key}: failed to read {shown} (paths are relative to the scenario file)"
+            )
+        })?;
+        if content.len() > cicada_scenario::MAX_TLS_FILE_BYTES {
+            anyhow::bail!(
+                "{source}: tls.{key}: {shown} is {} bytes, over the limit of {} KiB for a PEM file",
+                content.len(),
+                cicada_scenario::MAX_TLS_FILE_BYTES >> 10
+            );
+        }
+        tls_files.push(cicada_proto::v1::DataFile {
+            name: key.to_owned(),
+            path: shown,
+            content: content.into(),
+        });
+    }
     let env = scenario.env().to_vec();
-    Ok((scenario, Submission { yaml, data, env }))
+    Ok((
+        scenario,
+        Submission {
+            yaml,
+            data,
+            env,
+            tls_files,
+        },
+    ))
 }
 
 /// Prints the final table, writes the summary JSON and picks the exit code.

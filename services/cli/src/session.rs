@@ -35,6 +35,7 @@ pub fn start_request(load: &LoadArgs, submission: crate::commands::Submission) -
     StartRunRequest {
         scenario_yaml: submission.yaml,
         data: submission.data,
+        tls_files: submission.tls_files,
         scenario_path: load.scenario.display().to_string(),
         host: load.host.clone().unwrap_or_default(),
         users: load.users,

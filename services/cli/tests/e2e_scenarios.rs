@@ -278,7 +278,7 @@ users:
         &[],
     )
     .await;
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(
         refused
             .stderr

@@ -40,6 +40,43 @@ struct Plan {
     thresholds: Vec<Threshold>,
     /// Its data files, checked.
     data: crate::data::RunData,
+    /// The files of its `tls:` section, checked.
+    tls_files: Vec<cicada_proto::v1::DataFile>,
+}
+
+/// The files of the scenario's `tls:` section: each one it names, none
+/// other, each within the size limit (the workers parse them).
+fn tls_files(
+    scenario: &Scenario,
+    source: &str,
+    files: &[cicada_proto::v1::DataFile],
+) -> Result<Vec<cicada_proto::v1::DataFile>, ControllerError> {
+    let invalid = ControllerError::InvalidArgument;
+    let wanted = scenario.tls().files();
+    if let Some(extra) = files
+        .iter()
+        .find(|file| !wanted.iter().any(|(key, _)| *key == file.name))
+    {
+        return Err(invalid(format!(
+            "{source}: a tls file {:?} was sent for tls.{}, which the scenario does not set",
+            extra.path, extra.name
+        )));
+    }
+    for (key, path) in wanted {
+        let file = files.iter().find(|file| file.name == key).ok_or_else(|| {
+            invalid(format!(
+                "{source}: tls.{key}: its file {path} was not sent with the scenario (the CLI reads it next to the scenario file)"
+            ))
+        })?;
+        if file.content.len() > cicada_scenario::MAX_TLS_FILE_BYTES {
+            return Err(invalid(format!(
+                "{source}: tls.{key}: {path} is {} bytes, over the limit of {} KiB",
+                file.content.len(),
+                cicada_scenario::MAX_TLS_FILE_BYTES >> 10
+            )));
+        }
+    }
+    Ok(files.to_vec())
 }
 
 fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, ControllerError> {
@@ -50,6 +87,7 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
     };
     let scenario = Scenario::parse(source, &request.scenario_yaml)?;
     let data = crate::data::RunData::load(&scenario, source, &request.data)?;
+    let tls_files = tls_files(&scenario, source, &request.tls_files)?;
     let shape = shape(request, &scenario)?;
     let rate_shape = shape.as_ref().is_some_and(|shape| shape.kind == Kind::Rate);
     // The open model: the request's rate, else the scenario's `rate:`, or
@@ -148,6 +186,7 @@ fn validate(shared: &Shared, request: &StartRunRequest) -> Result<Plan, Controll
         shape,
         thresholds,
         data,
+        tls_files,
     })
 }
 
@@ -459,6 +498,7 @@ fn launch(
     });
     let template = StartWork {
         data: std::mem::take(&mut plan.data.shipped),
+        tls_files: std::mem::take(&mut plan.tls_files),
         run_id: run_id.clone(),
         scenario_yaml: request.scenario_yaml.clone(),
         scenario_path: request.scenario_path.clone(),

@@ -25,6 +25,8 @@ pub struct TargetConfig {
     pub seed: u64,
     /// How long shutdown waits for in-flight requests before giving up.
     pub shutdown_grace: Duration,
+    /// HTTPS (and client certificates) instead of plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl Default for TargetConfig {
@@ -35,6 +37,7 @@ impl Default for TargetConfig {
             routes: Vec::new(),
             seed: 0,
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 }

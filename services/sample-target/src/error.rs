@@ -15,4 +15,6 @@ pub enum ConfigError {
     InvalidErrorRate(String),
     #[error("invalid per-route setting {0:?}: expected `ROUTE=VALUE`, e.g. `POST /login=50ms`")]
     InvalidRouteSetting(String),
+    #[error("invalid TLS settings: {0}")]
+    Tls(String),
 }

@@ -19,7 +19,9 @@
 //! - [`stats`]: lock-free counters, the login device ids and the `/stats`
 //!   JSON ([`StatsSnapshot`]);
 //! - `service`: request handling; `server`: accept loop and graceful drain;
-//! - `chance`: stateless per-request randomness keyed by a seed.
+//! - `chance`: stateless per-request randomness keyed by a seed;
+//! - [`tls`]: HTTPS and client certificates (`/stats` counts the distinct
+//!   client certificates it saw).
 
 mod chance;
 pub mod config;
@@ -32,12 +34,14 @@ pub mod route;
 mod server;
 mod service;
 pub mod stats;
+pub mod tls;
 
 pub use config::{ErrorRate, RouteOverride, RouteSetting, TargetConfig};
 pub use error::ConfigError;
 pub use latency::Latency;
 pub use route::Route;
 pub use stats::StatsSnapshot;
+pub use tls::TlsSettings;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -65,8 +69,14 @@ pub async fn run(
         overrides = config.routes.len(),
         "sample target listening"
     );
+    let tls = config
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .context("failed to set up TLS")?;
     let state = Arc::new(service::State::new(&config));
-    server::serve(state, listener, shutdown, config.shutdown_grace).await;
+    server::serve(state, listener, tls, shutdown, config.shutdown_grace).await;
     tracing::info!("sample target stopped");
     Ok(())
 }

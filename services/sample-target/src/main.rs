@@ -3,10 +3,11 @@
 //! SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cicada_sample_target::{ErrorRate, Latency, RouteSetting, TargetConfig};
+use cicada_sample_target::{ErrorRate, Latency, RouteSetting, TargetConfig, TlsSettings};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -45,6 +46,15 @@ struct Args {
     /// Tokio worker threads (default: one per core); 1 to pin to one core.
     #[arg(long, env = "CICADA_TARGET_THREADS")]
     threads: Option<usize>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "CICADA_TARGET_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CICADA_TARGET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "CICADA_TARGET_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// How long to wait for in-flight requests at shutdown.
     #[arg(long, env = "CICADA_TARGET_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
@@ -57,11 +67,23 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsSettings {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: args.tls_client_ca.as_deref().map(read).transpose()?,
+        }),
+        _ => None,
+    };
     let config = TargetConfig {
         latency: args.latency,
         error_rate: args.error_rate.0,
         seed: args.seed,
         shutdown_grace: args.shutdown_grace,
+        tls,
         ..TargetConfig::default()
     }
     .with_route_settings(args.route_latency, args.route_error_rate);

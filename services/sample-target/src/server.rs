@@ -19,6 +19,7 @@ use crate::service::{self, State};
 pub(crate) async fn serve(
     state: Arc<State>,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) {
@@ -40,6 +41,7 @@ pub(crate) async fn serve(
             Ok((stream, _)) => {
                 tokio::spawn(connection(
                     stream,
+                    tls.clone(),
                     Arc::clone(&state),
                     Arc::clone(&builder),
                     stop_rx.clone(),
@@ -65,14 +67,41 @@ pub(crate) async fn serve(
 
 async fn connection(
     stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<State>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    mut stop: watch::Receiver<bool>,
-    _done: mpsc::Sender<()>,
+    stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
 ) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "failed to set TCP_NODELAY");
     }
+    let Some(tls) = tls else {
+        return serve_connection(stream, state, builder, stop, done).await;
+    };
+    match tls.accept(stream).await {
+        Ok(stream) => {
+            state
+                .stats
+                .tls_handshake(stream.get_ref().1.peer_certificates());
+            serve_connection(stream, state, builder, stop, done).await;
+        }
+        Err(error) => {
+            state.stats.tls_failure();
+            tracing::debug!(%error, "TLS handshake failed");
+        }
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    state: Arc<State>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    mut stop: watch::Receiver<bool>,
+    _done: mpsc::Sender<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| service::handle(Arc::clone(&state), req));
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);

@@ -43,6 +43,8 @@ pub struct Stats {
     cancelled: Counter,
     /// Requests that came over HTTP/2 (the others over HTTP/1.x).
     http2: Counter,
+    tls_handshakes: Counter,
+    tls_failures: Counter,
     /// The `deviceid`s of successful logins, so a test can check that each
     /// device logged in once (test data handed out uniquely).
     logins: Mutex<Logins>,
@@ -56,6 +58,8 @@ struct Logins {
     devices: HashSet<Box<[u8]>>,
     repeats: u64,
     untracked: u64,
+    /// The client certificates (DER) of completed TLS handshakes.
+    client_certs: HashSet<Box<[u8]>>,
 }
 
 /// How a counted request was answered.
@@ -129,6 +133,16 @@ pub struct StatsSnapshot {
     /// Logins not checked for repeats (over a million distinct devices).
     #[serde(default)]
     pub login_untracked: u64,
+    /// TLS handshakes completed (with `--tls-cert`).
+    #[serde(default)]
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed (a client that did not trust the
+    /// server, or brought no or a bad client certificate).
+    #[serde(default)]
+    pub tls_failures: u64,
+    /// Distinct client certificates presented in completed handshakes.
+    #[serde(default)]
+    pub tls_client_certs: u64,
 }
 
 impl Stats {
@@ -148,6 +162,23 @@ impl Stats {
     /// Counts a routed request that came over HTTP/2.
     pub fn http2(&self) {
         self.http2.bump();
+    }
+
+    /// Counts a completed TLS handshake and remembers its client
+    /// certificate (its leaf), if it presented one.
+    pub fn tls_handshake(&self, certs: Option<&[rustls::pki_types::CertificateDer<'_>]>) {
+        self.tls_handshakes.bump();
+        if let Some(leaf) = certs.and_then(<[_]>::first) {
+            let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+            if logins.client_certs.len() < MAX_TRACKED_DEVICES {
+                logins.client_certs.insert(leaf.as_ref().into());
+            }
+        }
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn tls_failure(&self) {
+        self.tls_failures.bump();
     }
 
     /// Remembers a successful login of `device`.
@@ -172,6 +203,8 @@ impl Stats {
             &self.bad_requests,
             &self.cancelled,
             &self.http2,
+            &self.tls_handshakes,
+            &self.tls_failures,
         ] {
             counter.reset();
         }
@@ -191,6 +224,9 @@ impl Stats {
             login_devices: logins.devices.len() as u64,
             login_repeats: logins.repeats,
             login_untracked: logins.untracked,
+            tls_handshakes: self.tls_handshakes.get(),
+            tls_failures: self.tls_failures.get(),
+            tls_client_certs: logins.client_certs.len() as u64,
             total: paths.values().sum::<u64>() + unmatched,
             paths,
             unmatched,

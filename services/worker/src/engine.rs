@@ -42,6 +42,7 @@ use stats::ThreadStats;
 use thread::Command;
 
 pub use data::{DataSets, Leased, RowSource};
+pub use target::TargetTls;
 
 /// Engine tunables.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct EngineConfig {
     /// New connections per second this worker opens at most (its share of
     /// the scenario's `connection: {rate}`; 0 = no limit).
     pub connection_rate: f64,
+    /// The scenario's `tls:` with its files' contents (https targets).
+    pub tls: target::TargetTls,
     /// The values of the environment variables the scenario reads
     /// (`{{ env.NAME }}`), taken from the worker's environment.
     pub env: cicada_scenario::EnvValues,
@@ -69,6 +72,7 @@ impl Default for EngineConfig {
             threads: 0,
             tls_ca_pem: None,
             connection_rate: 0.0,
+            tls: Default::default(),
             env: Default::default(),
         }
     }
@@ -227,6 +231,7 @@ impl Engine {
         let target = Arc::new(target::Target::parse(
             host,
             config.tls_ca_pem.as_deref(),
+            &config.tls,
             scenario.http(),
         )?);
         let thread_count = match config.threads {

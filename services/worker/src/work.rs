@@ -162,6 +162,10 @@ pub(crate) async fn execute(
     engine_config.connect_timeout = timeouts.connect.unwrap_or(engine_config.connect_timeout);
     engine_config.request_timeout = timeouts.request.unwrap_or(engine_config.request_timeout);
     engine_config.connection_rate = start.connection_rate;
+    engine_config.tls = match target_tls(&scenario, &start.tls_files) {
+        Ok(tls) => tls,
+        Err(error) => return failed(format!("{source}: {error}")),
+    };
     // `{{ env.NAME }}`: this worker's environment (a Kubernetes Secret);
     // the values stay here, never sent anywhere.
     engine_config.env = match scenario.resolve_env(|name| std::env::var(name).ok()) {
@@ -273,6 +277,38 @@ fn until_next_cut(now: Duration, every_ms: u64) -> (Duration, u64) {
         Duration::from_millis(next) - now.min(Duration::from_millis(next)),
         next,
     )
+}
+
+/// The scenario's `tls:` with the contents of its files (shipped in
+/// `StartWork.tls_files`, keyed by the option).
+fn target_tls(
+    scenario: &Scenario,
+    files: &[cicada_proto::v1::DataFile],
+) -> Result<crate::engine::TargetTls, String> {
+    let options = scenario.tls();
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match files.iter().find(|file| file.name == key) {
+            None => Ok(None),
+            Some(file) => String::from_utf8(file.content.to_vec())
+                .map(Some)
+                .map_err(|_| format!("tls.{key}: {} is not PEM text", file.path)),
+        }
+    };
+    let file = |key: &str| -> Result<String, String> {
+        text(key)?.ok_or_else(|| format!("tls.{key}: its file was not shipped with the run"))
+    };
+    Ok(crate::engine::TargetTls {
+        ca_pem: match &options.ca_file {
+            Some(_) => Some(file("ca_file")?),
+            None => None,
+        },
+        server_name: options.server_name.clone(),
+        insecure_skip_verify: options.insecure_skip_verify,
+        client: match &options.client {
+            Some(_) => Some((file("client_cert")?, file("client_key")?)),
+            None => None,
+        },
+    })
 }
 
 #[cfg(test)]

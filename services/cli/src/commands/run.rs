@@ -24,14 +24,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|env| format!("{} (line {}, column {})", env.name, env.line, env.column))
         .collect();
     if !missing.is_empty() {
-        return Err(super::UsageError(format!(
+        return Err(anyhow::anyhow!(
             "{}: environment variable{} not set: {}; the scenario reads {} with {{{{ env.NAME }}}}",
             args.load.scenario.display(),
             if missing.len() == 1 { "" } else { "s" },
             missing.join(", "),
             if missing.len() == 1 { "it" } else { "them" },
-        ))
-        .into());
+        ));
     }
     let yaml = submission.yaml.clone();
     if let Some(path) = &args.html {

@@ -384,3 +384,132 @@ pub fn scenario_file(dir: &tempfile::TempDir, yaml: &str) -> PathBuf {
     std::fs::write(&path, yaml).unwrap();
     path
 }
+
+/// Certificates made at test time (rcgen): a CA, server certificates it
+/// signs for the names asked, client certificates it signs.
+pub struct TestPki {
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pub ca_pem: String,
+}
+
+/// A certificate (PEM) and its private key (PEM).
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "cicada test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        TestPki {
+            ca_pem: cert.pem(),
+            ca: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> Issued {
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        self.issue(params)
+    }
+
+    /// A client certificate with this common name.
+    pub fn client(&self, common_name: &str) -> Issued {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params)
+    }
+
+    fn issue(&self, params: rcgen::CertificateParams) -> Issued {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// A sample target serving HTTPS with `server`, asking for client
+/// certificates signed by `client_ca` when given; its URL is `https://`.
+pub async fn start_tls_target(server: &Issued, client_ca: Option<&str>) -> Target {
+    let config = TargetConfig {
+        tls: Some(cicada_sample_target::TlsSettings {
+            cert_pem: server.cert_pem.clone(),
+            key_pem: server.key_pem.clone(),
+            client_ca_pem: client_ca.map(str::to_owned),
+        }),
+        ..TargetConfig::default()
+    };
+    let mut target = start_target(config).await;
+    target.url = target.url.replacen("http://", "https://", 1);
+    target
+}
+
+/// `GET /stats` of an HTTPS sample target, trusting `ca_pem`, presenting
+/// `client` and checking `server_name` (default: the host) when given.
+pub async fn tls_target_stats(
+    url: &str,
+    ca_pem: &str,
+    client: Option<&Issued>,
+    server_name: Option<&str>,
+) -> serde_json::Value {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let addr = url.trim_start_matches("https://").to_owned();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(client) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(client.cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap(),
+                PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(&addr).await.unwrap();
+    let host = server_name.map_or_else(
+        || addr.rsplit_once(':').unwrap().0.to_owned(),
+        str::to_owned,
+    );
+    let mut stream = connector
+        .connect(ServerName::try_from(host).unwrap(), tcp)
+        .await
+        .unwrap();
+    let request = format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // A server closing without close_notify is fine here: the body is in.
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET /stats: {head}");
+    serde_json::from_str(body).expect("stats JSON")
+}

@@ -5,7 +5,9 @@
 //! blocks ([`RowSource`]), so no row is handed out twice across the fleet.
 //! A block is fetched before the last one runs out, and grows while users
 //! keep asking, so a fast run waits for the controller about once per
-//! block, not per row.
+//! block, not per row. The first block is one row: a worker leases about
+//! as many rows as its users wait for, so a small set is shared out
+//! across the fleet instead of going whole to the first worker that asks.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 /// Rows a fetch asks for first, and at most.
-const FIRST_BLOCK: u32 = 64;
+const FIRST_BLOCK: u32 = 1;
 const MAX_BLOCK: u32 = 4096;
 
 /// Where the rows of a `unique` data set come from.

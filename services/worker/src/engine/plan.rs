@@ -5,8 +5,9 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use cicada_scenario::{
-    BasicAuth, Body, CheckKind, ConnectionEndpoints, ConnectionPolicy, DataBinding, EnvValues,
-    Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait, template::form_urlencode_into,
+    BasicAuth, Body, CheckKind, ClientCertTemplates, ConnectionEndpoints, ConnectionPolicy,
+    DataBinding, EnvValues, Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait,
+    template::form_urlencode_into,
 };
 use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method, Uri};
@@ -20,6 +21,8 @@ pub(crate) struct Plan {
 
 pub(crate) struct ClassPlan {
     pub wait: Wait,
+    /// Each user's own client certificate (PEM templates).
+    pub tls: Option<ClientCertTemplates>,
     /// Each user keeps a cookie jar.
     pub cookies: bool,
     pub var_count: usize,
@@ -124,6 +127,7 @@ impl Plan {
             }
             classes.push(ClassPlan {
                 wait: class.wait,
+                tls: class.tls.clone(),
                 cookies: class.cookies,
                 var_count: class.var_names.len(),
                 variables: class.variables.clone(),

@@ -16,7 +16,8 @@ use hyper::client::conn::{TrySendError, http2};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::EngineError;
 use super::h1;
@@ -83,11 +84,44 @@ pub(crate) struct Target {
     pub authority: HeaderValue,
     /// `scheme://authority/`, what cookies are matched against.
     pub origin: url::Url,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    tls: Option<Tls>,
     http: HttpVersion,
     /// What an HTTP/2 request's `:scheme` and `:authority` say.
     scheme: http::uri::Scheme,
     uri_authority: http::uri::Authority,
+}
+
+/// How an https target is reached: the connector every user shares (with
+/// the scenario's client certificate, if any), the name checked, and what
+/// a user's own client certificate is added to.
+struct Tls {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+    base: TlsBase,
+}
+
+/// The trust settings every connector of a target shares.
+#[derive(Clone)]
+struct TlsBase {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    roots: Arc<rustls::RootCertStore>,
+    insecure_skip_verify: bool,
+    alpn: Vec<Vec<u8>>,
+}
+
+/// TLS settings for an https target (the scenario's `tls:`, with its
+/// files' contents).
+#[derive(Debug, Clone, Default)]
+pub struct TargetTls {
+    /// CA certificates (PEM) trusted besides the public web roots.
+    pub ca_pem: Option<String>,
+    /// SNI and the name the server's certificate is checked against
+    /// (default: the host).
+    pub server_name: Option<String>,
+    /// Accept any server certificate.
+    pub insecure_skip_verify: bool,
+    /// Client certificate chain and private key (PEM) every user presents.
+    pub client: Option<(String, String)>,
 }
 
 /// Why a connection could not be made, where and after how long.
@@ -107,6 +141,7 @@ impl Target {
     pub fn parse(
         url: &str,
         extra_ca_pem: Option<&str>,
+        options: &TargetTls,
         http: HttpVersion,
     ) -> Result<Target, EngineError> {
         let invalid = |reason: &str| EngineError::InvalidHost {
@@ -152,11 +187,20 @@ impl Target {
         let authority =
             HeaderValue::from_str(authority.as_str()).map_err(|e| invalid(&e.to_string()))?;
         let tls = if tls {
-            let server_name =
-                ServerName::try_from(host.clone()).map_err(|e| invalid(&e.to_string()))?;
-            let connector = tls_connector(extra_ca_pem, http)
-                .map_err(|reason| EngineError::InvalidTls { reason })?;
-            Some((connector, server_name))
+            let name = options.server_name.clone().unwrap_or_else(|| host.clone());
+            let server_name = ServerName::try_from(name).map_err(|e| invalid(&e.to_string()))?;
+            let bad = |reason: String| EngineError::InvalidTls { reason };
+            let base = TlsBase::new(extra_ca_pem, options, http).map_err(bad)?;
+            let client = options
+                .client
+                .as_ref()
+                .map(|(cert, key)| (cert.as_str(), key.as_str()));
+            let connector = base.connector(client).map_err(bad)?;
+            Some(Tls {
+                connector,
+                server_name,
+                base,
+            })
         } else {
             None
         };
@@ -180,9 +224,22 @@ impl Target {
         url
     }
 
+    /// A connector presenting a user's own client certificate (PEM).
+    pub fn user_connector(&self, cert_pem: &str, key_pem: &str) -> Result<TlsConnector, String> {
+        match &self.tls {
+            Some(tls) => tls.base.connector(Some((cert_pem, key_pem))),
+            None => Err("client certificates need an https:// host".to_owned()),
+        }
+    }
+
     /// Opens a connection (spawning an HTTP/2 driver on the current
-    /// `LocalSet`), timing its TCP connect and TLS handshake.
-    pub async fn connect(&self, timeout: Duration) -> Result<Connected, ConnectError> {
+    /// `LocalSet`), timing its TCP connect and TLS handshake; `connector`
+    /// replaces the target's (a user's own client certificate).
+    pub async fn connect(
+        &self,
+        timeout: Duration,
+        connector: Option<&TlsConnector>,
+    ) -> Result<Connected, ConnectError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let timed_out = |phase: Phase, tcp_us: u64, tls_us: u64| ConnectError {
             message: format!(
@@ -215,7 +272,7 @@ impl Target {
         let tcp_us = micros(began);
         // Requests are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
-        let Some((connector, name)) = &self.tls else {
+        let Some(tls) = &self.tls else {
             let sender = if self.http == HttpVersion::Http2 {
                 // h2c with prior knowledge: no upgrade round trip.
                 match tokio::time::timeout_at(deadline, self.handshake_h2(tcp)).await {
@@ -239,7 +296,8 @@ impl Target {
         let started = Instant::now();
         let handshake = async {
             let stream = connector
-                .connect(name.clone(), tcp)
+                .unwrap_or(&tls.connector)
+                .connect(tls.server_name.clone(), tcp)
                 .await
                 .map_err(|e| format!("tls handshake with {}: {e}", self.host))?;
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
@@ -307,37 +365,125 @@ impl Target {
     }
 }
 
-fn tls_connector(extra_ca_pem: Option<&str>, http: HttpVersion) -> Result<TlsConnector, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(pem) = extra_ca_pem {
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|e| format!("bad CA certificate PEM: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("bad CA certificate: {e}"))?;
-            added += 1;
+impl TlsBase {
+    fn new(
+        extra_ca_pem: Option<&str>,
+        options: &TargetTls,
+        http: HttpVersion,
+    ) -> Result<TlsBase, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for (pem, what) in [
+            (extra_ca_pem, "the worker's CA"),
+            (options.ca_pem.as_deref(), "tls.ca_file"),
+        ] {
+            let Some(pem) = pem else { continue };
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| format!("{what}: bad CA certificate PEM: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{what}: bad CA certificate: {e}"))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(format!("{what}: no certificate found in the CA PEM"));
+            }
         }
-        if added == 0 {
-            return Err("no certificate found in the CA PEM".to_owned());
-        }
+        Ok(TlsBase {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            roots: Arc::new(roots),
+            insecure_skip_verify: options.insecure_skip_verify,
+            alpn: match http {
+                HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+                HttpVersion::Http2 => vec![b"h2".to_vec()],
+            },
+        })
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = match http {
-        HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
-        HttpVersion::Http2 => vec![b"h2".to_vec()],
-    };
-    Ok(TlsConnector::from(Arc::new(config)))
+
+    /// A connector with these trust settings, presenting `client` (a
+    /// certificate chain and a private key, PEM) when given.
+    fn connector(&self, client: Option<(&str, &str)>) -> Result<TlsConnector, String> {
+        let builder = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let builder = if self.insecure_skip_verify {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(self.provider.clone())))
+        } else {
+            builder.with_root_certificates(self.roots.clone())
+        };
+        let mut config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert_pem, key_pem)) => {
+                let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("bad client certificate PEM: {e}"))?;
+                if certs.is_empty() {
+                    return Err("no certificate found in the client certificate PEM".to_owned());
+                }
+                let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                    .map_err(|e| format!("bad client key PEM: {e}"))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("client certificate and key: {e}"))?
+            }
+        };
+        config.alpn_protocols = self.alpn.clone();
+        Ok(TlsConnector::from(Arc::new(config)))
+    }
+}
+
+/// `insecure_skip_verify`: any server certificate is accepted (its
+/// handshake signatures are still checked, so the session keys are real).
+#[derive(Debug)]
+struct AcceptAnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]
@@ -347,20 +493,38 @@ mod tests {
 
     #[test]
     fn parses_hosts() {
-        let t = Target::parse("http://127.0.0.1:8080", None, HttpVersion::Auto).unwrap();
+        let t = Target::parse(
+            "http://127.0.0.1:8080",
+            None,
+            &Default::default(),
+            HttpVersion::Auto,
+        )
+        .unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.authority.to_str().unwrap()),
             ("127.0.0.1", 8080, "127.0.0.1:8080")
         );
         assert!(t.addr.is_some() && t.tls.is_none());
-        let t = Target::parse("https://example.test/", None, HttpVersion::Auto).unwrap();
+        let t = Target::parse(
+            "https://example.test/",
+            None,
+            &Default::default(),
+            HttpVersion::Auto,
+        )
+        .unwrap();
         assert_eq!((t.host.as_str(), t.port), ("example.test", 443));
         assert!(t.addr.is_none() && t.tls.is_some());
-        let t = Target::parse("http://[::1]:9", None, HttpVersion::Auto).unwrap();
+        let t = Target::parse(
+            "http://[::1]:9",
+            None,
+            &Default::default(),
+            HttpVersion::Auto,
+        )
+        .unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9));
         assert!(t.addr.is_some());
         for bad in ["127.0.0.1:80", "ftp://x", "http://x/path", "http://x/?q=1"] {
-            let e = Target::parse(bad, None, HttpVersion::Auto)
+            let e = Target::parse(bad, None, &Default::default(), HttpVersion::Auto)
                 .err()
                 .expect(bad)
                 .to_string();

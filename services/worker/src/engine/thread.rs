@@ -1,7 +1,8 @@
 //! The engine's OS threads: each runs a current-thread tokio runtime with a
 //! `LocalSet` holding its users and their connections.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -61,9 +62,28 @@ pub(crate) struct ThreadCtx {
     pub retire: Vec<Cell<u32>>,
     /// Wakes users waiting between tasks when a retirement is asked for.
     pub retire_wake: Notify,
+    /// Users' own client certificates (`tls:` of a class), one connector
+    /// per distinct certificate and key.
+    pub client_certs: RefCell<HashMap<(String, String), UserTls>>,
 }
 
+/// A user's own TLS connector, or why its certificate cannot be used.
+pub(crate) type UserTls = Rc<Result<tokio_rustls::TlsConnector, String>>;
+
 impl ThreadCtx {
+    /// The connector presenting this client certificate and key (PEM),
+    /// shared by every user of the thread with the same pair.
+    pub fn client_cert(&self, cert_pem: String, key_pem: String) -> UserTls {
+        let mut certs = self.client_certs.borrow_mut();
+        let key = (cert_pem, key_pem);
+        if let Some(tls) = certs.get(&key) {
+            return tls.clone();
+        }
+        let tls = Rc::new(self.target.user_connector(&key.0, &key.1));
+        certs.insert(key, tls.clone());
+        tls
+    }
+
     /// Takes one pending retirement of `class`; true when this user must stop.
     pub fn take_retirement(&self, class: usize) -> bool {
         let pending = &self.retire[class];
@@ -137,6 +157,7 @@ pub(crate) fn context(setup: ThreadSetup) -> (Rc<ThreadCtx>, mpsc::UnboundedRece
         stop: Notify::new(),
         retire: (0..class_count).map(|_| Cell::new(0)).collect(),
         retire_wake: Notify::new(),
+        client_certs: RefCell::new(HashMap::new()),
     });
     (ctx, commands)
 }

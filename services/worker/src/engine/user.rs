@@ -23,7 +23,7 @@ use super::jar::Jar;
 use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
 use super::target::{Phase, Sender, send_h2};
-use super::thread::ThreadCtx;
+use super::thread::{ThreadCtx, UserTls};
 
 /// A user's state; kept small because there may be many idle users.
 pub(crate) struct User {
@@ -39,6 +39,8 @@ pub(crate) struct User {
     jar: Option<Box<Jar>>,
     /// Its place in each data set it reads in order (empty without data sets).
     cursors: Cursors,
+    /// Its own client certificate (`tls:` of its class).
+    tls: Option<UserTls>,
 }
 
 /// A user's connection and what its `connection:` limits count.
@@ -91,6 +93,7 @@ impl User {
             cookies: class.cookies,
             jar: None,
             cursors: data.cursors(user_id),
+            tls: None,
         }
     }
 
@@ -116,6 +119,17 @@ async fn begin(ctx: &ThreadCtx, user: &mut User, class: &ClassPlan) -> bool {
         return false;
     }
     user.render_variables(class);
+    if let Some(tls) = &class.tls {
+        let mut render = RenderContext {
+            vars: &user.vars,
+            seq: user.seq,
+            user_id: user.user_id,
+            rng: &mut user.rng,
+            cookies: None,
+        };
+        let (cert, key) = (tls.cert.render(&mut render), tls.key.render(&mut render));
+        user.tls = Some(ctx.client_cert(cert, key));
+    }
     true
 }
 
@@ -562,7 +576,7 @@ async fn send(
         }
         let conn = match &mut user.conn {
             Some(conn) => conn,
-            slot => slot.insert(connect(ctx, step).await?),
+            slot => slot.insert(connect(ctx, step, user.tls.as_deref()).await?),
         };
         conn.requests += 1;
         match &mut conn.sender {
@@ -632,9 +646,32 @@ async fn send(
 /// TLS handshake times (or their failure) on the step's connection rows.
 /// Boxed: a connect (with a TLS handshake's state) is rare, and inline it
 /// would make every user's task that much larger for its whole life.
-async fn connect(ctx: &ThreadCtx, step: &StepPlan) -> Result<UserConn, Failure> {
+async fn connect(
+    ctx: &ThreadCtx,
+    step: &StepPlan,
+    tls: Option<&Result<tokio_rustls::TlsConnector, String>>,
+) -> Result<UserConn, Failure> {
     let rows = step.connection_rows;
-    match Box::pin(ctx.target.connect(ctx.config.connect_timeout)).await {
+    let connector = match tls {
+        None => None,
+        Some(Ok(connector)) => Some(connector),
+        Some(Err(reason)) => {
+            // The user's own certificate cannot be used: no connection.
+            let message = format!("the user's client certificate: {reason}");
+            if let Some(rows) = rows {
+                let failure = Failure {
+                    kind: FailureKind::Tls,
+                    message: message.clone(),
+                };
+                ctx.stats.record_connection(rows.tls, 0, Some(failure));
+            }
+            return Err(Failure {
+                kind: FailureKind::Connect,
+                message,
+            });
+        }
+    };
+    match Box::pin(ctx.target.connect(ctx.config.connect_timeout, connector)).await {
         Ok(connected) => {
             if let Some(rows) = rows {
                 ctx.stats
