@@ -103,55 +103,90 @@ fn read_scenario(dir: &Path, name: &str) -> Result<String, WebError> {
     read_listed(dir, name)
 }
 
-/// The data files of a scenario read from the scenarios directory: each
-/// relative to the scenario file, inside the directory (no absolute path,
-/// no `..`), at most `MAX_DATA_BYTES`. A scenario that does not parse
-/// reads none (the start then reports its error).
-fn read_data_files(
+/// The data files and `tls:` files of a scenario read from the scenarios
+/// directory: each relative to the scenario file, inside the directory
+/// (no absolute path, no `..`), within its size limit. A scenario that
+/// does not parse reads none (the start then reports its error).
+type ScenarioFiles = (
+    Vec<cicada_proto::v1::DataFile>,
+    Vec<cicada_proto::v1::DataFile>,
+);
+
+fn read_scenario_files(
     dir: &Path,
     scenario_path: &str,
     yaml: &str,
-) -> Result<Vec<cicada_proto::v1::DataFile>, WebError> {
+) -> Result<ScenarioFiles, WebError> {
     use cicada_scenario::data::MAX_DATA_BYTES;
-    use std::io::Read as _;
-    use std::path::Component;
     let Ok(scenario) = cicada_scenario::Scenario::parse(scenario_path, yaml) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let folder = Path::new(scenario_path).parent().unwrap_or(Path::new(""));
-    let mut files = Vec::with_capacity(scenario.data().len());
+    let mut data = Vec::with_capacity(scenario.data().len());
     for set in scenario.data() {
-        let relative = folder.join(&set.file);
-        if !relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(WebError::BadRequest(format!(
-                "data set {:?}: {:?} must be a path inside the scenarios directory",
-                set.name, set.file
-            )));
-        }
-        let path = dir.join(&relative);
-        let failed = |error: std::io::Error| {
-            WebError::BadRequest(format!(
-                "data set {:?}: failed to read {}: {error}",
-                set.name,
-                relative.display()
-            ))
-        };
-        let mut content = Vec::new();
-        std::fs::File::open(&path)
-            .map_err(failed)?
-            .take(MAX_DATA_BYTES as u64 + 1)
-            .read_to_end(&mut content)
-            .map_err(failed)?;
-        files.push(cicada_proto::v1::DataFile {
-            name: set.name.clone(),
-            path: relative.display().to_string(),
-            content: content.into(),
-        });
+        let what = format!("data set {:?}", set.name);
+        data.push(read_inside(
+            dir,
+            folder,
+            &set.file,
+            &what,
+            &set.name,
+            MAX_DATA_BYTES,
+        )?);
     }
-    Ok(files)
+    let mut tls = Vec::new();
+    for (key, file) in scenario.tls().files() {
+        let what = format!("tls.{key}");
+        tls.push(read_inside(
+            dir,
+            folder,
+            file,
+            &what,
+            key,
+            cicada_scenario::MAX_TLS_FILE_BYTES,
+        )?);
+    }
+    Ok((data, tls))
+}
+
+/// Reads `file` (relative to `folder` in `dir`, never outside it), at most
+/// `limit` bytes and one more (the controller then refuses it by size).
+fn read_inside(
+    dir: &Path,
+    folder: &Path,
+    file: &str,
+    what: &str,
+    name: &str,
+    limit: usize,
+) -> Result<cicada_proto::v1::DataFile, WebError> {
+    use std::io::Read as _;
+    use std::path::Component;
+    let relative = folder.join(file);
+    if !relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(WebError::BadRequest(format!(
+            "{what}: {file:?} must be a path inside the scenarios directory"
+        )));
+    }
+    let failed = |error: std::io::Error| {
+        WebError::BadRequest(format!(
+            "{what}: failed to read {}: {error}",
+            relative.display()
+        ))
+    };
+    let mut content = Vec::new();
+    std::fs::File::open(dir.join(&relative))
+        .map_err(failed)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut content)
+        .map_err(failed)?;
+    Ok(cicada_proto::v1::DataFile {
+        name: name.to_owned(),
+        path: relative.display().to_string(),
+        content: content.into(),
+    })
 }
 
 /// Reads a file [`scenario_files`] listed, at most `MAX_SCENARIO_BYTES`
@@ -265,7 +300,7 @@ pub(crate) struct StartForm {
 
 impl StartForm {
     fn into_request(mut self, web: &Web) -> Result<StartRunRequest, WebError> {
-        let mut data = Vec::new();
+        let (mut data, mut tls_files) = (Vec::new(), Vec::new());
         if self.scenario_yaml.trim().is_empty() {
             match (&web.config.scenarios_dir, self.scenario_path.is_empty()) {
                 (_, true) => {
@@ -281,7 +316,8 @@ impl StartForm {
                 }
                 (Some(dir), false) => {
                     self.scenario_yaml = read_scenario(dir, &self.scenario_path)?;
-                    data = read_data_files(dir, &self.scenario_path, &self.scenario_yaml)?;
+                    (data, tls_files) =
+                        read_scenario_files(dir, &self.scenario_path, &self.scenario_yaml)?;
                 }
             }
         }
@@ -306,6 +342,7 @@ impl StartForm {
             scenario_yaml: self.scenario_yaml,
             scenario_path: self.scenario_path,
             data,
+            tls_files,
             host: self.host.trim().to_owned(),
             users: self.users,
             spawn_rate: self.spawn_rate,
