@@ -15,6 +15,15 @@
 #   BENCH_HTTP=1|2                 2: HTTP/2 (h2c with prior knowledge): nginx
 #                                  listens with http2, generators default to
 #                                  "h2load oha cicada", cicada runs get-root-h2.yaml
+#   BENCH_TLS=1                    HTTPS: nginx with a self-signed certificate made
+#                                  for the run (no session cache, no tickets: every
+#                                  new connection is a full handshake); generators
+#                                  default to "wrk cicada"; cicada's TLS handshake
+#                                  times are reported
+#   BENCH_CONNECTION=keep_alive|close  close: a new connection per request (wrk
+#                                  sends Connection: close, cicada runs with
+#                                  connection: close), to measure connection and
+#                                  handshake cost
 #   BENCH_LOCUST=1                 also run Locust (FastHttpUser), installed in a venv
 #   BENCH_PORT=28080               target port on 127.0.0.1 (the defaults stay
 #                                  below the ephemeral range, 32768-60999, that
@@ -40,11 +49,27 @@ TARGET_CORE=${BENCH_TARGET_CORE:-1}
 GEN_CORE=${BENCH_GEN_CORE:-0}
 BENCH_HTTP=${BENCH_HTTP:-1}
 [[ $BENCH_HTTP == 1 || $BENCH_HTTP == 2 ]] || { echo "BENCH_HTTP must be 1 or 2" >&2; exit 2; }
+BENCH_TLS=${BENCH_TLS:-0}
+BENCH_CONNECTION=${BENCH_CONNECTION:-keep_alive}
+[[ $BENCH_TLS == 0 || $BENCH_TLS == 1 ]] || { echo "BENCH_TLS must be 0 or 1" >&2; exit 2; }
+[[ $BENCH_CONNECTION == keep_alive || $BENCH_CONNECTION == close ]] ||
+    { echo "BENCH_CONNECTION must be keep_alive or close" >&2; exit 2; }
+if [[ $BENCH_TLS == 1 && ($BENCH_HTTP == 2 || $BENCH_TARGET != nginx) ]]; then
+    echo "BENCH_TLS=1 runs HTTP/1.1 against nginx only" >&2
+    exit 2
+fi
 default_generators="wrk oha cicada"
 CICADA_SCENARIO=get-root.yaml
 if [[ $BENCH_HTTP == 2 ]]; then
     default_generators="h2load oha cicada"
     CICADA_SCENARIO=get-root-h2.yaml
+fi
+if [[ $BENCH_TLS == 1 ]]; then
+    default_generators="wrk cicada"
+    CICADA_SCENARIO=get-root-tls.yaml
+fi
+if [[ $BENCH_CONNECTION == close ]]; then
+    CICADA_SCENARIO=${CICADA_SCENARIO%.yaml}-close.yaml
 fi
 [[ ${BENCH_LOCUST:-0} == 1 ]] && default_generators+=" locust"
 read -r -a GENERATORS <<<"${BENCH_GENERATORS:-$default_generators}"
@@ -74,6 +99,8 @@ trap 'exit 130' INT TERM
 
 run_suffix=''
 [[ $BENCH_HTTP == 2 ]] && run_suffix=-h2
+[[ $BENCH_TLS == 1 ]] && run_suffix+=-tls
+[[ $BENCH_CONNECTION == close ]] && run_suffix+=-close
 RUN_DIR=${BENCH_RESULTS:-$BENCH_DIR/results}/$(date -u +%Y%m%dT%H%M%SZ)-$BENCH_TARGET$run_suffix
 mkdir -p "$RUN_DIR"
 
@@ -94,7 +121,7 @@ start_target
 
 for GEN in "${GENERATORS[@]}"; do
     declare -F "run_$GEN" >/dev/null || die "unknown generator '$GEN'"
-    G_REQUESTS='' G_ELAPSED='' G_USER_S='' G_SYS_S='' G_RSS_KB='' G_ERRORS=0 G_VERSION=$GEN G_OVERHEAD_CPU_S=null
+    G_REQUESTS='' G_ELAPSED='' G_USER_S='' G_SYS_S='' G_RSS_KB='' G_ERRORS=0 G_VERSION=$GEN G_OVERHEAD_CPU_S=null G_CONNECTIONS=null
     target_reset || die "failed to reset the target's counters"
     target_cpu_before=$(cpu_seconds "$TARGET_PID") || die "the target (pid $TARGET_PID) is gone"
     busy_before=$(machine_busy_seconds)

@@ -79,6 +79,11 @@ run_cicada() {
     G_ERRORS=$(jq -e '.total.failures' "$summary") || return 1
     G_ELAPSED=$(jq -e '.duration_s' "$summary") || return 1
     G_VERSION="cicada $("$CICADA_BIN/cicada" --version | awk '{ print $2 }')"
+    # New connections and TLS handshakes with their times (summary JSON
+    # `connections`): what connection: close and BENCH_TLS=1 measure.
+    G_CONNECTIONS=$(jq -c '[.connections[]? | {connections, per_s, connect_p50_ms: .connect.p50_ms,
+        connect_p99_ms: .connect.p99_ms, tls_handshakes: .tls.handshakes, tls_p50_ms: .tls.p50_ms,
+        tls_p99_ms: .tls.p99_ms, tls_failures: .tls.failures}] | first // null' "$summary") || G_CONNECTIONS=null
 
     stop_pid "$worker"
     stop_pid "$controller"

@@ -30,9 +30,11 @@ ensure_oha() {
 
 run_wrk() {
     command -v wrk >/dev/null || apt_install wrk || return 1
-    local out=$RUN_DIR/wrk.txt
+    local out=$RUN_DIR/wrk.txt close=()
+    # BENCH_CONNECTION=close: the server closes after each answer, wrk reconnects.
+    [[ ${BENCH_CONNECTION:-keep_alive} == close ]] && close=(-H "Connection: close")
     timed_on_gen_core wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_CONNECTIONS" -d "${BENCH_SECONDS}s" \
-        "$TARGET_URL" >"$out" 2>&1 || return 1
+        "${close[@]}" "$TARGET_URL" >"$out" 2>&1 || return 1
     # "  1650000 requests in 10.00s, 200.00MB read"
     read -r G_REQUESTS G_ELAPSED < <(awk '/ requests in / { sub(/s,$/, "", $4); print $1, $4 }' "$out")
     [[ -n ${G_REQUESTS:-} ]] || return 1

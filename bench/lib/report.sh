@@ -19,7 +19,7 @@ record_result() {
         --argjson user "$G_USER_S" --argjson sys "$G_SYS_S" --argjson rss_kb "$G_RSS_KB" \
         --argjson errors "$G_ERRORS" --argjson target_cpu "$target_cpu" --argjson served "$served" \
         --argjson busy "$busy" \
-        --argjson overhead "${G_OVERHEAD_CPU_S:-null}" '
+        --argjson overhead "${G_OVERHEAD_CPU_S:-null}" --argjson connections_json "${G_CONNECTIONS:-null}" '
         def cpu: if $user == null or $sys == null then null else $user + $sys end;
         {
           generator: $generator, version: $version, status: $status,
@@ -32,6 +32,8 @@ record_result() {
           max_rss_kb: $rss_kb,
           target_cpu_s: $target_cpu, target_served: $served,
           cicada_control_plane_cpu_s: $overhead,
+          # cicada only: new connections and TLS handshakes, with their times.
+          connections: $connections_json,
           # CPU used by neither the generator, the target nor the cicada
           # control plane during the run: other work on the machine, which
           # makes the run less trustworthy when it is not near zero.
@@ -79,4 +81,10 @@ print_table() {
             printf "%-22s %-7s %12s %8s %14s %7s %9s %8s %11s %13s %10s\n", $1, $2, n($3, "%.0f"),
                 n($4, "%.2f"), n($5, "%.0f"), n($6, "%.2fx"), n($7, "%.1f"), $8, n($9, "%.2f"), $10, n($11, "%.2f")
         }'
+    # What new connections cost (cicada times each connect and handshake).
+    jq -r '.results[] | select(.connections != null) | .connections as $c
+        | "\(.version): \($c.connections) new connections (\($c.per_s | floor)/s), connect p50 \($c.connect_p50_ms) ms p99 \($c.connect_p99_ms) ms"
+          + (if $c.tls_handshakes then ", \($c.tls_handshakes) TLS handshakes p50 \($c.tls_p50_ms) ms p99 \($c.tls_p99_ms) ms, \($c.tls_failures) failed" else "" end)
+          + (if .target_cpu_s and $c.connections > 0 then "; target CPU per new connection: \(1000000 * .target_cpu_s / $c.connections | floor) us" else "" end)' \
+        "$RUN_DIR/results.json"
 }

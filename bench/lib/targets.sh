@@ -10,6 +10,22 @@ start_nginx() {
     [[ ${BENCH_HTTP:-1} == 2 ]] && NGINX_LISTEN_HTTP2=' http2'
     local dir=$WORK_DIR/nginx
     mkdir -p "$dir/logs" "$dir/tmp"
+    # BENCH_TLS=1: HTTPS with a self-signed certificate made for this run
+    # (ECDSA P-256, as most ingestion endpoints use).
+    local NGINX_SSL='' scheme=http
+    if [[ ${BENCH_TLS:-0} == 1 ]]; then
+        command -v openssl >/dev/null || apt_install openssl
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+            -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1 ||
+            die "failed to make a certificate with openssl"
+        NGINX_SSL=" ssl;
+        ssl_certificate $dir/cert.pem;
+        ssl_certificate_key $dir/key.pem;
+        ssl_session_tickets off;
+        ssl_session_cache off"
+        scheme=https
+    fi
     # master_process off: one process does all the work, so its CPU is the
     # target's CPU; access_log off: nothing but the request path is measured.
     cat >"$dir/nginx.conf" <<EOF
@@ -29,7 +45,7 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     server {
-        listen 127.0.0.1:$TARGET_PORT$NGINX_LISTEN_HTTP2;
+        listen 127.0.0.1:$TARGET_PORT$NGINX_LISTEN_HTTP2$NGINX_SSL;
         location / {
             default_type text/plain;
             return 200 "ok\n";
@@ -41,8 +57,8 @@ EOF
         >"$dir/logs/stdout.log" 2>&1 &
     TARGET_PID=$!
     remember_pid "$TARGET_PID"
-    TARGET_URL=http://127.0.0.1:$TARGET_PORT/
-    wait_http "$TARGET_PORT" / || die "nginx did not start; see $dir/logs/error.log"
+    TARGET_URL=$scheme://127.0.0.1:$TARGET_PORT/
+    wait_tcp "$TARGET_PORT" || die "nginx did not start; see $dir/logs/error.log"
     TARGET_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 }
 

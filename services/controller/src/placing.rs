@@ -66,8 +66,10 @@ pub(crate) fn place(
                 shared.registry.release(&run.id, [worker_id.as_str()]);
                 return Vec::new();
             }
-            tracing::info!(run_id = %run.id, worker_id = %worker_id, cores, "worker joins the run");
-            membership.join(&worker_id, cores)
+            // Weighed in the unit of the members' weights (start.rs).
+            let weight = shared.registry.placement_weights(&[(&worker_id, cores)])[0];
+            tracing::info!(run_id = %run.id, worker_id = %worker_id, cores, weight, "worker joins the run");
+            membership.join(&worker_id, weight)
         }
         RunEvent::Scale { users, spawn_rate } => {
             tracing::info!(run_id = %run.id, users, "scaling the run");

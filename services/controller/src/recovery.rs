@@ -102,7 +102,7 @@ fn adopt(shared: &Arc<Shared>, run_id: String) {
         0.0,
         workers
             .iter()
-            .map(|(worker_id, cores)| (worker_id.as_str(), *cores, &nobody)),
+            .map(|(worker_id, cores)| (worker_id.as_str(), cores.max(&1) * 100, &nobody)),
     );
     let (run, events) = Run::new(run_id, 0, 0.0, workers.len() as u32);
     shared.runs.insert(run.clone());

@@ -82,6 +82,47 @@ impl Capacity {
     }
 }
 
+/// Measured speeds (requests per CPU-second) closer than this ratio are
+/// taken as equal: placement then follows declared cores.
+const SAME_SPEED: f64 = 1.15;
+
+/// Placement weights (`split::split`'s per-worker weights) of workers with
+/// these declared cores and measured speeds (requests per CPU-second, 0
+/// when unmeasured): 100 per core, times the worker's speed relative to
+/// the median measured one (an unmeasured worker counts as the median).
+/// When fewer than two workers were measured or their speeds are within
+/// [`SAME_SPEED`] of each other, 100 per declared core.
+pub fn placement_weights(workers: &[(u32, f64)]) -> Vec<u32> {
+    let mut speeds: Vec<f64> = workers
+        .iter()
+        .map(|&(_, speed)| speed)
+        .filter(|&speed| speed > 0.0)
+        .collect();
+    speeds.sort_by(f64::total_cmp);
+    let by_cores = || {
+        workers
+            .iter()
+            .map(|&(cores, _)| cores.max(1) * 100)
+            .collect()
+    };
+    let (Some(&slowest), Some(&fastest)) = (speeds.first(), speeds.last()) else {
+        return by_cores();
+    };
+    if speeds.len() < 2 || fastest <= slowest * SAME_SPEED {
+        return by_cores();
+    }
+    let median = speeds[speeds.len() / 2];
+    workers
+        .iter()
+        .map(|&(cores, speed)| {
+            let relative = if speed > 0.0 { speed / median } else { 1.0 };
+            (f64::from(cores.max(1)) * 100.0 * relative)
+                .round()
+                .clamp(1.0, f64::from(u32::MAX)) as u32
+        })
+        .collect()
+}
+
 impl WorkerEntry {
     /// What the worker last said about `run_id`, if its latest heartbeat
     /// was about that run.
@@ -121,6 +162,8 @@ pub struct LastHeard {
 pub struct Claimed {
     pub worker_id: String,
     pub cores: u32,
+    /// Its placement weight (`placement_weights`; 100 per core until set).
+    pub weight: u32,
 }
 
 /// A worker whose oldest unacknowledged delta is older than this is behind
@@ -227,11 +270,45 @@ impl Registry {
                 Claimed {
                     worker_id: entry.register.worker_id.clone(),
                     cores: entry.register.cores,
+                    weight: entry.register.cores.max(1) * 100,
                 }
             })
             .collect();
         claimed.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
         claimed
+    }
+
+    /// The placement weight of each of `workers` (id, declared cores), by
+    /// [`placement_weights`] over every registered worker's measured speed
+    /// (so a worker joining later is weighed in the same unit).
+    pub fn placement_weights(&self, workers: &[(&str, u32)]) -> Vec<u32> {
+        let registered = self.workers.lock();
+        let speed = |id: &str| {
+            registered
+                .get(id)
+                .map_or(0.0, |entry| entry.capacity.requests_per_cpu_second())
+        };
+        // The others' speeds set the median; only `workers` are returned.
+        let mut all: Vec<(u32, f64)> = workers
+            .iter()
+            .map(|&(id, cores)| (cores, speed(id)))
+            .collect();
+        all.extend(
+            registered
+                .values()
+                .filter(|entry| {
+                    !workers
+                        .iter()
+                        .any(|(id, _)| *id == entry.register.worker_id)
+                })
+                .map(|entry| {
+                    (
+                        entry.register.cores,
+                        entry.capacity.requests_per_cpu_second(),
+                    )
+                }),
+        );
+        placement_weights(&all)[..workers.len()].to_vec()
     }
 
     /// Assigns one worker to `run_id` if it is idle or already working on
@@ -444,25 +521,56 @@ mod tests {
     }
 
     #[test]
-    fn rps_between_heartbeats_of_one_run() {
-        let beat = |run: &str, requests| Heartbeat {
-            run_id: run.into(),
+    fn placement_follows_cores_until_speeds_differ() {
+        // Nothing measured, or one worker only: 100 per declared core.
+        assert_eq!(placement_weights(&[(2, 0.0), (4, 0.0)]), [200, 400]);
+        assert_eq!(placement_weights(&[(2, 150_000.0), (4, 0.0)]), [200, 400]);
+        // Speeds within 15% of each other are the same speed.
+        assert_eq!(
+            placement_weights(&[(2, 150_000.0), (2, 165_000.0), (1, 0.0)]),
+            [200, 200, 100]
+        );
+        // A worker twice as fast per CPU-second takes twice the share per
+        // core; an unmeasured one counts at the median speed.
+        assert_eq!(
+            placement_weights(&[(2, 100_000.0), (2, 200_000.0), (2, 0.0), (4, 100_000.0)]),
+            [200, 400, 200, 400]
+        );
+        // Zero cores count as one.
+        assert_eq!(placement_weights(&[(0, 0.0)]), [100]);
+    }
+
+    #[test]
+    fn a_registry_weighs_its_workers_in_one_unit() {
+        let registry = Registry::default();
+        let conns: Vec<u64> = ["a", "b", "c"]
+            .into_iter()
+            .map(|id| registry.add(register(id, 1), channel()).0)
+            .collect();
+        assert_eq!(
+            registry.placement_weights(&[("a", 1), ("c", 1)]),
+            [100, 100]
+        );
+        let beat = |requests, cpu_percent| Heartbeat {
+            run_id: "r".into(),
             requests,
+            cpu_percent,
             ..Default::default()
         };
-        let second = std::time::Duration::from_secs(1);
-        assert_eq!(
-            rate_between(&beat("r", 100), &beat("r", 350), second),
-            250.0
-        );
-        assert_eq!(
-            rate_between(&beat("r", 100), &beat("r", 350), second * 2),
-            125.0
-        );
-        assert_eq!(rate_between(&beat("", 0), &beat("r", 350), second), 0.0);
-        assert_eq!(rate_between(&beat("q", 900), &beat("r", 5), second), 0.0);
-        assert_eq!(rate_between(&beat("r", 900), &beat("r", 5), second), 0.0);
-        assert_eq!(rate_between(&beat("r", 9), &beat("", 0), second), 0.0);
+        for (id, conn) in [("a", conns[0]), ("b", conns[1])] {
+            registry.heartbeat(id, conn, beat(0, 0.0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Over the same ~50 ms at a full core, b completed 4x a's requests.
+        registry.heartbeat("a", conns[0], beat(10_000, 100.0));
+        registry.heartbeat("b", conns[1], beat(40_000, 100.0));
+        let weights = registry.placement_weights(&[("a", 1), ("b", 1), ("c", 1)]);
+        // b's speed is the median of the two measured: a weighs about a
+        // quarter of it, c (unmeasured) counts at the median.
+        assert_eq!(weights[1..], [100, 100], "{weights:?}");
+        assert!((20..=30).contains(&weights[0]), "{weights:?}");
+        // Asked for one worker (one joining), the unit is the same.
+        assert_eq!(registry.placement_weights(&[("a", 1)]), weights[..1]);
     }
 
     #[test]

@@ -352,7 +352,7 @@ async fn place_and_announce(
     plan: &Plan,
     run_id: &str,
 ) -> Result<Vec<(Claimed, Placement, f64)>, ControllerError> {
-    let claimed = shared.registry.claim_idle(run_id);
+    let mut claimed = shared.registry.claim_idle(run_id);
     if claimed.is_empty() {
         return Err(ControllerError::NoWorkers);
     }
@@ -362,11 +362,20 @@ async fn place_and_announce(
         .iter()
         .map(|class| class.weight)
         .collect();
-    let cores: Vec<u32> = claimed.iter().map(|worker| worker.cores).collect();
+    // Declared cores, or measured capacity when the workers differ in speed.
+    let worker_weights = shared.registry.placement_weights(
+        &claimed
+            .iter()
+            .map(|worker| (worker.worker_id.as_str(), worker.cores))
+            .collect::<Vec<_>>(),
+    );
+    for (worker, weight) in claimed.iter_mut().zip(&worker_weights) {
+        worker.weight = *weight;
+    }
     let placements: Vec<(Placement, f64)> = if plan.open {
-        split::split_open(plan.rate, plan.users, &weights, &cores)
+        split::split_open(plan.rate, plan.users, &weights, &worker_weights)
     } else {
-        let placements = split::split(plan.users, &weights, &cores);
+        let placements = split::split(plan.users, &weights, &worker_weights);
         placements.into_iter().map(|p| (p, 0.0)).collect()
     };
     // A shaped run starts small and grows: every worker takes part from the
@@ -399,6 +408,7 @@ async fn place_and_announce(
         "workers": workers.iter().map(|(w, p, rate)| serde_json::json!({
             "worker_id": w.worker_id,
             "cores": w.cores,
+            "weight": w.weight,
             "users": p.users,
             "class_users": p.class_users,
             "rate": rate,
@@ -567,7 +577,7 @@ fn launch(
         plan.spawn_rate,
         workers
             .iter()
-            .map(|(worker, placement, _)| (worker.worker_id.as_str(), worker.cores, placement)),
+            .map(|(worker, placement, _)| (worker.worker_id.as_str(), worker.weight, placement)),
     );
     let membership = if plan.open {
         membership.open_model(plan.rate)
