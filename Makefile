@@ -1,5 +1,5 @@
 # cicada — see README.md. Every target works on a fresh machine.
-.PHONY: build test lint fmt demo bench bench-controller bench-soak release images compose-up k8s-validate
+.PHONY: build test lint fmt demo bench bench-controller bench-ingest bench-soak release images compose-up k8s-validate
 
 build:
 	cargo build --workspace --all-targets --locked
@@ -24,6 +24,10 @@ bench:
 
 bench-controller:
 	bench/controller-scale.sh
+
+# Collector ingest: simulated fleets pushing deltas into Postgres (BENCHMARKS.md).
+bench-ingest:
+	bench/collector-ingest.sh
 
 # One hour of open-model load through separate processes: RSS of each
 # service at 5/30/60 min, stored == served (BENCHMARKS.md, "Soak").

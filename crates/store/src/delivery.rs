@@ -5,19 +5,29 @@
 //! Postgres; SQLite serializes writers instead).
 
 macro_rules! shared_delivery {
-    ($store:ty, $db:ty, $lock:literal) => {
+    ($store:ty, $db:ty, $lock:literal, $share:literal) => {
         impl $store {
             /// The delta's source watermark, created at 0 if missing.
             async fn lock_watermark(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 delta: &$crate::Delta,
             ) -> Result<$crate::Watermark, $crate::StoreError> {
+                Self::lock_watermark_of(tx, &delta.run_id, &delta.worker_id).await
+            }
+
+            /// The watermark of source `worker_id` in `run_id`, created at 0
+            /// if missing (locked on Postgres).
+            async fn lock_watermark_of(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                run_id: &str,
+                worker_id: &str,
+            ) -> Result<$crate::Watermark, $crate::StoreError> {
                 sqlx::query(
                     "INSERT INTO run_watermarks (run_id, worker_id, seq) VALUES ($1, $2, 0)
                      ON CONFLICT (run_id, worker_id) DO NOTHING",
                 )
-                .bind(&delta.run_id)
-                .bind(&delta.worker_id)
+                .bind(run_id)
+                .bind(worker_id)
                 .execute(&mut **tx)
                 .await?;
                 let (seq, requests, cut_at_ms, peak_rps, evicted): (i64, i64, i64, f64, i64) =
@@ -26,12 +36,12 @@ macro_rules! shared_delivery {
                          FROM run_watermarks WHERE run_id = $1 AND worker_id = $2",
                         $lock
                     ))
-                    .bind(&delta.run_id)
-                    .bind(&delta.worker_id)
+                    .bind(run_id)
+                    .bind(worker_id)
                     .fetch_one(&mut **tx)
                     .await?;
                 Ok($crate::Watermark {
-                    worker_id: delta.worker_id.clone(),
+                    worker_id: worker_id.to_owned(),
                     seq: $crate::convert::from_db(seq),
                     requests: $crate::convert::from_db(requests),
                     cut_at_ms,
@@ -61,6 +71,102 @@ macro_rules! shared_delivery {
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
+            }
+
+            /// Applies `deltas` in one transaction (the caller begins and
+            /// commits it): each decided against its source's watermark in
+            /// order (several of one source in one batch advance it in
+            /// turn), the applied ones merged per (run, second) and written
+            /// once per row, every touched watermark written once. A delta
+            /// that is refused (a gap, a finished or unknown run, a malformed
+            /// one) has its error in its place and changes nothing; an error
+            /// while writing fails the whole batch (the caller rolls back).
+            async fn apply_batch_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                deltas: &[$crate::Delta],
+            ) -> Result<Vec<Result<$crate::ApplyOutcome, $crate::StoreError>>, $crate::StoreError> {
+                use std::collections::{BTreeMap, HashMap};
+                let mut statuses: HashMap<&str, Option<String>> = HashMap::new();
+                for delta in deltas {
+                    if !statuses.contains_key(delta.run_id.as_str()) {
+                        let status: Option<String> = sqlx::query_scalar(concat!(
+                            "SELECT status FROM runs WHERE id = $1",
+                            $share
+                        ))
+                        .bind(&delta.run_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        statuses.insert(&delta.run_id, status);
+                    }
+                }
+                // Locked in key order: two collectors' batches never wait
+                // on each other in a cycle.
+                let mut marks: BTreeMap<(&str, &str), ($crate::Watermark, bool)> = BTreeMap::new();
+                for delta in deltas {
+                    marks.entry((delta.run_id.as_str(), delta.worker_id.as_str())).or_insert_with(|| {
+                        ($crate::Watermark::default(), false)
+                    });
+                }
+                for ((run_id, worker_id), (mark, _)) in marks.iter_mut() {
+                    // An unknown run has no watermark (its deltas are refused).
+                    if statuses[run_id].is_some() {
+                        *mark = Self::lock_watermark_of(tx, run_id, worker_id).await?;
+                    }
+                }
+                let mut results = Vec::with_capacity(deltas.len());
+                let mut applied: Vec<&$crate::Delta> = Vec::new();
+                for delta in deltas {
+                    let key = (delta.run_id.as_str(), delta.worker_id.as_str());
+                    let decided = $crate::convert::sorted_endpoints(delta).and_then(|_| {
+                        let status = statuses[delta.run_id.as_str()]
+                            .as_deref()
+                            .ok_or_else(|| $crate::StoreError::NotFound(delta.run_id.clone()))?;
+                        $crate::convert::decide(delta, &marks[&key].0, status)
+                    });
+                    results.push(match decided {
+                        Err(error) => Err(error),
+                        Ok($crate::convert::Advance::Duplicate) => Ok($crate::ApplyOutcome::Duplicate),
+                        Ok($crate::convert::Advance::Apply { next, marker }) => {
+                            marks.insert(key, (next, true));
+                            if !marker {
+                                applied.push(delta);
+                            }
+                            Ok($crate::ApplyOutcome::Applied)
+                        }
+                    });
+                }
+                for group in $crate::convert::merge_by_second(&applied)? {
+                    let endpoints = $crate::convert::sorted_endpoints(&group)?;
+                    match merge_delta(tx, &group, &endpoints).await {
+                        Err($crate::StoreError::Database(error))
+                            if $crate::error::is_foreign_key_violation(&error) =>
+                        {
+                            return Err($crate::StoreError::Invalid(format!(
+                                "a delta of second {} refers to an endpoint outside the table of run {}",
+                                group.second, group.run_id
+                            )));
+                        }
+                        other => other?,
+                    }
+                    Self::merge_checks(tx, &group).await?;
+                }
+                for ((run_id, worker_id), (mark, touched)) in &marks {
+                    if *touched {
+                        Self::write_watermark(tx, run_id, mark).await?;
+                    } else if mark.seq == 0 && statuses[run_id].is_some() {
+                        // Created above for a source none of whose deltas
+                        // applied (a gap): as if never seen, like a refused
+                        // `apply_delta` that rolls back.
+                        sqlx::query(
+                            "DELETE FROM run_watermarks WHERE run_id = $1 AND worker_id = $2 AND seq = 0",
+                        )
+                        .bind(run_id)
+                        .bind(worker_id)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(results)
             }
 
             /// Records the workers lost without their final flush.

@@ -93,6 +93,15 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Invalid`] for an endpoint not in the run's table.
     async fn apply_delta(&self, delta: &Delta) -> Result<ApplyOutcome, StoreError>;
 
+    /// Applies `deltas` (of any runs and sources) in one transaction, as
+    /// [`apply_delta`](Store::apply_delta) would one by one in order, each
+    /// result in its delta's place; rows several deltas share are written
+    /// once. `Err` when the transaction itself failed (nothing applied).
+    async fn apply_batch(
+        &self,
+        deltas: &[Delta],
+    ) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError>;
+
     /// Ends a running run: merges every second into per-endpoint summaries
     /// and records status, end time, error and lost workers. A run that has already ended
     /// is returned unchanged (finishing is idempotent).

@@ -56,7 +56,7 @@ crate::reads::shared_reads!(PgStore);
 crate::history::shared_history!(PgStore, sqlx::Postgres);
 crate::rollup::shared_rollup!(PgStore, sqlx::Postgres);
 crate::target::target_samples!(PgStore);
-crate::delivery::shared_delivery!(PgStore, sqlx::Postgres, " FOR UPDATE");
+crate::delivery::shared_delivery!(PgStore, sqlx::Postgres, " FOR UPDATE", " FOR SHARE");
 crate::checks::shared_checks!(PgStore, sqlx::Postgres);
 
 #[async_trait]
@@ -196,6 +196,18 @@ impl Store for PgStore {
         tx.commit().await?;
         crate::fault::point("apply_delta.after_commit");
         Ok(ApplyOutcome::Applied)
+    }
+
+    async fn apply_batch(
+        &self,
+        deltas: &[Delta],
+    ) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let results = Self::apply_batch_in(&mut tx, deltas).await?;
+        crate::fault::point("apply_delta.before_commit");
+        tx.commit().await?;
+        crate::fault::point("apply_delta.after_commit");
+        Ok(results)
     }
 
     async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> Result<RunRecord, StoreError> {

@@ -112,7 +112,7 @@ crate::reads::shared_reads!(SqliteStore);
 crate::history::shared_history!(SqliteStore, sqlx::Sqlite);
 crate::rollup::shared_rollup!(SqliteStore, sqlx::Sqlite);
 crate::target::target_samples!(SqliteStore);
-crate::delivery::shared_delivery!(SqliteStore, sqlx::Sqlite, "");
+crate::delivery::shared_delivery!(SqliteStore, sqlx::Sqlite, "", "");
 crate::checks::shared_checks!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait]
@@ -253,6 +253,19 @@ impl Store for SqliteStore {
         tx.commit().await?;
         crate::fault::point("apply_delta.after_commit");
         Ok(ApplyOutcome::Applied)
+    }
+
+    async fn apply_batch(
+        &self,
+        deltas: &[Delta],
+    ) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.begin_write().await?;
+        let results = Self::apply_batch_in(&mut tx, deltas).await?;
+        crate::fault::point("apply_delta.before_commit");
+        tx.commit().await?;
+        crate::fault::point("apply_delta.after_commit");
+        Ok(results)
     }
 
     async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> Result<RunRecord, StoreError> {

@@ -60,6 +60,7 @@ conformance!(
     rollup_equals_the_merged_seconds,
     loss_markers_and_lost_workers_are_stored_exactly_once,
     check_counts_add_up_exactly_once,
+    a_batch_applies_like_its_deltas_one_by_one,
 );
 
 /// Like `conformance!`, for tests that also change the database behind the
@@ -1803,4 +1804,109 @@ async fn check_counts_add_up_exactly_once(store: Arc<dyn Store>) {
         Err(StoreError::Invalid(_))
     ));
     assert!(store.checks("unknown").await.unwrap().is_empty());
+}
+
+/// One transaction for many deltas (the collector's group commit) gives
+/// exactly what applying them one by one gives: rows, users, failures and
+/// watermarks, with duplicates, gaps and unknown runs answered per delta.
+async fn a_batch_applies_like_its_deltas_one_by_one(store: Arc<dyn Store>) {
+    let deltas = |run: &str| {
+        vec![
+            delta(run, "w1", 1, SECOND, vec![endpoint_delta(0, &latencies(1, 300), 3), endpoint_delta(1, &latencies(2, 50), 0)]),
+            delta(run, "w2", 1, SECOND, vec![endpoint_delta(0, &latencies(3, 200), 1)]),
+            delta(run, "w1", 2, SECOND + 1, vec![endpoint_delta(0, &latencies(4, 120), 0)]),
+            // Already applied (its acknowledgement lost): a duplicate.
+            delta(run, "w1", 1, SECOND, vec![endpoint_delta(0, &latencies(1, 300), 3)]),
+            // w3's first delta never came: a gap, refused alone.
+            delta(run, "w3", 2, SECOND, vec![endpoint_delta(0, &latencies(5, 10), 0)]),
+            delta(run, "w2", 2, SECOND, vec![endpoint_delta(1, &latencies(6, 80), 2)]),
+        ]
+    };
+    store.create_run(&new_run("batched", "shop", 1)).await.unwrap();
+    store.create_run(&new_run("single", "shop", 1)).await.unwrap();
+    let mut batch = deltas("batched");
+    batch.push(delta("no-such-run", "w1", 1, SECOND, vec![endpoint_delta(0, &[5], 0)]));
+    let outcomes = store.apply_batch(&batch).await.unwrap();
+    let summary: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(ApplyOutcome::Applied) => "applied".to_owned(),
+            Ok(ApplyOutcome::Duplicate) => "duplicate".to_owned(),
+            Err(StoreError::Gap { .. }) => "gap".to_owned(),
+            Err(StoreError::NotFound(_)) => "not found".to_owned(),
+            Err(other) => format!("{other}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        ["applied", "applied", "applied", "duplicate", "gap", "applied", "not found"]
+    );
+    for one in deltas("single") {
+        let _ = store.apply_delta(&one).await;
+    }
+    let rows = |run: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .seconds(run, None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.second, r.endpoint, r.counts, recorded(&r.histogram)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let batched = rows("batched").await;
+    assert_eq!(batched.len(), 3, "(second, endpoint) rows: S/0, S/1, S+1/0");
+    assert_eq!(batched, rows("single").await);
+    assert_eq!(batched[0].2.requests, 500);
+    let users = |run: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .active_users(run, None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| (u.second, u.users))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(users("batched").await, users("single").await);
+    let failures = |run: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .failures(run)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.endpoint, f.kind, f.count))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(failures("batched").await, failures("single").await);
+    let marks = |run: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut marks: Vec<_> = store
+                .watermarks(run)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.worker_id, m.seq, m.requests))
+                .collect();
+            marks.sort();
+            marks
+        }
+    };
+    assert_eq!(marks("batched").await, marks("single").await);
+    // The same batch again: every applied delta is now a duplicate.
+    let again = store.apply_batch(&deltas("batched")).await.unwrap();
+    assert!(again.iter().enumerate().all(|(i, o)| if i == 4 {
+        matches!(o, Err(StoreError::Gap { .. }))
+    } else {
+        matches!(o, Ok(ApplyOutcome::Duplicate))
+    }));
+    assert_eq!(rows("batched").await, batched);
 }

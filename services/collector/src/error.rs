@@ -9,6 +9,9 @@ pub enum CollectorError {
     InvalidArgument(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The collector is shutting down (retry on another one, or later).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl CollectorError {
@@ -25,6 +28,7 @@ impl CollectorError {
     pub fn code(&self) -> tonic::Code {
         match self {
             CollectorError::InvalidArgument(_) => tonic::Code::InvalidArgument,
+            CollectorError::Unavailable(_) => tonic::Code::Unavailable,
             CollectorError::Store(error) => match error {
                 StoreError::NotFound(_) => tonic::Code::NotFound,
                 StoreError::AlreadyExists(_) => tonic::Code::AlreadyExists,

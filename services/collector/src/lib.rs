@@ -54,6 +54,7 @@ mod error;
 mod health;
 mod history;
 mod http;
+mod ingest;
 mod live;
 mod loss;
 pub mod otlp;

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::convert;
 use crate::error::CollectorError;
 use crate::health::WriteFailures;
+use crate::ingest::Ingest;
 use crate::loss;
 use crate::otlp::Feed;
 use crate::runs::{RunState, Runs};
@@ -46,6 +47,8 @@ pub struct CollectorService {
     samplers: Arc<Mutex<HashMap<String, Sampler>>>,
     /// Told of transient write failures (health turns NOT_SERVING).
     write_failures: WriteFailures,
+    /// The group-commit writer, started with the first push.
+    ingest: Arc<tokio::sync::OnceCell<Ingest>>,
 }
 
 impl CollectorService {
@@ -57,6 +60,7 @@ impl CollectorService {
             otlp: None,
             samplers: Arc::default(),
             write_failures: WriteFailures::default(),
+            ingest: Arc::default(),
         }
     }
 
@@ -131,34 +135,86 @@ impl CollectorService {
         Ok(())
     }
 
-    async fn push(&self, delta: &v1::WorkerDelta) -> Result<ApplyOutcome, CollectorError> {
-        let state = self.runs.read(&delta.run_id).await?;
-        let delta = convert::delta(delta, state.endpoints.len())?;
-        let outcome = match self.store.apply_delta(&delta).await {
-            Ok(outcome) => outcome,
-            Err(StoreError::RunFinished(run_id)) if state.live.is_some() => {
-                // Finished through another collector: stop serving a stale live view.
-                drop(state);
-                self.runs.invalidate(&run_id).await;
-                return Err(StoreError::RunFinished(run_id).into());
+    /// Applies a push's deltas through the group-commit writer, then feeds
+    /// the applied ones to the live view and OTLP. The first refused delta's
+    /// error is the answer (the worker re-sends the push; what was applied
+    /// comes back as duplicates).
+    async fn push(&self, deltas: &[v1::WorkerDelta]) -> Result<v1::PushDeltasResponse, CollectorError> {
+        let mut converted = Vec::with_capacity(deltas.len());
+        for delta in deltas {
+            let state = self.runs.read(&delta.run_id).await?;
+            converted.push(convert::delta(delta, state.endpoints.len())?);
+        }
+        let ingest = self
+            .ingest
+            .get_or_init(|| async { Ingest::start(self.store.clone()) })
+            .await;
+        let (converted, outcomes) = ingest
+            .apply(converted)
+            .await
+            .ok_or_else(|| CollectorError::Unavailable("the collector is stopping".into()))?;
+        let mut response = v1::PushDeltasResponse::default();
+        let mut first_error = None;
+        for (delta, outcome) in converted.iter().zip(outcomes) {
+            match outcome {
+                Ok(ApplyOutcome::Applied) => {
+                    response.applied += 1;
+                    self.applied(delta).await;
+                }
+                Ok(ApplyOutcome::Duplicate) => response.duplicates += 1,
+                Err(error) => {
+                    if first_error.is_none() {
+                        first_error = Some(self.refused(&delta.run_id, error).await);
+                    }
+                }
             }
-            Err(error) => {
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(response),
+        }
+    }
+
+    /// An applied delta's measurements for the live view and OTLP (a loss
+    /// marker carries none).
+    async fn applied(&self, delta: &cicada_store::Delta) {
+        let Ok(state) = self.runs.read(&delta.run_id).await else {
+            return;
+        };
+        if !delta.evicted.is_empty() {
+            state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
+        } else {
+            state.with_live(|live| live.apply(delta));
+            if let Some(feed) = &self.otlp {
+                feed.applied(&state.record, &state.endpoints, delta);
+            }
+        }
+    }
+
+    /// The error a refused delta is answered with.
+    async fn refused(&self, run_id: &str, error: StoreError) -> CollectorError {
+        match error {
+            StoreError::RunFinished(run_id) => {
+                // Finished through another collector: stop serving a stale
+                // live view.
+                let live = self
+                    .runs
+                    .read(&run_id)
+                    .await
+                    .is_ok_and(|state| state.live.is_some());
+                if live {
+                    self.runs.invalidate(&run_id).await;
+                }
+                StoreError::RunFinished(run_id).into()
+            }
+            error => {
                 if error.is_transient() {
                     self.write_failures.failed();
                 }
-                return Err(error.into());
-            }
-        };
-        // A loss marker carries no measurements for the live view or OTLP.
-        if outcome == ApplyOutcome::Applied && !delta.evicted.is_empty() {
-            state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
-        } else if outcome == ApplyOutcome::Applied {
-            state.with_live(|live| live.apply(&delta));
-            if let Some(feed) = &self.otlp {
-                feed.applied(&state.record, &state.endpoints, &delta);
+                tracing::debug!(run_id, %error, "delta refused");
+                error.into()
             }
         }
-        Ok(outcome)
     }
 
     /// Waits until every listed worker's watermark reaches its last seq or
@@ -451,16 +507,9 @@ impl Collector for CollectorService {
     ) -> Result<Response<v1::PushDeltasResponse>, Status> {
         let service = self.clone();
         let deltas = request.into_inner().deltas;
-        let applying = tokio::spawn(async move {
-            let mut response = v1::PushDeltasResponse::default();
-            for delta in &deltas {
-                match service.push(delta).await? {
-                    ApplyOutcome::Applied => response.applied += 1,
-                    ApplyOutcome::Duplicate => response.duplicates += 1,
-                }
-            }
-            Ok::<_, CollectorError>(response)
-        });
+        // Its own task: a client that goes away mid-push does not cut the
+        // live view's update of what was applied.
+        let applying = tokio::spawn(async move { service.push(&deltas).await });
         let response = applying
             .await
             .map_err(|error| Status::internal(format!("applying deltas failed: {error}")))??;
