@@ -69,6 +69,7 @@ run_oha() {
     local format=(--json) http=()
     "$oha" --help | grep -q -- '--output-format' && format=(--output-format json)
     [[ ${BENCH_HTTP:-1} == 2 ]] && http=(--http2)
+    [[ ${BENCH_CONNECTION:-keep_alive} == close ]] && http+=(-H "Connection: close")
     timed_on_gen_core "$oha" -z "${BENCH_SECONDS}s" -c "$BENCH_CONNECTIONS" --no-tui "${format[@]}" "${http[@]}" \
         "$TARGET_URL" >"$out" 2>"$RUN_DIR/oha.stderr" || return 1
     G_REQUESTS=$(jq '[.statusCodeDistribution // {} | to_entries[] | .value] | add // 0' "$out") || return 1

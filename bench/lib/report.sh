@@ -85,6 +85,6 @@ print_table() {
     jq -r '.results[] | select(.connections != null) | .connections as $c
         | "\(.version): \($c.connections) new connections (\($c.per_s | floor)/s), connect p50 \($c.connect_p50_ms) ms p99 \($c.connect_p99_ms) ms"
           + (if $c.tls_handshakes then ", \($c.tls_handshakes) TLS handshakes p50 \($c.tls_p50_ms) ms p99 \($c.tls_p99_ms) ms, \($c.tls_failures) failed" else "" end)
-          + (if .target_cpu_s and $c.connections > 0 then "; target CPU per new connection: \(1000000 * .target_cpu_s / $c.connections | floor) us" else "" end)' \
+          + (if .target_cpu_s and $c.connections * 2 > .requests then "; target CPU per new connection: \(1000000 * .target_cpu_s / $c.connections | floor) us" else "" end)' \
         "$RUN_DIR/results.json"
 }
