@@ -75,14 +75,20 @@ struct Args {
     #[arg(long, env = "CICADA_BENCH_SERVICES_LOG", default_value = "warn")]
     services_log: String,
     /// Where results.json and the collector's log go.
-    #[arg(long, env = "CICADA_BENCH_OUT", default_value = "bench/results/collector-ingest")]
+    #[arg(
+        long,
+        env = "CICADA_BENCH_OUT",
+        default_value = "bench/results/collector-ingest"
+    )]
     out: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     ensure!(!args.fleets.is_empty(), "--fleets is empty");
@@ -129,7 +135,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 args.collector_port,
             )
             .await?;
-        eprintln!("fleet of {fleet}: pushing for {:?} after a {:?} warm-up", args.duration, args.warmup);
+        eprintln!(
+            "fleet of {fleet}: pushing for {:?} after a {:?} warm-up",
+            args.duration, args.warmup
+        );
         let config = sim::Config {
             url: format!("http://{addr}"),
             workers: fleet,
@@ -158,7 +167,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let kept_up = results
         .iter()
-        .filter(|r| r["lag_p99_ms"].as_f64().unwrap_or(f64::MAX) <= args.max_lag.as_secs_f64() * 1000.0)
+        .filter(|r| {
+            r["lag_p99_ms"].as_f64().unwrap_or(f64::MAX) <= args.max_lag.as_secs_f64() * 1000.0
+        })
         .filter_map(|r| r["workers"].as_u64())
         .max();
     let document = serde_json::json!({
@@ -181,7 +192,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 fn print_table(document: &serde_json::Value) {
     println!(
         "\n{:>8} {:>11} {:>13} {:>15} {:>12} {:>10} {:>10} {:>10} {:>9}",
-        "workers", "deltas/s", "collector CPU", "deltas/CPU-s", "Postgres CPU", "lag p50", "lag p99", "lag max", "stored"
+        "workers",
+        "deltas/s",
+        "collector CPU",
+        "deltas/CPU-s",
+        "Postgres CPU",
+        "lag p50",
+        "lag p99",
+        "lag max",
+        "stored"
     );
     for r in document["results"].as_array().into_iter().flatten() {
         println!(
@@ -194,12 +213,15 @@ fn print_table(document: &serde_json::Value) {
             r["lag_p50_ms"].as_f64().unwrap_or(0.0),
             r["lag_p99_ms"].as_f64().unwrap_or(0.0),
             r["lag_max_ms"].as_f64().unwrap_or(0.0),
-            if r["stored_exact"].as_bool() == Some(true) { "exact" } else { "-" },
+            if r["stored_exact"].as_bool() == Some(true) {
+                "exact"
+            } else {
+                "-"
+            },
         );
     }
     println!(
         "\nlargest fleet within {} ms of lag (p99): {}",
-        document["max_lag_ms"],
-        document["largest_fleet_within_max_lag"]
+        document["max_lag_ms"], document["largest_fleet_within_max_lag"]
     );
 }

@@ -129,7 +129,10 @@ pub async fn run(config: &Config, collector_pid: u32, ticks: f64) -> anyhow::Res
         lag: Mutex::new(LatencyHistogram::new()),
     });
     let start = Instant::now();
-    let window = (start + config.warmup, start + config.warmup + config.duration);
+    let window = (
+        start + config.warmup,
+        start + config.warmup + config.duration,
+    );
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..config.workers {
         let worker = Worker {
@@ -140,7 +143,10 @@ pub async fn run(config: &Config, collector_pid: u32, ticks: f64) -> anyhow::Res
             requests: config.requests,
             interval: config.interval,
             // Spread over the interval, as real workers' cuts are.
-            first_cut: start + config.interval.mul_f64(index as f64 / config.workers as f64),
+            first_cut: start
+                + config
+                    .interval
+                    .mul_f64(index as f64 / config.workers as f64),
             window,
             histograms: histograms.clone(),
             tally: tally.clone(),
@@ -213,7 +219,11 @@ impl Worker {
                 continue;
             }
             if now > end + DRAIN {
-                anyhow::bail!("{}: {} deltas still unacknowledged {DRAIN:?} after the end", self.source, pending.len());
+                anyhow::bail!(
+                    "{}: {} deltas still unacknowledged {DRAIN:?} after the end",
+                    self.source,
+                    pending.len()
+                );
             }
             let batch: Vec<WorkerDelta> = pending.iter().map(|(d, _)| d.clone()).collect();
             self.tally

@@ -213,11 +213,11 @@ fn unknown_keys_name_the_place_and_the_allowed_keys() {
     let yaml = "name: x\nusers:\n  - name: a\n    wiat: none\n    tasks: []\n";
     assert_eq!(
         error(yaml),
-        "x.yaml:4:5: unknown key \"wiat\" in user class; allowed: name, weight, wait, cookies, connection, auth, variables, on_start, tasks"
+        "x.yaml:4:5: unknown key \"wiat\" in user class; allowed: name, weight, wait, cookies, connection, tls, auth, variables, on_start, tasks"
     );
     assert_eq!(
         error("name: x\nratte: 5\nusers: []\n"),
-        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight, thresholds, data, http, connection"
+        "x.yaml:2:1: unknown key \"ratte\" in scenario; allowed: name, host, timeouts, stages, users, rate, max_in_flight, thresholds, data, http, connection, tls"
     );
     let yaml = "name: x\nusers:\n  - tasks:\n      - request: {path: /, methd: GET}\n";
     assert_eq!(
@@ -304,7 +304,7 @@ fn value_errors_point_at_the_value() {
         ),
         (
             "name: x\nusers:\n  - variables: {uuid: a}\n    tasks: [{request: {path: /}}]\n",
-            "x.yaml:3:17: variable name \"uuid\" is a built-in; reserved: uuid, now_ms, now_rfc3339, random_int, seq, user_id, cookie",
+            "x.yaml:3:17: variable name \"uuid\" is a built-in; reserved: uuid, now_ms, now_rfc3339, random_int, seq, user_id, cookie, env",
         ),
         (
             "name: x\nusers:\n  - tasks: [{request: {path: /, headers: {\"bad header\": a}}}]\n",
@@ -467,7 +467,7 @@ fn every_example_in_the_reference_parses() {
         .skip(1)
         .map(|rest| rest.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 10);
+    assert_eq!(blocks.len(), 13);
     for block in blocks {
         let s = Scenario::parse("SCENARIO.md", block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         assert!(!s.endpoints().is_empty());

@@ -670,9 +670,7 @@ mod tests {
 /// histograms merged, failures and checks summed, users added). A delta's
 /// endpoints are distinct (checked by `sorted_endpoints`), so each group's
 /// are too.
-pub(crate) fn merge_by_second(
-    deltas: &[&crate::Delta],
-) -> Result<Vec<crate::Delta>, StoreError> {
+pub(crate) fn merge_by_second(deltas: &[&crate::Delta]) -> Result<Vec<crate::Delta>, StoreError> {
     let mut groups: std::collections::BTreeMap<(&str, i64), crate::Delta> = Default::default();
     for delta in deltas {
         let group = groups

@@ -1812,20 +1812,71 @@ async fn check_counts_add_up_exactly_once(store: Arc<dyn Store>) {
 async fn a_batch_applies_like_its_deltas_one_by_one(store: Arc<dyn Store>) {
     let deltas = |run: &str| {
         vec![
-            delta(run, "w1", 1, SECOND, vec![endpoint_delta(0, &latencies(1, 300), 3), endpoint_delta(1, &latencies(2, 50), 0)]),
-            delta(run, "w2", 1, SECOND, vec![endpoint_delta(0, &latencies(3, 200), 1)]),
-            delta(run, "w1", 2, SECOND + 1, vec![endpoint_delta(0, &latencies(4, 120), 0)]),
+            delta(
+                run,
+                "w1",
+                1,
+                SECOND,
+                vec![
+                    endpoint_delta(0, &latencies(1, 300), 3),
+                    endpoint_delta(1, &latencies(2, 50), 0),
+                ],
+            ),
+            delta(
+                run,
+                "w2",
+                1,
+                SECOND,
+                vec![endpoint_delta(0, &latencies(3, 200), 1)],
+            ),
+            delta(
+                run,
+                "w1",
+                2,
+                SECOND + 1,
+                vec![endpoint_delta(0, &latencies(4, 120), 0)],
+            ),
             // Already applied (its acknowledgement lost): a duplicate.
-            delta(run, "w1", 1, SECOND, vec![endpoint_delta(0, &latencies(1, 300), 3)]),
+            delta(
+                run,
+                "w1",
+                1,
+                SECOND,
+                vec![endpoint_delta(0, &latencies(1, 300), 3)],
+            ),
             // w3's first delta never came: a gap, refused alone.
-            delta(run, "w3", 2, SECOND, vec![endpoint_delta(0, &latencies(5, 10), 0)]),
-            delta(run, "w2", 2, SECOND, vec![endpoint_delta(1, &latencies(6, 80), 2)]),
+            delta(
+                run,
+                "w3",
+                2,
+                SECOND,
+                vec![endpoint_delta(0, &latencies(5, 10), 0)],
+            ),
+            delta(
+                run,
+                "w2",
+                2,
+                SECOND,
+                vec![endpoint_delta(1, &latencies(6, 80), 2)],
+            ),
         ]
     };
-    store.create_run(&new_run("batched", "shop", 1)).await.unwrap();
-    store.create_run(&new_run("single", "shop", 1)).await.unwrap();
+    store
+        .create_run(&new_run("batched", "shop", 1))
+        .await
+        .unwrap();
+    store
+        .create_run(&new_run("single", "shop", 1))
+        .await
+        .unwrap();
     let mut batch = deltas("batched");
-    batch.push(delta("no-such-run", "w1", 1, SECOND, vec![endpoint_delta(0, &[5], 0)]));
+    batch.push(delta(
+        "no-such-run",
+        "w1",
+        1,
+        SECOND,
+        vec![endpoint_delta(0, &[5], 0)],
+    ));
     let outcomes = store.apply_batch(&batch).await.unwrap();
     let summary: Vec<String> = outcomes
         .iter()
@@ -1839,7 +1890,15 @@ async fn a_batch_applies_like_its_deltas_one_by_one(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(
         summary,
-        ["applied", "applied", "applied", "duplicate", "gap", "applied", "not found"]
+        [
+            "applied",
+            "applied",
+            "applied",
+            "duplicate",
+            "gap",
+            "applied",
+            "not found"
+        ]
     );
     for one in deltas("single") {
         let _ = store.apply_delta(&one).await;

@@ -139,7 +139,10 @@ impl CollectorService {
     /// the applied ones to the live view and OTLP. The first refused delta's
     /// error is the answer (the worker re-sends the push; what was applied
     /// comes back as duplicates).
-    async fn push(&self, deltas: &[v1::WorkerDelta]) -> Result<v1::PushDeltasResponse, CollectorError> {
+    async fn push(
+        &self,
+        deltas: &[v1::WorkerDelta],
+    ) -> Result<v1::PushDeltasResponse, CollectorError> {
         let mut converted = Vec::with_capacity(deltas.len());
         for delta in deltas {
             let state = self.runs.read(&delta.run_id).await?;

@@ -496,7 +496,7 @@ async fn https_targets_are_verified_and_served() {
         .unwrap();
     assert_eq!(
         error.to_string(),
-        "invalid TLS configuration: no certificate found in the CA PEM"
+        "invalid TLS configuration: the worker's CA: no certificate found in the CA PEM"
     );
 }
 
