@@ -15,7 +15,7 @@
 //!
 //! Run it through `bench/collector-ingest.sh`; see BENCHMARKS.md.
 
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "../../controller-scale/src/procs.rs"]
 #[allow(dead_code)]

@@ -542,6 +542,67 @@ fn recent_peak(current: &crate::Watermark, delta: &crate::Delta) -> f64 {
     delta.rate().map_or(decayed, |rate| rate.max(decayed))
 }
 
+/// The applied deltas of one batch merged per (run, second): what one
+/// `merge_delta` per group writes instead of one per delta (counts added,
+/// histograms merged, failures and checks summed, users added). A delta's
+/// endpoints are distinct (checked by `sorted_endpoints`), so each group's
+/// are too.
+pub(crate) fn merge_by_second(deltas: &[&crate::Delta]) -> Result<Vec<crate::Delta>, StoreError> {
+    let mut groups: std::collections::BTreeMap<(&str, i64), crate::Delta> = Default::default();
+    for delta in deltas {
+        let group = groups
+            .entry((delta.run_id.as_str(), delta.second))
+            .or_insert_with(|| crate::Delta {
+                run_id: delta.run_id.clone(),
+                // Named in error messages: the batch's first delta here.
+                worker_id: delta.worker_id.clone(),
+                seq: delta.seq,
+                first_seq: delta.seq,
+                second: delta.second,
+                ..crate::Delta::default()
+            });
+        group.active_users += delta.active_users;
+        group.dropped += delta.dropped;
+        for endpoint in &delta.endpoints {
+            match group
+                .endpoints
+                .iter_mut()
+                .find(|e| e.endpoint == endpoint.endpoint)
+            {
+                None => group.endpoints.push(endpoint.clone()),
+                Some(into) => {
+                    into.counts.add(&endpoint.counts);
+                    merge(&mut into.histogram, &endpoint.histogram)?;
+                    match (&mut into.uncorrected, &endpoint.uncorrected) {
+                        (Some(into), Some(more)) => merge(into, more)?,
+                        (slot @ None, Some(more)) => *slot = Some(more.clone()),
+                        (_, None) => {}
+                    }
+                    for failure in &endpoint.failures {
+                        match into.failures.iter_mut().find(|f| f.kind == failure.kind) {
+                            Some(f) => {
+                                f.count += failure.count;
+                                f.last_message.clone_from(&failure.last_message);
+                            }
+                            None => into.failures.push(failure.clone()),
+                        }
+                    }
+                    for check in &endpoint.checks {
+                        match into.checks.iter_mut().find(|c| c.check == check.check) {
+                            Some(c) => {
+                                c.passed += check.passed;
+                                c.failed += check.failed;
+                            }
+                            None => into.checks.push(*check),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(groups.into_values().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,65 +724,4 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
     }
-}
-
-/// The applied deltas of one batch merged per (run, second): what one
-/// `merge_delta` per group writes instead of one per delta (counts added,
-/// histograms merged, failures and checks summed, users added). A delta's
-/// endpoints are distinct (checked by `sorted_endpoints`), so each group's
-/// are too.
-pub(crate) fn merge_by_second(deltas: &[&crate::Delta]) -> Result<Vec<crate::Delta>, StoreError> {
-    let mut groups: std::collections::BTreeMap<(&str, i64), crate::Delta> = Default::default();
-    for delta in deltas {
-        let group = groups
-            .entry((delta.run_id.as_str(), delta.second))
-            .or_insert_with(|| crate::Delta {
-                run_id: delta.run_id.clone(),
-                // Named in error messages: the batch's first delta here.
-                worker_id: delta.worker_id.clone(),
-                seq: delta.seq,
-                first_seq: delta.seq,
-                second: delta.second,
-                ..crate::Delta::default()
-            });
-        group.active_users += delta.active_users;
-        group.dropped += delta.dropped;
-        for endpoint in &delta.endpoints {
-            match group
-                .endpoints
-                .iter_mut()
-                .find(|e| e.endpoint == endpoint.endpoint)
-            {
-                None => group.endpoints.push(endpoint.clone()),
-                Some(into) => {
-                    into.counts.add(&endpoint.counts);
-                    merge(&mut into.histogram, &endpoint.histogram)?;
-                    match (&mut into.uncorrected, &endpoint.uncorrected) {
-                        (Some(into), Some(more)) => merge(into, more)?,
-                        (slot @ None, Some(more)) => *slot = Some(more.clone()),
-                        (_, None) => {}
-                    }
-                    for failure in &endpoint.failures {
-                        match into.failures.iter_mut().find(|f| f.kind == failure.kind) {
-                            Some(f) => {
-                                f.count += failure.count;
-                                f.last_message.clone_from(&failure.last_message);
-                            }
-                            None => into.failures.push(failure.clone()),
-                        }
-                    }
-                    for check in &endpoint.checks {
-                        match into.checks.iter_mut().find(|c| c.check == check.check) {
-                            Some(c) => {
-                                c.passed += check.passed;
-                                c.failed += check.failed;
-                            }
-                            None => into.checks.push(*check),
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(groups.into_values().collect())
 }

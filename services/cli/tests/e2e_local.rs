@@ -336,9 +336,14 @@ async fn open_model_rate_conserves_and_drops_nothing() {
     assert_eq!(store.dropped(run_id).await.unwrap(), 0);
     // The achieved rate: every whole wall-clock second of the run (not the
     // partial first and last) holds 200 requests, within 2%.
+    // Requests only: not the connection rows (CONNECT, TLS).
+    let endpoints = store.endpoints(run_id).await.unwrap();
+    let is_request = |index: u32| endpoints.iter().any(|e| e.index == index && e.is_request());
     let mut per_second = std::collections::BTreeMap::<i64, u64>::new();
     for row in store.seconds(run_id, None).await.unwrap() {
-        *per_second.entry(row.second).or_default() += row.counts.requests;
+        if is_request(row.endpoint) {
+            *per_second.entry(row.second).or_default() += row.counts.requests;
+        }
     }
     let counts: Vec<u64> = per_second.values().copied().collect();
     assert!(counts.len() >= 4, "{per_second:?}");
@@ -349,7 +354,7 @@ async fn open_model_rate_conserves_and_drops_nothing() {
         );
     }
     for endpoint in store.summaries(run_id).await.unwrap() {
-        if endpoint.counts.requests > 0 {
+        if endpoint.counts.requests > 0 && is_request(endpoint.endpoint) {
             let stored = endpoint.uncorrected.expect("uncorrected histogram stored");
             assert_eq!(stored.len(), endpoint.counts.requests);
         }

@@ -418,7 +418,14 @@ impl CollectorService {
         let target_cpu = match TargetCpuConfig::from_config_json(&state.record.config_json) {
             Some(target) => {
                 let samples = self.store.target_samples(run_id).await?;
-                let requests = totals.iter().map(|(counts, _)| counts.requests).sum();
+                // Requests only: not the group and connection rows.
+                let requests = state
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.is_request())
+                    .filter_map(|e| totals.get(e.index as usize))
+                    .map(|(counts, _)| counts.requests)
+                    .sum();
                 Some(sampler::totals(&target.query, &samples, requests))
             }
             None => None,

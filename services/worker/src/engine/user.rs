@@ -99,16 +99,22 @@ impl User {
 
     fn render_variables(&mut self, class: &ClassPlan) {
         for (index, template) in &class.variables {
-            let mut render = RenderContext {
-                vars: &self.vars,
-                seq: self.seq,
-                user_id: self.user_id,
-                rng: &mut self.rng,
-                cookies: None,
-            };
-            let value = template.render(&mut render);
+            let value = self.render(template);
             self.vars[*index] = value;
         }
+    }
+
+    /// `template` rendered against the user's state (without cookies: for
+    /// what a user sets up when it starts).
+    fn render(&mut self, template: &cicada_scenario::Template) -> String {
+        let mut render = RenderContext {
+            vars: &self.vars,
+            seq: self.seq,
+            user_id: self.user_id,
+            rng: &mut self.rng,
+            cookies: None,
+        };
+        template.render(&mut render)
     }
 }
 
@@ -120,14 +126,7 @@ async fn begin(ctx: &ThreadCtx, user: &mut User, class: &ClassPlan) -> bool {
     }
     user.render_variables(class);
     if let Some(tls) = &class.tls {
-        let mut render = RenderContext {
-            vars: &user.vars,
-            seq: user.seq,
-            user_id: user.user_id,
-            rng: &mut user.rng,
-            cookies: None,
-        };
-        let (cert, key) = (tls.cert.render(&mut render), tls.key.render(&mut render));
+        let (cert, key) = (user.render(&tls.cert), user.render(&tls.key));
         user.tls = Some(ctx.client_cert(cert, key));
     }
     true
