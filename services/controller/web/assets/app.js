@@ -1178,7 +1178,7 @@
       this.stale.delete(this.tab);
       switch (this.tab) {
         case "stats":
-          this.statsTable.update(withoutEmptyConnectionRows(l.endpoints || []), Object.assign({}, l.total || {}, { method: "", name: "Aggregated" }));
+          this.statsTable.update(withoutConnectionRows(l.endpoints || []), Object.assign({}, l.total || {}, { method: "", name: "Aggregated" }));
           break;
         case "failures":
           this.failuresTable.update(l.failures || []);
@@ -1531,9 +1531,11 @@
   }
 
   // Each request endpoint has a CONNECT row (new connections, connect
-  // times) and a TLS row (handshakes): shown once they have any.
-  function withoutEmptyConnectionRows(endpoints) {
-    return endpoints.filter((e) => !((e.method === "CONNECT" || e.method === "TLS") && !e.requests));
+  // times) and a TLS row (handshakes): not requests, so not in the
+  // statistics table (the CLI's Connections table and the summary JSON
+  // show them).
+  function withoutConnectionRows(endpoints) {
+    return endpoints.filter((e) => e.method !== "CONNECT" && e.method !== "TLS");
   }
 
   function endpointMatrix(endpoints) {
