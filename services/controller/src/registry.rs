@@ -37,8 +37,13 @@ pub struct WorkerEntry {
     pub clock_offset_ms: Option<i64>,
     /// The run the controller placed this worker in, if any.
     pub assigned: Option<String>,
-    /// Requests per second between the last two heartbeats of one run.
+    /// Rows (requests, groups, new connections: what its deltas count)
+    /// per second between the last two heartbeats of one run: what the
+    /// loss bound of a lost worker uses.
     pub rps: f64,
+    /// Requests alone per second over the same interval (shown, and what
+    /// its speed is measured by).
+    pub request_rps: f64,
     /// What its busy heartbeats measured of its speed.
     pub capacity: Capacity,
 }
@@ -192,6 +197,7 @@ impl Registry {
             clock_offset_ms: None,
             assigned: None,
             rps: 0.0,
+            request_rps: 0.0,
             capacity: replaced_capacity(&self.workers.lock(), &register.worker_id),
         };
         let replaced = self.workers.lock().insert(register.worker_id, entry);
@@ -216,9 +222,15 @@ impl Registry {
         if let Some(entry) = self.entry_mut(worker_id, conn, &mut self.workers.lock()) {
             let now = Instant::now();
             let elapsed = now - entry.last_seen;
-            entry.rps = rate_between(&entry.heartbeat, &heartbeat, elapsed);
+            entry.rps = rate_between(&entry.heartbeat, &heartbeat, elapsed, |h| h.requests);
+            // A worker that predates `request_rows` reports 0 there.
+            entry.request_rps = if heartbeat.request_rows > 0 || heartbeat.requests == 0 {
+                rate_between(&entry.heartbeat, &heartbeat, elapsed, |h| h.request_rows)
+            } else {
+                entry.rps
+            };
             entry.capacity.add(
-                entry.rps * elapsed.as_secs_f64(),
+                entry.request_rps * elapsed.as_secs_f64(),
                 heartbeat.cpu_percent,
                 elapsed.as_secs_f64(),
             );
@@ -244,6 +256,7 @@ impl Registry {
                 entry.heartbeat.active_users = 0;
                 entry.heartbeat.in_flight = 0;
                 entry.rps = 0.0;
+                entry.request_rps = 0.0;
             }
         }
     }
@@ -470,7 +483,7 @@ impl Registry {
                 cpu_percent: entry.heartbeat.cpu_percent,
                 rss_bytes: entry.heartbeat.rss_bytes,
                 last_seen_ms: now.duration_since(entry.last_seen).as_millis() as u64,
-                rps: entry.rps,
+                rps: entry.request_rps,
                 delivery: entry.heartbeat.delivery.clone(),
                 requests_per_cpu_second: entry.capacity.requests_per_cpu_second(),
             })
@@ -491,16 +504,21 @@ fn replaced_capacity(workers: &HashMap<String, WorkerEntry>, worker_id: &str) ->
         .unwrap_or_default()
 }
 
-fn rate_between(previous: &Heartbeat, next: &Heartbeat, elapsed: std::time::Duration) -> f64 {
+fn rate_between(
+    previous: &Heartbeat,
+    next: &Heartbeat,
+    elapsed: std::time::Duration,
+    count: fn(&Heartbeat) -> u64,
+) -> f64 {
     let seconds = elapsed.as_secs_f64();
     if next.run_id.is_empty()
         || previous.run_id != next.run_id
-        || next.requests < previous.requests
+        || count(next) < count(previous)
         || seconds <= 0.0
     {
         return 0.0;
     }
-    (next.requests - previous.requests) as f64 / seconds
+    (count(next) - count(previous)) as f64 / seconds
 }
 
 #[cfg(test)]
@@ -538,6 +556,34 @@ mod tests {
         );
         // Zero cores count as one.
         assert_eq!(placement_weights(&[(0, 0.0)]), [100]);
+    }
+
+    #[test]
+    fn speed_and_shown_rate_count_requests_not_connection_rows() {
+        let registry = Registry::default();
+        let (conn, _) = registry.add(register("a", 1), channel());
+        let beat = |requests, request_rows| Heartbeat {
+            run_id: "r".into(),
+            requests,
+            request_rows,
+            cpu_percent: 100.0,
+            ..Default::default()
+        };
+        registry.heartbeat("a", conn, beat(0, 0));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // `connection: close`: every request also recorded a new connection.
+        registry.heartbeat("a", conn, beat(20_000, 10_000));
+        let entry = &registry.list()[0];
+        let workers = registry.workers.lock();
+        let all_rows = workers["a"].rps;
+        drop(workers);
+        assert!(all_rows > 0.0);
+        assert!(
+            (entry.rps * 2.0 - all_rows).abs() < 1e-6 * all_rows,
+            "{} vs {all_rows}",
+            entry.rps
+        );
+        assert!((entry.requests_per_cpu_second - entry.rps).abs() < 1e-6 * entry.rps);
     }
 
     #[test]

@@ -373,6 +373,11 @@ impl Engine {
         self.threads.iter().map(|t| t.completed()).sum()
     }
 
+    /// Requests completed since the start (without group and connection rows).
+    pub fn requests(&self) -> u64 {
+        self.threads.iter().map(|t| t.requests()).sum()
+    }
+
     /// Stops spawning, lets users finish their current request within
     /// `grace`, then cancels what is left (counted as `cancelled`). When it
     /// returns nothing is in flight and the next `cut()` holds the remainder.

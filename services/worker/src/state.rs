@@ -99,6 +99,7 @@ impl Node {
             cpu_percent,
             rss_bytes,
             requests: engine.as_ref().map_or(0, |e| e.completed()),
+            request_rows: engine.as_ref().map_or(0, |e| e.requests()),
             delta_source,
             sent_at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -329,8 +329,12 @@ pub const WEIGHTED_READS: [(&str, u64); 4] = [
 /// histograms (not from the summary JSON), in milliseconds.
 pub async fn stored_p50_ms(database_url: &str, run_id: &str) -> f64 {
     let mut merged = LatencyHistogram::new();
-    for (_, _, _, histogram) in stored_run(database_url, run_id).await.summary_by_endpoint {
-        merged.merge(&histogram).unwrap();
+    for (method, _, _, histogram) in stored_run(database_url, run_id).await.summary_by_endpoint {
+        // The requests' latencies, as the summary's total: not the
+        // group or connection rows.
+        if cicada_store::is_request_method(&method) {
+            merged.merge(&histogram).unwrap();
+        }
     }
     merged.value_at_quantile_us(0.5) as f64 / 1000.0
 }

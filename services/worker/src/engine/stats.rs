@@ -19,9 +19,12 @@ pub(crate) struct ThreadStats {
     /// Open model: arrivals this thread has handled (started or dropped)
     /// since the engine started; never reset.
     arrivals: AtomicU64,
-    /// Requests completed since the engine started; never reset. Written
-    /// only by the owning thread.
+    /// Rows completed since the engine started (requests, groups, new
+    /// connections: what the deltas count); never reset. Written only by
+    /// the owning thread.
     completed: AtomicU64,
+    /// Of `completed`, the requests alone.
+    requests: AtomicU64,
 }
 
 /// A completed request's latency in microseconds. In the open model `us` is
@@ -104,6 +107,7 @@ impl ThreadStats {
             dropped: AtomicU64::new(0),
             arrivals: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
         }
     }
 
@@ -111,9 +115,14 @@ impl ThreadStats {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Requests completed (failed or not) since the engine started.
+    /// Rows completed (failed or not) since the engine started.
     pub fn completed(&self) -> u64 {
         self.completed.load(Ordering::Relaxed)
+    }
+
+    /// Requests completed (failed or not) since the engine started.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     pub fn active_users(&self) -> u32 {
@@ -239,6 +248,9 @@ impl<'a> InFlight<'a> {
 
     pub fn finish(mut self, latency: Latency, bytes: u64, failure: Option<Failure>) {
         self.stats.record(self.endpoint, latency, bytes, failure);
+        // Single writer: a plain store is enough, readers only sample it.
+        let n = self.stats.requests.load(Ordering::Relaxed);
+        self.stats.requests.store(n + 1, Ordering::Relaxed);
         self.finished = true;
     }
 }
