@@ -17,7 +17,7 @@ use crate::health::WriteFailures;
 use crate::ingest::Ingest;
 use crate::loss;
 use crate::otlp::Feed;
-use crate::runs::{RunState, Runs};
+use crate::runs::{ReadGuard, RunState, Runs};
 use crate::sampler::{self, Sampler, TargetCpuConfig};
 use crate::stats::{self, StatsInput};
 use crate::threshold;
@@ -143,11 +143,17 @@ impl CollectorService {
         &self,
         deltas: &[v1::WorkerDelta],
     ) -> Result<v1::PushDeltasResponse, CollectorError> {
+        // A push's deltas are nearly always of one run: its state is read
+        // once for the lot, not once per delta.
         let mut converted = Vec::with_capacity(deltas.len());
+        let mut state: Option<ReadGuard> = None;
         for delta in deltas {
-            let state = self.runs.read(&delta.run_id).await?;
-            converted.push(convert::delta(delta, state.endpoints.len())?);
+            let run = self.state_of(&mut state, &delta.run_id).await?;
+            converted.push(convert::delta(delta, run.endpoints.len())?);
         }
+        // Not held while the writer commits: a run invalidated meanwhile
+        // (write lock) must not wait for this push.
+        drop(state);
         let ingest = self
             .ingest
             .get_or_init(|| async { Ingest::start(self.store.clone()) })
@@ -158,16 +164,22 @@ impl CollectorService {
             .ok_or_else(|| CollectorError::Unavailable("the collector is stopping".into()))?;
         let mut response = v1::PushDeltasResponse::default();
         let mut first_error = None;
+        let mut state: Option<ReadGuard> = None;
         for (delta, outcome) in converted.iter().zip(outcomes) {
             match outcome {
                 Ok(ApplyOutcome::Applied) => {
                     response.applied += 1;
-                    self.applied(delta).await;
+                    // A run that vanished meanwhile has no live view to feed.
+                    if let Ok(run) = self.state_of(&mut state, &delta.run_id).await {
+                        self.applied(run, delta);
+                    }
                 }
                 Ok(ApplyOutcome::Duplicate) => response.duplicates += 1,
                 Err(error) => {
                     if first_error.is_none() {
-                        first_error = Some(self.refused(&delta.run_id, error).await);
+                        // `refused` may take the run's write lock.
+                        state = None;
+                        first_error = Some(self.refused(error).await);
                     }
                 }
             }
@@ -178,12 +190,22 @@ impl CollectorService {
         }
     }
 
+    /// The state of `run_id`, reusing `held` when it is that run's.
+    async fn state_of<'a>(
+        &self,
+        held: &'a mut Option<ReadGuard>,
+        run_id: &str,
+    ) -> Result<&'a RunState, CollectorError> {
+        if held.as_ref().is_none_or(|state| state.record.id != run_id) {
+            *held = None;
+            *held = Some(self.runs.read(run_id).await?);
+        }
+        Ok(held.as_deref().expect("set above"))
+    }
+
     /// An applied delta's measurements for the live view and OTLP (a loss
     /// marker carries none).
-    async fn applied(&self, delta: &cicada_store::Delta) {
-        let Ok(state) = self.runs.read(&delta.run_id).await else {
-            return;
-        };
+    fn applied(&self, state: &RunState, delta: &cicada_store::Delta) {
         if !delta.evicted.is_empty() {
             state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
         } else {
@@ -195,7 +217,7 @@ impl CollectorService {
     }
 
     /// The error a refused delta is answered with.
-    async fn refused(&self, run_id: &str, error: StoreError) -> CollectorError {
+    async fn refused(&self, error: StoreError) -> CollectorError {
         match error {
             StoreError::RunFinished(run_id) => {
                 // Finished through another collector: stop serving a stale
@@ -214,7 +236,7 @@ impl CollectorService {
                 if error.is_transient() {
                     self.write_failures.failed();
                 }
-                tracing::debug!(run_id, %error, "delta refused");
+                tracing::debug!(%error, "delta refused");
                 error.into()
             }
         }
