@@ -56,6 +56,12 @@ pub fn is_request_method(method: &str) -> bool {
     !matches!(method, GROUP_METHOD | CONNECT_METHOD | TLS_METHOD)
 }
 
+/// Whether rows of an endpoint with this method are a request endpoint's
+/// new connections or TLS handshakes (rows the compiler adds).
+pub fn is_connection_method(method: &str) -> bool {
+    matches!(method, CONNECT_METHOD | TLS_METHOD)
+}
+
 /// A parsed, validated scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -291,7 +297,7 @@ impl Scenario {
         for endpoint in self
             .endpoints
             .iter()
-            .filter(|e| e.method == GROUP_METHOD || is_request_method(&e.method))
+            .filter(|e| !is_connection_method(&e.method))
         {
             let _ = writeln!(out, "  {} {}", endpoint.method, endpoint.name);
         }

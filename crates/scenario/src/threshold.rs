@@ -140,7 +140,7 @@ pub fn endpoint_index(endpoints: &[EndpointDef], method_name: &str) -> Option<us
 pub(crate) fn endpoint_list(endpoints: &[EndpointDef]) -> String {
     let list = endpoints
         .iter()
-        .filter(|e| !matches!(e.method.as_str(), crate::CONNECT_METHOD | crate::TLS_METHOD))
+        .filter(|e| !crate::is_connection_method(&e.method))
         .map(|e| format!("{} {}", e.method, e.name))
         .collect::<Vec<_>>()
         .join(", ");

@@ -358,10 +358,7 @@ pub fn render_table(stats: &RunStats) -> String {
     let failures: Vec<_> = stats
         .failures
         .iter()
-        .filter(|f| {
-            !(f.method == cicada_scenario::CONNECT_METHOD
-                || f.method == cicada_scenario::TLS_METHOD)
-        })
+        .filter(|f| !cicada_scenario::is_connection_method(&f.method))
         .collect();
     if !failures.is_empty() {
         let _ = writeln!(out, "\nFailures:");

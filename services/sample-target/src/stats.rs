@@ -45,6 +45,9 @@ pub struct Stats {
     http2: Counter,
     tls_handshakes: Counter,
     tls_failures: Counter,
+    /// The leaf certificates (DER) clients presented in completed TLS
+    /// handshakes, so a test can check that each user brought its own.
+    client_certs: Mutex<HashSet<Box<[u8]>>>,
     /// The `deviceid`s of successful logins, so a test can check that each
     /// device logged in once (test data handed out uniquely).
     logins: Mutex<Logins>,
@@ -58,8 +61,6 @@ struct Logins {
     devices: HashSet<Box<[u8]>>,
     repeats: u64,
     untracked: u64,
-    /// The client certificates (DER) of completed TLS handshakes.
-    client_certs: HashSet<Box<[u8]>>,
 }
 
 /// How a counted request was answered.
@@ -169,9 +170,9 @@ impl Stats {
     pub fn tls_handshake(&self, certs: Option<&[rustls::pki_types::CertificateDer<'_>]>) {
         self.tls_handshakes.bump();
         if let Some(leaf) = certs.and_then(<[_]>::first) {
-            let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
-            if logins.client_certs.len() < MAX_TRACKED_DEVICES {
-                logins.client_certs.insert(leaf.as_ref().into());
+            let mut seen = self.client_certs.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() < MAX_TRACKED_DEVICES {
+                seen.insert(leaf.as_ref().into());
             }
         }
     }
@@ -209,6 +210,10 @@ impl Stats {
             counter.reset();
         }
         *self.logins.lock().unwrap_or_else(|e| e.into_inner()) = Logins::default();
+        self.client_certs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Reads every counter.
@@ -226,7 +231,11 @@ impl Stats {
             login_untracked: logins.untracked,
             tls_handshakes: self.tls_handshakes.get(),
             tls_failures: self.tls_failures.get(),
-            tls_client_certs: logins.client_certs.len() as u64,
+            tls_client_certs: self
+                .client_certs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len() as u64,
             total: paths.values().sum::<u64>() + unmatched,
             paths,
             unmatched,

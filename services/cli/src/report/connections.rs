@@ -57,7 +57,7 @@ impl From<&EndpointStats> for TimesJson {
 
 /// Whether a row belongs here rather than in the endpoint table.
 pub fn is_connection_row(e: &EndpointStats) -> bool {
-    e.method == CONNECT_METHOD || e.method == TLS_METHOD
+    cicada_scenario::is_connection_method(&e.method)
 }
 
 /// Each request endpoint with new connections: its `CONNECT` row and its

@@ -289,7 +289,12 @@ impl Target {
             };
             return Ok(Connected {
                 sender,
-                tcp_us: micros(began),
+                // h2c: with the HTTP/2 preface (documented on `tcp_us`).
+                tcp_us: if self.http == HttpVersion::Http2 {
+                    micros(began)
+                } else {
+                    tcp_us
+                },
                 tls_us: None,
             });
         };

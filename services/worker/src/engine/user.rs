@@ -643,8 +643,9 @@ async fn send(
 
 /// Opens a connection for a request of `step`, recording its connect and
 /// TLS handshake times (or their failure) on the step's connection rows.
-/// Boxed: a connect (with a TLS handshake's state) is rare, and inline it
-/// would make every user's task that much larger for its whole life.
+/// The target's connect future is boxed: a connect (with a TLS handshake's
+/// state) is rare, and inline it would make every user's task that much
+/// larger for its whole life.
 async fn connect(
     ctx: &ThreadCtx,
     step: &StepPlan,
