@@ -161,7 +161,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "fleet of {fleet}: the collector acknowledged deltas holding {} requests but stored {stored}",
             measured.requests_acked
         );
-        let row = measured.report(fleet, &args);
+        let row = measured.report(fleet, &args, stored);
         println!("{}", serde_json::to_string(&row)?);
         results.push(row);
     }

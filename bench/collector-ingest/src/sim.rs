@@ -46,7 +46,8 @@ pub struct Measured {
 }
 
 impl Measured {
-    pub fn report(&self, workers: usize, args: &crate::Args) -> serde_json::Value {
+    /// The fleet's row; `stored`: the requests the stored run holds.
+    pub fn report(&self, workers: usize, args: &crate::Args, stored: u64) -> serde_json::Value {
         let seconds = self.window.as_secs_f64();
         let ms = |us: u64| us as f64 / 1000.0;
         serde_json::json!({
@@ -64,7 +65,8 @@ impl Measured {
             "deltas_sent": self.deltas_sent,
             "push_errors": self.push_errors,
             "requests_acked": self.requests_acked,
-            "stored_exact": true,
+            "requests_stored": stored,
+            "stored_exact": stored == self.requests_acked,
         })
     }
 }

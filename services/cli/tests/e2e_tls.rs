@@ -208,10 +208,7 @@ async fn trust_server_name_and_missing_certificates() {
         "{}",
         insecure.summary
     );
-    assert!(
-        insecure.stdout.contains("NOT verified")
-            || insecure.summary["total"]["requests"].as_u64().unwrap() > 20
-    );
+    assert!(insecure.summary["total"]["requests"].as_u64().unwrap() > 20);
 
     let served = tls_target_stats(&target.url, &pki.ca_pem, None, Some("ingest.test")).await;
     // Only the two runs that trusted the server reached it.
