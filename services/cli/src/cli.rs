@@ -16,6 +16,8 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    #[command(flatten)]
+    pub log: cicada_telemetry::LogArgs,
     #[command(subcommand)]
     pub command: Command,
 }

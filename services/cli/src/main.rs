@@ -27,7 +27,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.log.log_format);
     match commands::dispatch(cli.command).await {
         Ok(code) => code,
         Err(error) => {
@@ -40,16 +40,11 @@ async fn main() -> std::process::ExitCode {
 
 /// Logs go to stderr; by default only warnings, so the progress lines stay
 /// readable. `RUST_LOG` overrides.
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, format: cicada_telemetry::LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    cicada_telemetry::logging::init(format, default);
 }

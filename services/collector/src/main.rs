@@ -8,7 +8,6 @@ use anyhow::Context;
 use cicada_collector::{CollectorConfig, OtlpConfig};
 use cicada_proto::auth::{self, Token};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// The cicada collector: merges worker deltas exactly and stores runs.
 #[derive(Debug, Parser)]
@@ -47,6 +46,8 @@ struct Args {
     /// OTEL_EXPORTER_OTLP_HEADERS, which the exporter reads itself).
     #[arg(long, env = "CICADA_OTLP_HEADERS", value_parser = parse_headers)]
     otlp_headers: Option<Headers>,
+    #[command(flatten)]
+    log: cicada_telemetry::LogArgs,
 }
 
 type Headers = Vec<(String, String)>;
@@ -69,12 +70,8 @@ fn otlp_config(args: &Args) -> anyhow::Result<Option<OtlpConfig>> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    cicada_telemetry::logging::init(args.log.log_format, "info");
     let otlp = otlp_config(&args)?;
     let database_url = args
         .database_url
@@ -100,36 +97,7 @@ async fn main() -> anyhow::Result<()> {
         },
         listener,
         http_listener,
-        shutdown_signal(),
+        cicada_telemetry::shutdown_signal(),
     )
     .await
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "failed to listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "failed to listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -9,7 +9,6 @@ use cicada_controller::ControllerConfig;
 use cicada_controller::web::{self, BasicAuth, WebConfig, WebListen};
 use cicada_proto::auth::{self, Token};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// The cicada controller: worker membership, load placement and run life cycle.
 #[derive(Debug, Parser)]
@@ -41,14 +40,14 @@ struct Args {
     /// Directory of scenario files (*.yaml, *.yml) the web UI offers.
     #[arg(long, env = "CICADA_SCENARIOS")]
     scenarios: Option<PathBuf>,
+    #[command(flatten)]
+    log: cicada_telemetry::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    cicada_telemetry::logging::init(args.log.log_format, "info");
     let mut config = ControllerConfig::new(args.collector);
     // Validate before binding: bad flags should not hold a port.
     config.validate().context("bad --collector")?;
@@ -79,24 +78,5 @@ async fn main() -> anyhow::Result<()> {
         ),
         WebListen::Off => None,
     };
-    cicada_controller::run_with(config, listener, web_listener, shutdown_signal()).await
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("failed to install the SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    cicada_controller::run_with(config, listener, web_listener, cicada_telemetry::shutdown_signal()).await
 }

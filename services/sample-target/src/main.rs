@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cicada_sample_target::{ErrorRate, Latency, RouteSetting, TargetConfig, TlsSettings};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// The reference case's IoT collection service, with injected latency and
 /// errors and exact per-path counts at `GET /stats`.
@@ -58,15 +57,13 @@ struct Args {
     /// How long to wait for in-flight requests at shutdown.
     #[arg(long, env = "CICADA_TARGET_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    #[command(flatten)]
+    log: cicada_telemetry::LogArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    cicada_telemetry::logging::init(args.log.log_format, "info");
     let read = |path: &Path| {
         std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))
     };
@@ -102,34 +99,6 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("failed to listen on {}", args.listen))?;
-        cicada_sample_target::run(config, listener, shutdown_signal()).await
+        cicada_sample_target::run(config, listener, cicada_telemetry::shutdown_signal()).await
     })
-}
-
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "failed to listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "failed to listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("received SIGINT"),
-        () = term => tracing::info!("received SIGTERM"),
-    }
 }

@@ -7,7 +7,6 @@ use anyhow::Context;
 use cicada_proto::auth::Token;
 use cicada_worker::WorkerConfig;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// The cicada worker: runs virtual users and streams per-second deltas.
 #[derive(Debug, Parser)]
@@ -43,14 +42,14 @@ struct Args {
     /// Oldest measurements kept while the collector cannot be reached.
     #[arg(long, env = "CICADA_BUFFER_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
     buffer_max_age: std::time::Duration,
+    #[command(flatten)]
+    log: cicada_telemetry::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    cicada_telemetry::logging::init(args.log.log_format, "info");
     let mut config = WorkerConfig::new(args.controller);
     if let Some(worker_id) = args.worker_id {
         config.worker_id = worker_id;
@@ -69,24 +68,5 @@ async fn main() -> anyhow::Result<()> {
     config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
         .context("bad --token / --token-file")?;
     config.validate().context("bad flags")?;
-    cicada_worker::run(config, shutdown_signal()).await
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("failed to install the SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    cicada_worker::run(config, cicada_telemetry::shutdown_signal()).await
 }

@@ -36,7 +36,7 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<ExitCode> {
     );
     eprintln!("web UI: http://{address}");
     eprintln!("press Ctrl-C to stop");
-    shutdown_signal().await?;
+    cicada_telemetry::shutdown_signal().await;
     eprintln!("stopping (a live run is stopped and stored)");
     cluster.shutdown().await?;
     Ok(ExitCode::SUCCESS)
@@ -50,16 +50,4 @@ fn scenarios_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
         let examples = Path::new("examples");
         examples.is_dir().then(|| examples.to_owned())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("failed to listen for Ctrl-C")?;
-    let mut terminate = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    Ok(())
 }
