@@ -11,9 +11,13 @@
 //!   HTTP port of their own ([`metrics::serve`], the worker).
 //! - [`shutdown_signal`]: the one SIGINT/SIGTERM future passed into each
 //!   service's `run`.
+//! - `testing` (feature `testsuite`): scrape `/metrics` over HTTP and parse
+//!   the text, for the services' integration tests.
 
 pub mod logging;
 pub mod metrics;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testing;
 
 pub use logging::{LogArgs, LogFormat};
 

@@ -9,6 +9,9 @@
 //! - `GET /api/runs/{id}/baseline` (the latest passing run before it)
 //! - `GET /api/compare?a=&b=&from=&to=&tolerance=5%`
 //! - `GET /api/trend?scenario=&metric=p95&endpoint=GET%20/&last=30`
+//! - `GET /metrics`: the collector's own metrics (Prometheus text), without
+//!   the token (a scraper should not hold the token that writes runs; the
+//!   metrics are counts and latencies with no run data)
 //!
 //! Errors are `{"error": "..."}` with 400 (bad argument), 404 (unknown run
 //! or no baseline) or 500.
@@ -30,12 +33,26 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::metrics::Metrics;
+
 type Reply = Response<Full<Bytes>>;
 
 /// Serves the history API on `listener` until `shutdown` completes.
 pub async fn serve_http(
     store: Arc<dyn Store>,
     token: Option<Token>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_http_with(store, token, Metrics::default(), listener, shutdown).await
+}
+
+/// [`serve_http`], with `metrics` (the gRPC side's, see
+/// [`crate::serve_with_metrics`]) at `GET /metrics`.
+pub async fn serve_http_with(
+    store: Arc<dyn Store>,
+    token: Option<Token>,
+    metrics: Metrics,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -57,10 +74,14 @@ pub async fn serve_http(
         };
         let store = store.clone();
         let token = token.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let store = store.clone();
-                // Every route needs the shared token when one is set.
+                let scrape = request.method() == Method::GET
+                    && request.uri().path() == cicada_telemetry::metrics::PATH;
+                let metrics = scrape.then(|| cicada_telemetry::metrics::response(metrics.registry()));
+                // Every other route needs the shared token when one is set.
                 let denied = token.as_ref().and_then(|token| {
                     let presented = request
                         .headers()
@@ -69,9 +90,10 @@ pub async fn serve_http(
                     token.check(presented).err()
                 });
                 async move {
-                    Ok::<_, Infallible>(match denied {
-                        Some(message) => error_reply(StatusCode::UNAUTHORIZED, message),
-                        None => handle(&*store, request).await,
+                    Ok::<_, Infallible>(match (metrics, denied) {
+                        (Some(metrics), _) => metrics,
+                        (None, Some(message)) => error_reply(StatusCode::UNAUTHORIZED, message),
+                        (None, None) => handle(&*store, request).await,
                     })
                 }
             });

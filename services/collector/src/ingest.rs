@@ -17,6 +17,8 @@ use std::sync::Arc;
 use cicada_store::{ApplyOutcome, Delta, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
+
 /// Most deltas in one transaction (a batch of them all arriving together
 /// is split).
 const MAX_BATCH: usize = 2_000;
@@ -36,14 +38,15 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct Ingest {
     jobs: mpsc::Sender<Job>,
+    metrics: Metrics,
 }
 
 impl Ingest {
     /// Starts the writer of `store` (on the current runtime).
-    pub(crate) fn start(store: Arc<dyn Store>) -> Ingest {
+    pub(crate) fn start(store: Arc<dyn Store>, metrics: Metrics) -> Ingest {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, queue));
-        Ingest { jobs }
+        tokio::spawn(write(store, queue, metrics.clone()));
+        Ingest { jobs, metrics }
     }
 
     /// Applies `deltas` in order (with whatever else is queued); hands them
@@ -51,12 +54,22 @@ impl Ingest {
     /// collector stops).
     pub(crate) async fn apply(&self, deltas: Vec<Delta>) -> Option<(Vec<Delta>, Outcomes)> {
         let (done, outcome) = oneshot::channel();
-        self.jobs.send(Job { deltas, done }).await.ok()?;
+        let count = deltas.len() as i64;
+        self.metrics.queue_depth.inc_by(count);
+        if self.jobs.send(Job { deltas, done }).await.is_err() {
+            self.metrics.queue_depth.dec_by(count);
+            return None;
+        }
         outcome.await.ok()
     }
 }
 
-async fn write(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>) {
+/// A failed write worth counting as a database error (not a refused delta).
+fn is_database_error(error: &StoreError) -> bool {
+    matches!(error, StoreError::Database(_))
+}
+
+async fn write(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, metrics: Metrics) {
     while let Some(first) = queue.recv().await {
         let mut count = first.deltas.len();
         let mut jobs = vec![first];
@@ -74,13 +87,26 @@ async fn write(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>) {
             .iter_mut()
             .flat_map(|job| std::mem::take(&mut job.deltas))
             .collect();
-        let outcomes = match store.apply_batch(&deltas).await {
+        metrics.queue_depth.dec_by(deltas.len() as i64);
+        let started = std::time::Instant::now();
+        let batch = store.apply_batch(&deltas).await;
+        metrics.db_write_took(started.elapsed());
+        let outcomes = match batch {
             Ok(outcomes) => outcomes,
             Err(error) => {
+                if is_database_error(&error) {
+                    metrics.db_write_errors.inc();
+                }
                 tracing::debug!(%error, deltas = deltas.len(), "batch failed; applying its deltas one by one");
                 let mut outcomes = Vec::with_capacity(deltas.len());
                 for delta in &deltas {
-                    outcomes.push(store.apply_delta(delta).await);
+                    let started = std::time::Instant::now();
+                    let outcome = store.apply_delta(delta).await;
+                    metrics.db_write_took(started.elapsed());
+                    if outcome.as_ref().is_err_and(is_database_error) {
+                        metrics.db_write_errors.inc();
+                    }
+                    outcomes.push(outcome);
                 }
                 outcomes
             }

@@ -25,6 +25,9 @@
 //!   totals in the final `RunStats.target_cpu`.
 //! - `otlp`: live metrics exported over OTLP/gRPC from the deltas applied
 //!   (off unless [`CollectorConfig::otlp`] is set).
+//! - `metrics`: the collector's own [`Metrics`] (deltas, write latency and
+//!   errors, queue depth, OTLP errors), Prometheus text at `GET /metrics`
+//!   on the HTTP port.
 //!
 //! Exactly-once ingestion lives in the store: a delta, its (run, worker) seq
 //! watermark and the merge into the (run, second, endpoint) rows commit in
@@ -57,6 +60,7 @@ mod http;
 mod ingest;
 mod live;
 mod loss;
+mod metrics;
 pub mod otlp;
 mod runs;
 mod sampler;
@@ -78,7 +82,8 @@ use tonic::service::interceptor::InterceptedService;
 
 pub use error::CollectorError;
 pub use history::HistoryService;
-pub use http::serve_http;
+pub use http::{serve_http, serve_http_with};
+pub use metrics::Metrics;
 pub use otlp::OtlpConfig;
 pub use service::CollectorService;
 pub use stats::TOTAL_NAME;
@@ -142,9 +147,16 @@ pub async fn run_with_http(
         otlp: config.otlp,
         token: config.token.clone(),
     };
+    let metrics = Metrics::default();
     let (grpc, http) = tokio::join!(
-        serve_with(store.clone(), options, listener, shutdown.clone()),
-        serve_http(store, config.token, http_listener, shutdown)
+        serve_with_metrics(
+            store.clone(),
+            options,
+            metrics.clone(),
+            listener,
+            shutdown.clone()
+        ),
+        serve_http_with(store, config.token, metrics, http_listener, shutdown)
     );
     grpc.and(http)
 }
@@ -168,19 +180,32 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_metrics(store, options, Metrics::default(), listener, shutdown).await
+}
+
+/// [`serve_with`], counting into `metrics` (pass the same to
+/// [`serve_http_with`] so its `/metrics` shows them).
+pub async fn serve_with_metrics(
+    store: Arc<dyn Store>,
+    options: ServeOptions,
+    metrics: Metrics,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("failed to read the listener address")?;
     let exporter = options
         .otlp
         .as_ref()
-        .map(otlp::Exporter::start)
+        .map(|config| otlp::Exporter::start(config, metrics.otlp_export_errors.clone()))
         .transpose()?;
     let history = HistoryServer::new(HistoryService::new(store.clone()))
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let write_failures = health::WriteFailures::default();
-    let mut collector =
-        CollectorService::new(store.clone()).with_write_failures(write_failures.clone());
+    let mut collector = CollectorService::new(store.clone())
+        .with_write_failures(write_failures.clone())
+        .with_metrics(metrics);
     if let Some(exporter) = &exporter {
         collector = collector.with_otlp(exporter.feed.clone());
     }

@@ -10,6 +10,7 @@
 //! temporality every `interval`, and a failed export is logged by the SDK and
 //! dropped.
 
+mod counted;
 mod record;
 
 use std::collections::HashMap;
@@ -241,7 +242,11 @@ fn resource() -> Resource {
 impl Exporter {
     /// Builds the OTLP exporter and starts recording; must run inside the
     /// Tokio runtime (the gRPC channel's connection task lives there).
-    pub(crate) fn start(config: &OtlpConfig) -> anyhow::Result<Self> {
+    /// Failed exports are counted into `errors`.
+    pub(crate) fn start(
+        config: &OtlpConfig,
+        errors: prometheus_client::metrics::counter::Counter,
+    ) -> anyhow::Result<Self> {
         let mut metadata = tonic::metadata::MetadataMap::new();
         for (key, value) in &config.headers {
             let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes())
@@ -266,6 +271,10 @@ impl Exporter {
         let exporter = builder
             .build()
             .map_err(|error| anyhow::anyhow!("failed to build the otlp exporter: {error}"))?;
+        let exporter = counted::Counted {
+            inner: exporter,
+            errors,
+        };
         let reader = PeriodicReader::builder(exporter)
             .with_interval(config.interval)
             .build();
@@ -344,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn https_endpoints_get_tls() {
         // A closed loopback port: building and shutting down must not fail.
-        let exporter = Exporter::start(&OtlpConfig::new("https://127.0.0.1:1")).unwrap();
+        let exporter = Exporter::start(&OtlpConfig::new("https://127.0.0.1:1"), Default::default()).unwrap();
         exporter.shutdown().await;
     }
 

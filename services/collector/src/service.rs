@@ -10,12 +10,14 @@ use cicada_store::{
     ApplyOutcome, LostWorkerRecord, RunFilter, RunFinish, RunRecord, RunStatus, Store, StoreError,
 };
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::convert;
 use crate::error::CollectorError;
 use crate::health::WriteFailures;
 use crate::ingest::Ingest;
 use crate::loss;
+use crate::metrics::Metrics;
 use crate::otlp::Feed;
 use crate::runs::{ReadGuard, RunState, Runs};
 use crate::sampler::{self, Sampler, TargetCpuConfig};
@@ -49,6 +51,8 @@ pub struct CollectorService {
     write_failures: WriteFailures,
     /// The group-commit writer, started with the first push.
     ingest: Arc<tokio::sync::OnceCell<Ingest>>,
+    /// The collector's own metrics (`GET /metrics`).
+    metrics: Metrics,
 }
 
 impl CollectorService {
@@ -61,7 +65,14 @@ impl CollectorService {
             samplers: Arc::default(),
             write_failures: WriteFailures::default(),
             ingest: Arc::default(),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Counts into `metrics` (shared with the HTTP port's `/metrics`).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Reports transient write failures to `failures` (the health task).
@@ -143,20 +154,31 @@ impl CollectorService {
         &self,
         deltas: &[v1::WorkerDelta],
     ) -> Result<v1::PushDeltasResponse, CollectorError> {
+        self.metrics.received.inc_by(deltas.len() as u64);
         // A push's deltas are nearly always of one run: its state is read
         // once for the lot, not once per delta.
         let mut converted = Vec::with_capacity(deltas.len());
         let mut state: Option<ReadGuard> = None;
         for delta in deltas {
-            let run = self.state_of(&mut state, &delta.run_id).await?;
-            converted.push(convert::delta(delta, run.endpoints.len())?);
+            let checked = match self.state_of(&mut state, &delta.run_id).await {
+                Ok(run) => convert::delta(delta, run.endpoints.len()),
+                Err(error) => Err(error),
+            };
+            match checked {
+                Ok(delta) => converted.push(delta),
+                Err(error) => {
+                    // The whole push is refused.
+                    self.metrics.refused.inc_by(deltas.len() as u64);
+                    return Err(error);
+                }
+            }
         }
         // Not held while the writer commits: a run invalidated meanwhile
         // (write lock) must not wait for this push.
         drop(state);
         let ingest = self
             .ingest
-            .get_or_init(|| async { Ingest::start(self.store.clone()) })
+            .get_or_init(|| async { Ingest::start(self.store.clone(), self.metrics.clone()) })
             .await;
         let (converted, outcomes) = ingest
             .apply(converted)
@@ -169,13 +191,18 @@ impl CollectorService {
             match outcome {
                 Ok(ApplyOutcome::Applied) => {
                     response.applied += 1;
+                    self.metrics.applied.inc();
                     // A run that vanished meanwhile has no live view to feed.
                     if let Ok(run) = self.state_of(&mut state, &delta.run_id).await {
                         self.applied(run, delta);
                     }
                 }
-                Ok(ApplyOutcome::Duplicate) => response.duplicates += 1,
+                Ok(ApplyOutcome::Duplicate) => {
+                    response.duplicates += 1;
+                    self.metrics.duplicate.inc();
+                }
                 Err(error) => {
+                    self.metrics.refused.inc();
                     if first_error.is_none() {
                         // `refused` may take the run's write lock.
                         state = None;
@@ -524,7 +551,9 @@ impl Collector for CollectorService {
         &self,
         request: Request<v1::CreateRunRequest>,
     ) -> Result<Response<v1::CreateRunResponse>, Status> {
-        self.create(request.into_inner()).await?;
+        let request = request.into_inner();
+        let span = tracing::info_span!("create_run", run_id = %request.run_id);
+        self.create(request).instrument(span).await?;
         Ok(Response::new(v1::CreateRunResponse {}))
     }
 
@@ -539,9 +568,21 @@ impl Collector for CollectorService {
     ) -> Result<Response<v1::PushDeltasResponse>, Status> {
         let service = self.clone();
         let deltas = request.into_inner().deltas;
+        // Lines logged while applying carry the run and worker (a push is
+        // nearly always one worker's deltas of one run).
+        let span = match deltas.first() {
+            Some(first) => tracing::info_span!(
+                "push",
+                run_id = %first.run_id,
+                worker_id = %first.worker_id,
+                deltas = deltas.len()
+            ),
+            None => tracing::Span::none(),
+        };
         // Its own task: a client that goes away mid-push does not cut the
         // live view's update of what was applied.
-        let applying = tokio::spawn(async move { service.push(&deltas).await });
+        let applying =
+            tokio::spawn(async move { service.push(&deltas).await }.instrument(span));
         let response = applying
             .await
             .map_err(|error| Status::internal(format!("applying deltas failed: {error}")))??;
@@ -552,7 +593,9 @@ impl Collector for CollectorService {
         &self,
         request: Request<v1::FinishRunRequest>,
     ) -> Result<Response<v1::FinishRunResponse>, Status> {
-        Ok(Response::new(self.finish(request.into_inner()).await?))
+        let request = request.into_inner();
+        let span = tracing::info_span!("finish_run", run_id = %request.run_id);
+        Ok(Response::new(self.finish(request).instrument(span).await?))
     }
 
     async fn get_run_stats(
