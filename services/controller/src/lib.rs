@@ -24,6 +24,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod lifecycle;
 pub mod membership;
+mod metrics;
 mod placing;
 pub mod progress;
 mod recovery;

@@ -258,8 +258,23 @@ fn lost_worker(
     }
 }
 
-/// Drives `run` from RUNNING to FINISHED or FAILED.
+/// Drives `run` from RUNNING to FINISHED or FAILED; every line it logs
+/// carries the run's id (`run_id`, a span field).
 pub(crate) async fn drive(
+    shared: Arc<Shared>,
+    run: Arc<Run>,
+    events: mpsc::UnboundedReceiver<RunEvent>,
+    policy: StopPolicy,
+    placing: Placing,
+) {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("run", run_id = %run.id);
+    drive_run(shared, run, events, policy, placing)
+        .instrument(span)
+        .await;
+}
+
+async fn drive_run(
     shared: Arc<Shared>,
     run: Arc<Run>,
     mut events: mpsc::UnboundedReceiver<RunEvent>,

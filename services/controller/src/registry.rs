@@ -149,6 +149,15 @@ impl WorkerEntry {
     }
 }
 
+/// The fleet at a glance ([`Registry::summary`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerSummary {
+    pub connected: usize,
+    pub idle: usize,
+    /// The longest time since a connected worker was last heard from.
+    pub longest_silence: std::time::Duration,
+}
+
 /// A worker's latest heartbeat about a run and when it arrived: what the
 /// controller knows of a worker that disappears.
 #[derive(Debug, Clone, PartialEq)]
@@ -450,6 +459,22 @@ impl Registry {
             .values()
             .filter(|entry| entry.is_idle())
             .count()
+    }
+
+    /// Connected and idle workers and the longest silence among them, read
+    /// under one lock (for `/metrics`).
+    pub fn summary(&self) -> WorkerSummary {
+        let now = Instant::now();
+        let workers = self.workers.lock();
+        WorkerSummary {
+            connected: workers.len(),
+            idle: workers.values().filter(|entry| entry.is_idle()).count(),
+            longest_silence: workers
+                .values()
+                .map(|entry| now.saturating_duration_since(entry.last_seen))
+                .max()
+                .unwrap_or_default(),
+        }
     }
 
     /// Number of connected workers.

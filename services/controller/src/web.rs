@@ -112,6 +112,8 @@ pub(crate) struct Web {
     /// No login is configured and the listener is loopback: only requests
     /// addressed to loopback names are answered (`guard`).
     pub(crate) open_loopback: bool,
+    /// The controller's own metrics (`GET /metrics`).
+    pub(crate) metrics: cicada_telemetry::metrics::Registry,
 }
 
 /// Serves the web UI on `listener` until the controller shuts down; open
@@ -126,6 +128,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> anyhow:
         && address.ip().is_loopback();
     let web = Arc::new(Web {
         config: shared.config.web.clone(),
+        metrics: crate::metrics::registry(shared.clone()),
         shared,
         rates: live::Rates::default(),
         feeds: events::Feeds::default(),
@@ -179,6 +182,14 @@ async fn handle(web: &Arc<Web>, request: Request<Incoming>) -> Reply {
     let path = request.uri().path().to_owned();
     if path == "/health" {
         return reply::text("ok");
+    }
+    // Open like /health: a scraper should not hold the token that starts
+    // runs, and the metrics are counts with no run data.
+    if path == cicada_telemetry::metrics::PATH && request.method() == Method::GET {
+        return reply::typed(
+            cicada_telemetry::metrics::CONTENT_TYPE,
+            cicada_telemetry::metrics::encode(&web.metrics),
+        );
     }
     let presented = request
         .headers()
