@@ -11,11 +11,14 @@
 //!
 //! Layout: [`run`] (this file); `session` (controller connection), `state`
 //! (what survives reconnects), `work` (one run), `pump` (delivery), [`delta`]
-//! (pure delta building and the pending queue), [`backoff`], [`procstat`].
+//! (pure delta building and the pending queue), [`backoff`], [`procstat`],
+//! `metrics` (Prometheus text on the optional listener of
+//! [`run_with_metrics`]).
 
 pub mod backoff;
 pub mod delta;
 pub mod engine;
+mod metrics;
 pub mod procstat;
 mod pump;
 mod session;
@@ -145,11 +148,32 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_metrics(config, None, shutdown).await
+}
+
+/// [`run`], also serving `GET /metrics` (Prometheus text) and `GET /health`
+/// on `metrics_listener` when given, until the worker has stopped.
+pub async fn run_with_metrics(
+    config: WorkerConfig,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     config.validate()?;
     let grace = config.default_stop_grace;
     let flush = config.flush_timeout;
     let node = state::Node::new(config);
     let (closing_tx, closing) = watch::channel(false);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = metrics_listener.map(|listener| {
+        let registry = std::sync::Arc::new(metrics::registry(node.clone()));
+        tokio::spawn(cicada_telemetry::metrics::serve(
+            registry,
+            listener,
+            async move {
+                let _ = metrics_stopped.await;
+            },
+        ))
+    });
     let sessions = tokio::spawn(session::maintain(node.clone(), closing));
     shutdown.await;
     tracing::info!("worker shutting down");
@@ -157,6 +181,11 @@ pub async fn run(
         .await;
     let _ = closing_tx.send(true);
     sessions.await.context("session task failed")?;
+    // Scrapeable until the last delta was flushed.
+    let _ = stop_metrics.send(());
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics task failed")??;
+    }
     Ok(())
 }
 

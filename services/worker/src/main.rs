@@ -1,6 +1,7 @@
 //! `cicada-worker`: parses flags, sets up logging and runs the worker until
 //! SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -42,6 +43,11 @@ struct Args {
     /// Oldest measurements kept while the collector cannot be reached.
     #[arg(long, env = "CICADA_BUFFER_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
     buffer_max_age: std::time::Duration,
+    /// Serve Prometheus metrics (GET /metrics) and GET /health on this
+    /// address, e.g. 0.0.0.0:9090 (off by default; no authentication, so
+    /// bind it where only the scraper reaches it).
+    #[arg(long, env = "CICADA_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     log: cicada_telemetry::LogArgs,
 }
@@ -68,5 +74,18 @@ async fn main() -> anyhow::Result<()> {
     config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
         .context("bad --token / --token-file")?;
     config.validate().context("bad flags")?;
-    cicada_worker::run(config, cicada_telemetry::shutdown_signal()).await
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to bind the metrics listener to {addr}"))?,
+        ),
+        None => None,
+    };
+    cicada_worker::run_with_metrics(
+        config,
+        metrics_listener,
+        cicada_telemetry::shutdown_signal(),
+    )
+    .await
 }

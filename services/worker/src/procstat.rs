@@ -42,6 +42,13 @@ fn cpu_percent(ticks: u64, elapsed: std::time::Duration) -> f64 {
     ticks as f64 / TICKS_PER_SECOND / seconds * 100.0
 }
 
+/// CPU time (user + system) this process has used, in seconds; `None`
+/// where /proc is not readable.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    Some(cpu_ticks(&stat)? as f64 / TICKS_PER_SECOND)
+}
+
 /// Resident memory of this process in bytes (0 when unknown).
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -67,6 +67,12 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Deltas cut but not yet acknowledged, and their encoded bytes.
+    pub fn buffered(&self) -> (u64, u64) {
+        let pending = self.pending.lock();
+        (pending.len() as u64, pending.bytes() as u64)
+    }
+
     /// What the heartbeat reports.
     pub fn state(&self) -> DeliveryState {
         let (pending_deltas, oldest) = {

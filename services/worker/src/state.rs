@@ -3,6 +3,7 @@
 //! be delivered yet.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cicada_proto::v1::worker_message::Msg;
@@ -40,6 +41,24 @@ pub(crate) struct Node {
     undelivered: Mutex<Option<WorkDone>>,
     /// The last `WorkDone`, repeated if the controller asks to stop that run again.
     last_done: Mutex<Option<WorkDone>>,
+    /// Requests (alone, `Engine::requests`) completed by the runs that have ended here (changed under
+    /// the `current` lock, so `/metrics` never sees the total go back).
+    requests_before: AtomicU64,
+}
+
+/// What `/metrics` reads of the worker ([`Node::snapshot`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Snapshot {
+    /// Requests completed since the process started (without the rows of
+    /// groups, new connections and TLS handshakes).
+    pub(crate) requests: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) active_users: u32,
+    /// Deltas (and their bytes) waiting for the collector's acknowledgement.
+    pub(crate) buffered_deltas: u64,
+    pub(crate) buffered_bytes: u64,
+    /// A run is in progress.
+    pub(crate) busy: bool,
 }
 
 impl Node {
@@ -50,7 +69,33 @@ impl Node {
             outbound: Mutex::new(None),
             undelivered: Mutex::new(None),
             last_done: Mutex::new(None),
+            requests_before: AtomicU64::new(0),
         })
+    }
+
+    /// The worker's numbers now, for `/metrics`.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let current = self.current.lock();
+        let before = self.requests_before.load(Ordering::Relaxed);
+        let Some(current) = current.as_ref() else {
+            return Snapshot {
+                requests: before,
+                ..Snapshot::default()
+            };
+        };
+        let engine = current.engine.as_ref();
+        let (buffered_deltas, buffered_bytes) = current
+            .delivery
+            .as_ref()
+            .map_or((0, 0), |(delivery, _)| delivery.buffered());
+        Snapshot {
+            requests: before + engine.map_or(0, |e| e.requests()),
+            in_flight: engine.map_or(0, |e| e.in_flight()),
+            active_users: engine.map_or(0, |e| e.active_users()),
+            buffered_deltas,
+            buffered_bytes,
+            busy: true,
+        }
     }
 
     /// Sets (or clears) the controller stream; a pending `WorkDone` goes out
@@ -140,10 +185,15 @@ impl Node {
         let (stop, stop_rx) = watch::channel(None);
         let run_id = start.run_id.clone();
         let node = self.clone();
-        let task = tokio::spawn(async move {
-            let done = work::execute(node.clone(), start, stop_rx).await;
-            node.work_finished(done);
-        });
+        // Every line the work logs carries its run.
+        let span = tracing::info_span!("work", run_id = %run_id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let done = work::execute(node.clone(), start, stop_rx).await;
+                node.work_finished(done);
+            },
+            span,
+        ));
         *current = Some(Current {
             run_id,
             stop,
@@ -185,7 +235,11 @@ impl Node {
         // naming a run it was already told is done.
         {
             let mut current = self.current.lock();
-            if current.as_ref().is_some_and(|c| c.run_id == done.run_id) {
+            if let Some(ended) = current.as_ref().filter(|c| c.run_id == done.run_id) {
+                if let Some(engine) = &ended.engine {
+                    self.requests_before
+                        .fetch_add(engine.requests(), Ordering::Relaxed);
+                }
                 *current = None;
             }
         }
