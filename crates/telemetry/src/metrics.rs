@@ -38,8 +38,7 @@ pub const PATH: &str = "/metrics";
 pub fn encode(registry: &Registry) -> String {
     let mut text = String::new();
     // Writing into a String only fails if a metric's own encoder does.
-    if let Err(error) = prometheus_client::encoding::prometheus_text::encode(&mut text, registry)
-    {
+    if let Err(error) = prometheus_client::encoding::prometheus_text::encode(&mut text, registry) {
         tracing::error!(%error, "failed to encode metrics");
     }
     text

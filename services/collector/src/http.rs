@@ -80,7 +80,8 @@ pub async fn serve_http_with(
                 let store = store.clone();
                 let scrape = request.method() == Method::GET
                     && request.uri().path() == cicada_telemetry::metrics::PATH;
-                let metrics = scrape.then(|| cicada_telemetry::metrics::response(metrics.registry()));
+                let metrics =
+                    scrape.then(|| cicada_telemetry::metrics::response(metrics.registry()));
                 // Every other route needs the shared token when one is set.
                 let denied = token.as_ref().and_then(|token| {
                     let presented = request

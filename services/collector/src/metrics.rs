@@ -55,8 +55,16 @@ impl Default for Metrics {
         let queue_depth = Gauge::default();
         let otlp_export_errors = Counter::default();
         let counters = [
-            ("deltas_received", "Deltas received in PushDeltas requests", &received),
-            ("deltas_applied", "Deltas merged and stored for the first time", &applied),
+            (
+                "deltas_received",
+                "Deltas received in PushDeltas requests",
+                &received,
+            ),
+            (
+                "deltas_applied",
+                "Deltas merged and stored for the first time",
+                &applied,
+            ),
             (
                 "deltas_duplicate",
                 "Deltas acknowledged again without being counted (re-sent by a worker)",
@@ -72,7 +80,11 @@ impl Default for Metrics {
                 "Write transactions that failed with a database error",
                 &db_write_errors,
             ),
-            ("otlp_export_errors", "OTLP metric exports that failed", &otlp_export_errors),
+            (
+                "otlp_export_errors",
+                "OTLP metric exports that failed",
+                &otlp_export_errors,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());

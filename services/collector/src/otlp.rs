@@ -353,7 +353,8 @@ mod tests {
     #[tokio::test]
     async fn https_endpoints_get_tls() {
         // A closed loopback port: building and shutting down must not fail.
-        let exporter = Exporter::start(&OtlpConfig::new("https://127.0.0.1:1"), Default::default()).unwrap();
+        let exporter =
+            Exporter::start(&OtlpConfig::new("https://127.0.0.1:1"), Default::default()).unwrap();
         exporter.shutdown().await;
     }
 

@@ -581,8 +581,7 @@ impl Collector for CollectorService {
         };
         // Its own task: a client that goes away mid-push does not cut the
         // live view's update of what was applied.
-        let applying =
-            tokio::spawn(async move { service.push(&deltas).await }.instrument(span));
+        let applying = tokio::spawn(async move { service.push(&deltas).await }.instrument(span));
         let response = applying
             .await
             .map_err(|error| Status::internal(format!("applying deltas failed: {error}")))??;

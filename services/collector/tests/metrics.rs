@@ -88,7 +88,10 @@ async fn delta_counters_equal_what_was_pushed(db: TestDatabase) {
 
     let before = testing::scrape(http).await;
     assert_eq!(before.value("cicada_collector_deltas_received_total"), 0.0);
-    assert_eq!(before.types["cicada_collector_db_write_seconds"], "histogram");
+    assert_eq!(
+        before.types["cicada_collector_db_write_seconds"],
+        "histogram"
+    );
 
     client.create_run(create_request()).await.unwrap();
     // Two workers, 5 deltas each, pushed in pushes of one and of several.
@@ -135,7 +138,10 @@ async fn delta_counters_equal_what_was_pushed(db: TestDatabase) {
     assert_eq!(after.value("cicada_collector_deltas_refused_total"), 1.0);
     assert_eq!(after.value("cicada_collector_db_write_errors_total"), 0.0);
     assert_eq!(after.value("cicada_collector_ingest_queue_depth"), 0.0);
-    assert_eq!(after.value("cicada_collector_otlp_export_errors_total"), 0.0);
+    assert_eq!(
+        after.value("cicada_collector_otlp_export_errors_total"),
+        0.0
+    );
     // One transaction per push at least (pushes were sequential), and the
     // histogram's count is its +Inf bucket.
     let writes = after.value("cicada_collector_db_write_seconds_count");

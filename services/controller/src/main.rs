@@ -78,5 +78,11 @@ async fn main() -> anyhow::Result<()> {
         ),
         WebListen::Off => None,
     };
-    cicada_controller::run_with(config, listener, web_listener, cicada_telemetry::shutdown_signal()).await
+    cicada_controller::run_with(
+        config,
+        listener,
+        web_listener,
+        cicada_telemetry::shutdown_signal(),
+    )
+    .await
 }

@@ -49,7 +49,10 @@ async fn workers_runs_and_heartbeat_lag_follow_a_run() {
     for state in ["starting", "running", "stopping", "finished", "failed"] {
         assert_eq!(runs(&idle, state), 0.0, "{state}");
     }
-    assert_eq!(idle.types["cicada_controller_heartbeat_lag_seconds"], "gauge");
+    assert_eq!(
+        idle.types["cicada_controller_heartbeat_lag_seconds"],
+        "gauge"
+    );
     // Heartbeats come every second; a worker silent for 3 s is dropped.
     let lag = idle.value("cicada_controller_heartbeat_lag_seconds");
     assert!((0.0..3.0).contains(&lag), "lag {lag}");

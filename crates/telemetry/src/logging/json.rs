@@ -73,7 +73,11 @@ impl Visit for Collect<'_> {
 }
 
 impl<'writer> FormatFields<'writer> for JsonFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         let mut map = Map::new();
         fields.record(&mut Collect(&mut map));
         write!(writer, "{}", Value::Object(map))
@@ -254,7 +258,8 @@ mod tests {
     #[test]
     fn span_fields_show_on_every_line_inside_the_span() {
         let lines = capture(|| {
-            let run = tracing::info_span!("run", run_id = "0190-abc", worker = tracing::field::Empty);
+            let run =
+                tracing::info_span!("run", run_id = "0190-abc", worker = tracing::field::Empty);
             let _run = run.enter();
             tracing::info!("started");
             run.record("worker", "w-2");
