@@ -69,9 +69,19 @@ sed -i -e 's|^# components:|components:|' \
 grep -q '^  - ../../components/cloud-sql' "$work/k8s/overlays/gke-all-options/kustomization.yaml" ||
   fail "k8s/overlays/gke/kustomization.yaml: the commented components block changed; update this script"
 
+# The base with the prometheus-operator monitors (a component no overlay
+# switches on: clusters with that operator vary too much).
+mkdir -p "$work/k8s/overlays/prometheus-operator"
+cat >"$work/k8s/overlays/prometheus-operator/kustomization.yaml" <<'YAML'
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [../../base]
+components: [../../components/prometheus-operator]
+YAML
+
 targets=(k8s/base)
 for overlay in k8s/overlays/*/; do targets+=("${overlay%/}"); done
-targets+=("$work/k8s/overlays/gke-all-options")
+targets+=("$work/k8s/overlays/gke-all-options" "$work/k8s/overlays/prometheus-operator")
 
 rendered=()
 for dir in "${targets[@]}"; do
