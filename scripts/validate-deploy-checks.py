@@ -9,7 +9,9 @@
 namespace, every container with CPU and memory requests, non-root and a
 read-only root filesystem, gRPC probes on the controller and collector, the
 shared token Secret in controller, collector and workers, NetworkPolicy pod
-selectors that match pods, the
+selectors that match pods, scrape monitors (PodMonitoring, PodMonitor,
+ServiceMonitor: CRDs the schemas do not cover) that select pods or Services
+and name ports they have, scraping /metrics, the
 cicada image tagged and the same everywhere, and the reference case's numbers
 (worker requests 200m / limits 500m; HPA min 10, max 100, CPU 50%; internal
 LoadBalancer on GKE).
@@ -109,6 +111,42 @@ def check_network_policies(name, docs):
                 error(where, f"{what} {selector} matches no pod template")
 
 
+def check_monitors(name, docs):
+    """Each monitor selects at least one pod template (PodMonitoring,
+    PodMonitor) or Service (ServiceMonitor), and every endpoint names a port
+    that all of them have and scrapes /metrics."""
+    pods = [
+        (d["spec"]["template"].get("metadata", {}).get("labels", {}) or {},
+         {p.get("name") for c in containers(d["spec"]["template"]["spec"]) for p in c.get("ports", [])})
+        for d in docs
+        if d["kind"] in POD_OWNERS
+    ]
+    services = [
+        (d["metadata"].get("labels", {}) or {}, {p.get("name") for p in d["spec"].get("ports", [])})
+        for d in docs
+        if d["kind"] == "Service"
+    ]
+    for d in docs:
+        kind = d["kind"]
+        if kind not in ("PodMonitoring", "PodMonitor", "ServiceMonitor"):
+            continue
+        where = f"{name}: {kind}/{d['metadata']['name']}"
+        spec = d["spec"]
+        targets = services if kind == "ServiceMonitor" else pods
+        endpoints = spec.get("podMetricsEndpoints" if kind == "PodMonitor" else "endpoints") or []
+        selected = [ports for labels, ports in targets if selector_matches(spec.get("selector") or {}, labels)]
+        if not selected:
+            error(where, f"selector {spec.get('selector')} matches nothing")
+        if not endpoints:
+            error(where, "no endpoints")
+        for endpoint in endpoints:
+            if endpoint.get("path") != "/metrics":
+                error(where, f"path {endpoint.get('path')!r} is not /metrics")
+            for ports in selected:
+                if endpoint.get("port") not in ports:
+                    error(where, f"port {endpoint.get('port')!r} is not among {sorted(p for p in ports if p)}")
+
+
 def check_token(name, by_kind):
     """The shared token Secret exists and reaches every cicada gRPC party."""
     secret = by_kind.get("Secret", {}).get("cicada-token")
@@ -180,6 +218,7 @@ def check_k8s(path):
         if "replicas" in deployments.get("cicada-target", {}).get("spec", {}):
             error(f"{name}: cicada-target", "sets replicas, which the HPA owns")
     check_network_policies(name, docs)
+    check_monitors(name, docs)
     check_token(name, by_kind)
     if by_kind.get("NetworkPolicy", {}).get("default-deny") is None:
         error(name, "no default-deny NetworkPolicy")

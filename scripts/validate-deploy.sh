@@ -75,6 +75,7 @@ mkdir -p "$work/k8s/overlays/prometheus-operator"
 cat >"$work/k8s/overlays/prometheus-operator/kustomization.yaml" <<'YAML'
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
+namespace: cicada
 resources: [../../base]
 components: [../../components/prometheus-operator]
 YAML

@@ -119,8 +119,7 @@ pub fn gauge(
     unit: Option<&Unit>,
     value: f64,
 ) -> std::fmt::Result {
-    let metric = ConstGauge::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
+    constant(encoder, name, help, unit, ConstGauge::new(value))
 }
 
 /// Writes a counter without labels; `name` without `_total` (added).
@@ -131,7 +130,16 @@ pub fn counter(
     unit: Option<&Unit>,
     value: f64,
 ) -> std::fmt::Result {
-    let metric = ConstCounter::new(value);
+    constant(encoder, name, help, unit, ConstCounter::new(value))
+}
+
+fn constant(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    metric: impl EncodeMetric,
+) -> std::fmt::Result {
     metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
 }
 
