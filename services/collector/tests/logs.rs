@@ -83,6 +83,8 @@ async fn every_stderr_line_is_json_and_run_lines_carry_the_run_id() {
         })
         .await
         .unwrap();
+    // An open connection would hold the graceful shutdown.
+    drop(client);
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -93,8 +95,13 @@ async fn every_stderr_line_is_json_and_run_lines_carry_the_run_id() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "collector did not stop");
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "collector did not stop"
+        );
+        // Not a thread sleep: the runtime must run to close the dropped
+        // client's connection, or the collector waits for it.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.success(), "collector exited with {status}");
     reader.join().unwrap();
