@@ -47,6 +47,8 @@ struct Args {
     /// OTEL_EXPORTER_OTLP_HEADERS, which the exporter reads itself).
     #[arg(long, env = "CICADA_OTLP_HEADERS", value_parser = parse_headers)]
     otlp_headers: Option<Headers>,
+    #[command(flatten)]
+    tls: cicada_tls::ServerTlsArgs,
 }
 
 type Headers = Vec<(String, String)>;
@@ -86,6 +88,12 @@ async fn main() -> anyhow::Result<()> {
         .context("bad --token / --token-file")?;
     auth::check_listen(args.listen, token.as_ref(), args.insecure_no_auth)?;
     auth::check_listen(args.http_listen, token.as_ref(), args.insecure_no_auth)?;
+    let tls = args.tls.files()?;
+    if let Some(files) = &tls {
+        files
+            .load(cicada_tls::Alpn::Grpc)
+            .context("invalid --tls-cert / --tls-key / --tls-client-ca")?;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -97,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             database_url,
             token,
             otlp,
+            tls,
         },
         listener,
         http_listener,

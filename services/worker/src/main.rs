@@ -43,6 +43,9 @@ struct Args {
     /// Oldest measurements kept while the collector cannot be reached.
     #[arg(long, env = "CICADA_BUFFER_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
     buffer_max_age: std::time::Duration,
+    /// TLS towards https:// controller and collector URLs.
+    #[command(flatten)]
+    tls: cicada_tls::ClientTlsArgs,
 }
 
 #[tokio::main]
@@ -68,6 +71,10 @@ async fn main() -> anyhow::Result<()> {
     };
     config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
         .context("bad --token / --token-file")?;
+    config.tls = args
+        .tls
+        .client()
+        .context("bad --tls-ca / --tls-client-cert / --tls-client-key")?;
     config.validate().context("bad flags")?;
     cicada_worker::run(config, shutdown_signal()).await
 }
