@@ -11,9 +11,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::ServerTls;
 use crate::server::error_chain;
 use crate::stream::MaybeTls;
+use crate::{Alpn, ServerTls};
 
 /// Longest a client may take to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,18 +62,25 @@ async fn accept_loop(
             continue;
         };
         let acceptor = TlsAcceptor::from(tls.config());
+        let alpn = tls.alpn();
         let tx = tx.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
+            let handshake = async {
+                if !starts_with_tls(&stream).await {
+                    refuse_plaintext(stream, peer, alpn).await;
+                    return None;
+                }
+                Some(acceptor.accept(stream).await)
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(None) => {}
+                Ok(Some(Ok(stream))) => {
                     let _ = tx.send(Ok(MaybeTls::Tls(Box::new(stream)))).await;
                 }
-                // Plaintext clients on a TLS port end up here too (their
-                // first bytes are not a TLS record).
-                Ok(Err(error)) => tracing::info!(
+                Ok(Some(Err(error))) => tracing::info!(
                     %peer,
                     error = %error_chain(&error),
-                    "tls handshake failed (a plaintext client, an untrusted certificate or a missing client certificate)"
+                    "tls handshake failed (an untrusted or missing certificate on either side?)"
                 ),
                 Err(_) => tracing::info!(%peer, "tls handshake timed out"),
             }
@@ -89,5 +96,29 @@ impl Connected for Conn {
             MaybeTls::Plain(stream) => stream.connect_info(),
             MaybeTls::Tls(stream) => stream.get_ref().0.connect_info(),
         }
+    }
+}
+
+/// True when the client's first byte opens a TLS handshake record (0x16);
+/// false for plaintext (or a client that closed without a byte).
+async fn starts_with_tls(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16)
+}
+
+/// Answers a plaintext client on a TLS port: HTTP/1 clients (curl, a
+/// browser) get a 400 that says to use https://; gRPC clients see the
+/// connection closed (their CLI/worker errors carry the hint).
+async fn refuse_plaintext(mut stream: TcpStream, peer: std::net::SocketAddr, alpn: Alpn) {
+    use tokio::io::AsyncWriteExt;
+    tracing::warn!(%peer, "plaintext connection on a tls port: the client must use an https:// url and trust this server's CA");
+    if alpn == Alpn::Http1 {
+        let body = "this port serves HTTPS: use an https:// url\n";
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
     }
 }

@@ -135,6 +135,11 @@ impl ServerTls {
             .clone()
     }
 
+    /// The application protocol this config negotiates.
+    pub fn alpn(&self) -> Alpn {
+        self.inner.alpn
+    }
+
     /// True when mTLS is on (client certificates are required).
     pub fn requires_client_certificates(&self) -> bool {
         self.inner.files.client_ca.is_some()

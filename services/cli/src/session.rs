@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cicada_proto::auth::{AttachToken, AuthChannel, Token};
+use cicada_proto::health::{HealthCheckRequest, HealthClient};
 use cicada_proto::v1::controller_client::ControllerClient;
 use cicada_proto::v1::{
     RunProgress, RunState, Stage, StartRunRequest, StopRunRequest, WatchRunRequest,
@@ -33,12 +34,21 @@ pub async fn connect_with_tls(
 ) -> anyhow::Result<Client> {
     let target = GrpcTarget::new(controller_url, tls)
         .with_context(|| format!("invalid controller url {controller_url:?}"))?;
-    let channel = target.connect().await.with_context(|| {
+    let failed = || {
         format!(
             "failed to connect to the controller at {controller_url}{}",
             plaintext_hint(&target)
         )
-    })?;
+    };
+    let channel = target.connect().await.with_context(failed)?;
+    // A TLS server refuses a plaintext client (and an mTLS server one
+    // without a certificate) only at its first request: ask the health
+    // service (no token needed) so that failure says what to fix.
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))
+        .with_context(failed)?;
     Ok(ControllerClient::new(AttachToken::new(token).wrap(channel)))
 }
 
@@ -48,7 +58,7 @@ pub fn plaintext_hint(target: &GrpcTarget) -> &'static str {
     if target.is_https() {
         ""
     } else {
-        " (if it serves TLS, use an https:// url and --tls-ca)"
+        " (if it serves TLS, use an https:// url and --tls-ca; with mTLS also --tls-client-cert and --tls-client-key)"
     }
 }
 
