@@ -37,7 +37,12 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {:?}", args.timeout))
         .and_then(|result| result)
-        .with_context(|| format!("health check of {url} failed"))?;
+        .with_context(|| {
+            format!(
+                "health check of {url} failed{}",
+                crate::session::plaintext_hint(&target)
+            )
+        })?;
     let serving = status == health_check_response::ServingStatus::Serving;
     eprintln!("{url}: {}", status.as_str_name());
     Ok(if serving {
