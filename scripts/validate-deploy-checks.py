@@ -10,7 +10,8 @@
 namespace, every container with CPU and memory requests, non-root and a
 read-only root filesystem, gRPC probes on the controller and collector
 (`cicada health` over https with the TLS component), the
-shared token Secret in controller, collector and workers, NetworkPolicy pod
+shared token Secret in controller, collector and workers, the cert-manager
+Certificates and the TLS Secrets they make, NetworkPolicy pod
 selectors that match pods, the
 cicada image tagged and the same everywhere, and the reference case's numbers
 (worker requests 200m / limits 500m; HPA min 10, max 100, CPU 50%; internal
@@ -126,6 +127,40 @@ def check_token(name, by_kind):
             error(f"{name}: {dep_name}", "CICADA_TOKEN does not come from Secret cicada-token, key token")
 
 
+def check_certificates(name, by_kind):
+    """cert-manager objects (k8s/components/tls), which kubernetes-validate
+    has no schema for: each Certificate's Issuer exists and makes its Secret;
+    every TLS Secret a Deployment mounts comes from a Certificate; servers'
+    certificates are for server and client auth, the workers' for client auth."""
+    certificates = by_kind.get("Certificate", {})
+    issuers = by_kind.get("Issuer", {})
+    secrets = {}
+    for cert_name, cert in certificates.items():
+        where = f"{name}: Certificate/{cert_name}"
+        spec = cert.get("spec", {})
+        ref = spec.get("issuerRef", {})
+        if ref.get("kind") != "Issuer" or ref.get("name") not in issuers:
+            error(where, f"issuerRef {ref} names no Issuer of this rendering")
+        if not spec.get("secretName"):
+            error(where, "no secretName")
+        secrets[spec.get("secretName")] = spec
+        ca = issuers.get(ref.get("name"), {}).get("spec", {}).get("ca", {})
+        if ca and ca.get("secretName") not in {c.get("spec", {}).get("secretName") for c in certificates.values()}:
+            error(where, f"its Issuer's CA Secret {ca.get('secretName')} comes from no Certificate")
+    for dep_name, dep in by_kind.get("Deployment", {}).items():
+        for volume in dep["spec"]["template"]["spec"].get("volumes", []):
+            secret = volume.get("secret", {}).get("secretName", "")
+            if not secret.endswith("-tls"):
+                continue
+            spec = secrets.get(secret)
+            if spec is None:
+                error(f"{name}: {dep_name}", f"mounts Secret {secret}, which no Certificate makes")
+                continue
+            wanted = {"client auth"} | ({"server auth"} if dep_name != "cicada-worker" else set())
+            if not wanted <= set(spec.get("usages", [])):
+                error(f"{name}: {dep_name}", f"certificate {secret} lacks usages {sorted(wanted)}")
+
+
 def check_k8s(path):
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
     by_kind = {}
@@ -186,6 +221,7 @@ def check_k8s(path):
         if "replicas" in deployments.get("cicada-target", {}).get("spec", {}):
             error(f"{name}: cicada-target", "sets replicas, which the HPA owns")
     check_network_policies(name, docs)
+    check_certificates(name, by_kind)
     check_token(name, by_kind)
     if by_kind.get("NetworkPolicy", {}).get("default-deny") is None:
         error(name, "no default-deny NetworkPolicy")
