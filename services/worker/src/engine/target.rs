@@ -314,7 +314,9 @@ impl Target {
                     self.host
                 ))
             } else {
-                Ok(Sender::Http1(h1::Conn::new(cicada_tls::MaybeTls::Tls(Box::new(stream)))))
+                Ok(Sender::Http1(h1::Conn::new(cicada_tls::MaybeTls::Tls(
+                    Box::new(stream),
+                ))))
             }
         };
         match tokio::time::timeout_at(deadline, handshake).await {
