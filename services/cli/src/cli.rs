@@ -72,6 +72,9 @@ pub struct SourceArgs {
     pub collector_grpc: Option<String>,
     #[command(flatten)]
     pub auth: TokenArgs,
+    /// TLS towards an https:// collector (both ports).
+    #[command(flatten)]
+    pub tls: cicada_tls::ClientTlsArgs,
 }
 
 /// Output format of history commands.
@@ -350,6 +353,21 @@ pub struct ControllerArgs {
     pub controller: String,
     #[command(flatten)]
     pub auth: TokenArgs,
+    /// TLS towards an https:// controller.
+    #[command(flatten)]
+    pub tls: cicada_tls::ClientTlsArgs,
+}
+
+impl ControllerArgs {
+    /// A client of the controller, with the token and TLS settings given.
+    pub async fn connect(&self) -> anyhow::Result<crate::session::Client> {
+        use anyhow::Context;
+        let tls = self
+            .tls
+            .client()
+            .context("bad --tls-ca / --tls-client-cert / --tls-client-key")?;
+        crate::session::connect_with_tls(&self.controller, self.auth.token()?.as_ref(), &tls).await
+    }
 }
 
 /// The shared token a deployed controller or collector requires.
@@ -374,9 +392,14 @@ impl TokenArgs {
 
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// gRPC address of the server: HOST:PORT or http://HOST:PORT.
+    /// gRPC address of the server: HOST:PORT, http://HOST:PORT or
+    /// https://HOST:PORT.
     #[arg(long = "grpc", value_name = "ADDR")]
     pub addr: String,
+    /// TLS towards an https:// server (a client certificate when it
+    /// requires one).
+    #[command(flatten)]
+    pub tls: cicada_tls::ClientTlsArgs,
     /// Service to ask about (default: the server as a whole), e.g.
     /// cicada.v1.Controller.
     #[arg(long, default_value = "")]

@@ -29,11 +29,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Trend(args) => history::trend(args).await,
         Command::Health(args) => health::health(args).await,
         Command::Stop(args) => {
-            let mut client = session::connect(
-                &args.controller.controller,
-                args.controller.auth.token()?.as_ref(),
-            )
-            .await?;
+            let mut client = args.controller.connect().await?;
             client
                 .stop_run(StopRunRequest {
                     run_id: args.run_id.clone(),
@@ -45,11 +41,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scale(args) => {
-            let mut client = session::connect(
-                &args.controller.controller,
-                args.controller.auth.token()?.as_ref(),
-            )
-            .await?;
+            let mut client = args.controller.connect().await?;
             client
                 .scale_run(ScaleRunRequest {
                     run_id: args.run_id.clone(),
@@ -68,8 +60,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Workers(args) => {
-            let mut client =
-                session::connect(&args.controller, args.auth.token()?.as_ref()).await?;
+            let mut client = args.connect().await?;
             let workers = client
                 .list_workers(ListWorkersRequest {})
                 .await

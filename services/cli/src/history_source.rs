@@ -17,6 +17,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use cicada_proto::auth::{AttachToken, Token};
+use cicada_tls::{Alpn, ClientTls, GrpcTarget};
 
 use crate::cli::SourceArgs;
 
@@ -34,13 +35,18 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct Remote {
     base: url::Url,
     token: Option<Token>,
+    tls: ClientTls,
 }
 
 impl Source {
     pub async fn open(args: &SourceArgs) -> anyhow::Result<Self> {
+        let tls = args
+            .tls
+            .client()
+            .context("bad --tls-ca / --tls-client-cert / --tls-client-key")?;
         if let Some(address) = &args.collector_grpc {
             return Ok(Source::Grpc(
-                connect_grpc(address, args.auth.token()?.as_ref()).await?,
+                connect_grpc(address, args.auth.token()?.as_ref(), &tls).await?,
             ));
         }
         match &args.collector {
@@ -48,12 +54,13 @@ impl Source {
                 let url = url::Url::parse(base).with_context(|| {
                     format!("--collector {base:?} is not a URL such as http://127.0.0.1:7101")
                 })?;
-                if url.scheme() != "http" {
-                    anyhow::bail!("--collector {base:?}: only http:// is supported");
+                if !matches!(url.scheme(), "http" | "https") {
+                    anyhow::bail!("--collector {base:?}: only http:// and https:// are supported");
                 }
                 Ok(Source::Remote(Remote {
                     base: url,
                     token: args.auth.token()?,
+                    tls,
                 }))
             }
             None => {
@@ -225,24 +232,25 @@ impl Source {
     }
 }
 
-/// A History client on the collector's gRPC port: `HOST:PORT` or
-/// `http://HOST:PORT`.
-async fn connect_grpc(address: &str, token: Option<&Token>) -> anyhow::Result<HistoryClient> {
+/// A History client on the collector's gRPC port: `HOST:PORT`,
+/// `http://HOST:PORT` or `https://HOST:PORT`.
+async fn connect_grpc(
+    address: &str,
+    token: Option<&Token>,
+    tls: &ClientTls,
+) -> anyhow::Result<HistoryClient> {
     let url = if address.contains("://") {
         address.to_owned()
     } else {
         format!("http://{address}")
     };
-    if !url.starts_with("http://") {
-        anyhow::bail!(
-            "--collector-grpc {address:?}: only http:// (or HOST:PORT) is supported, e.g. http://127.0.0.1:7100"
-        );
-    }
-    let endpoint = tonic::transport::Endpoint::from_shared(url).with_context(|| {
-        format!("--collector-grpc {address:?} is not an address such as http://127.0.0.1:7100")
+    let target = GrpcTarget::new(&url, tls).with_context(|| {
+        format!(
+            "--collector-grpc {address:?} is not an address such as http://127.0.0.1:7100 or https://collector:7100"
+        )
     })?;
-    let channel = endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
+    let channel = target
+        .with(|endpoint| endpoint.connect_timeout(CONNECT_TIMEOUT))
         .connect()
         .await
         .with_context(|| format!("failed to connect to the collector's gRPC port at {address}"))?;
@@ -288,7 +296,10 @@ async fn request<T: serde::de::DeserializeOwned>(
         .context("--collector has no host")?
         .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    let https = url.scheme() == "https";
+    let stream = remote
+        .tls
+        .connect(&host, port, https, Alpn::Http1)
         .await
         .with_context(|| format!("failed to connect to the collector at {host}:{port}"))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -336,14 +347,15 @@ mod tests {
 
     #[tokio::test]
     async fn grpc_addresses_are_checked_before_connecting() {
-        let error = connect_grpc("https://collector:7100", None)
+        let tls = ClientTls::default();
+        let error = connect_grpc("ftp://collector:7100", None, &tls)
             .await
             .unwrap_err();
         assert!(
-            error.to_string().contains("only http:// (or HOST:PORT)"),
-            "{error}"
+            format!("{error:#}").contains("expected http://HOST:PORT or https://HOST:PORT"),
+            "{error:#}"
         );
-        let error = connect_grpc("http://bad host:7100", None)
+        let error = connect_grpc("http://bad host:7100", None, &tls)
             .await
             .unwrap_err();
         assert!(

@@ -63,7 +63,10 @@ impl LocalCluster {
             "collector",
             tokio::spawn(cicada_collector::serve_with(
                 store,
-                cicada_collector::ServeOptions { otlp, token: None },
+                cicada_collector::ServeOptions {
+                    otlp,
+                    ..Default::default()
+                },
                 listener,
                 shutdown_signal(receiver.clone()),
             )),

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cicada_proto::auth::{AttachToken, AuthChannel, Token};
+use cicada_proto::health::{HealthCheckRequest, HealthClient};
 use cicada_proto::v1::controller_client::ControllerClient;
 use cicada_proto::v1::{
     RunProgress, RunState, Stage, StartRunRequest, StopRunRequest, WatchRunRequest,
 };
-use tonic::transport::Endpoint;
+use cicada_tls::{ClientTls, GrpcTarget};
 
 use crate::cli::LoadArgs;
 
@@ -22,12 +23,43 @@ pub type Client = ControllerClient<AuthChannel>;
 
 /// Connects to a controller, with a message that says where it tried.
 pub async fn connect(controller_url: &str, token: Option<&Token>) -> anyhow::Result<Client> {
-    let channel = Endpoint::from_shared(controller_url.to_owned())
-        .with_context(|| format!("invalid controller url {controller_url:?}"))?
-        .connect()
+    connect_with_tls(controller_url, token, &ClientTls::default()).await
+}
+
+/// [`connect`] with TLS settings for an `https://` controller.
+pub async fn connect_with_tls(
+    controller_url: &str,
+    token: Option<&Token>,
+    tls: &ClientTls,
+) -> anyhow::Result<Client> {
+    let target = GrpcTarget::new(controller_url, tls)
+        .with_context(|| format!("invalid controller url {controller_url:?}"))?;
+    let failed = || {
+        format!(
+            "failed to connect to the controller at {controller_url}{}",
+            plaintext_hint(&target)
+        )
+    };
+    let channel = target.connect().await.with_context(failed)?;
+    // A TLS server refuses a plaintext client (and an mTLS server one
+    // without a certificate) only at its first request: ask the health
+    // service (no token needed) so that failure says what to fix.
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
         .await
-        .with_context(|| format!("failed to connect to the controller at {controller_url}"))?;
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))
+        .with_context(failed)?;
     Ok(ControllerClient::new(AttachToken::new(token).wrap(channel)))
+}
+
+/// What to try when a plaintext connection failed: the server may serve
+/// TLS, which a plaintext client only sees as a closed connection.
+pub fn plaintext_hint(target: &GrpcTarget) -> &'static str {
+    if target.is_https() {
+        ""
+    } else {
+        " (if it serves TLS, use an https:// url and --tls-ca; with mTLS also --tls-client-cert and --tls-client-key)"
+    }
 }
 
 /// Builds the StartRun request from the load flags and the scenario text.

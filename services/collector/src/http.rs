@@ -26,6 +26,8 @@ use bytes::Bytes;
 use cicada_history::{HistoryError, Metric, Tolerance, Window};
 use cicada_proto::auth::Token;
 use cicada_store::{RunFilter, RunStatus, Store, StoreError};
+use cicada_tls::ServerTls;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -44,32 +46,34 @@ pub async fn serve_http(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_http_with(store, token, Metrics::default(), listener, shutdown).await
+    serve_http_with(store, token, Metrics::default(), None, listener, shutdown).await
 }
 
 /// [`serve_http`], with `metrics` (the gRPC side's, see
-/// [`crate::serve_with_metrics`]) at `GET /metrics`.
+/// [`crate::serve_with_metrics`]) at `GET /metrics`, over TLS when `tls`
+/// is given.
 pub async fn serve_http_with(
     store: Arc<dyn Store>,
     token: Option<Token>,
     metrics: Metrics,
+    tls: Option<ServerTls>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("failed to read the listener address")?;
-    tracing::info!(%address, "history api listening");
+    tracing::info!(%address, tls = tls.is_some(), "history api listening");
+    let mut incoming = cicada_tls::incoming(listener, tls);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let stream = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "failed to accept an http connection");
-                    continue;
-                }
+            accepted = incoming.next() => match accepted {
+                Some(Ok(stream)) => stream,
+                // The accept loop logs its own failures.
+                Some(Err(_)) => continue,
+                None => break,
             },
         };
         let store = store.clone();

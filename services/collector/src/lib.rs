@@ -29,6 +29,10 @@
 //!   errors, queue depth, OTLP errors), Prometheus text at `GET /metrics`
 //!   on the HTTP port.
 //!
+//! TLS ([`CollectorConfig::tls`], `cicada_tls`): both ports serve TLS with
+//! the same certificate, reloaded when its files change; the client CA
+//! (mTLS) applies to the gRPC port only.
+//!
 //! Exactly-once ingestion lives in the store: a delta, its (run, worker) seq
 //! watermark and the merge into the (run, second, endpoint) rows commit in
 //! one transaction, so re-sent deltas are acknowledged as duplicates and
@@ -76,8 +80,8 @@ use cicada_proto::auth::{RequireToken, Token};
 use cicada_proto::v1::collector_server::CollectorServer;
 use cicada_proto::v1::history_server::HistoryServer;
 use cicada_store::Store;
+use cicada_tls::{Alpn, ServerTls, ServerTlsFiles};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
 pub use error::CollectorError;
@@ -102,6 +106,9 @@ pub struct CollectorConfig {
     pub token: Option<Token>,
     /// Live metrics export over OTLP/gRPC; off when `None`.
     pub otlp: Option<OtlpConfig>,
+    /// TLS on both ports (mTLS on gRPC with a client CA); plaintext when
+    /// `None`.
+    pub tls: Option<ServerTlsFiles>,
 }
 
 /// Options of [`serve_with`] beyond the store.
@@ -111,6 +118,8 @@ pub struct ServeOptions {
     pub otlp: Option<OtlpConfig>,
     /// Shared token every call but `grpc.health.v1` must carry.
     pub token: Option<Token>,
+    /// TLS on the gRPC port (mTLS with a client CA); plaintext when `None`.
+    pub tls: Option<ServerTlsFiles>,
 }
 
 /// Opens the store named by `config.database_url` (applying its migrations)
@@ -126,6 +135,7 @@ pub async fn run(
     let options = ServeOptions {
         otlp: config.otlp,
         token: config.token,
+        tls: config.tls,
     };
     serve_with(store, options, listener, shutdown).await
 }
@@ -143,9 +153,23 @@ pub async fn run_with_http(
         .await
         .context("failed to open the run store")?;
     let shutdown = shutdown.shared();
+    // The HTTP API serves the same certificate but asks for none: the
+    // token authenticates its callers.
+    let http_tls = config
+        .tls
+        .as_ref()
+        .map(|files| {
+            let files = ServerTlsFiles {
+                client_ca: None,
+                ..files.clone()
+            };
+            watched(files, Alpn::Http1)
+        })
+        .transpose()?;
     let options = ServeOptions {
         otlp: config.otlp,
         token: config.token.clone(),
+        tls: config.tls,
     };
     let metrics = Metrics::default();
     let (grpc, http) = tokio::join!(
@@ -156,7 +180,14 @@ pub async fn run_with_http(
             listener,
             shutdown.clone()
         ),
-        serve_http_with(store, config.token, metrics, http_listener, shutdown)
+        http::serve_http_with(
+            store,
+            config.token,
+            metrics,
+            http_tls,
+            http_listener,
+            shutdown
+        )
     );
     grpc.and(http)
 }
@@ -233,8 +264,18 @@ pub async fn serve_with_metrics(
             let _ = health_stopped.await;
         },
     ));
+    let tls = options
+        .tls
+        .map(|files| watched(files, Alpn::Grpc))
+        .transpose()?;
     let token = options.token;
-    tracing::info!(%address, authenticated = token.is_some(), "collector listening");
+    tracing::info!(
+        %address,
+        authenticated = token.is_some(),
+        tls = tls.is_some(),
+        mtls = tls.as_ref().is_some_and(ServerTls::requires_client_certificates),
+        "collector listening"
+    );
     let served = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(
@@ -242,7 +283,7 @@ pub async fn serve_with_metrics(
             RequireToken::new(token.clone()),
         ))
         .add_service(InterceptedService::new(history, RequireToken::new(token)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(cicada_tls::incoming(listener, tls), shutdown)
         .await
         .context("failed to serve the collector");
     let _ = stop_health.send(());
@@ -253,4 +294,11 @@ pub async fn serve_with_metrics(
     served?;
     tracing::info!("collector stopped");
     Ok(())
+}
+
+/// Loads TLS files and reloads them when they change on disk.
+fn watched(files: ServerTlsFiles, alpn: Alpn) -> anyhow::Result<ServerTls> {
+    let tls = ServerTls::load(files, alpn).context("invalid tls configuration")?;
+    tls.watch(cicada_tls::server::RELOAD_INTERVAL);
+    Ok(tls)
 }

@@ -48,6 +48,8 @@ struct Args {
     otlp_headers: Option<Headers>,
     #[command(flatten)]
     log: cicada_telemetry::LogArgs,
+    #[command(flatten)]
+    tls: cicada_tls::ServerTlsArgs,
 }
 
 type Headers = Vec<(String, String)>;
@@ -83,6 +85,12 @@ async fn main() -> anyhow::Result<()> {
         .context("bad --token / --token-file")?;
     auth::check_listen(args.listen, token.as_ref(), args.insecure_no_auth)?;
     auth::check_listen(args.http_listen, token.as_ref(), args.insecure_no_auth)?;
+    let tls = args.tls.files()?;
+    if let Some(files) = &tls {
+        files
+            .load(cicada_tls::Alpn::Grpc)
+            .context("invalid --tls-cert / --tls-key / --tls-client-ca")?;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -94,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             database_url,
             token,
             otlp,
+            tls,
         },
         listener,
         http_listener,

@@ -16,7 +16,10 @@
 //! `Controller` trait on top of [`registry`], [`runs`], `start`, [`lifecycle`]
 //! and [`progress`]; [`error`] maps every failure to a `tonic::Code`.
 //! Every call but `grpc.health.v1` must carry the shared token when
-//! [`ControllerConfig::token`] is set.
+//! [`ControllerConfig::token`] is set. With [`ControllerConfig::tls`] the
+//! gRPC port and the web UI serve TLS (`cicada_tls`; the client CA, for
+//! mTLS, applies to gRPC only); [`ControllerConfig::collector_tls`] is how
+//! the controller dials an `https://` collector.
 
 pub mod abort;
 pub mod data;
@@ -45,11 +48,11 @@ use anyhow::Context;
 use cicada_proto::auth::{AttachToken, AuthChannel, RequireToken, Token};
 use cicada_proto::v1::collector_client::CollectorClient;
 use cicada_proto::v1::controller_server::ControllerServer;
+use cicada_tls::{Alpn, ClientTls, GrpcTarget, ServerTls, ServerTlsFiles};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::Server;
 
 pub use error::ControllerError;
 
@@ -90,6 +93,12 @@ pub struct ControllerConfig {
     pub token: Option<Token>,
     /// The web UI's settings (served when [`run_with`] gets a web listener).
     pub web: web::WebConfig,
+    /// TLS on the gRPC port (mTLS with a client CA) and the web UI;
+    /// plaintext when `None`.
+    pub tls: Option<ServerTlsFiles>,
+    /// How to dial an `https://` collector (CA, client certificate). The
+    /// workers dial the collector with their own.
+    pub collector_tls: ClientTls,
 }
 
 impl ControllerConfig {
@@ -109,6 +118,8 @@ impl ControllerConfig {
             recovery_settle: Duration::from_secs(5),
             token: None,
             web: web::WebConfig::default(),
+            tls: None,
+            collector_tls: ClientTls::default(),
         }
     }
 }
@@ -116,20 +127,22 @@ impl ControllerConfig {
 impl ControllerConfig {
     /// Checks the settings (call before binding a port).
     pub fn validate(&self) -> anyhow::Result<()> {
-        grpc_endpoint(&self.collector_url).map(|_| ())
+        collector_target(self).map(|_| ())
     }
 }
 
-/// Parses an `http://` or `https://` URL with a host into a tonic endpoint.
-fn grpc_endpoint(url: &str) -> anyhow::Result<Endpoint> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("invalid collector url {url:?}"))?;
-    let uri = endpoint.uri();
-    anyhow::ensure!(
-        matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
-        "invalid collector url {url:?}: expected http://HOST:PORT or https://HOST:PORT"
-    );
-    Ok(endpoint)
+/// The collector to dial: an `http://` or `https://` URL with a host.
+fn collector_target(config: &ControllerConfig) -> anyhow::Result<GrpcTarget> {
+    let url = &config.collector_url;
+    GrpcTarget::new(url, &config.collector_tls)
+        .with_context(|| format!("invalid collector url {url:?}"))
+}
+
+/// Loads TLS files and reloads them when they change on disk.
+fn watched(files: ServerTlsFiles, alpn: Alpn) -> anyhow::Result<ServerTls> {
+    let tls = ServerTls::load(files, alpn).context("invalid tls configuration")?;
+    tls.watch(cicada_tls::server::RELOAD_INTERVAL);
+    Ok(tls)
 }
 
 /// State shared by every RPC and background task.
@@ -164,10 +177,15 @@ pub async fn run_with(
     web_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let endpoint = grpc_endpoint(&config.collector_url)?.connect_timeout(Duration::from_secs(5));
+    let target = collector_target(&config)?.with(|e| e.connect_timeout(Duration::from_secs(5)));
+    let tls = config
+        .tls
+        .clone()
+        .map(|files| watched(files, Alpn::Grpc))
+        .transpose()?;
     // Lazy: the controller starts (and takes its workers back) even while
     // the collector is down; only runs need it.
-    let channel = AttachToken::new(config.token.as_ref()).wrap(endpoint.connect_lazy());
+    let channel = AttachToken::new(config.token.as_ref()).wrap(target.connect_lazy());
     let collector = CollectorClient::new(channel.clone());
     let history = cicada_history::HistoryClient::new(channel);
     let auth = RequireToken::new(config.token.clone());
@@ -182,7 +200,12 @@ pub async fn run_with(
         recovered: std::sync::atomic::AtomicBool::new(false),
     });
     let local = listener.local_addr().ok();
-    tracing::info!(addr = ?local, "controller listening");
+    tracing::info!(
+        addr = ?local,
+        tls = tls.is_some(),
+        mtls = tls.as_ref().is_some_and(ServerTls::requires_client_certificates),
+        "controller listening"
+    );
     tokio::spawn(service::expire_silent_workers(shared.clone()));
     tokio::spawn(recovery::recover(shared.clone()));
     if let Some(web_listener) = web_listener {
@@ -213,7 +236,7 @@ pub async fn run_with(
                 .max_decoding_message_size(cicada_proto::MAX_RUN_MESSAGE_BYTES),
             auth,
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(cicada_tls::incoming(listener, tls), signal);
 
     let mut drained = shutdown_rx;
     let drain_deadline = async move {

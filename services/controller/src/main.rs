@@ -42,6 +42,12 @@ struct Args {
     scenarios: Option<PathBuf>,
     #[command(flatten)]
     log: cicada_telemetry::LogArgs,
+    /// TLS on the gRPC port and the web UI.
+    #[command(flatten)]
+    tls: cicada_tls::ServerTlsArgs,
+    /// TLS towards an https:// collector.
+    #[command(flatten)]
+    collector_tls: cicada_tls::ClientTlsArgs,
 }
 
 #[tokio::main]
@@ -50,7 +56,17 @@ async fn main() -> anyhow::Result<()> {
     cicada_telemetry::logging::init(args.log.log_format, "info");
     let mut config = ControllerConfig::new(args.collector);
     // Validate before binding: bad flags should not hold a port.
+    config.collector_tls = args
+        .collector_tls
+        .client()
+        .context("bad --tls-ca / --tls-client-cert / --tls-client-key")?;
     config.validate().context("bad --collector")?;
+    config.tls = args.tls.files()?;
+    if let Some(files) = &config.tls {
+        files
+            .load(cicada_tls::Alpn::Grpc)
+            .context("invalid --tls-cert / --tls-key / --tls-client-ca")?;
+    }
     config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
         .context("bad --token / --token-file")?;
     auth::check_listen(args.listen, config.token.as_ref(), args.insecure_no_auth)?;

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures::StreamExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
@@ -134,16 +135,31 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> anyhow:
         feeds: events::Feeds::default(),
         open_loopback,
     });
+    // HTTPS with the gRPC port's certificate but no client certificate:
+    // browsers log in with --web-auth or the token.
+    let tls = web
+        .shared
+        .config
+        .tls
+        .clone()
+        .map(|files| {
+            let files = cicada_tls::ServerTlsFiles {
+                client_ca: None,
+                ..files
+            };
+            crate::watched(files, cicada_tls::Alpn::Http1)
+        })
+        .transpose()?;
+    let mut incoming = cicada_tls::incoming(listener, tls);
     let mut shutdown = web.shared.shutdown.clone();
     loop {
-        let (stream, _) = tokio::select! {
+        let stream = tokio::select! {
             () = crate::shut_down(&mut shutdown) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "failed to accept a web connection");
-                    continue;
-                }
+            accepted = incoming.next() => match accepted {
+                Some(Ok(stream)) => stream,
+                // The accept loop logs its own failures.
+                Some(Err(_)) => continue,
+                None => break,
             },
         };
         tokio::spawn(connection(web.clone(), stream));
@@ -153,7 +169,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> anyhow:
 
 /// Serves one connection; on shutdown it finishes the request in progress
 /// and closes.
-async fn connection(web: Arc<Web>, stream: tokio::net::TcpStream) {
+async fn connection(web: Arc<Web>, stream: cicada_tls::Conn) {
     let mut shutdown = web.shared.shutdown.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let web = web.clone();

@@ -62,6 +62,10 @@ pub struct WorkerConfig {
     pub delta_interval: Duration,
     /// How much is kept for a collector that cannot be reached.
     pub buffer: BufferLimits,
+    /// TLS towards `https://` controller and collector URLs (the collector's
+    /// URL comes from the controller in `StartWork`; the same CA and client
+    /// certificate are used for both).
+    pub tls: cicada_tls::ClientTls,
 }
 
 impl WorkerConfig {
@@ -80,6 +84,7 @@ impl WorkerConfig {
             token: None,
             delta_interval: Duration::from_millis(200),
             buffer: BufferLimits::default(),
+            tls: cicada_tls::ClientTls::default(),
         }
     }
 }
@@ -88,13 +93,8 @@ impl WorkerConfig {
     /// Checks the settings.
     pub fn validate(&self) -> anyhow::Result<()> {
         let url = &self.controller_url;
-        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        cicada_tls::GrpcTarget::new(url, &self.tls)
             .with_context(|| format!("invalid controller url {url:?}"))?;
-        let uri = endpoint.uri();
-        anyhow::ensure!(
-            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
-            "invalid controller url {url:?}: expected http://HOST:PORT or https://HOST:PORT"
-        );
         anyhow::ensure!(!self.worker_id.is_empty(), "worker id must not be empty");
         anyhow::ensure!(self.cores > 0, "cores must be at least 1");
         let every = self.delta_interval;

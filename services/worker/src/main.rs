@@ -50,6 +50,9 @@ struct Args {
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     log: cicada_telemetry::LogArgs,
+    /// TLS towards https:// controller and collector URLs.
+    #[command(flatten)]
+    tls: cicada_tls::ClientTlsArgs,
 }
 
 #[tokio::main]
@@ -73,6 +76,10 @@ async fn main() -> anyhow::Result<()> {
     };
     config.token = Token::resolve(args.token.as_deref(), args.token_file.as_deref())
         .context("bad --token / --token-file")?;
+    config.tls = args
+        .tls
+        .client()
+        .context("bad --tls-ca / --tls-client-cert / --tls-client-key")?;
     config.validate().context("bad flags")?;
     let metrics_listener = match args.metrics_listen {
         Some(addr) => Some(

@@ -12,7 +12,6 @@ use cicada_proto::v1::worker_message::Msg as Out;
 use cicada_proto::v1::{Register, WorkerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 
 use crate::backoff::Backoff;
 use crate::procstat::{self, CpuSampler};
@@ -22,9 +21,11 @@ use crate::state::Node;
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("invalid controller url: {0}")]
-    Url(#[source] tonic::transport::Error),
-    #[error("failed to connect to the controller: {0}")]
-    Connect(#[source] tonic::transport::Error),
+    Url(#[source] cicada_tls::TlsError),
+    // The chain names the cause (refused, tls handshake, ...): tonic's own
+    // message is only "transport error".
+    #[error("failed to connect to the controller: {}", cicada_tls::server::error_chain(.0))]
+    Connect(tonic::transport::Error),
     #[error("controller refused the session: {0}")]
     Refused(#[source] Box<tonic::Status>),
     #[error("controller stream failed: {0}")]
@@ -61,11 +62,14 @@ async fn session(
     closing: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let config = &node.config;
-    let channel = Endpoint::from_shared(config.controller_url.clone())
+    let channel = cicada_tls::GrpcTarget::new(&config.controller_url, &config.tls)
         .map_err(SessionError::Url)?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(20))
+        .with(|endpoint| {
+            endpoint
+                .connect_timeout(Duration::from_secs(5))
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(20))
+        })
         .connect()
         .await
         .map_err(SessionError::Connect)?;

@@ -12,9 +12,9 @@ use cicada_proto::v1::controller_client::ControllerClient;
 use cicada_proto::v1::{StartWork, TakeRowsRequest, TakeRowsResponse, WorkDone};
 use cicada_scenario::data::Pick;
 use cicada_scenario::{Scenario, Table};
+use cicada_tls::GrpcTarget;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
 
 use crate::delta::Cut;
 use crate::engine::{DataSets, Engine, Leased, Load, RowSource};
@@ -33,9 +33,9 @@ fn data_sets(
     if scenario.data().is_empty() {
         return Ok(sets);
     }
-    let channel = Endpoint::from_shared(node.config.controller_url.clone())
-        .map_err(|e| format!("invalid controller url: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
+    let channel = GrpcTarget::new(&node.config.controller_url, &node.config.tls)
+        .map_err(|e| e.to_string())?
+        .with(|endpoint| endpoint.connect_timeout(Duration::from_secs(5)))
         .connect_lazy();
     let rows: Arc<dyn RowSource> = Arc::new(ControllerRows {
         client: ControllerClient::new(AttachToken::new(node.config.token.as_ref()).wrap(channel)),
@@ -135,20 +135,16 @@ pub(crate) async fn execute(
         Ok(scenario) => Arc::new(scenario),
         Err(error) => return failed(format!("invalid scenario: {error}")),
     };
-    let collector = match Endpoint::from_shared(start.collector_url.clone()) {
-        Ok(endpoint) => CollectorClient::new(
+    // The controller names the collector; the TLS files are this worker's.
+    let collector = match GrpcTarget::new(&start.collector_url, &node.config.tls) {
+        Ok(target) => CollectorClient::new(
             AttachToken::new(node.config.token.as_ref()).wrap(
-                endpoint
-                    .connect_timeout(Duration::from_secs(5))
+                target
+                    .with(|endpoint| endpoint.connect_timeout(Duration::from_secs(5)))
                     .connect_lazy(),
             ),
         ),
-        Err(error) => {
-            return failed(format!(
-                "invalid collector url {:?}: {error}",
-                start.collector_url
-            ));
-        }
+        Err(error) => return failed(error.to_string()),
     };
     let load = Load {
         class_users: start.class_users.clone(),

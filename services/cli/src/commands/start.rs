@@ -7,11 +7,7 @@ use crate::session;
 
 pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     let submission = super::read_scenario(&args.load)?;
-    let mut client = session::connect(
-        &args.controller.controller,
-        args.controller.auth.token()?.as_ref(),
-    )
-    .await?;
+    let mut client = args.controller.connect().await?;
     let mut request = session::start_request(&args.load, submission);
     if let Some(expected) = args.expect_workers {
         eprintln!(

@@ -81,8 +81,8 @@ impl Cluster {
         let collector = cicada_collector::serve_with(
             store.clone(),
             cicada_collector::ServeOptions {
-                otlp: None,
                 token: token.clone(),
+                ..Default::default()
             },
             listener,
             flag(receiver.clone()),

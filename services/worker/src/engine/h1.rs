@@ -11,14 +11,12 @@
 //! one exchange at a time.
 
 use std::cell::RefCell;
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 /// Longest response head accepted (status line and headers).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -33,51 +31,9 @@ const KEEP_BUFFERS: usize = 64;
 /// Bytes asked for per read.
 const READ_BYTES: usize = 16 * 1024;
 
-/// The byte stream of a connection.
-pub(crate) enum Io {
-    Tcp(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// The byte stream of a connection: plaintext or TLS (the same stream type
+/// cicada's own clients use).
+pub(crate) type Io = cicada_tls::ClientConn;
 
 /// An idle connection is checked for a close by the server (one read that
 /// would block) only when it has been idle this long: a busy connection
@@ -665,8 +621,8 @@ mod tests {
             }
             seen
         });
-        let stream = TcpStream::connect(addr).await.unwrap();
-        (Conn::new(Io::Tcp(stream)), server)
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        (Conn::new(cicada_tls::MaybeTls::Plain(stream)), server)
     }
 
     async fn get(conn: &mut Conn, method: &Method) -> Result<Exchange, Error> {

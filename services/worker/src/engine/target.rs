@@ -285,7 +285,7 @@ impl Target {
                     Err(_) => return Err(timed_out(Phase::Tcp, micros(began), 0)),
                 }
             } else {
-                Sender::Http1(h1::Conn::new(h1::Io::Tcp(tcp)))
+                Sender::Http1(h1::Conn::new(cicada_tls::MaybeTls::Plain(tcp)))
             };
             return Ok(Connected {
                 sender,
@@ -314,7 +314,9 @@ impl Target {
                     self.host
                 ))
             } else {
-                Ok(Sender::Http1(h1::Conn::new(h1::Io::Tls(Box::new(stream)))))
+                Ok(Sender::Http1(h1::Conn::new(cicada_tls::MaybeTls::Tls(
+                    Box::new(stream),
+                ))))
             }
         };
         match tokio::time::timeout_at(deadline, handshake).await {
