@@ -57,6 +57,7 @@ mod http;
 mod ingest;
 mod live;
 mod loss;
+mod merged;
 pub mod otlp;
 mod runs;
 mod sampler;

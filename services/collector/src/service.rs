@@ -486,7 +486,48 @@ impl CollectorService {
         Ok(stats::check_stats(&checks, &state.endpoints))
     }
 
+    /// A live run's statistics from the figures merged in a shared store
+    /// (`merged`); `None` when the run has ended (also when another
+    /// collector finished it: this one's state is then reloaded).
+    async fn merged_stats(&self, run_id: &str) -> Result<Option<v1::RunStats>, CollectorError> {
+        let state = self.runs.read(run_id).await?;
+        if state.live.is_none() {
+            return Ok(None);
+        }
+        let running = self
+            .store
+            .get_run(run_id)
+            .await?
+            .is_some_and(|record| record.status == RunStatus::Running);
+        if !running {
+            drop(state);
+            self.runs.invalidate(run_id).await;
+            return Ok(None);
+        }
+        let live = state.merged.lock().await.read(&*self.store, run_id).await?;
+        let mut stats = stats::run_stats(StatsInput {
+            record: &state.record,
+            endpoints: &state.endpoints,
+            totals: live.totals(),
+            uncorrected: live.uncorrected(),
+            dropped: live.dropped(),
+            thresholds: &state.thresholds,
+            failures: live.failures().collect(),
+            live: Some(live.window()),
+            now_ms: now_ms(),
+            lost_workers: &[],
+            evicted_requests: live.evicted(),
+        });
+        stats.checks = self.check_stats(&state).await?;
+        Ok(Some(stats))
+    }
+
     async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {
+        if self.store.shared()
+            && let Some(stats) = self.merged_stats(run_id).await?
+        {
+            return Ok(stats);
+        }
         let state = self.runs.read(run_id).await?;
         let live = state.with_live(|live| {
             stats::run_stats(StatsInput {
