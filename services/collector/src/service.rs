@@ -204,12 +204,18 @@ impl CollectorService {
     }
 
     /// An applied delta's measurements for the live view and OTLP (a loss
-    /// marker carries none).
+    /// marker carries none). A shared store's live figures are read from it
+    /// (`merged`): no in-memory view to keep.
     fn applied(&self, state: &RunState, delta: &cicada_store::Delta) {
+        let local = !self.store.shared();
         if !delta.evicted.is_empty() {
-            state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
+            if local {
+                state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
+            }
         } else {
-            state.with_live(|live| live.apply(delta));
+            if local {
+                state.with_live(|live| live.apply(delta));
+            }
             if let Some(feed) = &self.otlp {
                 feed.applied(&state.record, &state.endpoints, delta);
             }
