@@ -15,6 +15,7 @@ use crate::convert;
 use crate::error::CollectorError;
 use crate::health::WriteFailures;
 use crate::ingest::Ingest;
+use crate::live::LiveAggregate;
 use crate::loss;
 use crate::otlp::Feed;
 use crate::runs::{ReadGuard, RunState, Runs};
@@ -511,19 +512,7 @@ impl CollectorService {
             return Ok(None);
         }
         let live = state.merged.lock().await.read(&*self.store, run_id).await?;
-        let mut stats = stats::run_stats(StatsInput {
-            record: &state.record,
-            endpoints: &state.endpoints,
-            totals: live.totals(),
-            uncorrected: live.uncorrected(),
-            dropped: live.dropped(),
-            thresholds: &state.thresholds,
-            failures: live.failures().collect(),
-            live: Some(live.window()),
-            now_ms: now_ms(),
-            lost_workers: &[],
-            evicted_requests: live.evicted(),
-        });
+        let mut stats = live_stats(&state, &live);
         stats.checks = self.check_stats(&state).await?;
         Ok(Some(stats))
     }
@@ -535,21 +524,7 @@ impl CollectorService {
             return Ok(stats);
         }
         let state = self.runs.read(run_id).await?;
-        let live = state.with_live(|live| {
-            stats::run_stats(StatsInput {
-                record: &state.record,
-                endpoints: &state.endpoints,
-                totals: live.totals(),
-                uncorrected: live.uncorrected(),
-                dropped: live.dropped(),
-                thresholds: &state.thresholds,
-                failures: live.failures().collect(),
-                live: Some(live.window()),
-                now_ms: now_ms(),
-                lost_workers: &[],
-                evicted_requests: live.evicted(),
-            })
-        });
+        let live = state.with_live(|live| live_stats(&state, live));
         match live {
             Some(mut stats) => {
                 stats.checks = self.check_stats(&state).await?;
@@ -563,6 +538,23 @@ impl CollectorService {
                 .clone()),
         }
     }
+}
+
+/// A live run's statistics from its aggregate (thresholds checked live).
+fn live_stats(state: &RunState, live: &LiveAggregate) -> v1::RunStats {
+    stats::run_stats(StatsInput {
+        record: &state.record,
+        endpoints: &state.endpoints,
+        totals: live.totals(),
+        uncorrected: live.uncorrected(),
+        dropped: live.dropped(),
+        thresholds: &state.thresholds,
+        failures: live.failures().collect(),
+        live: Some(live.window()),
+        now_ms: now_ms(),
+        lost_workers: &[],
+        evicted_requests: live.evicted(),
+    })
 }
 
 #[tonic::async_trait]

@@ -161,23 +161,29 @@ fn sent() -> Sent {
     };
     for worker in 0..WORKERS {
         for seq in 1..=SEQS {
-            for e in delta(worker, seq).endpoints {
-                let i = e.endpoint as usize;
-                sent.counts[i].add(&Counts {
-                    requests: e.requests,
-                    failures: e.failures,
-                    cancelled: e.cancelled,
-                    bytes: e.bytes,
-                });
-                sent.histograms[i]
-                    .merge(&LatencyHistogram::decode(&e.histogram).unwrap())
-                    .unwrap();
-                sent.checks[i].0 += e.checks[0].passed;
-                sent.checks[i].1 += e.checks[0].failed;
-            }
+            sent.add(&delta(worker, seq));
         }
     }
     sent
+}
+
+impl Sent {
+    fn add(&mut self, delta: &v1::WorkerDelta) {
+        for e in &delta.endpoints {
+            let i = e.endpoint as usize;
+            self.counts[i].add(&Counts {
+                requests: e.requests,
+                failures: e.failures,
+                cancelled: e.cancelled,
+                bytes: e.bytes,
+            });
+            self.histograms[i]
+                .merge(&LatencyHistogram::decode(&e.histogram).unwrap())
+                .unwrap();
+            self.checks[i].0 += e.checks[0].passed;
+            self.checks[i].1 += e.checks[0].failed;
+        }
+    }
 }
 
 /// Asserts the counts, percentiles, failures and checks of `stats` are those
@@ -333,20 +339,7 @@ async fn three_collectors_share_a_run_exactly() {
     );
     assert_eq!((a.applied + b.applied, a.duplicates + b.duplicates), (1, 1));
     let mut sent = sent();
-    for e in &late.endpoints {
-        let i = e.endpoint as usize;
-        sent.counts[i].add(&Counts {
-            requests: e.requests,
-            failures: e.failures,
-            cancelled: e.cancelled,
-            bytes: e.bytes,
-        });
-        sent.histograms[i]
-            .merge(&LatencyHistogram::decode(&e.histogram).unwrap())
-            .unwrap();
-        sent.checks[i].0 += e.checks[0].passed;
-        sent.checks[i].1 += e.checks[0].failed;
-    }
+    sent.add(&late);
 
     // Live: every collector answers the whole run, not its share.
     for (i, client) in clients.iter().enumerate() {
