@@ -16,6 +16,8 @@
 #   BENCH_INTERVAL=1s                each worker's delta cadence (the workers'
 #                                    default --delta-interval is 200ms)
 #   BENCH_ENDPOINTS=10               endpoints per delta
+#   BENCH_COLLECTORS=1               collectors sharing each run (one database,
+#                                    workers spread over them round robin)
 #   BENCH_DURATION=20s               measured push time per fleet
 #   BENCH_SERVICES_CORE=1 BENCH_SIM_CORE=0   CPU pinning
 #   BENCH_PRIORITY=nice|rt|normal    scheduling (see lib/common.sh)
@@ -29,10 +31,12 @@ REPO=$(dirname "$BENCH_DIR")
 SERVICES_CORE=${BENCH_SERVICES_CORE:-1}
 SIM_CORE=${BENCH_SIM_CORE:-0}
 FLEETS=${BENCH_FLEETS:-250,500,1000,2000}
+COLLECTORS=${BENCH_COLLECTORS:-1}
 
 # shellcheck source=lib/common.sh
 source "$BENCH_DIR/lib/common.sh"
 
+[[ $COLLECTORS =~ ^[1-9][0-9]*$ ]] || die "BENCH_COLLECTORS must be a whole number of at least 1, got '$COLLECTORS'"
 [[ $FLEETS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "BENCH_FLEETS must be a comma-separated list of whole numbers"
 (($(nproc) > SERVICES_CORE && $(nproc) > SIM_CORE)) ||
     die "needs cores $SIM_CORE and $SERVICES_CORE; this machine has $(nproc)"
@@ -63,6 +67,7 @@ cd "$REPO"
     --fleets "$FLEETS" \
     --interval "${BENCH_INTERVAL:-1s}" \
     --endpoints "${BENCH_ENDPOINTS:-10}" \
+    --collectors "$COLLECTORS" \
     --duration "${BENCH_DURATION:-20s}" \
     --services-cpus "$SERVICES_CORE" \
     --bin-dir "$REPO/target/release" \

@@ -1,8 +1,10 @@
 //! `cicada-bench-collector-ingest`: how large a fleet can one collector
-//! take?
+//! take, and how do several collectors sharing one run scale?
 //!
-//! For each fleet size it starts the real `cicada-collector` release
-//! binary on a fresh Postgres database, announces a run with `--endpoints`
+//! For each fleet size it starts `--collectors` real `cicada-collector`
+//! release binaries on one fresh Postgres database (each simulated worker
+//! connects to one of them, round robin, as a Kubernetes Service spreads
+//! connections over a Deployment's pods), announces a run with `--endpoints`
 //! endpoints, and runs that many simulated workers in this process, each
 //! on its own gRPC connection, pushing a real delta (counts and an encoded
 //! HdrHistogram per endpoint, [`sim`]) every `--interval` the way a worker's
@@ -62,9 +64,12 @@ struct Args {
     /// Lag (p99) a collector must stay within to keep up with a fleet.
     #[arg(long, env = "CICADA_BENCH_MAX_LAG", default_value = "2s", value_parser = humantime::parse_duration)]
     max_lag: Duration,
-    /// Collector gRPC port on 127.0.0.1.
+    /// Collector gRPC port on 127.0.0.1 (the next ones for more collectors).
     #[arg(long, env = "CICADA_BENCH_COLLECTOR_PORT", default_value_t = 27101)]
     collector_port: u16,
+    /// Collectors sharing the run (one database); workers spread over them.
+    #[arg(long, env = "CICADA_BENCH_COLLECTORS", default_value_t = 1)]
+    collectors: u16,
     /// Folder with the cicada-collector binary.
     #[arg(long, env = "CICADA_BENCH_BIN_DIR", default_value = "target/release")]
     bin_dir: PathBuf,
@@ -92,6 +97,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     ensure!(!args.fleets.is_empty(), "--fleets is empty");
+    ensure!(
+        (1..=16).contains(&args.collectors),
+        "--collectors must be between 1 and 16, got {}",
+        args.collectors
+    );
     ensure!(args.endpoints >= 1, "--endpoints must be at least 1");
     ensure!(
         args.interval >= Duration::from_millis(50),
@@ -110,7 +120,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ticks = procs::clock_ticks();
     let mut results = Vec::new();
     for &fleet in &args.fleets {
-        procs::ensure_port_free(args.collector_port).await?;
+        let ports: Vec<u16> = (0..args.collectors)
+            .map(|i| args.collector_port + i)
+            .collect();
+        for port in &ports {
+            procs::ensure_port_free(*port).await?;
+        }
         let database = cicada_store::testing::TestDatabase::postgres()
             .await
             .context("failed to create a Postgres database (is DATABASE_URL's server up?)")?;
@@ -120,27 +135,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
             log_filter: args.services_log.clone(),
             cpus: args.services_cpus.clone(),
         };
-        let addr = format!("127.0.0.1:{}", args.collector_port);
-        let collector = launcher
-            .start(
-                "cicada-collector",
-                &[
-                    "--listen".into(),
-                    addr.clone(),
-                    "--http-listen".into(),
-                    "127.0.0.1:0".into(),
-                    "--database-url".into(),
-                    database.url().to_owned(),
-                ],
-                args.collector_port,
-            )
-            .await?;
+        let mut collectors = Vec::new();
+        for port in &ports {
+            let addr = format!("127.0.0.1:{port}");
+            collectors.push(
+                launcher
+                    .start(
+                        "cicada-collector",
+                        &[
+                            "--listen".into(),
+                            addr,
+                            "--http-listen".into(),
+                            "127.0.0.1:0".into(),
+                            "--database-url".into(),
+                            database.url().to_owned(),
+                        ],
+                        *port,
+                    )
+                    .await?,
+            );
+        }
         eprintln!(
             "fleet of {fleet}: pushing for {:?} after a {:?} warm-up",
             args.duration, args.warmup
         );
         let config = sim::Config {
-            url: format!("http://{addr}"),
+            urls: ports
+                .iter()
+                .map(|port| format!("http://127.0.0.1:{port}"))
+                .collect(),
             workers: fleet,
             endpoints: args.endpoints,
             interval: args.interval,
@@ -148,12 +171,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             warmup: args.warmup,
             duration: args.duration,
         };
-        let outcome = sim::run(&config, collector.pid, ticks).await;
+        let pids: Vec<u32> = collectors.iter().map(|c| c.pid).collect();
+        let outcome = sim::run(&config, &pids, ticks).await;
         let stored = match &outcome {
             Ok(measured) => sim::stored_requests(database.url(), &measured.run_id).await,
             Err(_) => Ok(0),
         };
-        collector.stop().await?;
+        for collector in collectors {
+            collector.stop().await?;
+        }
         let measured = outcome?;
         let stored = stored?;
         ensure!(
@@ -175,6 +201,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let document = serde_json::json!({
         "machine": procs::machine(),
         "endpoints": args.endpoints,
+        "collectors": args.collectors,
         "interval_ms": args.interval.as_millis() as u64,
         "requests_per_endpoint_delta": args.requests,
         "max_lag_ms": args.max_lag.as_millis() as u64,
@@ -221,7 +248,7 @@ fn print_table(document: &serde_json::Value) {
         );
     }
     println!(
-        "\nlargest fleet within {} ms of lag (p99): {}",
-        document["max_lag_ms"], document["largest_fleet_within_max_lag"]
+        "\nlargest fleet within {} ms of lag (p99) with {} collector(s): {}",
+        document["max_lag_ms"], document["collectors"], document["largest_fleet_within_max_lag"]
     );
 }

@@ -20,7 +20,8 @@ use crate::procs;
 
 /// One fleet's run.
 pub struct Config {
-    pub url: String,
+    /// The collectors' URLs; worker `i` pushes to `urls[i % len]`.
+    pub urls: Vec<String>,
     pub workers: usize,
     pub endpoints: u32,
     pub interval: Duration,
@@ -37,6 +38,8 @@ pub struct Measured {
     /// Requests in every acknowledged delta (warm-up and drain included).
     pub requests_acked: u64,
     window: Duration,
+    collectors: usize,
+    /// CPU of every collector together.
     collector_cpu_s: f64,
     postgres_cpu_s: f64,
     /// Cut-to-acknowledgement of the deltas acknowledged in the window.
@@ -52,6 +55,7 @@ impl Measured {
         let ms = |us: u64| us as f64 / 1000.0;
         serde_json::json!({
             "workers": workers,
+            "collectors": self.collectors,
             "interval_ms": args.interval.as_millis() as u64,
             "endpoints": args.endpoints,
             "window_s": seconds,
@@ -80,8 +84,8 @@ struct Tally {
     lag: Mutex<LatencyHistogram>,
 }
 
-pub async fn run(config: &Config, collector_pid: u32, ticks: f64) -> anyhow::Result<Measured> {
-    let channel = Channel::from_shared(config.url.clone())?
+pub async fn run(config: &Config, collector_pids: &[u32], ticks: f64) -> anyhow::Result<Measured> {
+    let channel = Channel::from_shared(config.urls[0].clone())?
         .connect()
         .await
         .context("failed to connect to the collector")?;
@@ -138,7 +142,7 @@ pub async fn run(config: &Config, collector_pid: u32, ticks: f64) -> anyhow::Res
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..config.workers {
         let worker = Worker {
-            url: config.url.clone(),
+            url: config.urls[index % config.urls.len()].clone(),
             run_id: run_id.clone(),
             source: format!("sim-{index}.1"),
             endpoints: config.endpoints,
@@ -156,10 +160,10 @@ pub async fn run(config: &Config, collector_pid: u32, ticks: f64) -> anyhow::Res
         tasks.spawn(worker.run());
     }
     tokio::time::sleep_until(window.0).await;
-    let cpu_before = procs::cpu_seconds(collector_pid, ticks)?;
+    let cpu_before = collectors_cpu_seconds(collector_pids, ticks)?;
     let pg_before = postgres_cpu_seconds(ticks);
     tokio::time::sleep_until(window.1).await;
-    let collector_cpu_s = procs::cpu_seconds(collector_pid, ticks)? - cpu_before;
+    let collector_cpu_s = collectors_cpu_seconds(collector_pids, ticks)? - cpu_before;
     let postgres_cpu_s = postgres_cpu_seconds(ticks) - pg_before;
     while let Some(done) = tasks.join_next().await {
         done.context("a simulated worker panicked")??;
@@ -170,6 +174,7 @@ pub async fn run(config: &Config, collector_pid: u32, ticks: f64) -> anyhow::Res
         deltas_in_window: tally.deltas_in_window.load(Ordering::Relaxed),
         requests_acked: tally.requests_acked.load(Ordering::Relaxed),
         window: config.duration,
+        collectors: collector_pids.len(),
         collector_cpu_s,
         postgres_cpu_s,
         lag,
@@ -303,6 +308,11 @@ pub async fn stored_requests(database_url: &str, run_id: &str) -> anyhow::Result
         .iter()
         .map(|row| row.counts.requests)
         .sum())
+}
+
+/// CPU seconds of the collectors together.
+fn collectors_cpu_seconds(pids: &[u32], ticks: f64) -> anyhow::Result<f64> {
+    pids.iter().map(|pid| procs::cpu_seconds(*pid, ticks)).sum()
 }
 
 /// CPU seconds of every `postgres` process on the machine.

@@ -603,6 +603,66 @@ pub(crate) fn merge_by_second(deltas: &[&crate::Delta]) -> Result<Vec<crate::Del
     Ok(groups.into_values().collect())
 }
 
+/// Moves the failures and checks out of the (run, second) groups of a batch
+/// into one delta per run (in run order; endpoints, failure kinds and checks
+/// sorted), so the run-wide failure and check rows are written once per
+/// batch after every second's rows, in one fixed order.
+pub(crate) fn take_run_tails(groups: &mut [crate::Delta]) -> Vec<crate::Delta> {
+    use std::collections::BTreeMap;
+    type Tail = BTreeMap<u32, (BTreeMap<String, (u64, String)>, BTreeMap<u32, (u64, u64)>)>;
+    let mut runs: BTreeMap<String, Tail> = BTreeMap::new();
+    for group in groups.iter_mut() {
+        for endpoint in &mut group.endpoints {
+            if endpoint.failures.is_empty() && endpoint.checks.is_empty() {
+                continue;
+            }
+            let tail = runs.entry(group.run_id.clone()).or_default();
+            let (failures, checks) = tail.entry(endpoint.endpoint).or_default();
+            for failure in std::mem::take(&mut endpoint.failures) {
+                let entry = failures.entry(failure.kind).or_default();
+                entry.0 += failure.count;
+                entry.1 = failure.last_message;
+            }
+            for check in std::mem::take(&mut endpoint.checks) {
+                let entry = checks.entry(check.check).or_default();
+                entry.0 += check.passed;
+                entry.1 += check.failed;
+            }
+        }
+    }
+    runs.into_iter()
+        .map(|(run_id, tail)| crate::Delta {
+            run_id,
+            endpoints: tail
+                .into_iter()
+                .map(|(endpoint, (failures, checks))| crate::EndpointDelta {
+                    endpoint,
+                    failures: failures
+                        .into_iter()
+                        .map(|(kind, (count, last_message))| crate::FailureCount {
+                            kind,
+                            count,
+                            last_message,
+                        })
+                        .collect(),
+                    checks: checks
+                        .into_iter()
+                        .map(|(check, (passed, failed))| crate::CheckCount {
+                            check,
+                            passed,
+                            failed,
+                        })
+                        .collect(),
+                    counts: Default::default(),
+                    histogram: cicada_histogram::LatencyHistogram::new(),
+                    uncorrected: None,
+                })
+                .collect(),
+            ..crate::Delta::default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

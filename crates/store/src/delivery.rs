@@ -87,17 +87,17 @@ macro_rules! shared_delivery {
             ) -> Result<Vec<Result<$crate::ApplyOutcome, $crate::StoreError>>, $crate::StoreError> {
                 use std::collections::{BTreeMap, HashMap};
                 let mut statuses: HashMap<&str, Option<String>> = HashMap::new();
-                for delta in deltas {
-                    if !statuses.contains_key(delta.run_id.as_str()) {
-                        let status: Option<String> = sqlx::query_scalar(concat!(
-                            "SELECT status FROM runs WHERE id = $1",
-                            $share
-                        ))
-                        .bind(&delta.run_id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                        statuses.insert(&delta.run_id, status);
-                    }
+                let runs: std::collections::BTreeSet<&str> =
+                    deltas.iter().map(|delta| delta.run_id.as_str()).collect();
+                for run_id in runs {
+                    let status: Option<String> = sqlx::query_scalar(concat!(
+                        "SELECT status FROM runs WHERE id = $1",
+                        $share
+                    ))
+                    .bind(run_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    statuses.insert(run_id, status);
                 }
                 // Locked in key order: two collectors' batches never wait
                 // on each other in a cycle.
@@ -135,9 +135,19 @@ macro_rules! shared_delivery {
                         }
                     });
                 }
-                for group in $crate::convert::merge_by_second(&applied)? {
-                    let endpoints = $crate::convert::sorted_endpoints(&group)?;
-                    match merge_delta(tx, &group, &endpoints).await {
+                // Lock order, the same in every transaction of every
+                // collector (so two never wait on each other in a cycle):
+                // the run rows, the watermarks by (run, worker), then per
+                // (run, second) in order its rows by endpoint and its users
+                // row, then per run its failure rows by (endpoint, kind) and
+                // its check rows by (endpoint, check). Failures and checks
+                // are run-wide rows: written per second, they would be
+                // locked between two seconds' rows.
+                let mut groups = $crate::convert::merge_by_second(&applied)?;
+                let tails = $crate::convert::take_run_tails(&mut groups);
+                for group in &groups {
+                    let endpoints = $crate::convert::sorted_endpoints(group)?;
+                    match merge_delta(tx, group, &endpoints).await {
                         Err($crate::StoreError::Database(error))
                             if $crate::error::is_foreign_key_violation(&error) =>
                         {
@@ -148,7 +158,21 @@ macro_rules! shared_delivery {
                         }
                         other => other?,
                     }
-                    Self::merge_checks(tx, &group).await?;
+                }
+                for tail in &tails {
+                    let endpoints: Vec<&$crate::EndpointDelta> = tail.endpoints.iter().collect();
+                    match merge_failures(tx, &tail.run_id, &endpoints).await {
+                        Err($crate::StoreError::Database(error))
+                            if $crate::error::is_foreign_key_violation(&error) =>
+                        {
+                            return Err($crate::StoreError::Invalid(format!(
+                                "a failure refers to an endpoint outside the table of run {}",
+                                tail.run_id
+                            )));
+                        }
+                        other => other?,
+                    }
+                    Self::merge_checks(tx, tail).await?;
                 }
                 for ((run_id, worker_id), (mark, touched)) in &marks {
                     if *touched {

@@ -70,6 +70,13 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (a trivial query), for health.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Whether several collector processes may write this store at once
+    /// (Postgres: row locks in one fixed order). Their in-memory views then
+    /// each hold a share of a run, so live figures are read from the store.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Stores a new run (status running) with its endpoint table and labels.
     /// [`StoreError::AlreadyExists`] when the id is taken.
     async fn create_run(&self, run: &NewRun) -> Result<(), StoreError>;

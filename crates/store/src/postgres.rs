@@ -61,6 +61,10 @@ crate::checks::shared_checks!(PgStore, sqlx::Postgres);
 
 #[async_trait]
 impl Store for PgStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
         convert::check_endpoints(run)?;
         let mut tx = self.pool.begin().await?;
@@ -395,6 +399,16 @@ async fn merge_delta(
     .bind(to_db(delta.dropped))
     .execute(&mut **tx)
     .await?;
+    merge_failures(tx, &delta.run_id, endpoints).await
+}
+
+/// Adds the endpoints' failures to the run's (endpoint, kind) rows, locked
+/// in that order.
+async fn merge_failures(
+    tx: &mut Transaction<'static, Postgres>,
+    run_id: &str,
+    endpoints: &[&EndpointDelta],
+) -> Result<(), StoreError> {
     let failures = convert::merged_failures(endpoints);
     if !failures.is_empty() {
         sqlx::query(
@@ -406,7 +420,7 @@ async fn merge_delta(
              ON CONFLICT (run_id, endpoint, kind) DO UPDATE
              SET count = run_failures.count + EXCLUDED.count, last_message = EXCLUDED.last_message",
         )
-        .bind(&delta.run_id)
+        .bind(run_id)
         .bind(
             failures
                 .iter()

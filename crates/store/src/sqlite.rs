@@ -458,13 +458,22 @@ async fn merge_delta(
     .bind(to_db(delta.dropped))
     .execute(&mut **tx)
     .await?;
+    merge_failures(tx, &delta.run_id, endpoints).await
+}
+
+/// Adds the endpoints' failures to the run's (endpoint, kind) rows.
+async fn merge_failures(
+    tx: &mut Transaction<'static, Sqlite>,
+    run_id: &str,
+    endpoints: &[&EndpointDelta],
+) -> Result<(), StoreError> {
     for failure in convert::merged_failures(endpoints) {
         sqlx::query(
             "INSERT INTO run_failures (run_id, endpoint, kind, count, last_message) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (run_id, endpoint, kind) DO UPDATE
              SET count = run_failures.count + EXCLUDED.count, last_message = EXCLUDED.last_message",
         )
-        .bind(&delta.run_id)
+        .bind(run_id)
         .bind(failure.endpoint as i32)
         .bind(&failure.kind)
         .bind(to_db(failure.count))

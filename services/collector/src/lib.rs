@@ -7,6 +7,7 @@
 //! - `convert`: protocol messages to store records, validated before anything
 //!   of a delta is applied.
 //! - `runs`: per-run state and its lock; `live`: the live aggregate;
+//!   `merged`: live figures read merged from a shared (Postgres) store;
 //!   `stats`: `RunStats` from merged histograms; `threshold`: pass/fail
 //!   thresholds checked on those histograms (live in every `GetRunStats`,
 //!   final at `FinishRun`, when the results are stored with the run).
@@ -38,18 +39,23 @@
 //! one transaction, so re-sent deltas are acknowledged as duplicates and
 //! never counted twice.
 //!
-//! Live statistics: each live run has an in-memory running aggregate
-//! (per-endpoint counts and merged histograms, the last few seconds, failures
-//! by kind), updated right after a delta commits while the run's lock is held
-//! for reading (deltas of different workers still apply concurrently;
-//! rebuilding and finishing take it for writing), so a `GetRunStats` every
-//! second costs a few histogram merges instead of re-merging every stored
-//! second. After a restart the aggregate is rebuilt
-//! from the stored seconds on first use. The database stays the source of
-//! truth: once a run ends, its statistics come from the summaries written by
-//! `FinishRun`. With several collectors behind one address, each collector's
-//! live view covers the deltas it applied itself (plus what was stored when
-//! it first loaded the run); final statistics are always complete.
+//! Live statistics, one collector (SQLite, `cicada run`): each live run has
+//! an in-memory running aggregate (per-endpoint counts and merged histograms,
+//! the last few seconds, failures by kind), updated right after a delta
+//! commits while the run's lock is held for reading (deltas of different
+//! workers still apply concurrently; rebuilding and finishing take it for
+//! writing), so a `GetRunStats` every second costs a few histogram merges
+//! instead of re-merging every stored second. After a restart the aggregate
+//! is rebuilt from the stored seconds on first use.
+//!
+//! Live statistics, Postgres (`merged`): several collectors may serve one
+//! run, each applying the deltas of the workers connected to it, so no
+//! collector's own deltas are the whole run. Live figures are read merged
+//! from the database instead (the last 15 seconds re-read, older ones
+//! folded once), and every collector answers the whole run. The database
+//! stays the source of truth: once a run ends, its statistics come from the
+//! summaries written by `FinishRun`, which waits for every worker's last
+//! seq in the database, whichever collector applied it.
 //!
 //! The "current" numbers cover the 2 complete seconds before the latest
 //! second seen (that one may still be arriving from other workers): rps and
@@ -65,6 +71,7 @@ mod ingest;
 mod live;
 mod loss;
 mod metrics;
+mod merged;
 pub mod otlp;
 mod runs;
 mod sampler;

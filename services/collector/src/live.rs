@@ -15,7 +15,7 @@ const KEEP_SECONDS: i64 = 8;
 pub(crate) const WINDOW_SECONDS: i64 = 2;
 
 /// One second over all endpoints and workers.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct SecondAggregate {
     counts: Counts,
     histogram: LatencyHistogram,
@@ -37,7 +37,7 @@ pub(crate) struct LiveWindow {
 }
 
 /// Everything applied to one live run so far.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct LiveAggregate {
     /// Indexed by endpoint.
     totals: Vec<(Counts, LatencyHistogram)>,

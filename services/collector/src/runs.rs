@@ -19,6 +19,7 @@ use tokio::sync::{
 
 use crate::error::CollectorError;
 use crate::live::LiveAggregate;
+use crate::merged::MergedLive;
 use crate::threshold::{self, RunThreshold};
 
 /// What the collector knows about one run.
@@ -32,6 +33,8 @@ pub(crate) struct RunState {
     pub live: Option<Mutex<LiveAggregate>>,
     /// Final statistics, computed once after the run ended.
     pub final_stats: OnceCell<v1::RunStats>,
+    /// The live figures read merged from a shared store (`merged`).
+    pub merged: tokio::sync::Mutex<MergedLive>,
 }
 
 impl RunState {
@@ -43,6 +46,7 @@ impl RunState {
     ) -> Self {
         Self {
             live: Some(Mutex::new(LiveAggregate::new(&endpoints))),
+            merged: tokio::sync::Mutex::new(MergedLive::new(&endpoints)),
             record,
             endpoints,
             thresholds,
@@ -152,7 +156,10 @@ impl Runs {
             .collect();
         let thresholds = threshold::resolve_all(&defs, &endpoints)
             .map_err(|error| StoreError::Corrupt(format!("run {run_id}: {error}")))?;
-        let live = if record.status == RunStatus::Running {
+        let live = if record.status == RunStatus::Running && self.store.shared() {
+            // Live figures come from the store (`merged`): nothing to rebuild.
+            Some(Mutex::new(LiveAggregate::new(&endpoints)))
+        } else if record.status == RunStatus::Running {
             let mut live = LiveAggregate::new(&endpoints);
             for row in self.store.seconds(run_id, None).await? {
                 live.add_row(&row);
@@ -172,6 +179,7 @@ impl Runs {
             None
         };
         Ok(RunState {
+            merged: tokio::sync::Mutex::new(MergedLive::new(&endpoints)),
             record,
             endpoints,
             thresholds,

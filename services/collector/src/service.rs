@@ -16,6 +16,7 @@ use crate::convert;
 use crate::error::CollectorError;
 use crate::health::WriteFailures;
 use crate::ingest::Ingest;
+use crate::live::LiveAggregate;
 use crate::loss;
 use crate::metrics::Metrics;
 use crate::otlp::Feed;
@@ -231,12 +232,18 @@ impl CollectorService {
     }
 
     /// An applied delta's measurements for the live view and OTLP (a loss
-    /// marker carries none).
+    /// marker carries none). A shared store's live figures are read from it
+    /// (`merged`): no in-memory view to keep.
     fn applied(&self, state: &RunState, delta: &cicada_store::Delta) {
+        let local = !self.store.shared();
         if !delta.evicted.is_empty() {
-            state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
+            if local {
+                state.with_live(|live| live.add_evicted(delta.evicted.iter().sum()));
+            }
         } else {
-            state.with_live(|live| live.apply(delta));
+            if local {
+                state.with_live(|live| live.apply(delta));
+            }
             if let Some(feed) = &self.otlp {
                 feed.applied(&state.record, &state.endpoints, delta);
             }
@@ -513,23 +520,38 @@ impl CollectorService {
         Ok(stats::check_stats(&checks, &state.endpoints))
     }
 
-    async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {
+    /// A live run's statistics from the figures merged in a shared store
+    /// (`merged`); `None` when the run has ended (also when another
+    /// collector finished it: this one's state is then reloaded).
+    async fn merged_stats(&self, run_id: &str) -> Result<Option<v1::RunStats>, CollectorError> {
         let state = self.runs.read(run_id).await?;
-        let live = state.with_live(|live| {
-            stats::run_stats(StatsInput {
-                record: &state.record,
-                endpoints: &state.endpoints,
-                totals: live.totals(),
-                uncorrected: live.uncorrected(),
-                dropped: live.dropped(),
-                thresholds: &state.thresholds,
-                failures: live.failures().collect(),
-                live: Some(live.window()),
-                now_ms: now_ms(),
-                lost_workers: &[],
-                evicted_requests: live.evicted(),
-            })
-        });
+        if state.live.is_none() {
+            return Ok(None);
+        }
+        let running = self
+            .store
+            .get_run(run_id)
+            .await?
+            .is_some_and(|record| record.status == RunStatus::Running);
+        if !running {
+            drop(state);
+            self.runs.invalidate(run_id).await;
+            return Ok(None);
+        }
+        let live = state.merged.lock().await.read(&*self.store, run_id).await?;
+        let mut stats = live_stats(&state, &live);
+        stats.checks = self.check_stats(&state).await?;
+        Ok(Some(stats))
+    }
+
+    async fn stats(&self, run_id: &str) -> Result<v1::RunStats, CollectorError> {
+        if self.store.shared()
+            && let Some(stats) = self.merged_stats(run_id).await?
+        {
+            return Ok(stats);
+        }
+        let state = self.runs.read(run_id).await?;
+        let live = state.with_live(|live| live_stats(&state, live));
         match live {
             Some(mut stats) => {
                 stats.checks = self.check_stats(&state).await?;
@@ -543,6 +565,23 @@ impl CollectorService {
                 .clone()),
         }
     }
+}
+
+/// A live run's statistics from its aggregate (thresholds checked live).
+fn live_stats(state: &RunState, live: &LiveAggregate) -> v1::RunStats {
+    stats::run_stats(StatsInput {
+        record: &state.record,
+        endpoints: &state.endpoints,
+        totals: live.totals(),
+        uncorrected: live.uncorrected(),
+        dropped: live.dropped(),
+        thresholds: &state.thresholds,
+        failures: live.failures().collect(),
+        live: Some(live.window()),
+        now_ms: now_ms(),
+        lost_workers: &[],
+        evicted_requests: live.evicted(),
+    })
 }
 
 #[tonic::async_trait]
