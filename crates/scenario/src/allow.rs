@@ -226,6 +226,11 @@ pub enum TargetError {
 }
 
 impl AllowList {
+    /// The list of parsed patterns.
+    pub fn new(patterns: Vec<TargetPattern>) -> AllowList {
+        AllowList { patterns }
+    }
+
     /// The list of `patterns`; the first one that does not parse is the error.
     pub fn parse<S: AsRef<str>>(patterns: &[S]) -> Result<AllowList, PatternError> {
         let patterns = patterns

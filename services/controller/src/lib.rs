@@ -34,6 +34,7 @@ mod service;
 pub mod shape;
 pub mod split;
 mod start;
+mod target;
 pub mod web;
 
 use std::future::Future;
@@ -89,6 +90,10 @@ pub struct ControllerConfig {
     pub token: Option<Token>,
     /// The web UI's settings (served when [`run_with`] gets a web listener).
     pub web: web::WebConfig,
+    /// The hosts runs may target (`--allow-target`); empty: any host.
+    /// Checked at `StartRun` and shipped to the workers, which check the
+    /// addresses they connect to.
+    pub allow_targets: cicada_scenario::allow::AllowList,
 }
 
 impl ControllerConfig {
@@ -108,6 +113,7 @@ impl ControllerConfig {
             recovery_settle: Duration::from_secs(5),
             token: None,
             web: web::WebConfig::default(),
+            allow_targets: cicada_scenario::allow::AllowList::default(),
         }
     }
 }
