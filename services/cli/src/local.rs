@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use cicada_controller::web::WebConfig;
 use cicada_proto::v1::ListWorkersRequest;
+use cicada_scenario::allow::AllowList;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,6 +49,25 @@ impl LocalCluster {
         workers: u32,
         web: Option<(WebConfig, TcpListener)>,
     ) -> anyhow::Result<Self> {
+        Self::launch(database_url, workers, web, AllowList::default()).await
+    }
+
+    /// [`LocalCluster::start`] whose controller refuses runs outside `allow`
+    /// (`cicada run --allow-target`).
+    pub async fn start_allowing(
+        database_url: &str,
+        workers: u32,
+        allow: AllowList,
+    ) -> anyhow::Result<Self> {
+        Self::launch(database_url, workers, None, allow).await
+    }
+
+    async fn launch(
+        database_url: &str,
+        workers: u32,
+        web: Option<(WebConfig, TcpListener)>,
+        allow: AllowList,
+    ) -> anyhow::Result<Self> {
         let store = cicada_store::connect(database_url)
             .await
             .with_context(|| format!("failed to open the run database {database_url}"))?;
@@ -71,6 +91,7 @@ impl LocalCluster {
 
         let (listener, controller_url) = bind_loopback("controller").await?;
         let mut config = cicada_controller::ControllerConfig::new(collector_url);
+        config.allow_targets = allow;
         let web_listener = web.map(|(web, listener)| {
             config.web = web;
             listener
