@@ -37,29 +37,20 @@ async fn bind_loopback(what: &str) -> anyhow::Result<(TcpListener, String)> {
 
 impl LocalCluster {
     /// Opens the store, starts the services and waits until every worker has
-    /// registered with the controller.
-    pub async fn start(database_url: &str, workers: u32) -> anyhow::Result<Self> {
-        Self::start_with(database_url, workers, None).await
+    /// registered with the controller, whose runs must target a host in
+    /// `allow` (`cicada run --allow-target`; empty: any host).
+    pub async fn start(database_url: &str, workers: u32, allow: AllowList) -> anyhow::Result<Self> {
+        Self::launch(database_url, workers, None, allow).await
     }
 
-    /// [`LocalCluster::start`], with the controller's web UI on `web` (its
-    /// settings and an already-bound listener) when given.
+    /// [`LocalCluster::start`] without an allow list, with the controller's
+    /// web UI on `web` (its settings and an already-bound listener) when given.
     pub async fn start_with(
         database_url: &str,
         workers: u32,
         web: Option<(WebConfig, TcpListener)>,
     ) -> anyhow::Result<Self> {
         Self::launch(database_url, workers, web, AllowList::default()).await
-    }
-
-    /// [`LocalCluster::start`] whose controller refuses runs outside `allow`
-    /// (`cicada run --allow-target`).
-    pub async fn start_allowing(
-        database_url: &str,
-        workers: u32,
-        allow: AllowList,
-    ) -> anyhow::Result<Self> {
-        Self::launch(database_url, workers, None, allow).await
     }
 
     async fn launch(
