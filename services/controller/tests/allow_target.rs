@@ -4,8 +4,6 @@
 
 mod web_support;
 
-use std::time::Duration;
-
 use cicada_proto::v1::StartRunRequest;
 use cicada_proto::v1::controller_client::ControllerClient;
 use cicada_scenario::allow::AllowList;
@@ -100,16 +98,7 @@ async fn a_host_inside_the_list_runs_and_the_workers_get_the_list() {
         .await;
     assert_eq!(started.status, 200, "{}", started.body);
     let run_id = started.json()["run_id"].as_str().unwrap().to_owned();
-    let mut events = client.events(&format!("/api/runs/{run_id}/events")).await;
-    let end = loop {
-        let (name, data) = events
-            .next(Duration::from_secs(30))
-            .await
-            .expect("events until the end");
-        if name == "end" {
-            break data;
-        }
-    };
+    let end = cluster.run_end(&client, &run_id).await;
     assert_eq!(end["state"], "finished", "{end}");
     let served = cluster.target_total().await;
     assert!(served > 0);

@@ -196,6 +196,20 @@ impl Cluster {
             .sum()
     }
 
+    /// Follows a run's events to its `end` event and returns its data.
+    pub async fn run_end(&self, client: &Client, run_id: &str) -> serde_json::Value {
+        let mut events = client.events(&format!("/api/runs/{run_id}/events")).await;
+        loop {
+            let (name, data) = events
+                .next(Duration::from_secs(30))
+                .await
+                .expect("events until the end");
+            if name == "end" {
+                return data;
+            }
+        }
+    }
+
     /// Stops every service; each must end cleanly and in time.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);

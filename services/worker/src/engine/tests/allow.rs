@@ -11,10 +11,13 @@ use super::{Engine, config, load, request_total, run_for, scenario};
 
 const YAML: &str = "name: allow\nusers:\n  - tasks:\n      - request: {path: /ok}\n";
 
-fn allowing(patterns: &[&str]) -> super::EngineConfig {
+/// One user running `YAML` against `host` for 200 ms with `patterns` as
+/// the allow list: what it recorded.
+async fn run_allowing(host: &str, patterns: &[&str]) -> super::Interval {
     let mut config = config(1);
     config.allow_targets = AllowList::parse(patterns).unwrap();
-    config
+    let engine = Engine::start(scenario(YAML), host, load(vec![1], 0.0), config).unwrap();
+    run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await
 }
 
 /// `http://localhost:PORT` of the test server (which listens on 127.0.0.1).
@@ -25,18 +28,10 @@ fn by_name(server: &TestServer) -> String {
 #[tokio::test]
 async fn a_name_resolving_outside_the_list_is_refused_before_connecting() {
     let server = TestServer::start();
-    let s = scenario(YAML);
-    let engine = Engine::start(
-        s.clone(),
-        &by_name(&server),
-        load(vec![1], 0.0),
-        allowing(&["10.0.0.0/8"]),
-    )
-    .unwrap();
-    let total = run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await;
+    let total = run_allowing(&by_name(&server), &["10.0.0.0/8"]).await;
     assert_eq!(server.served(), 0);
     assert_eq!(server.connections(), 0);
-    let counts = request_total(&total, &s);
+    let counts = request_total(&total, &scenario(YAML));
     assert!(counts.requests > 0);
     assert_eq!(counts.failures, counts.requests);
     let failures = &total.endpoints[0].failures_by_kind;
@@ -55,15 +50,7 @@ async fn a_name_resolving_outside_the_list_is_refused_before_connecting() {
 #[tokio::test]
 async fn an_address_outside_the_list_is_refused() {
     let server = TestServer::start();
-    let s = scenario(YAML);
-    let engine = Engine::start(
-        s.clone(),
-        &server.url(),
-        load(vec![1], 0.0),
-        allowing(&["*.example.com"]),
-    )
-    .unwrap();
-    let total = run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await;
+    let total = run_allowing(&server.url(), &["*.example.com"]).await;
     assert_eq!(server.served(), 0);
     assert_eq!(server.connections(), 0);
     let failures = &total.endpoints[0].failures_by_kind;
@@ -80,16 +67,8 @@ async fn an_address_outside_the_list_is_refused() {
 #[tokio::test]
 async fn a_name_resolving_inside_the_list_is_served() {
     let server = TestServer::start();
-    let s = scenario(YAML);
-    let engine = Engine::start(
-        s.clone(),
-        &by_name(&server),
-        load(vec![1], 0.0),
-        allowing(&["127.0.0.0/8"]),
-    )
-    .unwrap();
-    let total = run_for(&engine, Duration::from_millis(200), Duration::from_secs(5)).await;
-    let counts = request_total(&total, &s);
+    let total = run_allowing(&by_name(&server), &["127.0.0.0/8"]).await;
+    let counts = request_total(&total, &scenario(YAML));
     assert!(counts.requests > 0);
     assert_eq!(
         counts.failures, 0,
