@@ -10,9 +10,16 @@
 //!
 //! - [`LatencyHistogram`]: record, merge, encode / decode.
 //! - [`Summary`]: the numbers cicada reports for one endpoint or a total.
+//! - `limits`: what [`LatencyHistogram::decode`] accepts from untrusted
+//!   bytes (size, inflated size, range, digits, total count).
 
+mod limits;
 mod summary;
 
+pub use limits::{
+    MAX_DECODED_BYTES, MAX_ENCODED_BYTES, MAX_SIGNIFICANT_DIGITS, MAX_TOTAL_COUNT,
+    MAX_TRACKABLE_US, MAX_VALUE_US,
+};
 pub use summary::{Counts, Summary};
 
 use hdrhistogram::Histogram;
@@ -59,24 +66,28 @@ impl LatencyHistogram {
         Self { inner }
     }
 
-    /// Records one latency. Zero is recorded as 1 us, the resolution floor.
+    /// Records one latency. Zero is recorded as 1 us, the resolution floor;
+    /// anything over [`MAX_VALUE_US`] as that (so every encoded histogram
+    /// decodes within the limits).
     #[inline]
     pub fn record_us(&mut self, micros: u64) {
+        let micros = micros.clamp(1, MAX_VALUE_US);
         // `record` grows the range (auto-resize); `saturating_record` would
         // clamp to the current range instead, so it is only the fallback for
         // values no histogram can hold.
-        if self.inner.record(micros.max(1)).is_err() {
-            self.inner.saturating_record(micros.max(1));
+        if self.inner.record(micros).is_err() {
+            self.inner.saturating_record(micros);
         }
     }
 
-    /// Records `count` occurrences of one latency.
+    /// Records `count` occurrences of one latency (clamped as in [`record_us`](Self::record_us)).
     pub fn record_n_us(&mut self, micros: u64, count: u64) {
+        let micros = micros.clamp(1, MAX_VALUE_US);
         if count > 0 {
             // auto-resize makes this infallible in practice; fall back to
             // saturating single records if it ever is not.
-            if self.inner.record_n(micros.max(1), count).is_err() {
-                self.inner.saturating_record_n(micros.max(1), count);
+            if self.inner.record_n(micros, count).is_err() {
+                self.inner.saturating_record_n(micros, count);
             }
         }
     }
@@ -155,13 +166,25 @@ impl LatencyHistogram {
     /// Decodes a histogram written by [`encode`](Self::encode) or
     /// [`encode_uncompressed`](Self::encode_uncompressed) (or any V2 /
     /// V2 + DEFLATE HdrHistogram). An empty slice decodes to an empty histogram.
+    ///
+    /// The bytes may come from anyone (a worker's delta): anything outside
+    /// the limits (`MAX_*`) is an error, never a panic or an unbounded
+    /// allocation.
     pub fn decode(bytes: &[u8]) -> Result<Self, HistogramError> {
         if bytes.is_empty() {
             return Ok(Self::new());
         }
+        let v2 = limits::checked_v2(bytes)?;
         let decoded: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut &bytes[..])
+            .deserialize(&mut &v2[..])
             .map_err(|error| HistogramError::Decode(format!("{error:?}")))?;
+        // The deserializer sums counts saturating: an overflow shows here.
+        if decoded.len() > MAX_TOTAL_COUNT {
+            return Err(HistogramError::Decode(format!(
+                "it counts {} values, over the limit of {MAX_TOTAL_COUNT}",
+                decoded.len()
+            )));
+        }
         let mut histogram = Self::new();
         histogram.merge(&LatencyHistogram { inner: decoded })?;
         Ok(histogram)

@@ -434,7 +434,7 @@ impl<'a> Compiler<'a> {
         let group = match f.get("name") {
             Some(n) if f.get("steps").is_some() => {
                 let name = self.non_empty_string(n, "name")?;
-                Some(self.endpoint(crate::GROUP_METHOD, &name))
+                Some(self.named_endpoint(n, crate::GROUP_METHOD, &name)?)
             }
             Some(n) => {
                 return Err(self.error(
@@ -469,6 +469,31 @@ impl<'a> Compiler<'a> {
             ));
         }
         items.iter().map(|item| self.step(item, vars)).collect()
+    }
+
+    /// The row of a request or group the scenario names (`node`), within
+    /// [`crate::MAX_ENDPOINTS`].
+    pub fn named_endpoint(
+        &mut self,
+        node: &Node,
+        method: &str,
+        name: &str,
+    ) -> Result<usize, ScenarioError> {
+        let known = self
+            .endpoints
+            .iter()
+            .any(|e| e.method == method && e.name == name);
+        if !known && self.endpoints.len() >= crate::MAX_ENDPOINTS {
+            return Err(self.error(
+                node,
+                format!(
+                    "too many endpoints: over the limit of {} distinct methods and names; \
+                     give requests whose path differs only by a value one \"name\" (e.g. name: /items/{{id}})",
+                    crate::MAX_ENDPOINTS
+                ),
+            ));
+        }
+        Ok(self.endpoint(method, name))
     }
 
     pub fn endpoint(&mut self, method: &str, name: &str) -> usize {

@@ -14,7 +14,14 @@
 //! - `check`: response checks (`check:`) and how they are evaluated
 //! - `template`: `{{ expr }}` templates and JSON body templates
 //! - `threshold`: pass/fail thresholds (`p95 < 150ms`) and their flag syntax
+//! - `allow`: the target allowlist (`--allow-target`) a controller and its
+//!   workers check a run's host against
+//!
+//! Limits: a scenario is at most [`MAX_SCENARIO_BYTES`] of text, nested at
+//! most [`MAX_NESTING_DEPTH`] deep, at most [`MAX_YAML_NODES`] nodes (aliases
+//! expanded), and names at most [`MAX_ENDPOINTS`] endpoints.
 
+pub mod allow;
 mod check;
 mod compile;
 pub mod data;
@@ -46,6 +53,29 @@ pub const CONNECT_METHOD: &str = "CONNECT";
 /// The method of a request endpoint's TLS row (`TLS GET /x`): one entry
 /// per TLS handshake, its latency the handshake time.
 pub const TLS_METHOD: &str = "TLS";
+
+/// Largest scenario text accepted (bytes). Data files are separate and
+/// have their own limit.
+pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
+
+/// Deepest nesting of YAML collections (mappings and lists) in a scenario;
+/// the deepest a valid scenario needs is about 10 (a JSON body nests more).
+pub const MAX_NESTING_DEPTH: usize = 32;
+
+/// Most YAML nodes in a scenario, counting every node an alias (`*name`)
+/// repeats: a bound on "billion laughs" documents.
+pub const MAX_YAML_NODES: usize = 200_000;
+
+/// Most distinct endpoints (request method and name, or group) a scenario
+/// may have. A request's name defaults to its path template, so a value in
+/// the path does not add rows; this stops a generated scenario with one
+/// request per URL. The table also has a connection and a TLS row per
+/// request endpoint: [`MAX_ENDPOINT_ROWS`] in all.
+pub const MAX_ENDPOINTS: usize = 1000;
+
+/// Most rows of a run's endpoint table (requests, groups and their
+/// connection and TLS rows); the collector refuses a run with more.
+pub const MAX_ENDPOINT_ROWS: usize = 3 * MAX_ENDPOINTS;
 
 /// Largest file of a scenario's `tls:` section (a PEM certificate chain or key).
 pub const MAX_TLS_FILE_BYTES: usize = 1 << 20;
@@ -111,6 +141,18 @@ pub struct ScenarioError {
 impl Scenario {
     /// Parses and validates `yaml`; `source_name` (a file path) prefixes errors.
     pub fn parse(source_name: &str, yaml: &str) -> Result<Scenario, ScenarioError> {
+        if yaml.len() > MAX_SCENARIO_BYTES {
+            return Err(ScenarioError {
+                source_name: source_name.to_owned(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "the scenario is {} bytes, over the limit of {} KiB; put large data in data files (data:)",
+                    yaml.len(),
+                    MAX_SCENARIO_BYTES >> 10
+                ),
+            });
+        }
         let root = node::parse(yaml).map_err(|(line, column, message)| ScenarioError {
             source_name: source_name.to_owned(),
             line,
@@ -343,6 +385,16 @@ impl Scenario {
         }
         out
     }
+}
+
+/// Cases per property of the fuzz harnesses: `CICADA_FUZZ_CASES`, else
+/// `default` (see docs/FUZZING.md).
+#[cfg(test)]
+pub(crate) fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("CICADA_FUZZ_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Parses an arrival rate: `100000/s`, `6000/m`, `10/h` or a plain number

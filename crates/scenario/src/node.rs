@@ -133,6 +133,14 @@ pub(crate) fn parse(yaml: &str) -> Result<Node, (usize, usize, String)> {
     options.strict_booleans = true;
     // A value like `007` is an id, not the number 7.
     options.leading_zero_numbers_as_strings = true;
+    // Explicit bounds (the parser's defaults are looser): deep nesting
+    // and alias expansion cost stack and memory before any check of ours.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = crate::MAX_NESTING_DEPTH;
+    budget.flow_nesting_limit = crate::MAX_NESTING_DEPTH;
+    budget.max_nodes = crate::MAX_YAML_NODES;
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = crate::MAX_YAML_NODES;
     serde_saphyr::from_str_with_options::<Node>(yaml, options).map_err(|e| {
         let (line, column) = e
             .location()
@@ -143,11 +151,39 @@ pub(crate) fn parse(yaml: &str) -> Result<Node, (usize, usize, String)> {
                 )
             })
             .unwrap_or((0, 0));
-        let mut message = e.without_snippet().to_string();
-        // The location is already in our prefix; don't repeat it.
-        if let Some(at) = message.rfind(" at line ") {
-            message.truncate(at);
-        }
-        (line, column, message)
+        (line, column, message(&e))
     })
+}
+
+/// The parser's error as a message; the limits we set say which limit
+/// and what it is.
+fn message(error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error;
+    use serde_saphyr::budget::BudgetBreach;
+    match error.without_snippet() {
+        Error::AliasError { error, .. } => message(error),
+        Error::Budget {
+            breach: BudgetBreach::Depth { .. },
+            ..
+        } => format!(
+            "mappings and lists nest deeper than {} levels, the limit",
+            crate::MAX_NESTING_DEPTH
+        ),
+        Error::Budget {
+            breach: BudgetBreach::Nodes { .. },
+            ..
+        }
+        | Error::AliasReplayLimitExceeded { .. } => format!(
+            "more than {} nodes, the limit (an alias counts every node it repeats)",
+            crate::MAX_YAML_NODES
+        ),
+        other => {
+            let mut message = other.to_string();
+            // The location is already in our prefix; don't repeat it.
+            if let Some(at) = message.rfind(" at line ") {
+                message.truncate(at);
+            }
+            message
+        }
+    }
 }

@@ -316,6 +316,11 @@ pub struct RunArgs {
     /// report page, no network needed to open it) to this file.
     #[arg(long, env = "CICADA_HTML")]
     pub html: Option<PathBuf>,
+    /// Refuse to run unless the host matches one of these (repeatable; the
+    /// env var takes a comma-separated list): shop.example.com, host:port,
+    /// *.example.com, an IP, IP:port or a CIDR block. Default: any host.
+    #[arg(long = "allow-target", env = "CICADA_ALLOW_TARGET", value_delimiter = ',', value_parser = cicada_scenario::allow::TargetPattern::parse)]
+    pub allow_target: Vec<cicada_scenario::allow::TargetPattern>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use cicada_controller::web::WebConfig;
 use cicada_proto::v1::ListWorkersRequest;
+use cicada_scenario::allow::AllowList;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -36,17 +37,27 @@ async fn bind_loopback(what: &str) -> anyhow::Result<(TcpListener, String)> {
 
 impl LocalCluster {
     /// Opens the store, starts the services and waits until every worker has
-    /// registered with the controller.
-    pub async fn start(database_url: &str, workers: u32) -> anyhow::Result<Self> {
-        Self::start_with(database_url, workers, None).await
+    /// registered with the controller, whose runs must target a host in
+    /// `allow` (`cicada run --allow-target`; empty: any host).
+    pub async fn start(database_url: &str, workers: u32, allow: AllowList) -> anyhow::Result<Self> {
+        Self::launch(database_url, workers, None, allow).await
     }
 
-    /// [`LocalCluster::start`], with the controller's web UI on `web` (its
-    /// settings and an already-bound listener) when given.
+    /// [`LocalCluster::start`] without an allow list, with the controller's
+    /// web UI on `web` (its settings and an already-bound listener) when given.
     pub async fn start_with(
         database_url: &str,
         workers: u32,
         web: Option<(WebConfig, TcpListener)>,
+    ) -> anyhow::Result<Self> {
+        Self::launch(database_url, workers, web, AllowList::default()).await
+    }
+
+    async fn launch(
+        database_url: &str,
+        workers: u32,
+        web: Option<(WebConfig, TcpListener)>,
+        allow: AllowList,
     ) -> anyhow::Result<Self> {
         let store = cicada_store::connect(database_url)
             .await
@@ -74,6 +85,7 @@ impl LocalCluster {
 
         let (listener, controller_url) = bind_loopback("controller").await?;
         let mut config = cicada_controller::ControllerConfig::new(collector_url);
+        config.allow_targets = allow;
         let web_listener = web.map(|(web, listener)| {
             config.web = web;
             listener

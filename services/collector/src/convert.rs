@@ -16,6 +16,24 @@ fn invalid(message: String) -> CollectorError {
     CollectorError::InvalidArgument(message)
 }
 
+/// Most failure kinds one endpoint of one delta may list: the worker's
+/// kinds plus one per HTTP status code fit many times over; a worker that
+/// sends more is broken or hostile.
+pub const MAX_FAILURE_KINDS: usize = 1024;
+
+/// Longest failure message kept (bytes); a longer one is cut at a
+/// character boundary (the message is an example, not evidence).
+pub const MAX_FAILURE_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut to [`MAX_FAILURE_MESSAGE_BYTES`].
+fn bounded(message: &str) -> String {
+    let mut end = message.len().min(MAX_FAILURE_MESSAGE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_owned()
+}
+
 /// A `CreateRun` request as a store record; `now_ms` stands in for a missing
 /// start time. Thresholds are copied as they are; the service resolves
 /// (and so checks) them before storing the run.
@@ -38,6 +56,16 @@ pub(crate) fn new_run(
     } else {
         now_ms
     };
+    // The controller built the table from a scenario within the limit;
+    // more rows would be a high-cardinality mistake or a hostile caller.
+    if request.endpoints.len() > cicada_scenario::MAX_ENDPOINT_ROWS {
+        return Err(invalid(format!(
+            "run {} declares {} endpoints, over the limit of {}",
+            request.run_id,
+            request.endpoints.len(),
+            cicada_scenario::MAX_ENDPOINT_ROWS
+        )));
+    }
     let endpoints: Vec<Endpoint> = request
         .endpoints
         .into_iter()
@@ -134,6 +162,15 @@ pub(crate) fn delta(
                 })?,
             )
         };
+        if endpoint.failures_by_kind.len() > MAX_FAILURE_KINDS {
+            return Err(invalid(format!(
+                "delta {} of worker {} lists {} failure kinds for endpoint {}, over the limit of {MAX_FAILURE_KINDS}",
+                delta.seq,
+                delta.worker_id,
+                endpoint.failures_by_kind.len(),
+                endpoint.endpoint
+            )));
+        }
         endpoints.push(EndpointDelta {
             endpoint: endpoint.endpoint,
             counts: Counts {
@@ -148,9 +185,9 @@ pub(crate) fn delta(
                 .failures_by_kind
                 .iter()
                 .map(|f| FailureCount {
-                    kind: f.kind.clone(),
                     count: f.count,
-                    last_message: f.last_message.clone(),
+                    kind: bounded(&f.kind),
+                    last_message: bounded(&f.last_message),
                 })
                 .collect(),
             checks: endpoint
@@ -314,6 +351,59 @@ mod tests {
             let error = delta(&case, 2).unwrap_err();
             assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error}");
         }
+    }
+
+    #[test]
+    fn failure_kinds_and_messages_are_bounded() {
+        let failure = |kind: String, message: String| v1::FailureCount {
+            kind,
+            count: 1,
+            last_message: message,
+        };
+        let mut e = endpoint(0, Vec::new());
+        // A long message is cut at the limit, on a character boundary.
+        e.failures_by_kind = vec![failure(
+            "connect".into(),
+            "é".repeat(MAX_FAILURE_MESSAGE_BYTES),
+        )];
+        let d = delta(&worker_delta(vec![e.clone()]), 1).unwrap();
+        let kept = &d.endpoints[0].failures[0].last_message;
+        assert_eq!(kept.len(), MAX_FAILURE_MESSAGE_BYTES);
+        assert!(kept.chars().all(|c| c == 'é'));
+        e.failures_by_kind = (0..MAX_FAILURE_KINDS)
+            .map(|i| failure(format!("status {i}"), String::new()))
+            .collect();
+        delta(&worker_delta(vec![e.clone()]), 1).unwrap();
+        e.failures_by_kind
+            .push(failure("one more".into(), String::new()));
+        let error = delta(&worker_delta(vec![e]), 1).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid argument: delta 1 of worker w lists 1025 failure kinds for endpoint 0, over the limit of 1024"
+        );
+    }
+
+    #[test]
+    fn the_endpoint_table_is_bounded() {
+        let table = |rows: usize| v1::CreateRunRequest {
+            run_id: "r".into(),
+            endpoints: (0..rows)
+                .map(|index| v1::Endpoint {
+                    index: index as u32,
+                    method: "GET".into(),
+                    name: format!("/item/{index}"),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let limit = cicada_scenario::MAX_ENDPOINT_ROWS;
+        assert_eq!(new_run(table(limit), 0).unwrap().endpoints.len(), limit);
+        let error = new_run(table(limit + 1), 0).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            error.to_string(),
+            "invalid argument: run r declares 3001 endpoints, over the limit of 3000"
+        );
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub enum ControllerError {
     /// Neither the request nor the scenario names a host.
     #[error("no host: set `host` in the scenario or pass one with the run")]
     NoHost,
+    /// The run's host is outside the controller's `--allow-target` list
+    /// (or could not be resolved to check it).
+    #[error("{0}")]
+    TargetNotAllowed(String),
     /// No idle worker is connected.
     #[error("no idle worker is connected")]
     NoWorkers,
@@ -57,6 +61,7 @@ impl ControllerError {
             | ControllerError::TooFewWorkers { .. }
             | ControllerError::RunActive(_) => Code::FailedPrecondition,
             ControllerError::RunNotFound(_) => Code::NotFound,
+            ControllerError::TargetNotAllowed(_) => Code::PermissionDenied,
             ControllerError::Collector { .. } | ControllerError::ShuttingDown => Code::Unavailable,
         }
     }
@@ -89,6 +94,10 @@ mod tests {
         assert_eq!(
             Status::from(ControllerError::RunNotFound("x".into())).code(),
             Code::NotFound
+        );
+        assert_eq!(
+            Status::from(ControllerError::TargetNotAllowed("x".into())).code(),
+            Code::PermissionDenied
         );
         let scenario = ScenarioError {
             source_name: "a.yaml".into(),

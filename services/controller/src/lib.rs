@@ -38,6 +38,7 @@ mod service;
 pub mod shape;
 pub mod split;
 mod start;
+mod target;
 pub mod web;
 
 use std::future::Future;
@@ -99,6 +100,10 @@ pub struct ControllerConfig {
     /// How to dial an `https://` collector (CA, client certificate). The
     /// workers dial the collector with their own.
     pub collector_tls: ClientTls,
+    /// The hosts runs may target (`--allow-target`); empty: any host.
+    /// Checked at `StartRun` and shipped to the workers, which check the
+    /// addresses they connect to.
+    pub allow_targets: cicada_scenario::allow::AllowList,
 }
 
 impl ControllerConfig {
@@ -120,6 +125,7 @@ impl ControllerConfig {
             web: web::WebConfig::default(),
             tls: None,
             collector_tls: ClientTls::default(),
+            allow_targets: cicada_scenario::allow::AllowList::default(),
         }
     }
 }

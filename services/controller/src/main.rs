@@ -8,6 +8,7 @@ use anyhow::Context;
 use cicada_controller::ControllerConfig;
 use cicada_controller::web::{self, BasicAuth, WebConfig, WebListen};
 use cicada_proto::auth::{self, Token};
+use cicada_scenario::allow::{AllowList, TargetPattern};
 use clap::Parser;
 
 /// The cicada controller: worker membership, load placement and run life cycle.
@@ -48,6 +49,11 @@ struct Args {
     /// TLS towards an https:// collector.
     #[command(flatten)]
     collector_tls: cicada_tls::ClientTlsArgs,
+    /// A host runs may target (repeatable; the env var takes a comma-separated
+    /// list): shop.example.com, host:port, *.example.com, an IP, IP:port or a
+    /// CIDR block. None given: any host (logged as a warning).
+    #[arg(long = "allow-target", env = "CICADA_ALLOW_TARGET", value_delimiter = ',', value_parser = TargetPattern::parse)]
+    allow_target: Vec<TargetPattern>,
 }
 
 #[tokio::main]
@@ -75,6 +81,12 @@ async fn main() -> anyhow::Result<()> {
         scenarios_dir: args.scenarios,
     };
     config.web.validate().context("bad --scenarios")?;
+    config.allow_targets = AllowList::new(args.allow_target);
+    if config.allow_targets.is_unrestricted() {
+        tracing::warn!(
+            "no --allow-target given: runs may target any host; set CICADA_ALLOW_TARGET to the hosts under test"
+        );
+    }
     if let WebListen::At(addr) = args.web_listen {
         web::check_listen(
             addr,

@@ -297,6 +297,7 @@ async fn start_detached(
         return Err(ControllerError::ShuttingDown);
     }
     let plan = validate(shared, &request)?;
+    crate::target::check(&shared.config.allow_targets, &plan.host).await?;
     if request.expect_workers > 0 {
         wait_for_workers(shared, &request).await?;
     }
@@ -515,6 +516,7 @@ fn launch(
         host: plan.host.clone(),
         collector_url: shared.config.collector_url.clone(),
         max_duration_ms,
+        allow_targets: shared.config.allow_targets.to_strings(),
         ..StartWork::default()
     };
     let _ = run.data.set(std::mem::take(&mut plan.data));

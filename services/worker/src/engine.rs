@@ -62,6 +62,9 @@ pub struct EngineConfig {
     /// The values of the environment variables the scenario reads
     /// (`{{ env.NAME }}`), taken from the worker's environment.
     pub env: cicada_scenario::EnvValues,
+    /// The controller's `--allow-target` list (empty: any address): a
+    /// connection goes only to an address it allows.
+    pub allow_targets: cicada_scenario::allow::AllowList,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +77,7 @@ impl Default for EngineConfig {
             connection_rate: 0.0,
             tls: Default::default(),
             env: Default::default(),
+            allow_targets: Default::default(),
         }
     }
 }
@@ -228,12 +232,15 @@ impl Engine {
                 ),
             });
         }
-        let target = Arc::new(target::Target::parse(
-            host,
-            config.tls_ca_pem.as_deref(),
-            &config.tls,
-            scenario.http(),
-        )?);
+        let target = Arc::new(
+            target::Target::parse(
+                host,
+                config.tls_ca_pem.as_deref(),
+                &config.tls,
+                scenario.http(),
+            )?
+            .with_allow_list(config.allow_targets.clone()),
+        );
         let thread_count = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,

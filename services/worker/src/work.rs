@@ -158,6 +158,11 @@ pub(crate) async fn execute(
     engine_config.connect_timeout = timeouts.connect.unwrap_or(engine_config.connect_timeout);
     engine_config.request_timeout = timeouts.request.unwrap_or(engine_config.request_timeout);
     engine_config.connection_rate = start.connection_rate;
+    engine_config.allow_targets =
+        match cicada_scenario::allow::AllowList::parse(&start.allow_targets) {
+            Ok(list) => list,
+            Err(error) => return failed(format!("the controller's allowed targets: {error}")),
+        };
     engine_config.tls = match target_tls(&scenario, &start.tls_files) {
         Ok(tls) => tls,
         Err(error) => return failed(format!("{source}: {error}")),

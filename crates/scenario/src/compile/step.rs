@@ -86,7 +86,7 @@ impl Compiler<'_> {
                 "header \"authorization\" and \"auth\" both set the credentials; keep one",
             ));
         }
-        let endpoint = self.endpoint(&method, &name);
+        let endpoint = self.named_endpoint(node, &method, &name)?;
         let checks = match f.get("check") {
             Some(n) => self.checks(n, endpoint)?,
             None => Vec::new(),

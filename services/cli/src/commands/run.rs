@@ -37,7 +37,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         check_writable(path)?;
     }
     let workers = super::local_workers(args.workers)?;
-    let cluster = LocalCluster::start(&args.database_url, workers).await?;
+    let allow = cicada_scenario::allow::AllowList::new(args.allow_target.clone());
+    let cluster = LocalCluster::start(&args.database_url, workers, allow).await?;
     let outcome = async {
         let mut client = session::connect(&cluster.controller_url, None).await?;
         let (run_id, workers) =

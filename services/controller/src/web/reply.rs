@@ -28,6 +28,8 @@ pub(crate) enum WebError {
     #[error("{0}")]
     Scenario(ScenarioError),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -43,6 +45,7 @@ impl WebError {
     fn status(&self) -> StatusCode {
         match self {
             WebError::BadRequest(_) | WebError::Scenario(_) => StatusCode::BAD_REQUEST,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Collector(_) => StatusCode::BAD_GATEWAY,
@@ -75,6 +78,7 @@ impl From<ControllerError> for WebError {
             | ControllerError::TooFewWorkers { .. }
             | ControllerError::RunActive(_) => WebError::Conflict(message),
             ControllerError::RunNotFound(_) => WebError::NotFound(message),
+            ControllerError::TargetNotAllowed(_) => WebError::Forbidden(message),
             ControllerError::Collector { .. } => WebError::Collector(message),
             ControllerError::ShuttingDown => WebError::Unavailable(message),
         }

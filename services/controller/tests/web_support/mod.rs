@@ -30,6 +30,8 @@ pub struct Options {
 
 pub struct Cluster {
     pub web_addr: String,
+    /// The controller's gRPC URL.
+    pub controller_url: String,
     pub target_url: String,
     store: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
@@ -50,6 +52,14 @@ async fn flag(mut receiver: watch::Receiver<bool>) {
 
 impl Cluster {
     pub async fn start(options: Options) -> Cluster {
+        Self::start_with(options, |_| {}).await
+    }
+
+    /// A cluster whose controller settings `adjust` changes last.
+    pub async fn start_with(
+        options: Options,
+        adjust: impl FnOnce(&mut ControllerConfig),
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let scenarios = dir.path().join("scenarios");
         std::fs::create_dir(&scenarios).unwrap();
@@ -102,6 +112,7 @@ impl Cluster {
             scenarios_dir: (!options.scenarios.is_empty()).then_some(scenarios),
         };
         config.web.validate().unwrap();
+        adjust(&mut config);
         let controller = cicada_controller::run_with(
             config,
             listener,
@@ -121,6 +132,7 @@ impl Cluster {
         }
         let cluster = Cluster {
             web_addr,
+            controller_url: format!("http://{controller_addr}"),
             target_url: format!("http://{target_addr}"),
             store,
             shutdown,
@@ -182,6 +194,20 @@ impl Cluster {
             })
             .map(|summary| summary.counts.requests)
             .sum()
+    }
+
+    /// Follows a run's events to its `end` event and returns its data.
+    pub async fn run_end(&self, client: &Client, run_id: &str) -> serde_json::Value {
+        let mut events = client.events(&format!("/api/runs/{run_id}/events")).await;
+        loop {
+            let (name, data) = events
+                .next(Duration::from_secs(30))
+                .await
+                .expect("events until the end");
+            if name == "end" {
+                return data;
+            }
+        }
     }
 
     /// Stops every service; each must end cleanly and in time.

@@ -48,6 +48,9 @@ pub(crate) enum FailureKind {
     Status(u16),
     Timeout,
     Connect,
+    /// The target's address is outside the controller's `--allow-target`
+    /// list: nothing was sent.
+    Disallowed,
     /// The TLS handshake of a new connection failed.
     Tls,
     Connection,
@@ -75,6 +78,7 @@ impl FailureKind {
             FailureKind::Status(_) => "status",
             FailureKind::Timeout => "timeout",
             FailureKind::Connect => "connect",
+            FailureKind::Disallowed => "disallowed",
             FailureKind::Tls => "tls",
             FailureKind::Connection => "connection",
             FailureKind::Extract => "extract",

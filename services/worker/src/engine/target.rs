@@ -19,6 +19,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use cicada_scenario::allow::Check;
+
 use super::EngineError;
 use super::h1;
 
@@ -89,6 +91,9 @@ pub(crate) struct Target {
     /// What an HTTP/2 request's `:scheme` and `:authority` say.
     scheme: http::uri::Scheme,
     uri_authority: http::uri::Authority,
+    /// The controller's `--allow-target` list and what it says of the host.
+    allow: cicada_scenario::allow::AllowList,
+    allowed: Check,
 }
 
 /// How an https target is reached: the connector every user shares (with
@@ -214,7 +219,57 @@ impl Target {
             http,
             scheme,
             uri_authority,
+            allow: Default::default(),
+            allowed: Check::Allowed,
         })
+    }
+
+    /// The target, connecting only to addresses `allow` lets through: the
+    /// host as named, or (for a name only address patterns can match)
+    /// each address it resolves to at connect time.
+    pub fn with_allow_list(mut self, allow: cicada_scenario::allow::AllowList) -> Target {
+        self.allowed = allow.check_host(&self.host, self.port);
+        self.allow = allow;
+        self
+    }
+
+    /// The error of a connection the allow list refuses.
+    fn refused(&self, why: String) -> ConnectError {
+        ConnectError {
+            message: format!(
+                "connect to {}:{} refused: {why} outside the allowed targets ({})",
+                self.host,
+                self.port,
+                self.allow.to_strings().join(", ")
+            ),
+            phase: Phase::Refused,
+            tcp_us: 0,
+            tls_us: 0,
+        }
+    }
+
+    /// The addresses to connect to when only some of the host's addresses
+    /// may be allowed: those that are, resolved now.
+    async fn allowed_addrs(&self) -> Result<Vec<SocketAddr>, ConnectError> {
+        let resolved = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| ConnectError {
+                message: format!("connect to {}:{}: {e}", self.host, self.port),
+                phase: Phase::Tcp,
+                tcp_us: 0,
+                tls_us: 0,
+            })?
+            .collect::<Vec<_>>();
+        let allowed: Vec<SocketAddr> = resolved
+            .iter()
+            .copied()
+            .filter(|addr| self.allow.allows_addr(addr.ip(), addr.port()))
+            .collect();
+        if allowed.is_empty() {
+            let addrs: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+            return Err(self.refused(format!("its addresses ({}) are", addrs.join(", "))));
+        }
+        Ok(allowed)
     }
 
     /// The full URL of a request to `path` (what cookies are matched against).
@@ -250,11 +305,22 @@ impl Target {
             tcp_us,
             tls_us,
         };
+        let addrs = match &self.allowed {
+            Check::Allowed => None,
+            Check::Refused => return Err(self.refused("the host is".to_owned())),
+            Check::Resolve { .. } => {
+                match tokio::time::timeout_at(deadline, self.allowed_addrs()).await {
+                    Ok(addrs) => Some(addrs?),
+                    Err(_) => return Err(timed_out(Phase::Tcp, 0, 0)),
+                }
+            }
+        };
         let began = Instant::now();
         let tcp = async {
-            match self.addr {
-                Some(addr) => TcpStream::connect(addr).await,
-                None => TcpStream::connect((self.host.as_str(), self.port)).await,
+            match (self.addr, &addrs) {
+                (_, Some(addrs)) => TcpStream::connect(addrs.as_slice()).await,
+                (Some(addr), None) => TcpStream::connect(addr).await,
+                (None, None) => TcpStream::connect((self.host.as_str(), self.port)).await,
             }
         };
         let tcp = match tokio::time::timeout_at(deadline, tcp).await {
@@ -350,6 +416,8 @@ pub(crate) struct Connected {
 pub(crate) enum Phase {
     Tcp,
     Tls,
+    /// Refused before connecting: the address is outside the allow list.
+    Refused,
 }
 
 fn micros(since: Instant) -> u64 {

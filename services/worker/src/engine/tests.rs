@@ -1,5 +1,6 @@
 //! Engine tests against a real HTTP server on 127.0.0.1:0.
 
+mod allow;
 mod connection;
 mod env;
 mod open;

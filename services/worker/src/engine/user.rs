@@ -705,10 +705,18 @@ async fn connect(
                         ctx.stats
                             .record_connection(rows.tls, error.tls_us, Some(failed));
                     }
+                    Phase::Refused => {
+                        let failed = failure(FailureKind::Disallowed);
+                        ctx.stats.record_connection(rows.connect, 0, Some(failed));
+                    }
                 }
             }
             Err(Failure {
-                kind: FailureKind::Connect,
+                kind: if error.phase == Phase::Refused {
+                    FailureKind::Disallowed
+                } else {
+                    FailureKind::Connect
+                },
                 message: error.message,
             })
         }

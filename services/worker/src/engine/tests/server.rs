@@ -4,7 +4,7 @@
 //! Routes: `/ok` (200 "hello"), `/status/CODE`, `/slow/MS` (sleeps, then 200),
 //! `/stall-once/MS` (the first one makes every request the server receives
 //! in the next MS milliseconds, on any path, wait until they are over),
-//! `/close` (200 and closes the connection), `POST /login` (200 with a JSON
+//! `/close` (200 and closes the connection), `/redirect` (302 to `/ok`), `POST /login` (200 with a JSON
 //! token), `/v/ANY` (200), `/echo` (records
 //! the request), `/me` (200 if `authorization: Bearer tok-N` was issued, else 401).
 
@@ -226,6 +226,13 @@ async fn handle(
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
             respond(200, "slow".to_owned())
         }
+        // A redirect to itself on another path: a client that followed it
+        // would show as a request to /ok.
+        ("redirect", None) => Ok(Response::builder()
+            .status(302)
+            .header("location", "/ok")
+            .body(Full::new(Bytes::from_static(b"moved")))
+            .unwrap()),
         ("close", None) => Ok(Response::builder()
             .header("connection", "close")
             .body(Full::new(Bytes::from_static(b"bye")))
