@@ -12,10 +12,11 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -121,14 +122,17 @@ impl Error {
 pub(crate) struct Keep {
     /// The body, into `Exchange::body`.
     pub body: bool,
-    /// The headers, into `Exchange::headers` (else it is empty).
+    /// Every header, into `Exchange::headers`.
     pub headers: bool,
+    /// The `Set-Cookie` headers (for the user's cookie jar), into
+    /// `Exchange::headers`; with neither it is empty.
+    pub set_cookie: bool,
 }
 
 /// A response read to its end.
 pub(crate) struct Exchange {
     pub status: u16,
-    /// The headers when `Keep::headers` asked for them, else empty.
+    /// The headers `Keep` asked for (all, or `Set-Cookie`), else empty.
     pub headers: HeaderMap,
     /// Body bytes received (after removing the chunked coding).
     pub bytes: u64,
@@ -249,7 +253,7 @@ async fn read_response(
 ) -> Result<(Exchange, bool), Error> {
     let mut reader = Reader { io, buf, pos: 0 };
     loop {
-        let head = reader.head(keep.headers).await?;
+        let head = reader.head(keep).await?;
         if (100..200).contains(&head.status) {
             if head.status == 101 {
                 return Err(Error::sent(
@@ -387,12 +391,18 @@ fn scan(headers: &[httparse::Header<'_>]) -> (BodyHeaders, bool, bool) {
 }
 
 /// The response head at the start of `bytes` and its length, or `None`
-/// when it is not complete yet. `keep_headers`: copy the headers into
+/// when it is not complete yet. `keep`: the headers to copy into
 /// `Head::headers` for whoever reads them.
-fn parse_head(bytes: &[u8], keep_headers: bool) -> Result<Option<(Head, usize)>, Error> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let length = match response.parse(bytes) {
+fn parse_head(bytes: &[u8], keep: Keep) -> Result<Option<(Head, usize)>, Error> {
+    // Uninitialised slots: httparse writes only the headers it finds, so a
+    // response does not pay for clearing all MAX_HEADERS (4 KiB) first.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        bytes,
+        &mut slots,
+    ) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(Error::sent(format!("invalid response: {e}"))),
@@ -400,16 +410,17 @@ fn parse_head(bytes: &[u8], keep_headers: bool) -> Result<Option<(Head, usize)>,
     let status = response.code.unwrap_or(0);
     let (body, close, asked) = scan(response.headers);
     let mut map = HeaderMap::new();
-    if keep_headers {
-        map.reserve(response.headers.len());
-        for header in response.headers.iter() {
-            let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
-                Error::sent(format!("invalid response header name {:?}", header.name))
-            })?;
-            let value = HeaderValue::from_bytes(header.value)
-                .map_err(|_| Error::sent(format!("invalid value of response header {name}")))?;
-            map.append(name, value);
+    for header in response.headers.iter() {
+        let wanted = keep.headers
+            || (keep.set_cookie && header.name.eq_ignore_ascii_case(SET_COOKIE.as_str()));
+        if !wanted {
+            continue;
         }
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| Error::sent(format!("invalid response header name {:?}", header.name)))?;
+        let value = HeaderValue::from_bytes(header.value)
+            .map_err(|_| Error::sent(format!("invalid value of response header {name}")))?;
+        map.append(name, value);
     }
     // HTTP/1.1 keeps the connection unless told not to; 1.0 only if asked.
     let keep_alive = !close && (response.version == Some(1) || asked);
@@ -447,11 +458,15 @@ impl Reader<'_> {
         Ok(n > 0)
     }
 
-    async fn head(&mut self, keep_headers: bool) -> Result<Head, Error> {
+    async fn head(&mut self, keep: Keep) -> Result<Head, Error> {
+        // A response seldom waits in the buffer: read before parsing.
+        if self.pos == self.buf.len() && !self.fill().await? {
+            return Err(Error::sent("connection closed before a response"));
+        }
         loop {
             // Parsed by a plain function: its 128-entry header array is not
             // kept in the user's future across the read below.
-            if let Some((head, length)) = parse_head(&self.buf[self.pos..], keep_headers)? {
+            if let Some((head, length)) = parse_head(&self.buf[self.pos..], keep)? {
                 self.pos += length;
                 return Ok(head);
             }
@@ -655,8 +670,12 @@ mod tests {
 
     #[test]
     fn reads_connection_and_framing_headers_in_one_pass() {
-        let parse = |text: &str, keep_headers: bool| {
-            let (head, length) = parse_head(text.as_bytes(), keep_headers).unwrap().unwrap();
+        let parse = |text: &str, headers: bool| {
+            let keep = Keep {
+                headers,
+                ..Keep::default()
+            };
+            let (head, length) = parse_head(text.as_bytes(), keep).unwrap().unwrap();
             assert_eq!(length, text.len());
             head
         };
@@ -691,12 +710,24 @@ mod tests {
             .body,
             BodyHeaders::Codings { chunked_last: true }
         );
+        let cookies = Keep {
+            set_cookie: true,
+            ..Keep::default()
+        };
+        let (head, _) = parse_head(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-A: 1\r\nset-cookie: b=2\r\n\r\n",
+            cookies,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.headers.len(), 2, "only Set-Cookie is kept for the jar");
+        assert_eq!(head.headers.get_all(SET_COOKIE).iter().count(), 2);
         assert!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len", false)
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len", Keep::default())
                 .unwrap()
                 .is_none()
         );
-        assert!(parse_head(b"HTTP/1.1 2000 OK\r\n\r\n", false).is_err());
+        assert!(parse_head(b"HTTP/1.1 2000 OK\r\n\r\n", Keep::default()).is_err());
     }
 
     #[test]
@@ -797,6 +828,7 @@ mod tests {
         let keep = Keep {
             body: true,
             headers: true,
+            set_cookie: true,
         };
         conn.exchange(method, &Uri::from_static("/x"), &headers, b"", keep)
             .await

@@ -568,7 +568,8 @@ async fn send(
     let keep_body = step.keep_body;
     let keep = Keep {
         body: keep_body,
-        headers: step.keep_headers || user.cookies,
+        headers: step.keep_headers,
+        set_cookie: user.cookies,
     };
     for attempt in 0..2 {
         if user
