@@ -11,10 +11,11 @@
 //! one exchange at a time.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
@@ -72,9 +73,22 @@ impl Error {
     }
 }
 
+/// What of a response the caller reads beyond its status and length.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Keep {
+    /// The body, into `Exchange::body`.
+    pub body: bool,
+    /// Every header, into `Exchange::headers`.
+    pub headers: bool,
+    /// The `Set-Cookie` headers (for the user's cookie jar), into
+    /// `Exchange::headers`; with neither it is empty.
+    pub set_cookie: bool,
+}
+
 /// A response read to its end.
 pub(crate) struct Exchange {
     pub status: u16,
+    /// The headers `Keep` asked for (all, or `Set-Cookie`), else empty.
     pub headers: HeaderMap,
     /// Body bytes received (after removing the chunked coding).
     pub bytes: u64,
@@ -122,7 +136,7 @@ impl Conn {
         uri: &Uri,
         headers: &HeaderMap,
         body: &[u8],
-        keep_body: bool,
+        keep: Keep,
     ) -> Result<Exchange, Error> {
         // Unusable until the exchange has ended well.
         self.reusable = false;
@@ -137,8 +151,7 @@ impl Conn {
             unsent: reused,
         })?;
         buffer.0.clear();
-        let (exchange, reusable) =
-            read_response(&mut self.io, &mut buffer.0, method, keep_body).await?;
+        let (exchange, reusable) = read_response(&mut self.io, &mut buffer.0, method, keep).await?;
         self.reusable = reusable;
         self.idle_since = Some(std::time::Instant::now());
         Ok(exchange)
@@ -192,11 +205,11 @@ async fn read_response(
     io: &mut Io,
     buf: &mut Vec<u8>,
     method: &Method,
-    keep_body: bool,
+    keep: Keep,
 ) -> Result<(Exchange, bool), Error> {
     let mut reader = Reader { io, buf, pos: 0 };
     loop {
-        let head = reader.head().await?;
+        let head = reader.head(keep).await?;
         if (100..200).contains(&head.status) {
             if head.status == 101 {
                 return Err(Error::sent(
@@ -207,7 +220,7 @@ async fn read_response(
             continue;
         }
         let framing = framing(&head, method)?;
-        let mut body = keep_body.then(Vec::new);
+        let mut body = keep.body.then(Vec::new);
         let bytes = match framing {
             Framing::Empty => 0,
             Framing::Length(n) => reader.body_exact(n, body.as_mut()).await?,
@@ -231,81 +244,139 @@ async fn read_response(
 
 struct Head {
     status: u16,
+    /// The response headers when the exchange asked for them (checks,
+    /// extraction, cookies), else empty: a response nobody reads is framed
+    /// from httparse's slices without copying a header into a map.
     headers: HeaderMap,
+    /// What `Transfer-Encoding` and `Content-Length` say of the body.
+    body: BodyHeaders,
     /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `keep-alive`.
     keep_alive: bool,
+}
+
+/// The body framing headers of a response, read once from its head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BodyHeaders {
+    /// No `Transfer-Encoding`, no `Content-Length`.
+    Neither,
+    /// `Transfer-Encoding`, chunked last or not.
+    Codings { chunked_last: bool },
+    /// `Content-Length` (every one agreeing).
+    Length(u64),
+    /// `Content-Length` that cannot frame a body; an error unless
+    /// `Transfer-Encoding` overrides it (RFC 9112 6.3).
+    BadLength(String),
 }
 
 fn framing(head: &Head, method: &Method) -> Result<Framing, Error> {
     if *method == Method::HEAD || head.status == 204 || head.status == 304 {
         return Ok(Framing::Empty);
     }
-    // Transfer-Encoding wins over Content-Length (RFC 9112 6.3).
-    if let Some(codings) = header_tokens(&head.headers, &TRANSFER_ENCODING).last() {
-        return if codings.eq_ignore_ascii_case("chunked") {
-            Ok(Framing::Chunked)
-        } else {
-            // The body then runs to the end of the connection.
-            Ok(Framing::Close)
-        };
-    }
-    let mut lengths = head.headers.get_all(CONTENT_LENGTH).iter();
-    match lengths.next() {
-        None => Ok(Framing::Close),
-        Some(first) => {
-            let parse = |value: &HeaderValue| {
-                value
-                    .to_str()
-                    .ok()
-                    .and_then(|text| text.trim().parse::<u64>().ok())
-            };
-            let length = parse(first)
-                .ok_or_else(|| Error::sent(format!("invalid content-length {first:?}")))?;
-            if lengths.any(|other| parse(other) != Some(length)) {
-                return Err(Error::sent("conflicting content-length headers"));
-            }
-            Ok(Framing::Length(length))
+    match &head.body {
+        // Transfer-Encoding wins over Content-Length (RFC 9112 6.3); without
+        // chunked last the body runs to the end of the connection.
+        BodyHeaders::Codings { chunked_last: true } => Ok(Framing::Chunked),
+        BodyHeaders::Codings {
+            chunked_last: false,
         }
+        | BodyHeaders::Neither => Ok(Framing::Close),
+        BodyHeaders::Length(length) => Ok(Framing::Length(*length)),
+        BodyHeaders::BadLength(message) => Err(Error::sent(message.clone())),
     }
 }
 
-/// The comma-separated tokens of every `name` header, trimmed.
-fn header_tokens<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-) -> impl Iterator<Item = &'h str> + 'h {
-    headers
-        .get_all(name)
+/// A header value as text when it is visible ASCII (what
+/// `HeaderValue::to_str` accepts), else `None`.
+fn visible(value: &[u8]) -> Option<&str> {
+    value
         .iter()
-        .filter_map(|value| value.to_str().ok())
+        .all(|&byte| byte == b'\t' || (0x20..0x7f).contains(&byte))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
+
+/// The comma-separated tokens of one header value, trimmed; none when the
+/// value is not visible ASCII.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &str> {
+    visible(value)
+        .into_iter()
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|token| !token.is_empty())
 }
 
+/// What the framing and connection headers say, in one pass over the
+/// parsed head: the body headers and whether `Connection` asked for close
+/// and for keep-alive.
+fn scan(headers: &[httparse::Header<'_>]) -> (BodyHeaders, bool, bool) {
+    let (mut close, mut asked) = (false, false);
+    let mut chunked_last = None;
+    let mut length: Option<Result<u64, String>> = None;
+    for header in headers {
+        let name = header.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in tokens(header.value) {
+                close |= token.eq_ignore_ascii_case("close");
+                asked |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            for coding in tokens(header.value) {
+                chunked_last = Some(coding.eq_ignore_ascii_case("chunked"));
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") && !matches!(length, Some(Err(_))) {
+            let parsed = visible(header.value).and_then(|text| text.trim().parse::<u64>().ok());
+            length = Some(match (parsed, length) {
+                (None, _) => Err(format!(
+                    "invalid content-length {:?}",
+                    String::from_utf8_lossy(header.value)
+                )),
+                (Some(new), Some(Ok(old))) if new != old => {
+                    Err("conflicting content-length headers".to_owned())
+                }
+                (Some(new), _) => Ok(new),
+            });
+        }
+    }
+    let body = match (chunked_last, length) {
+        (Some(chunked_last), _) => BodyHeaders::Codings { chunked_last },
+        (None, None) => BodyHeaders::Neither,
+        (None, Some(Ok(length))) => BodyHeaders::Length(length),
+        (None, Some(Err(message))) => BodyHeaders::BadLength(message),
+    };
+    (body, close, asked)
+}
+
 /// The response head at the start of `bytes` and its length, or `None`
-/// when it is not complete yet.
-fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>, Error> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let length = match response.parse(bytes) {
+/// when it is not complete yet. `keep`: the headers to copy into
+/// `Head::headers` for whoever reads them.
+fn parse_head(bytes: &[u8], keep: Keep) -> Result<Option<(Head, usize)>, Error> {
+    // Uninitialised slots: httparse writes only the headers it finds, so a
+    // response does not pay for clearing all MAX_HEADERS (4 KiB) first.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        bytes,
+        &mut slots,
+    ) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(Error::sent(format!("invalid response: {e}"))),
     };
     let status = response.code.unwrap_or(0);
-    let mut map = HeaderMap::with_capacity(response.headers.len());
+    let (body, close, asked) = scan(response.headers);
+    let mut map = HeaderMap::new();
     for header in response.headers.iter() {
+        let wanted = keep.headers
+            || (keep.set_cookie && header.name.eq_ignore_ascii_case(SET_COOKIE.as_str()));
+        if !wanted {
+            continue;
+        }
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| Error::sent(format!("invalid response header name {:?}", header.name)))?;
         let value = HeaderValue::from_bytes(header.value)
             .map_err(|_| Error::sent(format!("invalid value of response header {name}")))?;
         map.append(name, value);
-    }
-    let (mut close, mut asked) = (false, false);
-    for token in header_tokens(&map, &CONNECTION) {
-        close |= token.eq_ignore_ascii_case("close");
-        asked |= token.eq_ignore_ascii_case("keep-alive");
     }
     // HTTP/1.1 keeps the connection unless told not to; 1.0 only if asked.
     let keep_alive = !close && (response.version == Some(1) || asked);
@@ -313,6 +384,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>, Error> {
         Head {
             status,
             headers: map,
+            body,
             keep_alive,
         },
         length,
@@ -342,11 +414,15 @@ impl Reader<'_> {
         Ok(n > 0)
     }
 
-    async fn head(&mut self) -> Result<Head, Error> {
+    async fn head(&mut self, keep: Keep) -> Result<Head, Error> {
+        // A response seldom waits in the buffer: read before parsing.
+        if self.pos == self.buf.len() && !self.fill().await? {
+            return Err(Error::sent("connection closed before a response"));
+        }
         loop {
             // Parsed by a plain function: its 128-entry header array is not
             // kept in the user's future across the read below.
-            if let Some((head, length)) = parse_head(&self.buf[self.pos..])? {
+            if let Some((head, length)) = parse_head(&self.buf[self.pos..], keep)? {
                 self.pos += length;
                 return Ok(head);
             }
@@ -532,18 +608,82 @@ mod tests {
     }
 
     fn head(status: u16, headers: &[(&str, &str)]) -> Head {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
+        let parsed: Vec<_> = headers
+            .iter()
+            .map(|(name, value)| httparse::Header {
+                name,
+                value: value.as_bytes(),
+            })
+            .collect();
+        let (body, _, _) = scan(&parsed);
         Head {
             status,
-            headers: map,
+            headers: HeaderMap::new(),
+            body,
             keep_alive: true,
         }
+    }
+
+    #[test]
+    fn reads_connection_and_framing_headers_in_one_pass() {
+        let parse = |text: &str, headers: bool| {
+            let keep = Keep {
+                headers,
+                ..Keep::default()
+            };
+            let (head, length) = parse_head(text.as_bytes(), keep).unwrap().unwrap();
+            assert_eq!(length, text.len());
+            head
+        };
+        let text = "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 3\r\nX-A: 1\r\n\r\n";
+        let head = parse(text, false);
+        assert!(!head.keep_alive);
+        assert_eq!(head.body, BodyHeaders::Length(3));
+        assert!(head.headers.is_empty(), "headers copied though not asked");
+        let head = parse(text, true);
+        assert_eq!(head.headers.len(), 3);
+        assert_eq!(head.headers["x-a"], "1");
+        let head = parse("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\r\n", false);
+        assert!(head.keep_alive);
+        assert_eq!(head.body, BodyHeaders::Neither);
+        assert!(!parse("HTTP/1.0 200 OK\r\n\r\n", false).keep_alive);
+        // Every Transfer-Encoding header counts, the last coding decides.
+        let head = parse(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            false,
+        );
+        assert_eq!(
+            head.body,
+            BodyHeaders::Codings {
+                chunked_last: false
+            }
+        );
+        assert_eq!(
+            parse(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip,\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .body,
+            BodyHeaders::Codings { chunked_last: true }
+        );
+        let cookies = Keep {
+            set_cookie: true,
+            ..Keep::default()
+        };
+        let (head, _) = parse_head(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-A: 1\r\nset-cookie: b=2\r\n\r\n",
+            cookies,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.headers.len(), 2, "only Set-Cookie is kept for the jar");
+        assert_eq!(head.headers.get_all(SET_COOKIE).iter().count(), 2);
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len", Keep::default())
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse_head(b"HTTP/1.1 2000 OK\r\n\r\n", Keep::default()).is_err());
     }
 
     #[test]
@@ -597,6 +737,19 @@ mod tests {
             .is_err()
         );
         assert!(framing(&head(200, &[("content-length", "-1")]), &get).is_err());
+        assert!(framing(&head(200, &[("content-length", "5\x01")]), &get).is_err());
+        // Transfer-Encoding overrides even an invalid Content-Length.
+        assert_eq!(
+            framing(
+                &head(
+                    200,
+                    &[("content-length", "x"), ("transfer-encoding", "chunked")]
+                ),
+                &get
+            )
+            .unwrap(),
+            Framing::Chunked
+        );
     }
 
     /// A raw server on 127.0.0.1 that answers each request of one
@@ -628,7 +781,12 @@ mod tests {
     async fn get(conn: &mut Conn, method: &Method) -> Result<Exchange, Error> {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, HeaderValue::from_static("t"));
-        conn.exchange(method, &Uri::from_static("/x"), &headers, b"", true)
+        let keep = Keep {
+            body: true,
+            headers: true,
+            set_cookie: true,
+        };
+        conn.exchange(method, &Uri::from_static("/x"), &headers, b"", keep)
             .await
     }
 

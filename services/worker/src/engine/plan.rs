@@ -64,6 +64,9 @@ pub(crate) struct StepPlan {
     pub extract: Vec<Extract>,
     /// The response body is read into memory (for checks or extraction).
     pub keep_body: bool,
+    /// The response headers are kept (for checks or extraction; cookies
+    /// ask for them per user).
+    pub keep_headers: bool,
     /// Its class's `connection:`.
     pub connection: ConnectionPolicy,
     /// Where new connections made for it are recorded.
@@ -276,6 +279,7 @@ impl StepPlan {
             extract: step.extract.clone(),
             keep_body: !step.extract.is_empty()
                 || step.checks.iter().any(|check| check.kind.reads_body()),
+            keep_headers: !step.extract.is_empty() || !step.checks.is_empty(),
             connection,
             connection_rows: scenario.connection_endpoints(step.endpoint),
         })

@@ -19,6 +19,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::data::{Cursors, DataSets};
+use super::h1::Keep;
 use super::jar::Jar;
 use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
@@ -565,6 +566,11 @@ async fn send(
     close: bool,
 ) -> Result<Response, Failure> {
     let keep_body = step.keep_body;
+    let keep = Keep {
+        body: keep_body,
+        headers: step.keep_headers,
+        set_cookie: user.cookies,
+    };
     for attempt in 0..2 {
         if user
             .conn
@@ -591,7 +597,7 @@ async fn send(
                         request.uri(),
                         request.headers(),
                         request.body(),
-                        keep_body,
+                        keep,
                     )
                     .await;
                 match exchange {
