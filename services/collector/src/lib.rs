@@ -99,8 +99,10 @@ pub use otlp::OtlpConfig;
 pub use service::CollectorService;
 pub use stats::TOTAL_NAME;
 
-/// Largest request accepted: a batch of deltas with histograms.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest gRPC message the collector decodes or sends: a batch of deltas
+/// with histograms. A larger request is refused (`OUT_OF_RANGE`) before it
+/// is buffered whole.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Configuration of a collector process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -395,6 +395,21 @@ async fn bad_requests_get_the_right_codes_and_change_nothing(db: TestDatabase) {
     let gap = make_delta(&mut Expected::default(), "wa", 3, SECOND + 2, 2);
     let status = push(&mut client, vec![gap]).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    // The message size limit, at its boundary: a request just under it is
+    // decoded (and its oversized histogram refused by the histogram's own
+    // limits), one just over it is refused before it is decoded.
+    let mut under = make_delta(&mut Expected::default(), "wa", 2, SECOND + 1, 2);
+    under.endpoints[1].histogram = vec![0; cicada_collector::MAX_MESSAGE_BYTES - 4096];
+    let status = push(&mut client, vec![under]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let mut over = make_delta(&mut Expected::default(), "wa", 2, SECOND + 1, 2);
+    over.endpoints[1].histogram = vec![0; cicada_collector::MAX_MESSAGE_BYTES + 1];
+    let status = push(&mut client, vec![over]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("message length too large"),
+        "{status:?}"
+    );
     assert_totals(&stats(&mut client).await, &expected);
 
     let finish = v1::FinishRunRequest {
