@@ -1,17 +1,17 @@
 //! The collector end to end: the real service on 127.0.0.1:0 over a real
 //! Postgres database and a SQLite file, driven by the generated gRPC client.
 
+#[path = "support/collector.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cicada_collector::CollectorConfig;
 use cicada_histogram::{Counts, LatencyHistogram, Summary};
 use cicada_proto::v1;
 use cicada_proto::v1::collector_client::CollectorClient;
 use cicada_store::testing::TestDatabase;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use support::Collector;
 use tonic::transport::Channel;
 
 use cicada_store::both_databases;
@@ -31,44 +31,6 @@ both_databases!(
 
 const SECOND: i64 = 1_700_000_000;
 const STARTED_AT_MS: i64 = SECOND * 1000;
-
-struct Collector {
-    client: CollectorClient<Channel>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Collector {
-    async fn start(db: &TestDatabase) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let config = CollectorConfig {
-            database_url: db.url().to_owned(),
-            ..Default::default()
-        };
-        let task = tokio::spawn(cicada_collector::run(config, listener, async {
-            let _ = signal.await;
-        }));
-        let client = CollectorClient::connect(format!("http://{address}"))
-            .await
-            .expect("connect to the collector");
-        Self {
-            client,
-            shutdown: Some(shutdown),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("collector stops")
-            .unwrap()
-            .expect("collector ran cleanly");
-    }
-}
 
 fn create_request(run_id: &str) -> v1::CreateRunRequest {
     v1::CreateRunRequest {
