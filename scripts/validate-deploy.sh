@@ -156,6 +156,7 @@ fi
 
 # The TLS override (docker-compose.tls.yml) with the certificates
 # scripts/make-local-ca.sh makes (openssl verifies them against its CA).
+command -v openssl >/dev/null 2>&1 || scripts/apt-install.sh validate-deploy openssl
 if scripts/make-local-ca.sh "$work/tls" 2>"$work/make-local-ca.log"; then
   log "scripts/make-local-ca.sh: a CA and certificates openssl verifies"
 else
