@@ -253,7 +253,7 @@ impl Engine {
             .resolve_env(|name| config.env.get(name).cloned())
             .map_err(EngineError::Env)?;
         let plans = (0..thread_count)
-            .map(|_| plan::Plan::new(&scenario, &config.env).map(Arc::new))
+            .map(|_| plan::Plan::new(&scenario, &config.env, &target.authority).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let endpoint_count = scenario.endpoints().len();
         let pacer = Arc::new(pacer::ConnectPacer::new(config.connection_rate));

@@ -133,17 +133,21 @@ impl Conn {
     pub async fn exchange(
         &mut self,
         method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &[u8],
+        request: Request<'_>,
         keep: Keep,
     ) -> Result<Exchange, Error> {
         // Unusable until the exchange has ended well.
         self.reusable = false;
         let reused = self.idle_since.is_some();
         let mut buffer = Lent::take();
-        encode(&mut buffer.0, method, uri, headers, body);
-        self.io.write_all(&buffer.0).await.map_err(|e| Error {
+        let bytes = match request {
+            Request::Encoded(bytes) => bytes,
+            Request::Parts { uri, headers, body } => {
+                encode(&mut buffer.0, method, uri, headers, body);
+                &buffer.0
+            }
+        };
+        self.io.write_all(bytes).await.map_err(|e| Error {
             message: format!("failed to send the request: {e}"),
             // A server does not act on a request it did not receive
             // whole: on a kept-alive connection it had closed, the
@@ -158,8 +162,27 @@ impl Conn {
     }
 }
 
+/// A request for [`Conn::exchange`].
+pub(crate) enum Request<'a> {
+    /// Already encoded (with `encode`): a step whose every part is static,
+    /// encoded once when the run was prepared.
+    Encoded(&'a [u8]),
+    /// Encoded into the exchange's lent buffer.
+    Parts {
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    },
+}
+
 /// The request line, the headers and the body, as RFC 9112 writes them.
-fn encode(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(
@@ -786,8 +809,13 @@ mod tests {
             headers: true,
             set_cookie: true,
         };
-        conn.exchange(method, &Uri::from_static("/x"), &headers, b"", keep)
-            .await
+        let uri = Uri::from_static("/x");
+        let request = Request::Parts {
+            uri: &uri,
+            headers: &headers,
+            body: b"",
+        };
+        conn.exchange(method, request, keep).await
     }
 
     #[tokio::test]
@@ -821,6 +849,27 @@ mod tests {
         assert_eq!(seen.len(), 5);
         assert_eq!(seen[0], "GET /x HTTP/1.1\r\nhost: t\r\n\r\n");
         assert!(seen[3].starts_with("HEAD /x HTTP/1.1\r\n"));
+    }
+
+    #[tokio::test]
+    async fn an_encoded_request_goes_out_as_it_is_and_shares_the_connection() {
+        let (mut conn, server) = canned(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes",
+        ])
+        .await;
+        let encoded = b"GET /static?a=1 HTTP/1.1\r\nhost: t\r\nx-k: v\r\n\r\n";
+        let first = conn
+            .exchange(&Method::GET, Request::Encoded(encoded), Keep::default())
+            .await
+            .unwrap();
+        assert_eq!((first.status, first.bytes, first.body), (200, 2, None));
+        // The same connection then carries a request encoded per exchange.
+        let second = get(&mut conn, &Method::GET).await.unwrap();
+        assert_eq!((second.status, second.bytes), (200, 3));
+        let seen = server.await.unwrap();
+        assert_eq!(seen[0].as_bytes(), encoded);
+        assert_eq!(seen[1], "GET /x HTTP/1.1\r\nhost: t\r\n\r\n");
     }
 
     #[tokio::test]

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use cicada_scenario::{
     BasicAuth, Body, CheckKind, ClientCertTemplates, ConnectionEndpoints, ConnectionPolicy,
-    DataBinding, EnvValues, Expect, Extract, JsonTemplate, Scenario, Step, Template, Wait,
-    template::form_urlencode_into,
+    DataBinding, EnvValues, Expect, Extract, HttpVersion, JsonTemplate, Scenario, Step, Template,
+    Wait, template::form_urlencode_into,
 };
-use http::header::{CONTENT_TYPE, HeaderName};
-use http::{HeaderValue, Method, Uri};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 
 use super::EngineError;
 
@@ -71,6 +71,11 @@ pub(crate) struct StepPlan {
     pub connection: ConnectionPolicy,
     /// Where new connections made for it are recorded.
     pub connection_rows: Option<ConnectionEndpoints>,
+    /// The whole HTTP/1.1 request, encoded once, when nothing in it changes
+    /// from one request to the next (static path, headers, auth and body,
+    /// keep-alive): sent as it is, without building a request or a header
+    /// map per request, by every user whose cookie jar is still empty.
+    pub h1_request: Option<Bytes>,
 }
 
 /// The `authorization` header of basic auth.
@@ -104,15 +109,30 @@ pub(crate) enum BodyPlan {
 
 impl Plan {
     /// The scenario prepared, its `{{ env.NAME }}` values from `env`.
-    pub fn new(scenario: &Scenario, env: &EnvValues) -> Result<Plan, EngineError> {
+    /// `authority` is the target's `Host` header value.
+    pub fn new(
+        scenario: &Scenario,
+        env: &EnvValues,
+        authority: &HeaderValue,
+    ) -> Result<Plan, EngineError> {
         let mut classes = Vec::with_capacity(scenario.classes().len());
         for class in scenario.classes() {
             let class = &class.with_env(env);
+            // HTTP/2 has no request text, and without keep-alive every
+            // request says `Connection: close`. (A user with cookies in its
+            // jar builds its requests: a jar may add a header.)
+            let encode = class.connection.keep_alive && scenario.http() != HttpVersion::Http2;
             let prepare = |steps: &[Step]| {
                 steps
                     .iter()
-                    .map(|step| StepPlan::new(step, scenario, class.connection))
-                    .collect::<Result<Vec<_>, _>>()
+                    .map(|step| {
+                        let mut plan = StepPlan::new(step, scenario, class.connection)?;
+                        if encode {
+                            plan.h1_request = plan.encode_static(authority);
+                        }
+                        Ok(plan)
+                    })
+                    .collect::<Result<Vec<_>, EngineError>>()
             };
             let on_start = prepare(&class.on_start)?;
             let mut tasks = Vec::with_capacity(class.tasks.len());
@@ -282,7 +302,37 @@ impl StepPlan {
             keep_headers: !step.extract.is_empty() || !step.checks.is_empty(),
             connection,
             connection_rows: scenario.connection_endpoints(step.endpoint),
+            h1_request: None,
         })
+    }
+
+    /// The HTTP/1.1 request of this step when every part of it is static,
+    /// with the headers in the order `build_request` inserts them.
+    fn encode_static(&self, authority: &HeaderValue) -> Option<Bytes> {
+        let uri = self.static_uri.as_ref()?;
+        let body: &[u8] = match &self.body {
+            BodyPlan::Empty => &[],
+            BodyPlan::Static(bytes) => bytes,
+            BodyPlan::Form(_) | BodyPlan::Json(_) | BodyPlan::Raw(_) => return None,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, authority.clone());
+        if let Some(content_type) = &self.content_type {
+            headers.insert(CONTENT_TYPE, content_type.clone());
+        }
+        for header in &self.headers {
+            headers.append(header.name.clone(), header.static_value.clone()?);
+        }
+        match &self.auth {
+            None => {}
+            Some(AuthPlan::Static(value)) => {
+                headers.insert(AUTHORIZATION, value.clone());
+            }
+            Some(AuthPlan::Template(_)) => return None,
+        }
+        let mut out = Vec::with_capacity(256 + body.len());
+        super::h1::encode(&mut out, &self.method, uri, &headers, body);
+        Some(Bytes::from(out))
     }
 }
 

@@ -1,5 +1,6 @@
 //! One virtual user: its state, its loop, and the request hot path.
 
+use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -16,10 +17,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::data::{Cursors, DataSets};
-use super::h1::Keep;
+use super::h1::{self, Keep};
 use super::jar::Jar;
 use super::plan::{AuthPlan, BodyPlan, ClassPlan, StepPlan, TaskPlan, basic_authorization};
 use super::stats::{Failure, FailureKind, InFlight, Latency};
@@ -42,6 +43,11 @@ pub(crate) struct User {
     cursors: Cursors,
     /// Its own client certificate (`tls:` of its class).
     tls: Option<UserTls>,
+    /// The timer of its requests' timeout, made at its first request and
+    /// moved forward for each next one: moving a registered timer later is
+    /// one atomic update, where a new timer per request would be inserted
+    /// into and removed from the thread's timer wheel every time.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 /// A user's connection and what its `connection:` limits count.
@@ -95,6 +101,7 @@ impl User {
             jar: None,
             cursors: data.cursors(user_id),
             tls: None,
+            deadline: None,
         }
     }
 
@@ -438,18 +445,34 @@ async fn execute(
         }
     }
     let started = Instant::now();
-    let request = match build_request(ctx, user, step) {
-        Ok(request) => request,
-        Err(message) => {
-            guard.finish(
-                measure(started, timing),
-                0,
-                Some(Failure {
-                    kind: FailureKind::Request,
-                    message,
-                }),
-            );
-            return Some(false);
+    let close = last_on_connection(user.conn.as_ref(), &step.connection, last_of_iteration);
+    // A user with cookies builds its request: its jar may add a header.
+    let outgoing = match (&step.h1_request, &step.static_uri) {
+        (Some(bytes), Some(uri)) if !close && user.jar.is_none() => {
+            Outgoing::Encoded { bytes, uri }
+        }
+        _ => {
+            let mut render = RenderContext {
+                vars: &user.vars,
+                seq: user.seq,
+                user_id: user.user_id,
+                rng: &mut user.rng,
+                cookies: user.jar.as_deref().map(|jar| jar as &dyn Cookies),
+            };
+            match build_request(&ctx.authority, step, &mut render) {
+                Ok(request) => Outgoing::Built(request),
+                Err(message) => {
+                    guard.finish(
+                        measure(started, timing),
+                        0,
+                        Some(Failure {
+                            kind: FailureKind::Request,
+                            message,
+                        }),
+                    );
+                    return Some(false);
+                }
+            }
         }
     };
     user.seq += 1;
@@ -457,33 +480,45 @@ async fn execute(
     // has cookies to send or a response sets one. A static path is
     // borrowed from the plan, so a user of a target without cookies pays
     // nothing for it; a rendered one costs a reference-count bump.
-    let path = user.cookies.then(|| match &step.static_uri {
-        Some(uri) => Cow::Borrowed(uri),
-        None => Cow::Owned(request.uri().clone()),
+    let mut outgoing = outgoing;
+    let path = user.cookies.then(|| match (&outgoing, &step.static_uri) {
+        (Outgoing::Encoded { uri, .. }, _) => Cow::Borrowed(*uri),
+        (Outgoing::Built(_), Some(uri)) => Cow::Borrowed(uri),
+        (Outgoing::Built(request), None) => Cow::Owned(request.uri().clone()),
     });
     let mut cookie_url = None;
-    let mut request = request;
-    if let (Some(jar), Some(path)) = (&user.jar, &path) {
+    if let (Some(jar), Some(path), Outgoing::Built(request)) = (&user.jar, &path, &mut outgoing) {
         let url = cookie_url.insert(ctx.target.url_of(path));
         if let Some(cookie) = jar.header(url) {
             request.headers_mut().insert(COOKIE, cookie);
         }
     }
     let timeout = ctx.config.request_timeout;
-    let close = last_on_connection(user.conn.as_ref(), &step.connection, last_of_iteration);
-    let outcome = tokio::time::timeout(timeout, send(ctx, user, request, step, close)).await;
+    let mut timer = match user.deadline.take() {
+        Some(mut timer) => {
+            timer.as_mut().reset(started + timeout);
+            timer
+        }
+        None => Box::pin(tokio::time::sleep_until(started + timeout)),
+    };
+    let outcome = tokio::select! {
+        biased;
+        outcome = send(ctx, user, outgoing, step, close) => Some(outcome),
+        () = timer.as_mut() => None,
+    };
+    user.deadline = Some(timer);
     if close {
         user.conn = None;
     }
     let latency = measure(started, timing);
     let response = match outcome {
-        Ok(Ok(response)) => response,
-        Ok(Err(failure)) => {
+        Some(Ok(response)) => response,
+        Some(Err(failure)) => {
             user.conn = None;
             guard.finish(latency, 0, Some(failure));
             return Some(false);
         }
-        Err(_) => {
+        None => {
             // The connection may still carry the late response: start afresh.
             user.conn = None;
             let message = format!("no response within {timeout:?}");
@@ -553,6 +588,15 @@ async fn execute(
     Some(true)
 }
 
+/// A request on its way: encoded once for the run (with its URI), or built
+/// for this send. Unboxed: a built request was held in the future before
+/// there were encoded ones, and a box would be one more allocation for it.
+#[allow(clippy::large_enum_variant)]
+enum Outgoing<'a> {
+    Encoded { bytes: &'a Bytes, uri: &'a Uri },
+    Built(Request<Bytes>),
+}
+
 /// Sends on the user's connection, reconnecting when it is closed (each
 /// new connection recorded on the step's connection rows). A request that
 /// the connection refused before writing it is sent again once on a fresh
@@ -561,7 +605,7 @@ async fn execute(
 async fn send(
     ctx: &ThreadCtx,
     user: &mut User,
-    mut request: Request<Bytes>,
+    mut outgoing: Outgoing<'_>,
     step: &StepPlan,
     close: bool,
 ) -> Result<Response, Failure> {
@@ -586,21 +630,22 @@ async fn send(
         conn.requests += 1;
         match &mut conn.sender {
             Sender::Http1(h1) => {
-                if close {
-                    request
-                        .headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
-                }
-                let exchange = h1
-                    .exchange(
-                        request.method(),
-                        request.uri(),
-                        request.headers(),
-                        request.body(),
-                        keep,
-                    )
-                    .await;
-                match exchange {
+                let request = match &mut outgoing {
+                    Outgoing::Encoded { bytes, .. } => h1::Request::Encoded(bytes),
+                    Outgoing::Built(request) => {
+                        if close {
+                            request
+                                .headers_mut()
+                                .insert(CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        h1::Request::Parts {
+                            uri: request.uri(),
+                            headers: request.headers(),
+                            body: request.body(),
+                        }
+                    }
+                };
+                match h1.exchange(&step.method, request, keep).await {
                     Ok(exchange) => {
                         return Ok(Response {
                             status: exchange.status,
@@ -626,6 +671,26 @@ async fn send(
                     user.conn = None;
                     continue;
                 }
+                // HTTP/2 (picked by ALPN) sends the request's parts: a
+                // request encoded for HTTP/1.1 is built after all.
+                let request = match outgoing {
+                    Outgoing::Built(request) => request,
+                    Outgoing::Encoded { .. } => {
+                        let mut render = RenderContext {
+                            vars: &user.vars,
+                            seq: user.seq,
+                            user_id: user.user_id,
+                            rng: &mut user.rng,
+                            cookies: None,
+                        };
+                        build_request(&ctx.authority, step, &mut render).map_err(|message| {
+                            Failure {
+                                kind: FailureKind::Request,
+                                message,
+                            }
+                        })?
+                    }
+                };
                 // A reference-count bump: the body again if it goes unsent.
                 let body = request.body().clone();
                 match send_h2(sender, &ctx.target, request.map(Full::new)).await {
@@ -633,7 +698,9 @@ async fn send(
                     Err(mut error) => {
                         user.conn = None;
                         match error.take_message() {
-                            Some(unsent) if attempt == 0 => request = unsent.map(|_| body),
+                            Some(unsent) if attempt == 0 => {
+                                outgoing = Outgoing::Built(unsent.map(|_| body));
+                            }
                             _ => return Err(connection_failure(&error.into_error())),
                         }
                     }
@@ -769,29 +836,24 @@ fn connection_failure(error: &hyper::Error) -> Failure {
     }
 }
 
+/// The request of `step`, its templates rendered with `render`. A step
+/// with `StepPlan::h1_request` gives the same request (tested).
 fn build_request(
-    ctx: &ThreadCtx,
-    user: &mut User,
+    authority: &HeaderValue,
     step: &StepPlan,
+    render: &mut RenderContext<'_, SmallRng>,
 ) -> Result<Request<Bytes>, String> {
-    let mut render = RenderContext {
-        vars: &user.vars,
-        seq: user.seq,
-        user_id: user.user_id,
-        rng: &mut user.rng,
-        cookies: user.jar.as_deref().map(|jar| jar as &dyn Cookies),
-    };
     let uri = match &step.static_uri {
         Some(uri) => uri.clone(),
         None => {
             let mut text = String::with_capacity(step.path.source().len() + 32);
-            step.path.render_into(&mut render, &mut text);
+            step.path.render_into(render, &mut text);
             for (i, (name, value)) in step.query.iter().enumerate() {
                 text.push(if i == 0 { '?' } else { '&' });
                 text.push_str(name);
                 text.push('=');
                 let mut rendered = String::new();
-                value.render_into(&mut render, &mut rendered);
+                value.render_into(render, &mut rendered);
                 form_urlencode_into(&mut text, &rendered);
             }
             Uri::try_from(text).map_err(|e| format!("invalid request path: {e}"))?
@@ -810,30 +872,30 @@ fn build_request(
                 text.push_str(name);
                 text.push('=');
                 rendered.clear();
-                value.render_into(&mut render, &mut rendered);
+                value.render_into(render, &mut rendered);
                 form_urlencode_into(&mut text, &rendered);
             }
             Bytes::from(text)
         }
         BodyPlan::Json(json) => {
             let mut text = String::new();
-            json.render_into(&mut render, &mut text);
+            json.render_into(render, &mut text);
             Bytes::from(text)
         }
-        BodyPlan::Raw(raw) => Bytes::from(raw.render(&mut render)),
+        BodyPlan::Raw(raw) => Bytes::from(raw.render(render)),
     };
     let mut request = Request::new(body);
     *request.method_mut() = step.method.clone();
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
-    headers.insert(HOST, ctx.authority.clone());
+    headers.insert(HOST, authority.clone());
     if let Some(content_type) = &step.content_type {
         headers.insert(CONTENT_TYPE, content_type.clone());
     }
     for header in &step.headers {
         let value = match &header.static_value {
             Some(value) => value.clone(),
-            None => HeaderValue::try_from(header.value.render(&mut render))
+            None => HeaderValue::try_from(header.value.render(render))
                 .map_err(|e| format!("invalid value for header {}: {e}", header.name))?,
         };
         headers.append(header.name.clone(), value);
@@ -844,12 +906,115 @@ fn build_request(
             headers.insert(AUTHORIZATION, value.clone());
         }
         Some(AuthPlan::Template(auth)) => {
-            let user = auth.user.render(&mut render);
-            let password = auth.password.render(&mut render);
+            let user = auth.user.render(render);
+            let password = auth.password.render(render);
             let value = basic_authorization(&user, &password)
                 .ok_or_else(|| "invalid basic auth credentials".to_owned())?;
             headers.insert(AUTHORIZATION, value);
         }
     }
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use cicada_scenario::{EnvValues, Scenario};
+    use http::HeaderValue;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    use super::super::h1;
+    use super::super::plan::{Plan, StepPlan};
+    use super::build_request;
+    use cicada_scenario::RenderContext;
+
+    fn plan(yaml: &str, authority: &HeaderValue) -> Plan {
+        let scenario = Scenario::parse("test.yaml", yaml).unwrap();
+        Plan::new(&scenario, &EnvValues::default(), authority).unwrap()
+    }
+
+    fn built(step: &StepPlan, authority: &HeaderValue) -> Vec<u8> {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut render = RenderContext {
+            vars: &[],
+            seq: 0,
+            user_id: 1,
+            rng: &mut rng,
+            cookies: None,
+        };
+        let request = build_request(authority, step, &mut render).unwrap();
+        let mut out = Vec::new();
+        h1::encode(
+            &mut out,
+            request.method(),
+            request.uri(),
+            request.headers(),
+            request.body(),
+        );
+        out
+    }
+
+    #[test]
+    fn a_static_request_is_encoded_once_exactly_as_it_would_be_built() {
+        let authority = HeaderValue::from_static("127.0.0.1:8080");
+        let plan = plan(
+            r#"
+name: t
+users:
+  - name: u
+    tasks:
+      - request: { method: GET, path: / }
+      - request: { method: GET, path: /search, query: { q: "a b", kind: "x&y" } }
+      - request:
+          method: DELETE
+          path: /items/7
+          headers: { x-a: "1", accept: application/json, x-b: two words }
+          auth: { basic: [me, secret] }
+      - request: { method: POST, path: /form, form: { a: "1", b: "x y" } }
+      - request: { method: PUT, path: /json, json: { a: [1, "two"], b: null } }
+      - request: { method: POST, path: /raw, body: "raw text", headers: { content-type: text/plain } }
+      - request: { method: POST, path: /empty }
+      - request: { method: GET, path: "/u/{{ user_id }}" }
+"#,
+            &authority,
+        );
+        let steps: Vec<&StepPlan> = plan.classes[0]
+            .tasks
+            .iter()
+            .flat_map(|task| &task.steps)
+            .collect();
+        assert_eq!(steps.len(), 8);
+        for step in &steps[..7] {
+            let encoded = step.h1_request.as_deref().expect("static step encoded");
+            assert_eq!(
+                String::from_utf8_lossy(encoded),
+                String::from_utf8_lossy(&built(step, &authority))
+            );
+        }
+        assert_eq!(
+            steps[0].h1_request.as_deref().unwrap(),
+            b"GET / HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n"
+        );
+        // A rendered path is built per request.
+        assert!(steps[7].h1_request.is_none());
+    }
+
+    #[test]
+    fn http2_and_closing_connections_build_every_request() {
+        let authority = HeaderValue::from_static("t");
+        let task = "    tasks:\n      - request: { method: GET, path: / }\n";
+        let plan_of = |top: &str, class: &str| {
+            plan(
+                &format!("name: t\n{top}users:\n  - name: u\n{class}{task}"),
+                &authority,
+            )
+        };
+        for (top, class) in [("http: 2\n", ""), ("", "    connection: close\n")] {
+            let plan = plan_of(top, class);
+            assert!(plan.classes[0].tasks[0].steps[0].h1_request.is_none());
+        }
+        // Cookie users send it while their jar is empty.
+        let cookies = plan_of("", "    cookies: true\n");
+        assert!(cookies.classes[0].tasks[0].steps[0].h1_request.is_some());
+    }
 }
