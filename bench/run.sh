@@ -11,7 +11,8 @@
 #   BENCH_TARGET=nginx|sample      what to load (default nginx)
 #   BENCH_SECONDS=10               length of each generator's run
 #   BENCH_CONNECTIONS=64           connections (cicada: users)
-#   BENCH_GENERATORS="wrk oha cicada"  which generators, in order
+#   BENCH_GENERATORS="wrk oha cicada"  which generators, in order; cicada_run
+#                                  adds `cicada run` all-in-one on the generator core
 #   BENCH_HTTP=1|2                 2: HTTP/2 (h2c with prior knowledge): nginx
 #                                  listens with http2, generators default to
 #                                  "h2load oha cicada", cicada runs get-root-h2.yaml
@@ -107,7 +108,7 @@ mkdir -p "$RUN_DIR"
 ensure_base_tools
 # Build and install before anything is measured, so no compile or install
 # shares the cores with a run.
-if [[ " ${GENERATORS[*]} " == *" cicada "* ]]; then
+if [[ " ${GENERATORS[*]} " == *" cicada "* || " ${GENERATORS[*]} " == *" cicada_run "* ]]; then
     build_cicada || die "failed to build cicada"
 fi
 if [[ " ${GENERATORS[*]} " == *" locust "* ]]; then

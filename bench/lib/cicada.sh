@@ -89,3 +89,20 @@ run_cicada() {
     stop_pid "$controller"
     stop_pid "$collector"
 }
+
+# `cicada run` (generator name cicada_run): collector on SQLite, controller
+# and one worker in one process, all on GEN_CORE, as the README runs it. CPU
+# is the whole process's from time(1): start-up, the users' requests, the
+# deltas, the collector's commits, the final flush and shutdown.
+run_cicada_run() {
+    build_cicada || return 1
+    local summary=$RUN_DIR/cicada_run-summary.json
+    timed_on_gen_core "$CICADA_BIN/cicada" run "$BENCH_DIR/scenarios/$CICADA_SCENARIO" \
+        -H "${TARGET_URL%/}" -u "$BENCH_CONNECTIONS" -r 1000 -t "${BENCH_SECONDS}s" --workers 1 \
+        --database-url "sqlite://$WORK_DIR/cicada-run.db" --summary-json "$summary" \
+        >"$RUN_DIR/cicada_run.log" 2>&1 || { log "cicada run failed; see $RUN_DIR/cicada_run.log"; return 1; }
+    G_REQUESTS=$(jq -e '.total.requests' "$summary") || { log "no total.requests in $summary"; return 1; }
+    G_ERRORS=$(jq -e '.total.failures' "$summary") || return 1
+    G_ELAPSED=$(jq -e '.duration_s' "$summary") || return 1
+    G_VERSION="cicada run $("$CICADA_BIN/cicada" --version | awk '{ print $2 }')"
+}

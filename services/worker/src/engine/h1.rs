@@ -1,6 +1,7 @@
 //! A lean HTTP/1.1 client connection, one per virtual user: the request is
-//! encoded straight into a buffer the thread lends for the exchange and
-//! written with one `write`, the response head is parsed in place with
+//! written with one `write`, either as the plan encoded it once (a step
+//! with nothing rendered per request) or encoded straight into a buffer the
+//! thread lends for the exchange; the response head is parsed in place with
 //! `httparse` and the body framed by `Content-Length`, chunked transfer
 //! coding or the end of the connection (RFC 9112 section 6).
 //!

@@ -127,10 +127,12 @@ async fn max_age_recycles_old_connections() {
     let engine = Engine::start(s.clone(), &server.url(), load(vec![2], 0.0), config(1)).unwrap();
     let total = run_for(&engine, Duration::from_millis(500), Duration::from_secs(5)).await;
     let (requests, connects, _) = rows(&total, &s, 0);
-    // 500 ms at ~10 ms a request: each user's connection lives ~50 ms.
+    // 500 ms at ~10 ms a request: each user's connection lives ~50 ms, so
+    // ~10 connections each on a quiet machine; at least two each (one
+    // recycle) on a loaded one.
     assert!(requests > 20, "{requests}");
     assert!(
-        connects >= 2 * 4 && connects < requests,
+        connects >= 2 * 2 && connects < requests,
         "{connects} connections for {requests} requests"
     );
     assert_eq!(server.connections(), connects);
