@@ -39,6 +39,11 @@ users:
               - {name: has five items, json: /items, equals: 5}
           - path: /private
             check: [{body_contains: ok}]
+  - name: regular
+    on_start:
+      - {method: POST, path: /session, name: /session (regular), form: {user: "regular{{ user_id }}"}}
+    tasks:
+      - request: {path: /account, name: /account (jar)}
   - name: visitor
     cookies: false
     tasks:
@@ -126,6 +131,12 @@ async fn cookies_auth_extraction_and_checks_against_a_verifying_target() {
         sessions >= 1 && accounts > 100 && private > 100 && refused > 10,
         "{summary}"
     );
+    // A static request (sent pre-encoded while a user's jar is empty) goes
+    // out built, with the cookie, once the jar holds one: the target
+    // accepted every one of them (below: it refused only the visitors).
+    let jar = endpoint(summary, "/account (jar)");
+    assert!(jar["requests"].as_u64().unwrap() > 10, "{jar}");
+    assert_eq!(jar["failures"].as_u64(), Some(0), "{jar}");
 
     // The named task is a group: one row timing both steps and the think
     // time between them, not counted as requests (conservation above).

@@ -22,6 +22,11 @@ impl Jar {
         }
     }
 
+    /// True when it holds no unexpired cookie.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter_unexpired().next().is_none()
+    }
+
     /// The `Cookie` header for a request to `url`, if any cookie applies.
     pub fn header(&self, url: &Url) -> Option<HeaderValue> {
         let mut text = String::new();

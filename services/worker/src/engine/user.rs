@@ -1,7 +1,9 @@
 //! One virtual user: its state, its loop, and the request hot path.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Waker};
 
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -27,6 +29,10 @@ use super::stats::{Failure, FailureKind, InFlight, Latency};
 use super::target::{Phase, Sender, send_h2};
 use super::thread::{ThreadCtx, UserTls};
 
+/// A request timeout past what an `Instant` can hold: tokio's own "far
+/// future" (30 years).
+const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 /// A user's state; kept small because there may be many idle users.
 pub(crate) struct User {
     user_id: u64,
@@ -37,7 +43,8 @@ pub(crate) struct User {
     conn: Option<UserConn>,
     /// Cookies on for its class.
     cookies: bool,
-    /// Its cookies, from the first response that set one.
+    /// Its cookies, from the first response that set one it keeps (`None`
+    /// while it has none: its static requests then go out as encoded).
     jar: Option<Box<Jar>>,
     /// Its place in each data set it reads in order (empty without data sets).
     cursors: Cursors,
@@ -102,6 +109,17 @@ impl User {
             cursors: data.cursors(user_id),
             tls: None,
             deadline: None,
+        }
+    }
+
+    /// Gives the request timer a waker that wakes nothing. Between open-model
+    /// iterations the user is held by the arrival executor, not by a task:
+    /// the timer must not keep the finished iteration's task (its waker)
+    /// alive until the old deadline.
+    fn release_timer(&mut self) {
+        if let Some(timer) = &mut self.deadline {
+            let mut cx = Context::from_waker(Waker::noop());
+            let _ = timer.as_mut().poll(&mut cx);
         }
     }
 
@@ -249,6 +267,17 @@ async fn sleep(ctx: &ThreadCtx, class_index: usize, pause: Duration) -> bool {
 /// weight. The first request is timed from `intended`, the iteration's
 /// scheduled start; later ones from their own send.
 pub(crate) async fn iterate(
+    ctx: &ThreadCtx,
+    user: &mut User,
+    class: &ClassPlan,
+    started: &mut bool,
+    intended: Instant,
+) {
+    run_iteration(ctx, user, class, started, intended).await;
+    user.release_timer();
+}
+
+async fn run_iteration(
     ctx: &ThreadCtx,
     user: &mut User,
     class: &ClassPlan,
@@ -494,17 +523,25 @@ async fn execute(
         }
     }
     let timeout = ctx.config.request_timeout;
+    // A timeout too long for an `Instant` never fires, as with
+    // `tokio::time::timeout`.
+    let deadline = started
+        .checked_add(timeout)
+        .unwrap_or_else(|| started + NEVER);
     let mut timer = match user.deadline.take() {
         Some(mut timer) => {
-            timer.as_mut().reset(started + timeout);
+            timer.as_mut().reset(deadline);
             timer
         }
-        None => Box::pin(tokio::time::sleep_until(started + timeout)),
+        None => Box::pin(tokio::time::sleep_until(deadline)),
     };
+    // The timer is polled outside the task's cooperative budget: a body
+    // streaming in faster than it is read spends the budget on reads, and
+    // a budgeted timer would then never report the timeout.
     let outcome = tokio::select! {
         biased;
         outcome = send(ctx, user, outgoing, step, close) => Some(outcome),
-        () = timer.as_mut() => None,
+        () = tokio::task::unconstrained(timer.as_mut()) => None,
     };
     user.deadline = Some(timer);
     if close {
@@ -537,9 +574,13 @@ async fn execute(
         && response.headers.contains_key(SET_COOKIE)
     {
         let url = cookie_url.get_or_insert_with(|| ctx.target.url_of(path));
-        user.jar
-            .get_or_insert_default()
-            .store(&response.headers, url);
+        let jar = user.jar.get_or_insert_default();
+        jar.store(&response.headers, url);
+        // A jar that kept nothing (malformed, expired or foreign cookies)
+        // would only make the user build requests it could send encoded.
+        if jar.is_empty() {
+            user.jar = None;
+        }
     }
     if !step.expect.accepts(response.status) {
         let message = format!("{} returned status {}", step.path.source(), response.status);
@@ -918,14 +959,20 @@ fn build_request(
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
     use cicada_scenario::{EnvValues, Scenario};
     use http::HeaderValue;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
 
+    use super::super::data::DataSets;
     use super::super::h1;
     use super::super::plan::{Plan, StepPlan};
-    use super::build_request;
+    use super::{User, build_request};
     use cicada_scenario::RenderContext;
 
     fn plan(yaml: &str, authority: &HeaderValue) -> Plan {
@@ -997,6 +1044,39 @@ users:
         );
         // A rendered path is built per request.
         assert!(steps[7].h1_request.is_none());
+    }
+
+    #[tokio::test]
+    async fn releasing_the_timer_lets_go_of_the_last_task_waker() {
+        struct Task;
+        impl std::task::Wake for Task {
+            fn wake(self: Arc<Self>) {}
+        }
+        let authority = HeaderValue::from_static("t");
+        let plan = plan(
+            "name: t\nusers:\n  - name: u\n    tasks:\n      - request: { path: / }\n",
+            &authority,
+        );
+        let mut user = User::new(&plan.classes[0], 1, &DataSets::none());
+        user.release_timer(); // no timer yet: nothing to do
+        let task = Arc::new(Task);
+        let waker = Waker::from(task.clone());
+        let mut timer = Box::pin(tokio::time::sleep(Duration::from_secs(30)));
+        assert!(
+            timer
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker);
+        user.deadline = Some(timer);
+        assert_eq!(
+            Arc::strong_count(&task),
+            2,
+            "the timer holds the task's waker"
+        );
+        user.release_timer();
+        assert_eq!(Arc::strong_count(&task), 1);
     }
 
     #[test]
