@@ -174,6 +174,55 @@ async fn failures_are_counted_by_status() {
     );
 }
 
+/// A body still streaming in at the deadline: the request times out at its
+/// deadline, not when the body ends. (The timer is also polled outside the
+/// task's cooperative budget, for links fast enough that every read of a
+/// turn finds data; loopback here drains the socket before that happens.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_streaming_past_the_timeout_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    // One connection at a time: a head promising 1 TB, then bytes as fast
+    // as loopback takes them, for at most 3 s or until the client leaves.
+    let server = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut served = 0u64;
+        while started.elapsed() < Duration::from_secs(3) {
+            let accept = tokio::time::timeout(Duration::from_millis(200), listener.accept());
+            let Ok(Ok((mut socket, _))) = accept.await else {
+                continue;
+            };
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            served += 1;
+            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000000\r\n\r\n";
+            if socket.write_all(head).await.is_err() {
+                continue;
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            while started.elapsed() < Duration::from_secs(3) {
+                if socket.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        }
+        served
+    });
+    let s = scenario("name: stream\nusers:\n  - tasks: [{request: {path: /big}}]\n");
+    let mut cfg = config(1);
+    cfg.request_timeout = Duration::from_millis(100);
+    let engine = Engine::start(s, &url, load(vec![1], 0.0), cfg).unwrap();
+    let total = run_for(&engine, Duration::from_millis(700), Duration::from_secs(5)).await;
+    let e = &total.endpoints[0];
+    assert!(e.counts.requests >= 2, "{:?}", e.counts);
+    assert_eq!(e.counts.failures, e.counts.requests);
+    assert_eq!(e.failures_by_kind[0].kind, "timeout");
+    // Each at its 100 ms deadline, not when the stream ends (3 s).
+    assert!(e.histogram.max_us() < 1_000_000, "{}", e.histogram.max_us());
+    assert!(server.await.unwrap() >= e.counts.requests);
+}
+
 #[tokio::test]
 async fn slow_responses_time_out() {
     let server = TestServer::start();
