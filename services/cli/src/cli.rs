@@ -345,6 +345,10 @@ pub struct UiArgs {
     /// Where runs are stored: a SQLite file path or URL (sqlite:...), or postgres://...
     #[arg(long, env = "CICADA_DATABASE_URL", default_value = "./cicada.db")]
     pub database_url: String,
+    /// Refuse runs whose host matches none of these (as `cicada run
+    /// --allow-target`; the web form shows the refusal). Default: any host.
+    #[arg(long = "allow-target", env = "CICADA_ALLOW_TARGET", value_delimiter = ',', value_parser = cicada_scenario::allow::TargetPattern::parse)]
+    pub allow_target: Vec<cicada_scenario::allow::TargetPattern>,
 }
 
 #[derive(Debug, Args)]

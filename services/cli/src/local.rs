@@ -43,14 +43,15 @@ impl LocalCluster {
         Self::launch(database_url, workers, None, allow).await
     }
 
-    /// [`LocalCluster::start`] without an allow list, with the controller's
-    /// web UI on `web` (its settings and an already-bound listener) when given.
+    /// [`LocalCluster::start`] with the controller's web UI on `web` (its
+    /// settings and an already-bound listener) when given.
     pub async fn start_with(
         database_url: &str,
         workers: u32,
         web: Option<(WebConfig, TcpListener)>,
+        allow: AllowList,
     ) -> anyhow::Result<Self> {
-        Self::launch(database_url, workers, web, AllowList::default()).await
+        Self::launch(database_url, workers, web, allow).await
     }
 
     async fn launch(

@@ -1,5 +1,6 @@
 //! `cicada ui` and `cicada run --html` as real processes: the UI's local
-//! cluster serves the web API until SIGTERM, and the HTML report holds the
+//! cluster serves the web API until SIGTERM (refusing hosts outside
+//! `--allow-target`), and the HTML report holds the
 //! run's exact numbers with no external URL.
 #![allow(clippy::print_stderr)]
 
@@ -38,6 +39,8 @@ async fn ui_serves_the_web_api_until_sigterm() {
             database.to_str().unwrap(),
             "--scenarios",
             scenarios.to_str().unwrap(),
+            "--allow-target",
+            "10.0.0.0/8",
         ])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -71,6 +74,22 @@ async fn ui_serves_the_web_api_until_sigterm() {
         serde_json::from_str(&http_get(&url, "/api/scenarios").await).unwrap();
     assert_eq!(scenarios[0]["name"], "ui-reads");
     assert!(http_get(&url, "/").await.contains("<html"));
+
+    // --allow-target: a run against a host outside the list is refused
+    // with the controller's message, before any worker is claimed.
+    let start = serde_json::json!({
+        "scenario_yaml": SCENARIO, "host": "http://127.0.0.1:9", "users": 1, "spawn_rate": 1
+    });
+    let (status, body) = http_post_json(&url, "/api/runs", &start.to_string()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("is not in the allowed targets (10.0.0.0/8)"),
+        "{body}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&http_get(&url, "/api/status").await).unwrap();
+    assert_eq!(status["live_runs"], serde_json::json!([]), "{status}");
+    assert_eq!(status["idle_workers"], 2, "no worker claimed: {status}");
 
     ui.terminate(Duration::from_secs(20));
     assert!(ui.0.try_wait().unwrap().unwrap().success(), "clean exit");

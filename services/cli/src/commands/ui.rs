@@ -28,8 +28,10 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => format!("scenarios from {}", dir.display()),
         None => "no scenarios directory (--scenarios DIR); paste or upload YAML".to_owned(),
     };
+    let allow = cicada_scenario::allow::AllowList::new(args.allow_target.clone());
     let cluster =
-        LocalCluster::start_with(&args.database_url, workers, Some((config, listener))).await?;
+        LocalCluster::start_with(&args.database_url, workers, Some((config, listener)), allow)
+            .await?;
     eprintln!(
         "{workers} local workers; {scenarios}; runs stored in {}",
         args.database_url

@@ -54,6 +54,28 @@ pub async fn http_get(url: &str, path: &str) -> String {
     body.to_owned()
 }
 
+/// `POST {url}{path}` with a JSON body over a plain HTTP/1.1 connection;
+/// returns the status code and the body.
+pub async fn http_post_json(url: &str, path: &str, json: &str) -> (u16, String) {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    (status, body.to_owned())
+}
+
 /// The target's own count of responses it produced, per `METHOD /path` and total.
 pub async fn target_stats(url: &str) -> serde_json::Value {
     serde_json::from_str(&http_get(url, "/stats").await).expect("stats JSON")
