@@ -19,3 +19,8 @@ pub use v1::*;
 /// Largest message a `StartRun` or `StartWork` may be: it carries the
 /// scenario's data files (at most 64 MiB together) plus the scenario.
 pub const MAX_RUN_MESSAGE_BYTES: usize = 80 << 20;
+
+/// Largest message the collector decodes or sends (a batch of deltas with
+/// histograms, a run's live stats with every failure kind, a history
+/// answer); its clients accept answers up to this size too.
+pub const MAX_COLLECTOR_MESSAGE_BYTES: usize = 64 << 20;

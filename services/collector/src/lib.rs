@@ -102,7 +102,7 @@ pub use stats::TOTAL_NAME;
 /// Largest gRPC message the collector decodes or sends: a batch of deltas
 /// with histograms. A larger request is refused (`OUT_OF_RANGE`) before it
 /// is buffered whole.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = cicada_proto::MAX_COLLECTOR_MESSAGE_BYTES;
 
 /// Configuration of a collector process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -27,6 +27,7 @@ both_databases!(
     runs_are_listed_newest_first_by_state,
     open_model_deltas_merge_exactly_live_final_and_after_a_restart,
     thresholds_are_checked_live_and_stored_at_finish,
+    live_stats_over_4_mib_reach_clients_with_the_collector_limit,
 );
 
 const SECOND: i64 = 1_700_000_000;
@@ -902,5 +903,48 @@ async fn thresholds_are_checked_live_and_stored_at_finish(db: TestDatabase) {
     let collector = Collector::start(&db).await;
     let mut client = collector.client.clone();
     assert_eq!(stats(&mut client).await.thresholds, finished.thresholds);
+    collector.stop().await;
+}
+
+/// Failure kinds add up across deltas without a cap, so a run's live stats
+/// can outgrow tonic's default 4 MiB: a client with the default refuses
+/// them, a client with the collector's own limit (the controller's, which
+/// checks thresholds with them) reads them whole.
+async fn live_stats_over_4_mib_reach_clients_with_the_collector_limit(db: TestDatabase) {
+    let collector = Collector::start(&db).await;
+    let mut client = collector.client.clone();
+    client.create_run(create_request("run-1")).await.unwrap();
+    let long = "x".repeat(1000);
+    let kinds_per_delta = 1024u64;
+    for seq in 1..=3u64 {
+        let mut delta = make_delta(&mut Expected::default(), "wa", seq, SECOND + seq as i64, 1);
+        let endpoint = &mut delta.endpoints[0];
+        endpoint.failures = kinds_per_delta;
+        endpoint.failures_by_kind = (0..kinds_per_delta)
+            .map(|i| v1::FailureCount {
+                kind: format!("kind {seq}-{i} {long}"),
+                count: 1,
+                last_message: format!("message {i} {long}"),
+            })
+            .collect();
+        push(&mut client, vec![delta]).await.unwrap();
+    }
+    let request = || v1::GetRunStatsRequest {
+        run_id: "run-1".to_owned(),
+    };
+    let status = client.get_run_stats(request()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    let mut wide = client
+        .clone()
+        .max_decoding_message_size(cicada_proto::MAX_COLLECTOR_MESSAGE_BYTES);
+    let stats = wide.get_run_stats(request()).await.unwrap().into_inner();
+    let kinds = stats.failures.iter().filter(|f| f.name == "/items").count();
+    assert_eq!(kinds as u64, 3 * kinds_per_delta);
+    let text: usize = stats
+        .failures
+        .iter()
+        .map(|f| f.kind.len() + f.last_message.len())
+        .sum();
+    assert!(text > 4 << 20, "{text} bytes of failure text");
     collector.stop().await;
 }

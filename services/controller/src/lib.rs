@@ -192,7 +192,10 @@ pub async fn run_with(
     // Lazy: the controller starts (and takes its workers back) even while
     // the collector is down; only runs need it.
     let channel = AttachToken::new(config.token.as_ref()).wrap(target.connect_lazy());
-    let collector = CollectorClient::new(channel.clone());
+    // The live stats of a run with many failure kinds can pass tonic's
+    // default 4 MiB; a refused answer would leave thresholds unchecked.
+    let collector = CollectorClient::new(channel.clone())
+        .max_decoding_message_size(cicada_proto::MAX_COLLECTOR_MESSAGE_BYTES);
     let history = cicada_history::HistoryClient::new(channel);
     let auth = RequireToken::new(config.token.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

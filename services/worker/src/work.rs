@@ -143,7 +143,8 @@ pub(crate) async fn execute(
                     .with(|endpoint| endpoint.connect_timeout(Duration::from_secs(5)))
                     .connect_lazy(),
             ),
-        ),
+        )
+        .max_decoding_message_size(cicada_proto::MAX_COLLECTOR_MESSAGE_BYTES),
         Err(error) => return failed(error.to_string()),
     };
     let load = Load {

@@ -8,8 +8,9 @@ use cicada_store::RunFilter;
 
 use crate::{Comparison, HistoryError, Metric, RunDetail, RunInfo, Tolerance, Trend, Window};
 
-/// Largest answer accepted: the per-second series of a day-long run.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest answer accepted (the per-second series of a day-long run): what
+/// the collector may send.
+pub const MAX_MESSAGE_BYTES: usize = cicada_proto::MAX_COLLECTOR_MESSAGE_BYTES;
 
 /// A client of a collector's `cicada.v1.History` service. Cheap to clone
 /// (clones share the channel). Errors are the [`HistoryError`] variants the
