@@ -475,8 +475,9 @@ async fn execute(
     }
     let started = Instant::now();
     let close = last_on_connection(user.conn.as_ref(), &step.connection, last_of_iteration);
-    // A user with cookies builds its request: its jar may add a header.
-    let outgoing = match (&step.h1_request, &step.static_uri) {
+    // A user whose jar holds a cookie builds its request: the jar may add
+    // a `Cookie` header.
+    let mut outgoing = match (&step.h1_request, &step.static_uri) {
         (Some(bytes), Some(uri)) if !close && user.jar.is_none() => {
             Outgoing::Encoded { bytes, uri }
         }
@@ -509,7 +510,6 @@ async fn execute(
     // has cookies to send or a response sets one. A static path is
     // borrowed from the plan, so a user of a target without cookies pays
     // nothing for it; a rendered one costs a reference-count bump.
-    let mut outgoing = outgoing;
     let path = user.cookies.then(|| match (&outgoing, &step.static_uri) {
         (Outgoing::Encoded { uri, .. }, _) => Cow::Borrowed(*uri),
         (Outgoing::Built(_), Some(uri)) => Cow::Borrowed(uri),
